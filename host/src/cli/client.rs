@@ -1,0 +1,131 @@
+//! A small typed client of the REST API.
+
+use crate::api::{DeploymentView, PluginView, StatusView};
+use crate::error::UserError;
+use crate::model::{DeploymentSpec, Event};
+use serde::de::DeserializeOwned;
+use std::process::ExitCode;
+
+pub enum CliError {
+    /// The server refused the request (4xx): the user can fix the input.
+    Refused(UserError),
+    /// The server could not be reached.
+    Unreachable(String),
+    /// Bad local input.
+    Usage(String),
+    Other(anyhow::Error),
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Refused(e) => match &e.field {
+                Some(field) => write!(f, "{} (field: {field})", e.message),
+                None => write!(f, "{}", e.message),
+            },
+            CliError::Unreachable(m) | CliError::Usage(m) => f.write_str(m),
+            CliError::Other(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl CliError {
+    /// 2: the input was wrong; 3: no server; 1: anything else.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Refused(e) if e.status < 500 => ExitCode::from(2),
+            CliError::Usage(_) => ExitCode::from(2),
+            CliError::Unreachable(_) => ExitCode::from(3),
+            _ => ExitCode::from(1),
+        }
+    }
+}
+
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(server: &str) -> Client {
+        Client { base: server.trim_end_matches('/').to_string(), http: reqwest::Client::new() }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, CliError> {
+        let response = request.send().await.map_err(|e| {
+            CliError::Unreachable(format!(
+                "cannot reach the hivemind server at {} ({e}); start one with `hivemind serve` or set HIVEMIND_URL",
+                self.base
+            ))
+        })?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| CliError::Other(e.into()))?;
+        if status.is_success() {
+            return serde_json::from_slice(&body)
+                .map_err(|e| CliError::Other(anyhow::anyhow!("the server's answer does not parse: {e}")));
+        }
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            error: UserError,
+        }
+        match serde_json::from_slice::<Envelope>(&body) {
+            Ok(Envelope { mut error }) => {
+                error.status = status.as_u16();
+                Err(CliError::Refused(error))
+            }
+            Err(_) => Err(CliError::Other(anyhow::anyhow!(
+                "the server answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            ))),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn deploy(&self, spec: &DeploymentSpec) -> Result<DeploymentView, CliError> {
+        self.send(self.http.post(self.url("/api/apps/deploy")).json(spec)).await
+    }
+
+    pub async fn create(&self, spec: &DeploymentSpec) -> Result<DeploymentView, CliError> {
+        self.send(self.http.post(self.url("/api/deployments")).json(spec)).await
+    }
+
+    pub async fn execute(&self, id: &str) -> Result<DeploymentView, CliError> {
+        self.send(self.http.post(self.url(&format!("/api/deployments/{id}/execute")))).await
+    }
+
+    pub async fn deployment(&self, id: &str) -> Result<DeploymentView, CliError> {
+        self.send(self.http.get(self.url(&format!("/api/deployments/{id}")))).await
+    }
+
+    pub async fn status(&self, id: &str) -> Result<StatusView, CliError> {
+        self.send(self.http.get(self.url(&format!("/api/deployments/{id}/status")))).await
+    }
+
+    pub async fn events(&self, id: &str, after: i64) -> Result<Vec<Event>, CliError> {
+        self.send(self.http.get(self.url(&format!("/api/deployments/{id}/events?after={after}")))).await
+    }
+
+    pub async fn deployments(&self, app: Option<&str>, limit: u32) -> Result<Vec<DeploymentView>, CliError> {
+        let app = app.map(|a| format!("&app={a}")).unwrap_or_default();
+        self.send(self.http.get(self.url(&format!("/api/deployments?limit={limit}{app}")))).await
+    }
+
+    pub async fn apps(&self) -> Result<Vec<serde_json::Value>, CliError> {
+        self.send(self.http.get(self.url("/api/apps"))).await
+    }
+
+    pub async fn app(&self, name: &str) -> Result<serde_json::Value, CliError> {
+        self.send(self.http.get(self.url(&format!("/api/apps/{name}")))).await
+    }
+
+    pub async fn install_plugin(&self, bytes: Vec<u8>) -> Result<PluginView, CliError> {
+        self.send(self.http.post(self.url("/api/plugins")).header("content-type", "application/wasm").body(bytes)).await
+    }
+
+    pub async fn plugins(&self) -> Result<Vec<PluginView>, CliError> {
+        self.send(self.http.get(self.url("/api/plugins"))).await
+    }
+}

@@ -1,0 +1,299 @@
+//! The `hivemind` command line. Every command but `serve` talks to a server over the
+//! REST API (found through `--server` or `HIVEMIND_URL`), never to the store.
+
+mod client;
+mod output;
+
+use crate::model::DeploymentSpec;
+use crate::server::{self, RuntimeChoice, ServeOptions};
+use clap::{Args, Parser, Subcommand};
+use client::{CliError, Client};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "hivemind",
+    version,
+    about = "Zero-downtime deployments; strategies are sandboxed WebAssembly components"
+)]
+pub struct Cli {
+    /// The server's URL.
+    #[arg(long, global = true, env = "HIVEMIND_URL", default_value = "http://127.0.0.1:7070")]
+    server: String,
+    /// How to print results.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    output: output::Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: API, routers, engine.
+    #[command(after_help = "Example:\n  hivemind serve --data-dir ./data --api-addr 127.0.0.1:7070 --runtime process")]
+    Serve(ServeArgs),
+    /// Deploy and inspect apps.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Create, run and inspect deployments.
+    #[command(subcommand)]
+    Deployment(DeploymentCommand),
+    /// Install and list strategy plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Where the database, plugins and logs live.
+    #[arg(long, default_value = "./hivemind-data")]
+    data_dir: PathBuf,
+    /// Where the API listens.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    api_addr: SocketAddr,
+    /// How replicas run.
+    #[arg(long, value_enum, default_value = "auto")]
+    runtime: RuntimeChoice,
+    /// The address the apps' routers bind to.
+    #[arg(long, default_value = "127.0.0.1")]
+    router_addr: IpAddr,
+    /// Wall-clock limit of one plugin call, in seconds.
+    #[arg(long, default_value_t = 60)]
+    plugin_timeout: u64,
+    /// Linear memory limit of one plugin instance, in MiB.
+    #[arg(long, default_value_t = 64)]
+    plugin_memory_mib: usize,
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Create a deployment of an app and run it, showing progress until it ends.
+    #[command(
+        after_help = "Examples:\n  hivemind app deploy --name web --image hivemind-demo:v2 --strategy simple --replicas 3 --health-check-path /health\n  hivemind app deploy --name web --image './server --flag' --port 8080   # process runtime"
+    )]
+    Deploy {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// The app's name.
+        #[arg(long)]
+        name: String,
+        /// Return once the deployment started, without waiting.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// List apps with their release and replicas.
+    List,
+    /// Show one app: its release, replicas and their health, and its split.
+    Get {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeploymentCommand {
+    /// Record a deployment without running it (see `execute`).
+    #[command(
+        after_help = "Example:\n  hivemind deployment create --name web-deployment --app-name web --image hivemind-demo:v2 --replicas 3 --strategy simple"
+    )]
+    Create {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// A name for the deployment.
+        #[arg(long)]
+        name: Option<String>,
+        /// The app to deploy.
+        #[arg(long)]
+        app_name: String,
+    },
+    /// Run a pending deployment.
+    Execute {
+        #[arg(long)]
+        id: String,
+        /// Return once the deployment started, without waiting.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// List deployments, newest first.
+    List {
+        /// Only this app's.
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show a deployment in full.
+    Get {
+        #[arg(long)]
+        id: String,
+    },
+    /// Show a deployment's status, progress and message.
+    Status {
+        #[arg(long)]
+        id: String,
+    },
+    /// Show a deployment's event log.
+    Events {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Install a strategy component (.wasm) on the running server.
+    Install { file: PathBuf },
+    /// List the loaded plugins.
+    List,
+}
+
+/// The flags that describe what to deploy.
+#[derive(Args)]
+struct SpecArgs {
+    /// A container image (docker runtime), or a command line (process runtime).
+    #[arg(long)]
+    image: String,
+    /// The strategy (a plugin name).
+    #[arg(long, default_value = "simple")]
+    strategy: String,
+    #[arg(long, default_value_t = 1)]
+    replicas: u32,
+    /// The app's router port, when the app is new (default: a free port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// The port the app listens on inside its container.
+    #[arg(long, default_value_t = 8080)]
+    container_port: u16,
+    #[arg(long, default_value = "/")]
+    health_check_path: String,
+    /// Seconds one health probe may take.
+    #[arg(long, default_value_t = 2)]
+    health_check_timeout: u32,
+    /// Seconds a new replica may take to become healthy.
+    #[arg(long, default_value_t = 60)]
+    ready_timeout: u32,
+    /// A strategy parameter, KEY=VALUE (repeatable).
+    #[arg(long = "param", value_parser = parse_key_value)]
+    params: Vec<(String, String)>,
+}
+
+impl SpecArgs {
+    fn into_spec(self, app: String, name: Option<String>) -> DeploymentSpec {
+        DeploymentSpec {
+            app,
+            name,
+            image: self.image,
+            replicas: self.replicas,
+            strategy: self.strategy,
+            port: self.port,
+            container_port: self.container_port,
+            health_check_path: self.health_check_path,
+            health_check_timeout: self.health_check_timeout,
+            ready_timeout: self.ready_timeout,
+            params: self.params.into_iter().collect::<BTreeMap<_, _>>(),
+        }
+    }
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let format = cli.output;
+    let result = match cli.command {
+        Command::Serve(args) => {
+            let options = ServeOptions {
+                data_dir: args.data_dir,
+                api_addr: args.api_addr,
+                runtime: args.runtime,
+                router_ip: args.router_addr,
+                limits: crate::plugins::Limits {
+                    timeout: std::time::Duration::from_secs(args.plugin_timeout.max(1)),
+                    memory_bytes: args.plugin_memory_mib.max(1) << 20,
+                    ..Default::default()
+                },
+            };
+            server::serve(options).await.map(|()| ExitCode::SUCCESS).map_err(CliError::Other)
+        }
+        command => {
+            let client = Client::new(&cli.server);
+            run_client(&client, command, format).await
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+async fn run_client(client: &Client, command: Command, format: output::Format) -> Result<ExitCode, CliError> {
+    match command {
+        Command::Serve(_) => unreachable!("handled above"),
+        Command::App(AppCommand::Deploy { spec, name, detach }) => {
+            let d = client.deploy(&spec.into_spec(name, None)).await?;
+            if detach {
+                output::deployment(&d, format);
+                return Ok(ExitCode::SUCCESS);
+            }
+            output::follow(client, &d.deployment.id, format).await
+        }
+        Command::App(AppCommand::List) => {
+            output::apps(&client.apps().await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::App(AppCommand::Get { name }) => {
+            output::app(&client.app(&name).await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deployment(DeploymentCommand::Create { spec, name, app_name }) => {
+            let d = client.create(&spec.into_spec(app_name, name)).await?;
+            output::deployment(&d, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deployment(DeploymentCommand::Execute { id, detach }) => {
+            let d = client.execute(&id).await?;
+            if detach {
+                output::deployment(&d, format);
+                return Ok(ExitCode::SUCCESS);
+            }
+            output::follow(client, &id, format).await
+        }
+        Command::Deployment(DeploymentCommand::List { app, limit }) => {
+            output::deployments(&client.deployments(app.as_deref(), limit).await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deployment(DeploymentCommand::Get { id }) => {
+            output::deployment(&client.deployment(&id).await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deployment(DeploymentCommand::Status { id }) => {
+            output::status(&client.status(&id).await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deployment(DeploymentCommand::Events { id }) => {
+            output::events(&client.events(&id, 0).await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Install { file }) => {
+            let bytes =
+                std::fs::read(&file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+            output::plugin(&client.install_plugin(bytes).await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::List) => {
+            output::plugins(&client.plugins().await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Checks of a deployment spec that need nothing but the spec.
+
+use crate::error::UserError;
+use crate::model::DeploymentSpec;
+
+pub fn spec(s: &DeploymentSpec) -> Result<(), UserError> {
+    app_name(&s.app)?;
+    if s.replicas == 0 {
+        return Err(UserError::invalid("replicas", "replicas must be at least 1 (got 0)"));
+    }
+    if s.replicas > 100 {
+        return Err(UserError::invalid("replicas", format!("replicas must be at most 100 (got {})", s.replicas)));
+    }
+    if s.image.trim().is_empty() {
+        return Err(UserError::invalid("image", "the image is empty; give an image such as hivemind-demo:v2"));
+    }
+    if !s.health_check_path.starts_with('/') || s.health_check_path.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(UserError::invalid(
+            "health_check_path",
+            format!("health check path `{}` must start with '/' and hold no spaces", s.health_check_path),
+        ));
+    }
+    if s.health_check_timeout == 0 || s.health_check_timeout > 300 {
+        return Err(UserError::invalid("health_check_timeout", "health check timeout must be 1 to 300 seconds"));
+    }
+    if s.ready_timeout == 0 || s.ready_timeout > 3600 {
+        return Err(UserError::invalid("ready_timeout", "ready timeout must be 1 to 3600 seconds"));
+    }
+    if s.port == Some(0) {
+        return Err(UserError::invalid("port", "port must be 1 to 65535; leave it out to get a free one"));
+    }
+    if s.container_port == 0 {
+        return Err(UserError::invalid("container_port", "container port must be 1 to 65535"));
+    }
+    Ok(())
+}
+
+/// App names end up in container names, labels and replica ids: keep them DNS-label safe.
+pub fn app_name(name: &str) -> Result<(), UserError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(UserError::invalid(
+            "app",
+            format!("app name `{name}` must be 1 to 63 lowercase letters, digits and '-', starting with a letter"),
+        ))
+    }
+}

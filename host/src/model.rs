@@ -1,0 +1,217 @@
+//! The records every layer shares: what a user asks for, and what a deployment is.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as i64
+}
+
+/// Renders milliseconds since the epoch as RFC 3339.
+pub fn rfc3339(ms: i64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
+}
+
+/// What a user asks for when they create a deployment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSpec {
+    /// The app to deploy. Created on its first deployment.
+    pub app: String,
+    /// A name for the deployment; defaults to the app's.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A container image, or a command line for the process runtime.
+    pub image: String,
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+    /// The router's port for the app. Only used when the app is created; a free port is
+    /// picked when absent.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The port the app listens on inside its container (docker runtime).
+    #[serde(default = "default_container_port")]
+    pub container_port: u16,
+    #[serde(default = "default_health_path")]
+    pub health_check_path: String,
+    /// Seconds one probe may take.
+    #[serde(default = "default_health_timeout")]
+    pub health_check_timeout: u32,
+    /// Seconds a new replica may take to become healthy.
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout: u32,
+    /// Strategy parameters (`--param k=v` and the strategies' own flags).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+fn default_replicas() -> u32 {
+    1
+}
+fn default_strategy() -> String {
+    "simple".into()
+}
+fn default_container_port() -> u16 {
+    8080
+}
+fn default_health_path() -> String {
+    "/".into()
+}
+fn default_health_timeout() -> u32 {
+    2
+}
+fn default_ready_timeout() -> u32 {
+    60
+}
+
+/// One release of an app: a version label, its image and its replica count.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Release {
+    pub version: String,
+    pub image: String,
+    pub replicas: u32,
+}
+
+/// Where a deployment stands.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    InProgress,
+    AwaitingApproval,
+    Completed,
+    /// The deployment failed; its rollback phase has put the previous release back (or
+    /// says in the message why it could not).
+    Failed,
+    RollingBack,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::InProgress => "in_progress",
+            Status::AwaitingApproval => "awaiting_approval",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::RollingBack => "rolling_back",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+
+    /// A deployment in one of these is finished.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Completed | Status::Failed)
+    }
+
+    /// A deployment in one of these owns its app: no other may run.
+    pub fn is_active(self) -> bool {
+        matches!(self, Status::InProgress | Status::AwaitingApproval | Status::RollingBack)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Deploy,
+    Rollback,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Deploy => "deploy",
+            Phase::Rollback => "rollback",
+        }
+    }
+}
+
+/// The exact plugin a deployment is pinned to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PluginRef {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+/// A deployment as stored and as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deployment {
+    pub id: String,
+    pub name: String,
+    pub app: String,
+    pub strategy: String,
+    pub spec: DeploymentSpec,
+    /// The release label this deployment rolls out.
+    pub target_version: String,
+    pub previous: Option<Release>,
+    pub status: Status,
+    pub phase: Phase,
+    pub progress: u8,
+    pub message: String,
+    /// Why the deployment failed, if it did.
+    pub error: Option<String>,
+    pub plugin: PluginRef,
+    pub attempt: u32,
+    pub phase_started_at_ms: i64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl Deployment {
+    pub fn target(&self) -> Release {
+        Release { version: self.target_version.clone(), image: self.spec.image.clone(), replicas: self.spec.replicas }
+    }
+
+    pub fn completed(&self) -> bool {
+        self.status.is_terminal()
+    }
+
+    pub fn successful(&self) -> bool {
+        self.status == Status::Completed
+    }
+}
+
+/// One line of a deployment's event log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub id: i64,
+    pub deployment_id: String,
+    pub at_ms: i64,
+    pub level: String,
+    pub message: String,
+}
+
+/// An app as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct App {
+    pub name: String,
+    pub port: u16,
+    pub release: Option<Release>,
+    pub split: Vec<(String, u32)>,
+    pub release_counter: i64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A replica the host started, as recorded so that a restart can adopt it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReplicaRecord {
+    pub id: String,
+    pub app: String,
+    pub version: String,
+    pub deployment_id: String,
+    pub driver: String,
+    /// The driver's handle: a process id, or a container id.
+    pub handle: String,
+    pub address: String,
+    pub health_address: String,
+    pub started_at_ms: i64,
+}

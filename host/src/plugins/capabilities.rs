@@ -1,0 +1,358 @@
+//! The host side of the plugin contract: every capability a strategy imports, scoped to
+//! the app of the deployment the step runs for.
+
+use super::HostState;
+use super::bindings::hivemind::plugin::{containers, health, metrics, progress, routing, state, types};
+use crate::health::{HttpCheck, Prober};
+use crate::model::ReplicaRecord;
+use crate::router::{BackendSpec, DrainState, Router};
+use crate::runtime::{Fleet, LaunchSpec};
+use crate::store::{StepWrites, Store};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use types::Error;
+
+/// What the capabilities reach: the fleet, the router, the prober and the store.
+pub struct Services {
+    pub fleet: Arc<Fleet>,
+    pub router: Arc<Router>,
+    pub prober: Prober,
+    pub store: Store,
+}
+
+impl Services {
+    /// Tells the router the app's current replicas.
+    pub async fn sync_router(&self, app: &str) {
+        let specs: Vec<BackendSpec> = self
+            .fleet
+            .list(app)
+            .await
+            .into_iter()
+            .map(|r| BackendSpec { id: r.id, version: r.version, address: r.address })
+            .collect();
+        self.router.set_backends(app, &specs);
+    }
+
+    /// Probes one replica and tells the router the verdict.
+    pub async fn probe(&self, replica: &ReplicaRecord, check: &HttpCheck) -> crate::health::ProbeResult {
+        let result = self.prober.probe(&replica.health_address, check).await;
+        self.router.set_healthy(&replica.app, &replica.id, result.healthy);
+        result
+    }
+}
+
+/// The capabilities of one step: which app and versions it may touch, and what it wrote.
+pub struct StepCaps {
+    pub app: String,
+    pub deployment_id: String,
+    /// The versions this deployment may run, with their images.
+    pub versions: HashMap<String, String>,
+    pub container_port: u16,
+    pub health: HttpCheck,
+    pub services: Arc<Services>,
+    /// The plugin's saved state, as loaded before the step and changed by it.
+    pub state: HashMap<String, Vec<u8>>,
+    pub writes: StepWrites,
+}
+
+type Res<T> = wasmtime::Result<Result<T, Error>>;
+
+impl HostState {
+    fn caps(&mut self) -> Result<&mut StepCaps, Error> {
+        self.caps.as_mut().ok_or_else(|| Error::Denied("capabilities are only available during step()".into()))
+    }
+}
+
+impl StepCaps {
+    fn check_version(&self, capability: &str, version: &str) -> Result<String, Error> {
+        self.versions.get(version).cloned().ok_or_else(|| {
+            let mut known: Vec<&str> = self.versions.keys().map(String::as_str).collect();
+            known.sort();
+            Error::Denied(format!(
+                "{capability}: version `{version}` is not part of deployment {} of app `{}`; it may use {}",
+                self.deployment_id,
+                self.app,
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// The replica `id` if it belongs to this app; `None` if it does not exist (gone).
+    async fn own_replica(&self, capability: &str, id: &str) -> Result<Option<ReplicaRecord>, Error> {
+        match self.services.fleet.get(id).await {
+            Some(r) if r.app == self.app => Ok(Some(r)),
+            Some(r) => Err(Error::Denied(format!(
+                "{capability}: replica `{id}` belongs to app `{}`; a deployment of app `{}` may only touch its own app",
+                r.app, self.app
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    fn log(&mut self, level: &str, message: String) {
+        self.writes.events.push((level.to_string(), message));
+    }
+}
+
+fn wit_replica(r: &ReplicaRecord) -> types::Replica {
+    types::Replica {
+        id: r.id.clone(),
+        version: r.version.clone(),
+        address: r.address.clone(),
+        state: types::ReplicaState::Running,
+        started_at_ms: r.started_at_ms as u64,
+    }
+}
+
+fn failed(e: anyhow::Error) -> Error {
+    Error::Failed(format!("{e:#}"))
+}
+
+impl types::Host for HostState {}
+
+impl containers::Host for HostState {
+    async fn scale(&mut self, version: String, replicas: u32) -> Res<Vec<types::Replica>> {
+        let caps = match self.caps() {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        let image = match caps.check_version("containers.scale", &version) {
+            Ok(i) => i,
+            Err(e) => return Ok(Err(e)),
+        };
+        if replicas > 100 {
+            return Ok(Err(Error::Invalid(format!(
+                "containers.scale: {replicas} replicas is more than the limit of 100"
+            ))));
+        }
+        let spec = LaunchSpec {
+            app: caps.app.clone(),
+            version: version.clone(),
+            deployment_id: caps.deployment_id.clone(),
+            image,
+            container_port: caps.container_port,
+            env: Vec::new(),
+        };
+        let before = caps.services.fleet.list(&caps.app).await.iter().filter(|r| r.version == version).count();
+        let result = caps.services.fleet.scale(&spec, replicas, Duration::from_secs(10)).await;
+        caps.services.sync_router(&caps.app).await;
+        match result {
+            Ok(list) => {
+                if list.len() != before {
+                    caps.log("info", format!("scaled {version} from {before} to {} replicas", list.len()));
+                }
+                Ok(Ok(list.iter().map(wit_replica).collect()))
+            }
+            Err(e) => Ok(Err(failed(e))),
+        }
+    }
+
+    async fn list(&mut self) -> Res<Vec<types::Replica>> {
+        let caps = match self.caps() {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(caps.services.fleet.list(&caps.app).await.iter().map(wit_replica).collect()))
+    }
+
+    async fn stop(&mut self, ids: Vec<String>, grace_ms: u32) -> Res<()> {
+        let caps = match self.caps() {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut owned = Vec::new();
+        for id in &ids {
+            match caps.own_replica("containers.stop", id).await {
+                Ok(Some(r)) => owned.push(r),
+                Ok(None) => {}
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        let grace = Duration::from_millis(grace_ms.min(120_000) as u64);
+        let mut result = Ok(());
+        for r in &owned {
+            if let Err(e) = caps.services.fleet.stop(r, grace).await {
+                result = Err(failed(e));
+            }
+        }
+        caps.services.sync_router(&caps.app).await;
+        if !owned.is_empty() {
+            caps.log("info", format!("stopped {}", owned.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")));
+        }
+        Ok(result)
+    }
+}
+
+impl routing::Host for HostState {
+    async fn set_split(&mut self, split: Vec<routing::Weight>) -> Res<()> {
+        let caps = match self.caps() {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut table = Vec::new();
+        for w in split {
+            if let Err(e) = caps.check_version("routing.set-split", &w.version) {
+                return Ok(Err(e));
+            }
+            if table.iter().any(|(v, _)| v == &w.version) {
+                return Ok(Err(Error::Invalid(format!("routing.set-split: version `{}` appears twice", w.version))));
+            }
+            table.push((w.version, w.weight));
+        }
+        if caps.services.router.split(&caps.app) != table {
+            // Persist first: after a restart the router comes back with this split.
+            if let Err(e) = caps.services.store.set_app_split(&caps.app, &table).await {
+                return Ok(Err(failed(e)));
+            }
+            caps.services.router.set_split(&caps.app, table.clone());
+            let shown: Vec<String> = table.iter().map(|(v, w)| format!("{v}={w}")).collect();
+            caps.log("info", format!("traffic split set to [{}]", shown.join(", ")));
+        }
+        Ok(Ok(()))
+    }
+
+    async fn current_split(&mut self) -> wasmtime::Result<Vec<routing::Weight>> {
+        let Ok(caps) = self.caps() else { return Ok(Vec::new()) };
+        Ok(caps
+            .services
+            .router
+            .split(&caps.app)
+            .into_iter()
+            .map(|(version, weight)| routing::Weight { version, weight })
+            .collect())
+    }
+
+    async fn drain(&mut self, ids: Vec<String>, timeout_ms: u32) -> Res<()> {
+        let caps = match self.caps() {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        for id in &ids {
+            match caps.own_replica("routing.drain", id).await {
+                Ok(Some(_)) => {
+                    caps.services.router.drain(&caps.app, id, Duration::from_millis(timeout_ms as u64));
+                }
+                Ok(None) => {}
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    async fn drain_status(&mut self, id: String) -> Res<routing::DrainState> {
+        let caps = match self.caps() {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(e) = caps.own_replica("routing.drain-status", &id).await {
+            return Ok(Err(e));
+        }
+        Ok(Ok(match caps.services.router.drain_state(&caps.app, &id) {
+            None | Some(DrainState::Drained) => routing::DrainState::Drained,
+            Some(DrainState::TimedOut) => routing::DrainState::TimedOut,
+            Some(DrainState::Draining(n)) => routing::DrainState::Draining(n.min(u32::MAX as u64) as u32),
+        }))
+    }
+}
+
+impl health::Host for HostState {
+    async fn probe(&mut self, replica_id: String) -> Res<health::ProbeResult> {
+        let caps = match self.caps() {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        let replica = match caps.own_replica("health.probe", &replica_id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(Err(Error::Invalid(format!("health.probe: no replica `{replica_id}`")))),
+            Err(e) => return Ok(Err(e)),
+        };
+        if !caps.services.fleet.is_running(&replica).await {
+            caps.services.router.set_healthy(&caps.app, &replica.id, false);
+            return Ok(Ok(health::ProbeResult {
+                healthy: false,
+                message: format!("replica {replica_id} is not running (it exited)"),
+            }));
+        }
+        let result = caps.services.probe(&replica, &caps.health).await;
+        Ok(Ok(health::ProbeResult { healthy: result.healthy, message: result.message }))
+    }
+
+    async fn healthy_count(&mut self, version: String) -> wasmtime::Result<u32> {
+        let Ok(caps) = self.caps() else { return Ok(0) };
+        let replicas = caps.services.fleet.list(&caps.app).await;
+        Ok(
+            replicas
+                .iter()
+                .filter(|r| r.version == version && caps.services.router.is_healthy(&caps.app, &r.id))
+                .count() as u32,
+        )
+    }
+}
+
+impl metrics::Host for HostState {
+    async fn snapshot(&mut self, version: String) -> Res<metrics::Counts> {
+        let caps = match self.caps() {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(e) = caps.check_version("metrics.snapshot", &version) {
+            return Ok(Err(e));
+        }
+        let s = caps.services.router.stats(&caps.app, &version).unwrap_or_default();
+        Ok(Ok(metrics::Counts {
+            requests: s.requests,
+            status_2xx: s.status_2xx,
+            status_3xx: s.status_3xx,
+            status_4xx: s.status_4xx,
+            status_5xx: s.status_5xx,
+            connection_errors: s.connection_errors,
+            in_flight: s.in_flight.min(u32::MAX as u64) as u32,
+            p50_ms: s.p50_ms,
+            p90_ms: s.p90_ms,
+            p99_ms: s.p99_ms,
+            latency_buckets: s.latency_buckets,
+        }))
+    }
+}
+
+impl state::Host for HostState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(self.caps.as_ref().and_then(|c| c.state.get(&key).cloned()))
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        if let Some(caps) = self.caps.as_mut() {
+            if value.len() > 1 << 20 {
+                wasmtime::bail!("state.set: a value may hold at most 1 MiB; `{key}` has {} bytes", value.len());
+            }
+            caps.state.insert(key.clone(), value.clone());
+            caps.writes.state.insert(key, value);
+        }
+        Ok(())
+    }
+}
+
+impl progress::Host for HostState {
+    async fn report(&mut self, percent: u8, message: String) -> wasmtime::Result<()> {
+        if let Some(caps) = self.caps.as_mut() {
+            caps.writes.progress = Some((percent.min(100), message));
+        }
+        Ok(())
+    }
+
+    async fn log(&mut self, level: progress::Level, message: String) -> wasmtime::Result<()> {
+        if let Some(caps) = self.caps.as_mut() {
+            let level = match level {
+                progress::Level::Debug => "debug",
+                progress::Level::Info => "info",
+                progress::Level::Warn => "warn",
+                progress::Level::Error => "error",
+            };
+            if caps.writes.events.len() < 100 {
+                caps.log(level, message.chars().take(2000).collect());
+            }
+        }
+        Ok(())
+    }
+}

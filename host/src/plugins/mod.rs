@@ -1,0 +1,335 @@
+//! The plugin runtime: one wasmtime engine, a registry of loaded strategy components,
+//! and sandboxed calls into them.
+//!
+//! Every call runs in a fresh store with a fuel budget, a memory cap, epoch-based
+//! yielding (so a busy guest never blocks the executor) and a wall-clock timeout that
+//! covers host calls too. The guest gets no filesystem, sockets or environment: only the
+//! capabilities in `capabilities`, scoped to its deployment's app.
+
+mod builtin;
+pub mod capabilities;
+
+pub use capabilities::{Services, StepCaps};
+
+use crate::model::PluginRef;
+use anyhow::{Context, Result, anyhow, bail};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder,
+};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "hivemind:plugin/strategy",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+pub use bindings::hivemind::plugin::types as wit;
+pub use bindings::{StepContext, StepOutcome};
+use bindings::{Strategy, StrategyPre};
+
+/// How much a plugin call may use.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wasm instructions (roughly) per call.
+    pub fuel: u64,
+    /// Linear memory per instance.
+    pub memory_bytes: usize,
+    /// Wall-clock time per call, host calls included.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { fuel: 500_000_000, memory_bytes: 64 << 20, timeout: Duration::from_secs(60) }
+    }
+}
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Builtin,
+    Installed,
+}
+
+/// A strategy component, compiled, type-checked and ready to instantiate.
+pub struct LoadedPlugin {
+    pub info: PluginRef,
+    pub description: String,
+    pub origin: Origin,
+    pub size: usize,
+    pre: StrategyPre<HostState>,
+}
+
+/// What a store carries: WASI (empty), limits, captured stderr, and the capabilities of
+/// the step being run (none while loading).
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    stderr: MemoryOutputPipe,
+    pub(crate) caps: Option<StepCaps>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<HostState>,
+    limits: Limits,
+    /// Current plugin per name.
+    by_name: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
+    /// Every plugin loaded, by sha256: deployments are pinned to these.
+    by_sha: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
+}
+
+impl PluginHost {
+    /// Builds the engine and linker and loads the built-in strategies.
+    pub async fn new(limits: Limits) -> Result<Arc<PluginHost>> {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(1 << 20);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(256)
+            .total_core_instances(2048)
+            .total_memories(512)
+            .total_tables(1024)
+            .total_stacks(256)
+            .max_memory_size(limits.memory_bytes.max(16 << 20) * 2);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(anyhow::Error::from).context("creating the wasm engine")?;
+
+        // Epoch ticks make a guest that runs long yield to the executor, so that the
+        // wall-clock timeout can fire and other tasks keep running.
+        let ticker = engine.weak();
+        std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })?;
+
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        Strategy::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+
+        let host =
+            Arc::new(PluginHost { engine, linker, limits, by_name: Default::default(), by_sha: Default::default() });
+        for (crate_name, bytes) in builtin::BUILTIN {
+            host.load(bytes.to_vec(), Origin::Builtin)
+                .await
+                .with_context(|| format!("loading the built-in plugin {crate_name}"))?;
+        }
+        Ok(host)
+    }
+
+    fn new_store(&self, caps: Option<StepCaps>) -> Store<HostState> {
+        let stderr = MemoryOutputPipe::new(16 << 10);
+        // No preopened directories, no environment, no sockets: the default context
+        // denies every address, and we add nothing.
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .instances(64)
+            .tables(64)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(&self.engine, HostState { wasi, table: ResourceTable::new(), limits, stderr, caps });
+        store.limiter(|state| &mut state.limits);
+        store.set_fuel(self.limits.fuel).expect("fuel is enabled");
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        store
+    }
+
+    /// Compiles, type-checks and registers a strategy component. A component that does
+    /// not fit changes nothing.
+    pub async fn load(&self, bytes: Vec<u8>, origin: Origin) -> Result<Arc<LoadedPlugin>> {
+        let sha256 = hex(&Sha256::digest(&bytes));
+        if let Some(loaded) = self.by_sha.read().unwrap().get(&sha256) {
+            return Ok(loaded.clone());
+        }
+        check_is_component(&bytes)?;
+        let size = bytes.len();
+        let engine = self.engine.clone();
+        let linker = self.linker.clone();
+        // Compiling takes milliseconds to seconds of CPU: keep it off the executor.
+        let pre = tokio::task::spawn_blocking(move || -> Result<StrategyPre<HostState>> {
+            let component = Component::new(&engine, &bytes).map_err(|e| anyhow!("the component does not compile: {e:#}"))?;
+            let pre = linker.instantiate_pre(&component).map_err(|e| {
+                anyhow!("the component imports something the host does not grant (plugins may import only hivemind:plugin capabilities and WASI basics): {e:#}")
+            })?;
+            StrategyPre::new(pre).map_err(|e| anyhow!("the component is not a hivemind:plugin/strategy@0.1 component: {e:#}"))
+        })
+        .await??;
+
+        let mut store = self.new_store(None);
+        let info = tokio::time::timeout(self.limits.timeout, async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_info(&mut store).await
+        })
+        .await
+        .map_err(|_| anyhow!("the plugin's info() did not return within {:?}", self.limits.timeout))?
+        .map_err(|e| anyhow!("the plugin's info() failed: {}", describe_trap(&e, &store)))?;
+        validate_name(&info.name)?;
+
+        let plugin = Arc::new(LoadedPlugin {
+            info: PluginRef { name: info.name.clone(), version: info.version, sha256: sha256.clone() },
+            description: info.description,
+            origin,
+            size,
+            pre,
+        });
+        let mut by_name = self.by_name.write().unwrap();
+        if origin == Origin::Installed && by_name.get(&info.name).is_some_and(|p| p.origin == Origin::Builtin) {
+            bail!("`{}` is the name of a built-in strategy; give your plugin another name", info.name);
+        }
+        by_name.insert(info.name, plugin.clone());
+        self.by_sha.write().unwrap().insert(sha256, plugin.clone());
+        Ok(plugin)
+    }
+
+    /// The current plugin called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
+        self.by_name.read().unwrap().get(name).cloned()
+    }
+
+    /// The exact plugin a deployment is pinned to.
+    pub fn pinned(&self, sha256: &str) -> Option<Arc<LoadedPlugin>> {
+        self.by_sha.read().unwrap().get(sha256).cloned()
+    }
+
+    pub fn list(&self) -> Vec<Arc<LoadedPlugin>> {
+        let mut all: Vec<_> = self.by_name.read().unwrap().values().cloned().collect();
+        all.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+        all
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.list().iter().map(|p| p.info.name.clone()).collect()
+    }
+
+    /// Calls the plugin's `validate`.
+    pub async fn validate(&self, plugin: &LoadedPlugin, deployment: &wit::Deployment) -> Result<Result<(), String>> {
+        let mut store = self.new_store(None);
+        let result = tokio::time::timeout(self.limits.timeout, async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance.call_validate(&mut store, deployment).await
+        })
+        .await;
+        match result {
+            Err(_) => {
+                bail!("validate() of plugin {} did not return within {:?}", plugin.info.name, self.limits.timeout)
+            }
+            Ok(Err(e)) => bail!("validate() of plugin {} failed: {}", plugin.info.name, describe_trap(&e, &store)),
+            Ok(Ok(verdict)) => Ok(verdict),
+        }
+    }
+
+    /// Runs one step in a fresh sandbox. Returns the outcome (an error is a trap, a
+    /// budget overrun or a timeout, described for people) and the capabilities back,
+    /// with what the step wrote.
+    pub async fn step(
+        &self,
+        plugin: &LoadedPlugin,
+        caps: StepCaps,
+        deployment: &wit::Deployment,
+        context: &StepContext,
+    ) -> (Result<StepOutcome, String>, StepCaps) {
+        let mut store = self.new_store(Some(caps));
+        let result = tokio::time::timeout(self.limits.timeout, async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance.call_step(&mut store, deployment, context).await
+        })
+        .await;
+        let outcome = match result {
+            Err(_) => Err(format!("the step did not finish within its {} s time limit", self.limits.timeout.as_secs())),
+            Ok(Err(e)) => Err(describe_trap(&e, &store)),
+            Ok(Ok(outcome)) => Ok(outcome),
+        };
+        let caps = store.into_data().caps.expect("a step store carries capabilities");
+        (outcome, caps)
+    }
+}
+
+/// Says what a guest did wrong, in words a plugin author can act on.
+fn describe_trap(e: &wasmtime::Error, store: &Store<HostState>) -> String {
+    let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).trim().to_string();
+    let what = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::OutOfFuel) => {
+            "it ran out of fuel (an endless loop?); each step may run about 500 million instructions".to_string()
+        }
+        Some(wasmtime::Trap::StackOverflow) => "its stack overflowed (unbounded recursion?)".to_string(),
+        Some(wasmtime::Trap::UnreachableCodeReached) if stderr.contains("panicked") => "it panicked".to_string(),
+        Some(wasmtime::Trap::AllocationTooLarge) => "it tried to allocate more memory than its limit".to_string(),
+        _ => {
+            let text = format!("{e:#}");
+            if text.contains("growing memory")
+                || text.contains("memory allocation")
+                || stderr.contains("memory allocation")
+            {
+                "it used more memory than its limit allows".to_string()
+            } else {
+                format!("it trapped: {}", text.lines().next().unwrap_or_default())
+            }
+        }
+    };
+    if stderr.is_empty() {
+        format!("plugin failed: {what}")
+    } else {
+        format!("plugin failed: {what}: {}", last_lines(&stderr, 5))
+    }
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join(" / ")
+}
+
+/// A component starts with the wasm magic and the component layer; a core module does not.
+fn check_is_component(bytes: &[u8]) -> Result<()> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        bail!(
+            "the file is not WebAssembly (it does not start with the \\0asm magic); build your plugin with `cargo build --target wasm32-wasip2 --release`"
+        );
+    }
+    if bytes[6..8] != [1, 0] {
+        bail!(
+            "the file is a core WebAssembly module, not a component; build it for the wasm32-wasip2 target, which produces components"
+        );
+    }
+    Ok(())
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_lowercase());
+    if !ok {
+        bail!(
+            "plugin name `{name}` is not valid: use 1 to 64 lowercase letters, digits and '-', starting with a letter"
+        );
+    }
+    Ok(())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,208 @@
+//! The proxy's request path: pick a backend, forward, stream the answer back, count.
+
+use super::AppRoute;
+use super::stats::VersionStats;
+use super::table::Backend;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+type Body = BoxBody<Bytes, hyper::Error>;
+type HttpClient = Client<HttpConnector, Body>;
+
+pub async fn serve(listener: TcpListener, route: Arc<AppRoute>) {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(2)));
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(512)
+        .build(connector);
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(app = %route.name, "accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let route = route.clone();
+        let client = client.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(route.clone(), client.clone(), remote, req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    route: Arc<AppRoute>,
+    client: HttpClient,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let n = route.counter.fetch_add(1, Relaxed);
+    let table = route.table.load_full();
+    let Some((pool, backend)) = table.pick(n, None) else {
+        route.unroutable.fetch_add(1, Relaxed);
+        return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, format!("503 no healthy backend for app {}\n", route.name)));
+    };
+    // Only a request without a body can be sent twice: the first attempt consumed it.
+    let retryable = is_idempotent(req.method()) && req.body().is_end_stream();
+    let (parts, body) = req.into_parts();
+    let headers = forwarded_headers(&parts.headers, remote);
+
+    let mut attempt = (pool.stats.clone(), backend.clone());
+    let mut request = build(&parts, &headers, &attempt.1.address, body.boxed());
+    loop {
+        let (stats, backend) = &attempt;
+        stats.requests.fetch_add(1, Relaxed);
+        let guard = InFlight::new(backend.clone(), stats.clone());
+        match client.request(request).await {
+            Ok(response) => {
+                let latency = started.elapsed().as_secs_f64() * 1000.0;
+                stats.record(response.status().as_u16(), latency);
+                let (parts, body) = response.into_parts();
+                let body = Tracked { inner: body, _guard: guard }.boxed();
+                return Ok(Response::from_parts(parts, body));
+            }
+            Err(e) => {
+                stats.connection_errors.fetch_add(1, Relaxed);
+                let retry = if retryable && e.is_connect() { table.pick(n, Some(&backend.id)) } else { None };
+                match retry {
+                    Some((pool, next)) => {
+                        tracing::debug!(app = %route.name, backend = %backend.id, "connect failed, retrying on {}", next.id);
+                        attempt = (pool.stats.clone(), next.clone());
+                        request = build(
+                            &parts,
+                            &headers,
+                            &next.address,
+                            Empty::new().map_err(|never| match never {}).boxed(),
+                        );
+                    }
+                    None => {
+                        stats.record(502, started.elapsed().as_secs_f64() * 1000.0);
+                        return Ok(plain(
+                            StatusCode::BAD_GATEWAY,
+                            format!("502 backend {} of app {} failed: {e}\n", backend.id, route.name),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+}
+
+/// The client's headers minus hop-by-hop ones, plus X-Forwarded-*.
+fn forwarded_headers(incoming: &HeaderMap, remote: SocketAddr) -> HeaderMap {
+    let mut headers = incoming.clone();
+    let upgrade = headers.get(header::UPGRADE).cloned();
+    for h in [header::CONNECTION, header::PROXY_AUTHORIZATION, header::TE, header::TRAILER, header::UPGRADE] {
+        headers.remove(h);
+    }
+    headers.remove(HeaderName::from_static("keep-alive"));
+    if let Some(up) = upgrade {
+        headers.insert(header::UPGRADE, up);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    let ip = remote.ip().to_string();
+    let xff = match incoming.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
+    if let Some(host) = incoming.get(header::HOST) {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+    }
+    headers
+}
+
+fn build(parts: &http::request::Parts, headers: &HeaderMap, address: &str, body: Body) -> Request<Body> {
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = format!("http://{address}{path}").parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    *request.headers_mut() = headers.clone();
+    request
+}
+
+fn plain(status: StatusCode, text: String) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed());
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+/// Counts a request as in flight on its backend and version until it is dropped, which
+/// is when the response body has been sent (or the client went away).
+struct InFlight {
+    backend: Arc<Backend>,
+    stats: Arc<VersionStats>,
+}
+
+impl InFlight {
+    fn new(backend: Arc<Backend>, stats: Arc<VersionStats>) -> InFlight {
+        backend.in_flight.fetch_add(1, Relaxed);
+        stats.in_flight.fetch_add(1, Relaxed);
+        InFlight { backend, stats }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.backend.in_flight.fetch_sub(1, Relaxed);
+        self.stats.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A response body streamed through unchanged, holding its request's in-flight count.
+struct Tracked {
+    inner: Incoming,
+    _guard: InFlight,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,121 @@
+//! Per-version request counts and a latency histogram, all atomics: the proxy's hot path
+//! never takes a lock to count.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Upper bounds of the latency buckets, in milliseconds. The last bucket is unbounded.
+pub const BUCKETS_MS: [f64; 16] =
+    [1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0];
+
+#[derive(Default)]
+pub struct VersionStats {
+    pub requests: AtomicU64,
+    pub status_2xx: AtomicU64,
+    pub status_3xx: AtomicU64,
+    pub status_4xx: AtomicU64,
+    pub status_5xx: AtomicU64,
+    pub connection_errors: AtomicU64,
+    pub in_flight: AtomicU64,
+    latency: [AtomicU64; BUCKETS_MS.len() + 1],
+}
+
+/// A point-in-time copy of a version's counts.
+#[derive(Debug, Clone, Default, serde::Serialize, PartialEq)]
+pub struct StatsSnapshot {
+    pub requests: u64,
+    pub status_2xx: u64,
+    pub status_3xx: u64,
+    pub status_4xx: u64,
+    pub status_5xx: u64,
+    pub connection_errors: u64,
+    pub in_flight: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    /// (upper bound in ms, count) per bucket; the last bound is infinity.
+    pub latency_buckets: Vec<(f64, u64)>,
+}
+
+impl VersionStats {
+    /// Counts a finished exchange with the status the client saw.
+    pub fn record(&self, status: u16, latency_ms: f64) {
+        let class = match status {
+            200..=299 => &self.status_2xx,
+            300..=399 => &self.status_3xx,
+            400..=499 => &self.status_4xx,
+            _ => &self.status_5xx,
+        };
+        class.fetch_add(1, Relaxed);
+        let bucket = BUCKETS_MS.iter().position(|b| latency_ms <= *b).unwrap_or(BUCKETS_MS.len());
+        self.latency[bucket].fetch_add(1, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let buckets: Vec<(f64, u64)> = self
+            .latency
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (BUCKETS_MS.get(i).copied().unwrap_or(f64::INFINITY), c.load(Relaxed)))
+            .collect();
+        StatsSnapshot {
+            requests: self.requests.load(Relaxed),
+            status_2xx: self.status_2xx.load(Relaxed),
+            status_3xx: self.status_3xx.load(Relaxed),
+            status_4xx: self.status_4xx.load(Relaxed),
+            status_5xx: self.status_5xx.load(Relaxed),
+            connection_errors: self.connection_errors.load(Relaxed),
+            in_flight: self.in_flight.load(Relaxed),
+            p50_ms: quantile(&buckets, 0.50),
+            p90_ms: quantile(&buckets, 0.90),
+            p99_ms: quantile(&buckets, 0.99),
+            latency_buckets: buckets,
+        }
+    }
+}
+
+/// The q-quantile of a histogram, interpolated linearly inside its bucket (as
+/// Prometheus' histogram_quantile does). 0 for an empty histogram.
+pub fn quantile(buckets: &[(f64, u64)], q: f64) -> f64 {
+    let total: u64 = buckets.iter().map(|(_, c)| c).sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = q * total as f64;
+    let mut seen = 0u64;
+    let mut lower = 0.0;
+    for &(upper, count) in buckets {
+        if count > 0 && (seen + count) as f64 >= rank {
+            if upper.is_infinite() {
+                return lower;
+            }
+            let within = (rank - seen as f64) / count as f64;
+            return lower + (upper - lower) * within;
+        }
+        seen += count;
+        if upper.is_finite() {
+            lower = upper;
+        }
+    }
+    lower
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_within_buckets() {
+        let stats = VersionStats::default();
+        for _ in 0..50 {
+            stats.record(200, 0.5); // bucket (0, 1]
+        }
+        for _ in 0..50 {
+            stats.record(500, 8.0); // bucket (7.5, 10]
+        }
+        let s = stats.snapshot();
+        assert_eq!((s.status_2xx, s.status_5xx), (50, 50));
+        assert!((s.p50_ms - 1.0).abs() < 1e-9, "p50 {}", s.p50_ms);
+        assert!((s.p90_ms - 9.5).abs() < 1e-9, "p90 {}", s.p90_ms);
+        assert_eq!(quantile(&[], 0.5), 0.0);
+    }
+}

@@ -1,0 +1,220 @@
+//! The `docker` driver: a replica is a container of the local engine, reached through a
+//! port published on 127.0.0.1. Containers carry `hivemind.*` labels so that a restart
+//! can tell its own from everyone else's.
+
+use super::{Driver, StartSpec, Started};
+use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub struct DockerDriver {
+    docker: Docker,
+}
+
+impl DockerDriver {
+    /// Connects to the local engine and checks that it answers.
+    pub async fn connect() -> Result<DockerDriver> {
+        let docker = Docker::connect_with_local_defaults().context("connecting to the Docker engine")?;
+        tokio::time::timeout(Duration::from_secs(3), docker.ping())
+            .await
+            .context("the Docker engine did not answer within 3 s")?
+            .context("the Docker engine did not answer")?;
+        Ok(DockerDriver { docker })
+    }
+}
+
+/// Checks an image reference against Docker's grammar:
+/// `[registry[:port]/]path[:tag][@sha256:digest]`, lowercase path components.
+pub fn validate_reference(image: &str) -> Result<()> {
+    let bad = |why: &str| {
+        anyhow::anyhow!(
+            "`{image}` is not a valid image reference: {why}. Example: hivemind-demo:v2 or registry.local:5000/team/app:1.4"
+        )
+    };
+    if image.is_empty() || image.len() > 255 {
+        return Err(bad("it must be 1 to 255 characters"));
+    }
+    let (rest, digest) = match image.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (image, None),
+    };
+    if let Some(d) = digest {
+        let ok = d.split_once(':').is_some_and(|(alg, hex)| {
+            !alg.is_empty()
+                && alg.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && hex.len() >= 32
+                && hex.chars().all(|c| c.is_ascii_hexdigit())
+        });
+        if !ok {
+            return Err(bad("the digest after @ must look like sha256:<hex>"));
+        }
+    }
+    // A tag is after the last ':' that comes after the last '/'.
+    let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let (name, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(tag) = tag {
+        let ok = !tag.is_empty()
+            && tag.len() <= 128
+            && tag.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !ok {
+            return Err(bad("the tag may hold letters, digits, '_', '.' and '-' (at most 128)"));
+        }
+    }
+    let mut components: Vec<&str> = name.split('/').collect();
+    // A first component with '.', ':' or "localhost" is a registry host.
+    if components.len() > 1 && (components[0].contains(['.', ':']) || components[0] == "localhost") {
+        components.remove(0);
+    }
+    for c in components {
+        let ok = !c.is_empty()
+            && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+            && c.chars().next().is_some_and(|ch| ch.is_ascii_alphanumeric())
+            && c.chars().last().is_some_and(|ch| ch.is_ascii_alphanumeric());
+        if !ok {
+            return Err(bad("each path component must be lowercase letters and digits, separated by '.', '_' or '-'"));
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Driver for DockerDriver {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn check_image(&self, image: &str) -> Result<()> {
+        validate_reference(image)?;
+        if self.docker.inspect_image(image).await.is_err() {
+            bail!(
+                "image `{image}` is not in the local Docker engine, and no registry is reachable from here; \
+                 build it first (for the demo app: demo/build-image.sh v1 v2)"
+            );
+        }
+        Ok(())
+    }
+
+    async fn start(&self, spec: &StartSpec) -> Result<Started> {
+        let port_key = format!("{}/tcp", spec.container_port);
+        let labels = HashMap::from([
+            ("hivemind.app".to_string(), spec.app.clone()),
+            ("hivemind.version".to_string(), spec.version.clone()),
+            ("hivemind.deployment".to_string(), spec.deployment_id.clone()),
+            ("hivemind.replica".to_string(), spec.id.clone()),
+            ("hivemind.variant".to_string(), spec.version.clone()),
+        ]);
+        let mut env: Vec<String> = vec![format!("PORT={}", spec.container_port)];
+        env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(env),
+            labels: Some(labels),
+            exposed_ports: Some(vec![port_key.clone()]),
+            host_config: Some(HostConfig {
+                // An empty host port lets the engine pick a free one, with no race.
+                port_bindings: Some(HashMap::from([(
+                    port_key.clone(),
+                    Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) }]),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let name = format!("hivemind-{}", spec.id);
+        let created = self
+            .docker
+            .create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), body)
+            .await
+            .with_context(|| format!("creating a container of {}", spec.image))?;
+        if let Err(e) = self.docker.start_container(&created.id, None).await {
+            let _ = self.remove(&created.id).await;
+            return Err(e).with_context(|| format!("starting a container of {}", spec.image));
+        }
+        let inspect = self.docker.inspect_container(&created.id, None).await?;
+        let host_port = inspect
+            .network_settings
+            .and_then(|n| n.ports)
+            .and_then(|mut p| p.remove(&port_key))
+            .flatten()
+            .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+            .filter(|p| !p.is_empty());
+        let Some(host_port) = host_port else {
+            let _ = self.remove(&created.id).await;
+            bail!("the engine published no host port for {port_key} of {}", spec.image);
+        };
+        Ok(Started { handle: created.id, address: format!("127.0.0.1:{host_port}") })
+    }
+
+    async fn stop(&self, handle: &str, grace: Duration) -> Result<()> {
+        let options = StopContainerOptionsBuilder::default().t(grace.as_secs().max(1) as i32).build();
+        let _ = self.docker.stop_container(handle, Some(options)).await;
+        self.remove(handle).await
+    }
+
+    async fn is_running(&self, handle: &str) -> bool {
+        match self.docker.inspect_container(handle, None).await {
+            Ok(c) => c.state.and_then(|s| s.running).unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    async fn logs(&self, handle: &str, lines: usize) -> String {
+        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&lines.to_string()).build();
+        let mut stream = self.docker.logs(handle, Some(options));
+        let mut out = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            out.push_str(&chunk.to_string());
+        }
+        out
+    }
+}
+
+impl DockerDriver {
+    async fn remove(&self, id: &str) -> Result<()> {
+        match self.docker.remove_container(id, Some(RemoveContainerOptionsBuilder::default().force(true).build())).await
+        {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_reference;
+
+    #[test]
+    fn accepts_real_references() {
+        for ok in [
+            "nginx",
+            "nginx:latest",
+            "hivemind-demo:v2",
+            "library/nginx:1.25-alpine",
+            "localhost:5000/app:1",
+            "registry.example.com/team/app",
+            "app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            validate_reference(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+    }
+
+    #[test]
+    fn refuses_malformed_references() {
+        for bad in ["", "Nginx", "my app:v1", "app:", "app:v1:v2", "-app", "app//x", "app@sha256:xyz", "app:-tag"] {
+            let err = validate_reference(bad).expect_err(bad).to_string();
+            assert!(err.contains("is not a valid image reference"), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The `process` driver: a replica is a local command, run with `PORT` set.
+//!
+//! The "image" is a command line, split into words as a POSIX shell would, so
+//! `sh -c 'exec ./server --port $PORT'` works. Each replica runs in its own process
+//! group, so that stopping it reaches the children a shell started, and so that a
+//! crash of the host does not take the replicas down with it (they are adopted on start).
+
+use super::{Driver, StartSpec, Started};
+use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+pub struct ProcessDriver {
+    log_dir: PathBuf,
+}
+
+impl ProcessDriver {
+    pub fn new(log_dir: PathBuf) -> ProcessDriver {
+        ProcessDriver { log_dir }
+    }
+
+    fn log_path(&self, pid: &str) -> PathBuf {
+        self.log_dir.join(format!("{pid}.log"))
+    }
+}
+
+/// Splits a command line into words, with a clear error for bad quoting.
+pub fn parse_command(image: &str) -> Result<Vec<String>> {
+    let words = shell_words::split(image).map_err(|e| {
+        anyhow::anyhow!("the command line `{image}` does not parse as shell words ({e}); check its quotes")
+    })?;
+    if words.is_empty() {
+        bail!("the image is empty; give a command line to run, for example `./my-server`");
+    }
+    Ok(words)
+}
+
+/// Whether `program` can be run: a path to an executable, or a name found on PATH.
+fn find_program(program: &str) -> Option<PathBuf> {
+    let is_exec = |p: &Path| {
+        p.is_file()
+            && std::fs::metadata(p)
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+                .unwrap_or(false)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return is_exec(&p).then_some(p);
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|p| is_exec(p)))
+        .unwrap_or(None)
+}
+
+fn signal(pid: i32, sig: i32) -> bool {
+    // A negative pid signals the whole process group the replica leads.
+    unsafe { libc::kill(-pid, sig) == 0 || libc::kill(pid, sig) == 0 }
+}
+
+fn alive(pid: i32) -> bool {
+    // Reap it if it is our exited child, so that it does not linger as a zombie.
+    unsafe {
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, libc::WNOHANG);
+        libc::kill(pid, 0) == 0
+    }
+}
+
+#[async_trait]
+impl Driver for ProcessDriver {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    async fn check_image(&self, image: &str) -> Result<()> {
+        let words = parse_command(image)?;
+        if find_program(&words[0]).is_none() {
+            bail!(
+                "`{}` is not an executable file nor a program on PATH; with the process runtime the image is the command line to run",
+                words[0]
+            );
+        }
+        Ok(())
+    }
+
+    async fn start(&self, spec: &StartSpec) -> Result<Started> {
+        let words = parse_command(&spec.image)?;
+        let port = super::free_port()?;
+        std::fs::create_dir_all(&self.log_dir)?;
+        let log_file = tempfile_in(&self.log_dir, &spec.id)?;
+        let mut cmd = tokio::process::Command::new(&words[0]);
+        cmd.args(&words[1..])
+            .env("PORT", port.to_string())
+            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .process_group(0)
+            .kill_on_drop(false);
+        let child = cmd.spawn().with_context(|| format!("starting `{}`", spec.image))?;
+        let pid = child.id().context("the replica exited at once")?.to_string();
+        // The child is reaped through waitpid in `alive`; dropping the handle does not kill it.
+        drop(child);
+        let _ = std::fs::rename(self.log_dir.join(format!("{}.log", spec.id)), self.log_path(&pid));
+        Ok(Started { handle: pid, address: format!("127.0.0.1:{port}") })
+    }
+
+    async fn stop(&self, handle: &str, grace: Duration) -> Result<()> {
+        let pid: i32 = handle.parse().with_context(|| format!("bad process handle {handle}"))?;
+        if !alive(pid) {
+            return Ok(());
+        }
+        signal(pid, libc::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if !alive(pid) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        signal(pid, libc::SIGKILL);
+        for _ in 0..50 {
+            if !alive(pid) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    async fn is_running(&self, handle: &str) -> bool {
+        handle.parse().map(alive).unwrap_or(false)
+    }
+
+    async fn logs(&self, handle: &str, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log_path(handle)).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+fn tempfile_in(dir: &Path, id: &str) -> Result<std::fs::File> {
+    Ok(std::fs::File::create(dir.join(format!("{id}.log")))?)
+}

@@ -1,0 +1,79 @@
+//! `hivemind serve`: wires the store, the plugin runtime, the fleet, the router and the
+//! engine together, and serves the API.
+
+use crate::api::{self, Api};
+use crate::engine::Engine;
+use crate::plugins::{Limits, PluginHost};
+use crate::router::Router;
+use crate::runtime::{self, DockerDriver, Driver, Fleet, ProcessDriver};
+use crate::store::Store;
+use anyhow::{Context, Result, bail};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeChoice {
+    /// Docker when the engine answers, process otherwise.
+    Auto,
+    Docker,
+    Process,
+}
+
+pub struct ServeOptions {
+    pub data_dir: PathBuf,
+    pub api_addr: SocketAddr,
+    pub runtime: RuntimeChoice,
+    /// The address app routers bind to.
+    pub router_ip: IpAddr,
+    pub limits: Limits,
+}
+
+pub async fn serve(options: ServeOptions) -> Result<()> {
+    std::fs::create_dir_all(&options.data_dir)
+        .with_context(|| format!("creating the data dir {}", options.data_dir.display()))?;
+    let data_dir = options.data_dir.canonicalize()?;
+    let store = Store::open(&data_dir).await?;
+
+    let driver: Arc<dyn Driver> = match options.runtime {
+        RuntimeChoice::Auto => runtime::detect(data_dir.join("logs")).await,
+        RuntimeChoice::Process => Arc::new(ProcessDriver::new(data_dir.join("logs"))),
+        RuntimeChoice::Docker => match DockerDriver::connect().await {
+            Ok(d) => Arc::new(d),
+            Err(e) => bail!(
+                "--runtime docker: {e:#}; is the Docker engine running? Use --runtime process to run replicas as local processes"
+            ),
+        },
+    };
+    let runtime_name = driver.name();
+
+    let started = std::time::Instant::now();
+    let plugins = PluginHost::new(options.limits.clone()).await?;
+    tracing::info!("loaded {} built-in plugins in {:?}", plugins.list().len(), started.elapsed());
+    let fleet = Arc::new(Fleet::new(driver, store.clone()));
+    let router = Arc::new(Router::new());
+    let engine = Engine::new(store, plugins, fleet, router, options.router_ip);
+    let plugins_dir = data_dir.join("plugins");
+    engine.load_installed_plugins(&plugins_dir).await?;
+    engine.start().await?;
+
+    let listener = tokio::net::TcpListener::bind(options.api_addr)
+        .await
+        .with_context(|| format!("binding the API to {}", options.api_addr))?;
+    let api_addr = listener.local_addr()?;
+    println!("hivemind serving the API on http://{api_addr} (data dir {}, runtime {runtime_name})", data_dir.display());
+    let app = api::router(Api { engine, plugins_dir });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM. Replicas keep running; the next start adopts them.
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down; replicas keep running");
+}

@@ -1,0 +1,390 @@
+//! Durable state: apps, deployments, plugin state, events, replicas, installed plugins.
+//!
+//! SQLite through sqlx, with the migrations in `host/migrations` embedded in the binary.
+//! Every write a step makes (its state, its progress, its event) lands in one transaction,
+//! so a crash leaves either the whole step or none of it.
+
+use crate::model::{App, Deployment, Event, Phase, PluginRef, Release, ReplicaRecord, Status, now_ms};
+use anyhow::{Context, Result};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A change of a deployment's status, with the event that records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Transition<'a> {
+    pub status: Status,
+    /// A new phase restarts the phase clock and the attempt count.
+    pub phase: Option<Phase>,
+    pub progress: Option<u8>,
+    pub message: &'a str,
+    pub level: &'a str,
+    pub error: Option<&'a str>,
+}
+
+impl<'a> Transition<'a> {
+    pub fn to(status: Status, message: &'a str) -> Transition<'a> {
+        Transition { status, phase: None, progress: None, message, level: "info", error: None }
+    }
+}
+
+/// What one step wrote, persisted atomically.
+#[derive(Debug, Default)]
+pub struct StepWrites {
+    pub state: HashMap<String, Vec<u8>>,
+    pub progress: Option<(u8, String)>,
+    pub events: Vec<(String, String)>,
+}
+
+const DEPLOYMENT_COLUMNS: &str = "id, app, name, strategy, spec, target_version, previous, status, phase, progress, message, error, \
+     plugin_name, plugin_version, plugin_sha256, attempt, phase_started_at_ms, created_at_ms, updated_at_ms";
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database in `data_dir` and migrates it.
+    pub async fn open(data_dir: &Path) -> Result<Store> {
+        let path = data_dir.join("hivemind.db");
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening the database {}", path.display()))?;
+        sqlx::migrate!("./migrations").run(&pool).await.context("migrating the database")?;
+        Ok(Store { pool })
+    }
+
+    // ---- apps ----
+
+    pub async fn app(&self, name: &str) -> Result<Option<App>> {
+        let row = sqlx::query("SELECT * FROM apps WHERE name = ?").bind(name).fetch_optional(&self.pool).await?;
+        row.map(app_from_row).transpose()
+    }
+
+    pub async fn apps(&self) -> Result<Vec<App>> {
+        let rows = sqlx::query("SELECT * FROM apps ORDER BY name").fetch_all(&self.pool).await?;
+        rows.into_iter().map(app_from_row).collect()
+    }
+
+    pub async fn insert_app(&self, name: &str, port: u16) -> Result<App> {
+        let now = now_ms();
+        sqlx::query("INSERT INTO apps (name, port, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?)")
+            .bind(name)
+            .bind(port as i64)
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(self.app(name).await?.expect("just inserted"))
+    }
+
+    /// Takes the app's next release number (1, 2, ...).
+    pub async fn next_release_number(&self, app: &str) -> Result<i64> {
+        let row = sqlx::query(
+            "UPDATE apps SET release_counter = release_counter + 1 WHERE name = ? RETURNING release_counter",
+        )
+        .bind(app)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get(0))
+    }
+
+    pub async fn set_app_release(&self, app: &str, release: Option<&Release>) -> Result<()> {
+        sqlx::query("UPDATE apps SET release = ?, updated_at_ms = ? WHERE name = ?")
+            .bind(release.map(|r| serde_json::to_string(r).unwrap()))
+            .bind(now_ms())
+            .bind(app)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_app_split(&self, app: &str, split: &[(String, u32)]) -> Result<()> {
+        sqlx::query("UPDATE apps SET split = ?, updated_at_ms = ? WHERE name = ?")
+            .bind(serde_json::to_string(split)?)
+            .bind(now_ms())
+            .bind(app)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- deployments ----
+
+    pub async fn insert_deployment(&self, d: &Deployment) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        ))
+        .bind(&d.id)
+        .bind(&d.app)
+        .bind(&d.name)
+        .bind(&d.strategy)
+        .bind(serde_json::to_string(&d.spec)?)
+        .bind(&d.target_version)
+        .bind(d.previous.as_ref().map(|r| serde_json::to_string(r).unwrap()))
+        .bind(d.status.as_str())
+        .bind(d.phase.as_str())
+        .bind(d.progress as i64)
+        .bind(&d.message)
+        .bind(&d.error)
+        .bind(&d.plugin.name)
+        .bind(&d.plugin.version)
+        .bind(&d.plugin.sha256)
+        .bind(d.attempt as i64)
+        .bind(d.phase_started_at_ms)
+        .bind(d.created_at_ms)
+        .bind(d.updated_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn deployment(&self, id: &str) -> Result<Option<Deployment>> {
+        let row = sqlx::query(&format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(deployment_from_row).transpose()
+    }
+
+    /// Deployments, newest first, optionally of one app.
+    pub async fn deployments(&self, app: Option<&str>, limit: i64) -> Result<Vec<Deployment>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE (?1 IS NULL OR app = ?1) ORDER BY created_at_ms DESC, id DESC LIMIT ?2"
+        ))
+        .bind(app)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(deployment_from_row).collect()
+    }
+
+    /// Deployments an engine must drive: in progress, awaiting approval, rolling back.
+    pub async fn active_deployments(&self) -> Result<Vec<Deployment>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE status IN ('in_progress', 'awaiting_approval', 'rolling_back') ORDER BY created_at_ms"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(deployment_from_row).collect()
+    }
+
+    /// Moves a deployment to a new status (and optionally phase), with an event, atomically.
+    pub async fn transition(&self, id: &str, to: Transition<'_>) -> Result<()> {
+        let Transition { status, phase, progress, message, level, error } = to;
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE deployments SET status = ?, message = ?, updated_at_ms = ?, progress = COALESCE(?, progress), error = COALESCE(?, error), \
+             phase = COALESCE(?, phase), attempt = CASE WHEN ? IS NULL THEN attempt ELSE 0 END, \
+             phase_started_at_ms = CASE WHEN ? IS NULL THEN phase_started_at_ms ELSE ? END WHERE id = ?",
+        )
+        .bind(status.as_str())
+        .bind(message)
+        .bind(now)
+        .bind(progress.map(|p| p as i64))
+        .bind(error)
+        .bind(phase.map(|p| p.as_str()))
+        .bind(phase.map(|p| p.as_str()))
+        .bind(phase.map(|p| p.as_str()))
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, id, now, level, message).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Persists what one step did: its state, progress, log lines and outcome event.
+    pub async fn record_step(&self, id: &str, writes: &StepWrites) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for (key, value) in &writes.state {
+            sqlx::query("INSERT INTO plugin_state (deployment_id, key, value) VALUES (?, ?, ?) ON CONFLICT(deployment_id, key) DO UPDATE SET value = excluded.value")
+                .bind(id)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE deployments SET attempt = attempt + 1, updated_at_ms = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some((percent, message)) = &writes.progress {
+            sqlx::query("UPDATE deployments SET progress = ?, message = ? WHERE id = ?")
+                .bind(*percent as i64)
+                .bind(message)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (level, message) in &writes.events {
+            insert_event(&mut tx, id, now, level, message).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn plugin_state(&self, id: &str) -> Result<HashMap<String, Vec<u8>>> {
+        let rows = sqlx::query("SELECT key, value FROM plugin_state WHERE deployment_id = ?")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn event(&self, id: &str, level: &str, message: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_event(&mut tx, id, now_ms(), level, message).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn events(&self, id: &str, after: i64) -> Result<Vec<Event>> {
+        let rows = sqlx::query("SELECT id, deployment_id, at_ms, level, message FROM events WHERE deployment_id = ? AND id > ? ORDER BY id")
+            .bind(id)
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Event {
+                id: r.get(0),
+                deployment_id: r.get(1),
+                at_ms: r.get(2),
+                level: r.get(3),
+                message: r.get(4),
+            })
+            .collect())
+    }
+
+    // ---- replicas ----
+
+    pub async fn insert_replica(&self, r: &ReplicaRecord) -> Result<()> {
+        sqlx::query("INSERT INTO replicas (id, app, version, deployment_id, driver, handle, address, health_address, started_at_ms) VALUES (?,?,?,?,?,?,?,?,?)")
+            .bind(&r.id)
+            .bind(&r.app)
+            .bind(&r.version)
+            .bind(&r.deployment_id)
+            .bind(&r.driver)
+            .bind(&r.handle)
+            .bind(&r.address)
+            .bind(&r.health_address)
+            .bind(r.started_at_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_replica(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM replicas WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn replicas(&self) -> Result<Vec<ReplicaRecord>> {
+        let rows = sqlx::query("SELECT id, app, version, deployment_id, driver, handle, address, health_address, started_at_ms FROM replicas ORDER BY started_at_ms, id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ReplicaRecord {
+                id: r.get(0),
+                app: r.get(1),
+                version: r.get(2),
+                deployment_id: r.get(3),
+                driver: r.get(4),
+                handle: r.get(5),
+                address: r.get(6),
+                health_address: r.get(7),
+                started_at_ms: r.get(8),
+            })
+            .collect())
+    }
+
+    // ---- installed plugins ----
+
+    pub async fn insert_plugin(&self, sha256: &str, name: &str, version: &str) -> Result<()> {
+        sqlx::query("INSERT OR REPLACE INTO plugins (sha256, name, version, installed_at_ms) VALUES (?, ?, ?, ?)")
+            .bind(sha256)
+            .bind(name)
+            .bind(version)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn installed_plugins(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT sha256 FROM plugins ORDER BY installed_at_ms").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+}
+
+async fn insert_event(tx: &mut sqlx::SqliteConnection, id: &str, at_ms: i64, level: &str, message: &str) -> Result<()> {
+    sqlx::query("INSERT INTO events (deployment_id, at_ms, level, message) VALUES (?, ?, ?, ?)")
+        .bind(id)
+        .bind(at_ms)
+        .bind(level)
+        .bind(message)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+fn app_from_row(r: SqliteRow) -> Result<App> {
+    let release: Option<String> = r.get("release");
+    let split: String = r.get("split");
+    Ok(App {
+        name: r.get("name"),
+        port: r.get::<i64, _>("port") as u16,
+        release: release.map(|s| serde_json::from_str(&s)).transpose()?,
+        split: serde_json::from_str(&split)?,
+        release_counter: r.get("release_counter"),
+        created_at_ms: r.get("created_at_ms"),
+        updated_at_ms: r.get("updated_at_ms"),
+    })
+}
+
+fn deployment_from_row(r: SqliteRow) -> Result<Deployment> {
+    let spec: String = r.get("spec");
+    let previous: Option<String> = r.get("previous");
+    let status: String = r.get("status");
+    let phase: String = r.get("phase");
+    Ok(Deployment {
+        id: r.get("id"),
+        app: r.get("app"),
+        name: r.get("name"),
+        strategy: r.get("strategy"),
+        spec: serde_json::from_str(&spec)?,
+        target_version: r.get("target_version"),
+        previous: previous.map(|s| serde_json::from_str(&s)).transpose()?,
+        status: Status::parse(&status).with_context(|| format!("unknown status {status}"))?,
+        phase: if phase == "rollback" { Phase::Rollback } else { Phase::Deploy },
+        progress: r.get::<i64, _>("progress") as u8,
+        message: r.get("message"),
+        error: r.get("error"),
+        plugin: PluginRef {
+            name: r.get("plugin_name"),
+            version: r.get("plugin_version"),
+            sha256: r.get("plugin_sha256"),
+        },
+        attempt: r.get::<i64, _>("attempt") as u32,
+        phase_started_at_ms: r.get("phase_started_at_ms"),
+        created_at_ms: r.get("created_at_ms"),
+        updated_at_ms: r.get("updated_at_ms"),
+    })
+}
