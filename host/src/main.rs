@@ -1,19 +1,3 @@
-//! `hivemind`: a deployment server (API, traffic router, engine) and the CLI that talks
-//! to it. Modules, in the order data flows: cli → api → engine → plugins, runtime,
-//! router, health → store.
-
-mod api;
-mod cli;
-mod engine;
-mod error;
-mod health;
-mod model;
-mod plugins;
-mod router;
-mod runtime;
-mod server;
-mod store;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -22,5 +6,5 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    cli::run().await
+    hivemind::cli::run().await
 }

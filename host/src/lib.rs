@@ -1,0 +1,15 @@
+//! Hivemind: a deployment server (API, traffic router, engine) and the CLI that talks to
+//! it. Modules, in the order data flows: cli → api → engine → plugins, runtime, router,
+//! health → store.
+
+pub mod api;
+pub mod cli;
+pub mod engine;
+pub mod error;
+pub mod health;
+pub mod model;
+pub mod plugins;
+pub mod router;
+pub mod runtime;
+pub mod server;
+pub mod store;

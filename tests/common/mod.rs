@@ -1,0 +1,352 @@
+//! What the end-to-end tests share: a real `hivemind serve` on a temporary data dir, the
+//! CLI run as a user would, the demo app (as a process or as a local Docker image), and
+//! the test plugins.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn run_ok(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The demo app, built once per test binary in a target dir of its own (the outer
+/// cargo's dir stays free).
+pub fn demo_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = target_dir().join("demo");
+        run_ok(
+            cargo()
+                .args(["build", "--release", "-p", "hivemind-demo", "--target-dir"])
+                .arg(&dir)
+                .current_dir(repo_root()),
+            "building the demo app",
+        );
+        dir.join("release/hivemind-demo")
+    })
+}
+
+/// The process-runtime "image" of demo version `version`, with extra flags.
+pub fn demo_command(version: &str, flags: &str) -> String {
+    format!("{} {version} {flags}", demo_binary().display()).trim().to_string()
+}
+
+/// A test plugin from tests/plugins, built once per test binary.
+pub fn test_plugin(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = target_dir().join("test-plugins");
+        run_ok(
+            cargo()
+                .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+                .arg(&dir)
+                .current_dir(repo_root().join("tests/plugins")),
+            "building the test plugins",
+        );
+        dir.join("wasm32-wasip2/release")
+    });
+    dir.join(format!("{name}.wasm"))
+}
+
+/// Whether to run Docker tests: yes when the engine answers; a skip otherwise, unless
+/// HIVEMIND_REQUIRE_DOCKER=1 (as in CI) turns the skip into a failure.
+pub fn docker_available(test: &str) -> bool {
+    let answers = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !answers {
+        if std::env::var("HIVEMIND_REQUIRE_DOCKER").as_deref() == Ok("1") {
+            panic!("{test}: HIVEMIND_REQUIRE_DOCKER=1 but no Docker engine answers `docker info`");
+        }
+        eprintln!("{test}: no Docker engine answers; skipped (set HIVEMIND_REQUIRE_DOCKER=1 to make this a failure)");
+    }
+    answers
+}
+
+/// Builds the demo images hivemind-demo:v1 and :v2, FROM scratch, once per test binary.
+pub fn demo_images() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        run_ok(
+            Command::new("bash").arg(repo_root().join("demo/build-image.sh")).args(["v1", "v2"]),
+            "building the demo images",
+        )
+    });
+}
+
+/// What a CLI run printed, and how it ended.
+#[derive(Debug)]
+pub struct CliRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    pub fn ok(self) -> CliRun {
+        assert_eq!(self.code, 0, "the command failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+/// A real `hivemind serve`, stopped (and its replicas removed) when dropped.
+pub struct Server {
+    child: Option<Child>,
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    pub url: String,
+    runtime: String,
+}
+
+impl Server {
+    /// A server on a new data dir with `runtime` ("process" or "docker").
+    pub fn start(runtime: &str) -> Server {
+        let temp = tempfile::tempdir().unwrap();
+        let mut server = Server::start_in(temp.path(), runtime);
+        server._temp = Some(temp);
+        server
+    }
+
+    pub fn start_in(data_dir: &Path, runtime: &str) -> Server {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("server.log")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hivemind"))
+            .args(["serve", "--api-addr", "127.0.0.1:0", "--runtime", runtime, "--data-dir"])
+            .arg(data_dir)
+            .env("HIVEMIND_LOG", "hivemind=debug,warn")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("starting hivemind serve");
+        // The server prints its API address once it serves; read it, then keep draining.
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "the server did not start: {line}\n{}",
+                    std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default()
+                )
+            })
+            .to_string();
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = stdout.read_to_end(&mut sink);
+        });
+        Server { child: Some(child), data_dir: data_dir.to_path_buf(), _temp: None, url, runtime: runtime.to_string() }
+    }
+
+    /// Runs the CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> CliRun {
+        let out = Command::new(env!("CARGO_BIN_EXE_hivemind"))
+            .args(args)
+            .env("HIVEMIND_URL", &self.url)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        CliRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    }
+
+    /// Runs the CLI with `--output json` and parses what it printed.
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        self.cli(&all).ok().json()
+    }
+
+    /// GETs an API path and parses the JSON.
+    pub fn api(&self, path: &str) -> Value {
+        let (status, body) = http_get(&format!("{}{path}", self.url));
+        assert!(status < 400, "GET {path}: {status} {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// POSTs bytes to an API path; returns the status and the parsed JSON answer.
+    pub fn api_post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+        let (status, text) = http_request("POST", &format!("{}{path}", self.url), Some((content_type, body)));
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Stops the server with SIGTERM and waits; replicas keep running.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if child.try_wait().unwrap().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The router port of an app.
+    pub fn app_port(&self, app: &str) -> u16 {
+        self.api(&format!("/api/apps/{app}"))["port"].as_u64().unwrap() as u16
+    }
+
+    /// Waits until a deployment ends; returns its final record.
+    pub fn wait_for(&self, id: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let d = self.api(&format!("/api/deployments/{id}"));
+            if d["completed"] == true {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "deployment {id} did not end within {timeout:?}: {d}\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+        remove_replicas(&self.data_dir, &self.runtime);
+        if std::thread::panicking() {
+            eprintln!("---- server log ----\n{}", self.log());
+        }
+    }
+}
+
+/// Removes every replica recorded in a data dir: process groups or containers.
+pub fn remove_replicas(data_dir: &Path, runtime: &str) {
+    let dir = data_dir.to_path_buf();
+    let replicas = std::thread::spawn(move || {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            match hivemind::store::Store::open(&dir).await {
+                Ok(store) => store.replicas().await.unwrap_or_default(),
+                Err(_) => Vec::new(),
+            }
+        })
+    })
+    .join()
+    .unwrap_or_default();
+    for r in replicas {
+        match runtime {
+            "docker" => {
+                let _ = Command::new("docker").args(["rm", "-f", &r.handle]).output();
+            }
+            _ => {
+                if let Ok(pid) = r.handle.parse::<i32>() {
+                    unsafe {
+                        libc::kill(-pid, libc::SIGKILL);
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET over a fresh connection; returns (status, body).
+pub fn http_get(url: &str) -> (u16, String) {
+    http_request("GET", url, None)
+}
+
+pub fn http_request(method: &str, url: &str, body: Option<(&str, &[u8])>) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("http:// URL");
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut stream = match TcpStream::connect(host) {
+        Ok(s) => s,
+        Err(e) => return (0, format!("connect failed: {e}")),
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    if let Some((content_type, bytes)) = body {
+        request.push_str(&format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n", bytes.len()));
+    }
+    request.push_str("\r\n");
+    let mut data = request.into_bytes();
+    if let Some((_, bytes)) = body {
+        data.extend_from_slice(bytes);
+    }
+    if stream.write_all(&data).is_err() {
+        return (0, "write failed".into());
+    }
+    let mut response = Vec::new();
+    if stream.read_to_end(&mut response).is_err() && response.is_empty() {
+        return (0, "read failed".into());
+    }
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    (status, body)
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// GETs `/` through an app's router `n` times and returns the bodies, trimmed.
+pub fn versions_served(port: u16, n: usize) -> Vec<String> {
+    (0..n).map(|_| http_get(&format!("http://127.0.0.1:{port}/")).1.trim().to_string()).collect()
+}
