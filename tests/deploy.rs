@@ -53,6 +53,12 @@ fn deploys_v1_then_v2_with_the_process_runtime() {
     assert!(replicas.iter().all(|r| r["version"] == "r2" && r["healthy"] == true), "{app}");
     assert!(old_pids.iter().all(|p| !pid_alive(p)), "old replicas still run: {old_pids:?}");
     assert_eq!(app["release"]["version"], "r2");
+
+    // The router's counts are on the server's Prometheus endpoint.
+    let (status, metrics) = common::http_get(&format!("{}/metrics", server.url));
+    assert_eq!(status, 200);
+    assert!(metrics.contains(r#"hivemind_router_requests_total{app="web",version="r2",class="2xx"} 12"#), "{metrics}");
+    assert!(metrics.contains(r#"hivemind_router_requests_total{app="web",version="r1",class="2xx"} 12"#), "{metrics}");
 }
 
 #[test]
@@ -106,6 +112,7 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--strategy", "warp-speed"], "unknown strategy `warp-speed`; available: simple"),
         (vec!["--replicas", "0"], "replicas must be at least 1"),
+        (vec!["--health-check-port", "9000"], "the process runtime probes each replica on the port it serves"),
     ];
     for (flags, expected) in cases {
         let run = deploy(&server, "web", &v2, &flags);

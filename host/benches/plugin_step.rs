@@ -1,1 +1,87 @@
-fn main() {}
+//! What one plugin step costs: instantiate a strategy component in a fresh sandbox and
+//! call `step` once (the SDK loads and saves its typed state; no other host work).
+//!
+//! Run: `cargo bench -p hivemind --bench plugin_step` (a release build). It also prints
+//! how long a component takes from bytes to usable (compile, type-check, info()).
+
+#[path = "../../tests/common/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod common;
+
+use hivemind::health::{HttpCheck, Prober};
+use hivemind::plugins::bindings::Phase;
+use hivemind::plugins::{Limits, Origin, PluginHost, Services, StepCaps, StepContext, StepOutcome, wit};
+use hivemind::router::Router;
+use hivemind::runtime::{Fleet, ProcessDriver};
+use hivemind::store::{StepWrites, Store};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WARMUP: usize = 200;
+const STEPS: usize = 5_000;
+
+fn main() {
+    let bytes = std::fs::read(common::test_plugin("noop")).expect("the noop test plugin");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async move {
+        let data = tempfile::tempdir().unwrap();
+        let store = Store::open(data.path()).await.unwrap();
+        let host = PluginHost::new(Limits::default()).await.unwrap();
+
+        let loaded_at = Instant::now();
+        let plugin = host.load(bytes.clone(), Origin::Installed).await.unwrap();
+        let load = loaded_at.elapsed();
+
+        let services = Arc::new(Services {
+            fleet: Arc::new(Fleet::new(Arc::new(ProcessDriver::new(data.path().join("logs"))), store.clone())),
+            router: Arc::new(Router::new()),
+            prober: Prober::new(),
+            store,
+        });
+        let release = wit::Release { version: "r1".into(), image: "true".into(), replicas: 1 };
+        let deployment = wit::Deployment {
+            id: "dep-bench".into(),
+            app: "bench".into(),
+            target: release.clone(),
+            previous: None,
+            variants: Vec::new(),
+            params: Vec::new(),
+            health: wit::HealthCheck { path: "/".into(), timeout_ms: 1000, ready_timeout_ms: 1000 },
+        };
+        let context = StepContext { phase: Phase::Deploy, attempt: 0, elapsed_ms: 0, promoted: false, winner: None };
+        let mut state = HashMap::new();
+        let mut samples = Vec::with_capacity(STEPS);
+        for i in 0..WARMUP + STEPS {
+            let caps = StepCaps {
+                app: "bench".into(),
+                deployment_id: "dep-bench".into(),
+                versions: HashMap::from([("r1".into(), "true".into())]),
+                container_port: 8080,
+                health_port: None,
+                health: HttpCheck { path: "/".into(), timeout: Duration::from_secs(1) },
+                services: services.clone(),
+                state,
+                writes: StepWrites::default(),
+            };
+            let started = Instant::now();
+            let (outcome, caps) = host.step(&plugin, caps, &deployment, &context).await;
+            let took = started.elapsed();
+            assert!(matches!(outcome, Ok(StepOutcome::Done)), "{outcome:?}");
+            state = caps.state;
+            if i >= WARMUP {
+                samples.push(took);
+            }
+        }
+        let calls: serde_json::Value = serde_json::from_slice(&state["sdk.state"]).unwrap();
+        assert_eq!(calls["count"], (WARMUP + STEPS) as u64, "the typed state survived every step");
+        samples.sort();
+        let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+        let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
+        println!("plugin step (instantiate + step, noop strategy, {} bytes), {STEPS} samples:", bytes.len());
+        println!("  median {:>8.1} µs", at(0.5).as_secs_f64() * 1e6);
+        println!("  p99    {:>8.1} µs", at(0.99).as_secs_f64() * 1e6);
+        println!("  mean   {:>8.1} µs", mean.as_secs_f64() * 1e6);
+        println!("component load (compile + type-check + info()): {:.1} ms", load.as_secs_f64() * 1e3);
+    });
+}

@@ -6,6 +6,8 @@ CREATE TABLE apps (
     release         TEXT,
     -- The router's split, JSON [[version, weight], ...], restored on restart.
     split           TEXT NOT NULL DEFAULT '[]',
+    -- Whether clients keep their version (A/B tests).
+    sticky          INTEGER NOT NULL DEFAULT 0,
     release_counter INTEGER NOT NULL DEFAULT 0,
     created_at_ms   INTEGER NOT NULL,
     updated_at_ms   INTEGER NOT NULL

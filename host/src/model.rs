@@ -38,6 +38,10 @@ pub struct DeploymentSpec {
     pub container_port: u16,
     #[serde(default = "default_health_path")]
     pub health_check_path: String,
+    /// The port health probes go to, inside the container (docker runtime); the app's
+    /// own port when absent.
+    #[serde(default)]
+    pub health_check_port: Option<u16>,
     /// Seconds one probe may take.
     #[serde(default = "default_health_timeout")]
     pub health_check_timeout: u32,
@@ -196,6 +200,7 @@ pub struct App {
     pub port: u16,
     pub release: Option<Release>,
     pub split: Vec<(String, u32)>,
+    pub sticky: bool,
     pub release_counter: i64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,

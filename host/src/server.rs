@@ -51,8 +51,9 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     let plugins = PluginHost::new(options.limits.clone()).await?;
     tracing::info!("loaded {} built-in plugins in {:?}", plugins.list().len(), started.elapsed());
     let fleet = Arc::new(Fleet::new(driver, store.clone()));
-    let router = Arc::new(Router::new());
-    let engine = Engine::new(store, plugins, fleet, router, options.router_ip);
+    let (router, router_events) = Router::with_events();
+    let engine = Engine::new(store, plugins, fleet, Arc::new(router), options.router_ip);
+    engine.watch_router(router_events);
     let plugins_dir = data_dir.join("plugins");
     engine.load_installed_plugins(&plugins_dir).await?;
     engine.start().await?;

@@ -23,6 +23,7 @@ pub struct Api {
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .route("/api/deployments", get(list_deployments).post(create_deployment))
         .route("/api/deployments/{id}", get(get_deployment))
         .route("/api/deployments/{id}/status", get(deployment_status))
@@ -238,4 +239,8 @@ async fn install_plugin(
 
 async fn replica_logs(State(api): State<Api>, Path((name, id)): Path<(String, String)>) -> Result<String, ApiError> {
     Ok(api.engine.replica_logs(&name, &id, 200).await?)
+}
+
+async fn metrics(State(api): State<Api>) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], api.engine.prometheus())
 }

@@ -167,8 +167,12 @@ struct SpecArgs {
     /// The port the app listens on inside its container.
     #[arg(long, default_value_t = 8080)]
     container_port: u16,
+    /// The HTTP path health probes GET; a 2xx or 3xx is healthy.
     #[arg(long, default_value = "/")]
     health_check_path: String,
+    /// The port health probes go to inside the container (docker runtime).
+    #[arg(long)]
+    health_check_port: Option<u16>,
     /// Seconds one health probe may take.
     #[arg(long, default_value_t = 2)]
     health_check_timeout: u32,
@@ -191,6 +195,7 @@ impl SpecArgs {
             port: self.port,
             container_port: self.container_port,
             health_check_path: self.health_check_path,
+            health_check_port: self.health_check_port,
             health_check_timeout: self.health_check_timeout,
             ready_timeout: self.ready_timeout,
             params: self.params.into_iter().collect::<BTreeMap<_, _>>(),

@@ -87,7 +87,7 @@ impl Engine {
         tracing::info!("adopted {} running replicas", adopted.len());
         for app in self.store.apps().await? {
             self.services.router.listen(&app.name, SocketAddr::new(self.router_ip, app.port)).await?;
-            self.services.router.set_split(&app.name, app.split.clone());
+            self.services.router.set_split(&app.name, app.split.clone(), app.sticky);
             self.services.sync_router(&app.name).await;
             if let Some(latest) = self.store.deployments(Some(&app.name), 1).await?.first() {
                 self.checks.lock().unwrap().insert(app.name.clone(), check_of(&latest.spec));
@@ -110,6 +110,35 @@ impl Engine {
             }
         });
         Ok(())
+    }
+
+    /// Writes what the router noticed into the event log of the app's active deployment.
+    pub fn watch_router(
+        self: &Arc<Self>,
+        mut events: tokio::sync::mpsc::UnboundedReceiver<crate::router::RouterEvent>,
+    ) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let crate::router::RouterEvent::Ejected { app, replica, version } = event;
+                let message = format!(
+                    "router ejected replica {replica} ({version}) after {} failed requests in a row; it gets no traffic for {} s",
+                    crate::router::EJECT_AFTER_FAILURES,
+                    crate::router::EJECT_FOR_MS / 1000
+                );
+                match engine.active_deployment(&app).await {
+                    Ok(Some(d)) => {
+                        let _ = engine.store.event(&d.id, "warn", &message).await;
+                    }
+                    _ => tracing::warn!(app = %app, "{message}"),
+                }
+            }
+        });
+    }
+
+    /// The server's own counts in the Prometheus text format.
+    pub fn prometheus(&self) -> String {
+        self.services.router.prometheus()
     }
 
     /// Probes every replica once, in parallel, and tells the router.
@@ -136,12 +165,17 @@ impl Engine {
                 format!("unknown strategy `{}`; available: {}", spec.strategy, self.plugins.names().join(", ")),
             )
         })?;
-        self.services
-            .fleet
-            .driver()
-            .check_image(&spec.image)
-            .await
-            .map_err(|e| UserError::invalid("image", format!("{e:#}")))?;
+        let driver = self.services.fleet.driver();
+        driver.check_image(&spec.image).await.map_err(|e| UserError::invalid("image", format!("{e:#}")))?;
+        if spec.health_check_port.is_some() && !driver.supports_health_port() {
+            return Err(UserError::invalid(
+                "health_check_port",
+                format!(
+                    "the {} runtime probes each replica on the port it serves ($PORT); leave out --health-check-port, or use the docker runtime",
+                    driver.name()
+                ),
+            ));
+        }
 
         let existing = self.store.app(&spec.app).await?;
         if let Some(app) = &existing {
@@ -414,6 +448,7 @@ impl Engine {
                 deployment_id: d.id.clone(),
                 versions: allowed_versions(&d),
                 container_port: d.spec.container_port,
+                health_port: d.spec.health_check_port,
                 health: check_of(&d.spec),
                 services: self.services.clone(),
                 state: self.store.plugin_state(id).await?,

@@ -30,6 +30,9 @@ pub fn spec(s: &DeploymentSpec) -> Result<(), UserError> {
     if s.port == Some(0) {
         return Err(UserError::invalid("port", "port must be 1 to 65535; leave it out to get a free one"));
     }
+    if s.health_check_port == Some(0) {
+        return Err(UserError::invalid("health_check_port", "health check port must be 1 to 65535"));
+    }
     if s.container_port == 0 {
         return Err(UserError::invalid("container_port", "container port must be 1 to 65535"));
     }

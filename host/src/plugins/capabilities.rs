@@ -49,6 +49,7 @@ pub struct StepCaps {
     /// The versions this deployment may run, with their images.
     pub versions: HashMap<String, String>,
     pub container_port: u16,
+    pub health_port: Option<u16>,
     pub health: HttpCheck,
     pub services: Arc<Services>,
     /// The plugin's saved state, as loaded before the step and changed by it.
@@ -132,6 +133,7 @@ impl containers::Host for HostState {
             deployment_id: caps.deployment_id.clone(),
             image,
             container_port: caps.container_port,
+            health_port: caps.health_port,
             env: Vec::new(),
         };
         let before = caps.services.fleet.list(&caps.app).await.iter().filter(|r| r.version == version).count();
@@ -184,43 +186,49 @@ impl containers::Host for HostState {
     }
 }
 
-impl routing::Host for HostState {
-    async fn set_split(&mut self, split: Vec<routing::Weight>) -> Res<()> {
+impl HostState {
+    async fn apply_split(&mut self, capability: &str, split: Vec<routing::Weight>, sticky: bool) -> Res<()> {
         let caps = match self.caps() {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
         };
         let mut table = Vec::new();
         for w in split {
-            if let Err(e) = caps.check_version("routing.set-split", &w.version) {
+            if let Err(e) = caps.check_version(capability, &w.version) {
                 return Ok(Err(e));
             }
             if table.iter().any(|(v, _)| v == &w.version) {
-                return Ok(Err(Error::Invalid(format!("routing.set-split: version `{}` appears twice", w.version))));
+                return Ok(Err(Error::Invalid(format!("{capability}: version `{}` appears twice", w.version))));
             }
             table.push((w.version, w.weight));
         }
-        if caps.services.router.split(&caps.app) != table {
+        if caps.services.router.split(&caps.app) != (table.clone(), sticky) {
             // Persist first: after a restart the router comes back with this split.
-            if let Err(e) = caps.services.store.set_app_split(&caps.app, &table).await {
+            if let Err(e) = caps.services.store.set_app_split(&caps.app, &table, sticky).await {
                 return Ok(Err(failed(e)));
             }
-            caps.services.router.set_split(&caps.app, table.clone());
+            caps.services.router.set_split(&caps.app, table.clone(), sticky);
             let shown: Vec<String> = table.iter().map(|(v, w)| format!("{v}={w}")).collect();
-            caps.log("info", format!("traffic split set to [{}]", shown.join(", ")));
+            let kind = if sticky { "sticky traffic split" } else { "traffic split" };
+            caps.log("info", format!("{kind} set to [{}]", shown.join(", ")));
         }
         Ok(Ok(()))
+    }
+}
+
+impl routing::Host for HostState {
+    async fn set_split(&mut self, split: Vec<routing::Weight>) -> Res<()> {
+        self.apply_split("routing.set-split", split, false).await
+    }
+
+    async fn set_sticky_split(&mut self, split: Vec<routing::Weight>) -> Res<()> {
+        self.apply_split("routing.set-sticky-split", split, true).await
     }
 
     async fn current_split(&mut self) -> wasmtime::Result<Vec<routing::Weight>> {
         let Ok(caps) = self.caps() else { return Ok(Vec::new()) };
-        Ok(caps
-            .services
-            .router
-            .split(&caps.app)
-            .into_iter()
-            .map(|(version, weight)| routing::Weight { version, weight })
-            .collect())
+        let (split, _) = caps.services.router.split(&caps.app);
+        Ok(split.into_iter().map(|(version, weight)| routing::Weight { version, weight }).collect())
     }
 
     async fn drain(&mut self, ids: Vec<String>, timeout_ms: u32) -> Res<()> {

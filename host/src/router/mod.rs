@@ -11,6 +11,7 @@ mod table;
 pub use stats::StatsSnapshot;
 use stats::VersionStats;
 use table::{Backend, Pool, RouteTable};
+pub use table::{EJECT_AFTER_FAILURES, EJECT_FOR_MS};
 
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
@@ -26,6 +27,14 @@ pub struct BackendSpec {
     pub id: String,
     pub version: String,
     pub address: String,
+}
+
+/// Something the router noticed that the engine should know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouterEvent {
+    /// A backend failed `EJECT_AFTER_FAILURES` exchanges in a row and gets no traffic for
+    /// `EJECT_FOR_MS`.
+    Ejected { app: String, replica: String, version: String },
 }
 
 /// Where the drain of a backend stands.
@@ -44,24 +53,35 @@ pub struct AppRoute {
     counter: AtomicU64,
     /// What tables are built from. Writers hold the lock; readers only load `table`.
     config: Mutex<RouteConfig>,
+    /// Requests answered 503 because no backend was usable.
     pub unroutable: AtomicU64,
+    events: Option<tokio::sync::mpsc::UnboundedSender<RouterEvent>>,
 }
 
 #[derive(Default)]
 struct RouteConfig {
     split: Vec<(String, u32)>,
+    sticky: bool,
     backends: Vec<Arc<Backend>>,
     stats: HashMap<String, Arc<VersionStats>>,
 }
 
 impl AppRoute {
-    fn new(name: &str) -> AppRoute {
+    fn new(name: &str, events: Option<tokio::sync::mpsc::UnboundedSender<RouterEvent>>) -> AppRoute {
         AppRoute {
             name: name.to_string(),
-            table: ArcSwap::from_pointee(RouteTable::new(Vec::new())),
+            table: ArcSwap::from_pointee(RouteTable::new(Vec::new(), false)),
             counter: AtomicU64::new(0),
             config: Mutex::new(RouteConfig::default()),
             unroutable: AtomicU64::new(0),
+            events,
+        }
+    }
+
+    /// Tells the engine, if it listens.
+    fn notify(&self, event: RouterEvent) {
+        if let Some(events) = &self.events {
+            let _ = events.send(event);
         }
     }
 
@@ -70,9 +90,9 @@ impl AppRoute {
         for (version, weight) in &config.split {
             let stats = config.stats.entry(version.clone()).or_default().clone();
             let backends = config.backends.iter().filter(|b| &b.version == version).cloned().collect();
-            pools.push(Pool { weight: *weight, backends, stats });
+            pools.push(Pool::new(version.clone(), *weight, backends, stats));
         }
-        self.table.store(Arc::new(RouteTable::new(pools)));
+        self.table.store(Arc::new(RouteTable::new(pools, config.sticky)));
     }
 
     fn backend(&self, id: &str) -> Option<Arc<Backend>> {
@@ -83,6 +103,7 @@ impl AppRoute {
 #[derive(Default)]
 pub struct Router {
     apps: std::sync::RwLock<HashMap<String, Arc<AppRoute>>>,
+    events: Option<tokio::sync::mpsc::UnboundedSender<RouterEvent>>,
 }
 
 impl Router {
@@ -90,11 +111,18 @@ impl Router {
         Router::default()
     }
 
+    /// A router that reports what it notices (ejections) on a channel.
+    pub fn with_events() -> (Router, tokio::sync::mpsc::UnboundedReceiver<RouterEvent>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Router { apps: Default::default(), events: Some(tx) }, rx)
+    }
+
     fn app(&self, app: &str) -> Arc<AppRoute> {
         if let Some(route) = self.apps.read().unwrap().get(app) {
             return route.clone();
         }
-        self.apps.write().unwrap().entry(app.to_string()).or_insert_with(|| Arc::new(AppRoute::new(app))).clone()
+        let mut apps = self.apps.write().unwrap();
+        apps.entry(app.to_string()).or_insert_with(|| Arc::new(AppRoute::new(app, self.events.clone()))).clone()
     }
 
     /// Starts serving `app` on `addr`. Returns once the port is bound.
@@ -106,16 +134,22 @@ impl Router {
         Ok(())
     }
 
-    /// Replaces the app's split. Versions with weight 0 get no traffic.
-    pub fn set_split(&self, app: &str, split: Vec<(String, u32)>) {
+    /// Replaces the app's split. Versions with weight 0 get no traffic unless a request
+    /// asks for them by header (a preview). With `sticky`, each client keeps its version
+    /// through a cookie.
+    pub fn set_split(&self, app: &str, split: Vec<(String, u32)>, sticky: bool) {
         let route = self.app(app);
         let mut config = route.config.lock().unwrap();
         config.split = split;
+        config.sticky = sticky;
         route.rebuild(&mut config);
     }
 
-    pub fn split(&self, app: &str) -> Vec<(String, u32)> {
-        self.app(app).config.lock().unwrap().split.clone()
+    /// The split in force, and whether it is sticky.
+    pub fn split(&self, app: &str) -> (Vec<(String, u32)>, bool) {
+        let route = self.app(app);
+        let config = route.config.lock().unwrap();
+        (config.split.clone(), config.sticky)
     }
 
     /// Makes the app's backends exactly `specs`, keeping the state (health, in-flight,
@@ -168,8 +202,82 @@ impl Router {
         })
     }
 
-    /// The counts of one version of the app, if it ever had weight.
+    /// The counts of one version of the app, if it ever was in a split.
     pub fn stats(&self, app: &str, version: &str) -> Option<StatsSnapshot> {
         self.app(app).config.lock().unwrap().stats.get(version).map(|s| s.snapshot())
+    }
+
+    /// Every app's counts in the Prometheus text format.
+    pub fn prometheus(&self) -> String {
+        use std::fmt::Write;
+        let apps: Vec<Arc<AppRoute>> = self.apps.read().unwrap().values().cloned().collect();
+        let mut out = String::new();
+        let mut series: Vec<(String, String, StatsSnapshot)> = Vec::new();
+        for route in &apps {
+            let config = route.config.lock().unwrap();
+            for (version, stats) in &config.stats {
+                series.push((route.name.clone(), version.clone(), stats.snapshot()));
+            }
+        }
+        series.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let _ = writeln!(
+            out,
+            "# HELP hivemind_router_requests_total Requests the router sent to a version, by status class."
+        );
+        let _ = writeln!(out, "# TYPE hivemind_router_requests_total counter");
+        for (app, version, s) in &series {
+            for (class, n) in
+                [("2xx", s.status_2xx), ("3xx", s.status_3xx), ("4xx", s.status_4xx), ("5xx", s.status_5xx)]
+            {
+                let _ = writeln!(
+                    out,
+                    "hivemind_router_requests_total{{app=\"{app}\",version=\"{version}\",class=\"{class}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hivemind_router_connection_errors_total Exchanges that got no answer from a backend."
+        );
+        let _ = writeln!(out, "# TYPE hivemind_router_connection_errors_total counter");
+        for (app, version, s) in &series {
+            let _ = writeln!(
+                out,
+                "hivemind_router_connection_errors_total{{app=\"{app}\",version=\"{version}\"}} {}",
+                s.connection_errors
+            );
+        }
+        let _ = writeln!(out, "# HELP hivemind_router_in_flight Requests in flight.");
+        let _ = writeln!(out, "# TYPE hivemind_router_in_flight gauge");
+        for (app, version, s) in &series {
+            let _ = writeln!(out, "hivemind_router_in_flight{{app=\"{app}\",version=\"{version}\"}} {}", s.in_flight);
+        }
+        let _ =
+            writeln!(out, "# HELP hivemind_router_latency_ms Time to the backend's response headers, in milliseconds.");
+        let _ = writeln!(out, "# TYPE hivemind_router_latency_ms histogram");
+        for (app, version, s) in &series {
+            let mut cumulative = 0;
+            for (bound, count) in &s.latency_buckets {
+                cumulative += count;
+                let le = if bound.is_infinite() { "+Inf".to_string() } else { bound.to_string() };
+                let _ = writeln!(
+                    out,
+                    "hivemind_router_latency_ms_bucket{{app=\"{app}\",version=\"{version}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let _ =
+                writeln!(out, "hivemind_router_latency_ms_count{{app=\"{app}\",version=\"{version}\"}} {cumulative}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hivemind_router_unroutable_total Requests answered 503 because no backend was usable."
+        );
+        let _ = writeln!(out, "# TYPE hivemind_router_unroutable_total counter");
+        let mut names: Vec<_> = apps.iter().map(|r| (r.name.clone(), r.unroutable.load(Relaxed))).collect();
+        names.sort();
+        for (app, n) in names {
+            let _ = writeln!(out, "hivemind_router_unroutable_total{{app=\"{app}\"}} {n}");
+        }
+        out
     }
 }

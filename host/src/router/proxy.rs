@@ -1,8 +1,9 @@
 //! The proxy's request path: pick a backend, forward, stream the answer back, count.
 
-use super::AppRoute;
 use super::stats::VersionStats;
 use super::table::Backend;
+use super::table::{Choice, EJECT_AFTER_FAILURES};
+use super::{AppRoute, RouterEvent};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -56,21 +57,41 @@ pub async fn serve(listener: TcpListener, route: Arc<AppRoute>) {
     }
 }
 
+/// The cookie that carries a client's sticky id.
+pub const STICKY_COOKIE: &str = "hivemind_client";
+/// The request header that asks for a version (or variant) by name: A/B overrides and
+/// previews of a version that has no weight yet.
+pub const VARIANT_HEADER: &str = "x-hivemind-variant";
+
 async fn handle(
     route: Arc<AppRoute>,
     client: HttpClient,
     remote: SocketAddr,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let n = route.counter.fetch_add(1, Relaxed);
     let table = route.table.load_full();
-    let Some((pool, backend)) = table.pick(n, None) else {
+
+    let forced = req.headers().get(VARIANT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut new_client = None;
+    let choice = match &forced {
+        Some(version) => Choice::Forced(version, n),
+        None if table.sticky => Choice::Sticky(sticky_client(req.headers()).unwrap_or_else(|| {
+            let id = fastrand::u64(..);
+            new_client = Some(id);
+            id
+        })),
+        None => Choice::Schedule(n),
+    };
+    let Some((pool, backend)) = table.pick(choice, None) else {
         route.unroutable.fetch_add(1, Relaxed);
         return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, format!("503 no healthy backend for app {}\n", route.name)));
     };
-    // Only a request without a body can be sent twice: the first attempt consumed it.
+    // A request without a body that got no answer can go to another backend: the
+    // first one never answered, and idempotent methods may be repeated.
     let retryable = is_idempotent(req.method()) && req.body().is_end_stream();
+    let client_upgrade = req.headers().contains_key(header::UPGRADE).then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
     let headers = forwarded_headers(&parts.headers, remote);
 
@@ -81,38 +102,82 @@ async fn handle(
         stats.requests.fetch_add(1, Relaxed);
         let guard = InFlight::new(backend.clone(), stats.clone());
         match client.request(request).await {
-            Ok(response) => {
-                let latency = started.elapsed().as_secs_f64() * 1000.0;
-                stats.record(response.status().as_u16(), latency);
+            Ok(mut response) => {
+                let status = response.status();
+                stats.record(status.as_u16(), started.elapsed().as_secs_f64() * 1000.0);
+                if matches!(status.as_u16(), 502..=504) {
+                    eject_on_failure(&route, backend);
+                } else {
+                    backend.record_success();
+                }
+                if let Some(id) = new_client {
+                    let cookie = format!("{STICKY_COOKIE}={id:016x}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax");
+                    if let Ok(v) = HeaderValue::from_str(&cookie) {
+                        response.headers_mut().append(header::SET_COOKIE, v);
+                    }
+                }
+                if status == StatusCode::SWITCHING_PROTOCOLS {
+                    if let Some(client_upgrade) = client_upgrade {
+                        tunnel(client_upgrade, hyper::upgrade::on(&mut response), guard);
+                    }
+                    let (parts, _) = response.into_parts();
+                    return Ok(Response::from_parts(parts, Empty::new().map_err(|never| match never {}).boxed()));
+                }
                 let (parts, body) = response.into_parts();
                 let body = Tracked { inner: body, _guard: guard }.boxed();
                 return Ok(Response::from_parts(parts, body));
             }
             Err(e) => {
                 stats.connection_errors.fetch_add(1, Relaxed);
-                let retry = if retryable && e.is_connect() { table.pick(n, Some(&backend.id)) } else { None };
+                eject_on_failure(&route, backend);
+                let retry = if retryable { table.pick(choice, Some(&backend.id)) } else { None };
                 match retry {
                     Some((pool, next)) => {
-                        tracing::debug!(app = %route.name, backend = %backend.id, "connect failed, retrying on {}", next.id);
+                        tracing::debug!(app = %route.name, backend = %backend.id, "no answer ({e}), retrying on {}", next.id);
                         attempt = (pool.stats.clone(), next.clone());
-                        request = build(
-                            &parts,
-                            &headers,
-                            &next.address,
-                            Empty::new().map_err(|never| match never {}).boxed(),
-                        );
+                        let empty = Empty::new().map_err(|never| match never {}).boxed();
+                        request = build(&parts, &headers, &next.address, empty);
                     }
                     None => {
                         stats.record(502, started.elapsed().as_secs_f64() * 1000.0);
-                        return Ok(plain(
-                            StatusCode::BAD_GATEWAY,
-                            format!("502 backend {} of app {} failed: {e}\n", backend.id, route.name),
-                        ));
+                        let message = format!("502 backend {} of app {} failed: {e}\n", backend.id, route.name);
+                        return Ok(plain(StatusCode::BAD_GATEWAY, message));
                     }
                 }
             }
         }
     }
+}
+
+/// Counts a failed exchange against a backend, and tells the engine when it ejects it.
+fn eject_on_failure(route: &AppRoute, backend: &Backend) {
+    if backend.record_failure() {
+        tracing::warn!(app = %route.name, backend = %backend.id, "ejected after {EJECT_AFTER_FAILURES} failures in a row");
+        route.notify(RouterEvent::Ejected {
+            app: route.name.clone(),
+            replica: backend.id.clone(),
+            version: backend.version.clone(),
+        });
+    }
+}
+
+/// Joins an upgraded client connection (WebSocket and the like) to the backend's, byte
+/// for byte, until either side closes. The request counts as in flight until then.
+fn tunnel(client: hyper::upgrade::OnUpgrade, backend: hyper::upgrade::OnUpgrade, guard: InFlight) {
+    tokio::spawn(async move {
+        let _guard = guard;
+        if let (Ok(client), Ok(backend)) = tokio::join!(client, backend) {
+            let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(client), &mut TokioIo::new(backend)).await;
+        }
+    });
+}
+
+/// The sticky id in the client's cookie, if it sent one.
+fn sticky_client(headers: &HeaderMap) -> Option<u64> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == STICKY_COOKIE).then(|| u64::from_str_radix(value, 16).ok()).flatten()
+    })
 }
 
 fn is_idempotent(method: &Method) -> bool {

@@ -94,6 +94,10 @@ impl Driver for DockerDriver {
         "docker"
     }
 
+    fn supports_health_port(&self) -> bool {
+        true
+    }
+
     async fn check_image(&self, image: &str) -> Result<()> {
         validate_reference(image)?;
         if self.docker.inspect_image(image).await.is_err() {
@@ -107,6 +111,11 @@ impl Driver for DockerDriver {
 
     async fn start(&self, spec: &StartSpec) -> Result<Started> {
         let port_key = format!("{}/tcp", spec.container_port);
+        let health_key = spec.health_port.map(|p| format!("{p}/tcp")).unwrap_or_else(|| port_key.clone());
+        let mut ports = vec![port_key.clone()];
+        if health_key != port_key {
+            ports.push(health_key.clone());
+        }
         let labels = HashMap::from([
             ("hivemind.app".to_string(), spec.app.clone()),
             ("hivemind.version".to_string(), spec.version.clone()),
@@ -120,13 +129,19 @@ impl Driver for DockerDriver {
             image: Some(spec.image.clone()),
             env: Some(env),
             labels: Some(labels),
-            exposed_ports: Some(vec![port_key.clone()]),
+            exposed_ports: Some(ports.clone()),
             host_config: Some(HostConfig {
                 // An empty host port lets the engine pick a free one, with no race.
-                port_bindings: Some(HashMap::from([(
-                    port_key.clone(),
-                    Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) }]),
-                )])),
+                port_bindings: Some(
+                    ports
+                        .iter()
+                        .map(|p| {
+                            let binding =
+                                PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
+                            (p.clone(), Some(vec![binding]))
+                        })
+                        .collect(),
+                ),
                 ..Default::default()
             }),
             ..Default::default()
@@ -142,18 +157,24 @@ impl Driver for DockerDriver {
             return Err(e).with_context(|| format!("starting a container of {}", spec.image));
         }
         let inspect = self.docker.inspect_container(&created.id, None).await?;
-        let host_port = inspect
-            .network_settings
-            .and_then(|n| n.ports)
-            .and_then(|mut p| p.remove(&port_key))
-            .flatten()
-            .and_then(|b| b.into_iter().find_map(|b| b.host_port))
-            .filter(|p| !p.is_empty());
-        let Some(host_port) = host_port else {
+        let published = inspect.network_settings.and_then(|n| n.ports).unwrap_or_default();
+        let host_port = |key: &str| {
+            published
+                .get(key)
+                .cloned()
+                .flatten()
+                .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+                .filter(|p| !p.is_empty())
+        };
+        let (Some(app_port), Some(health_port)) = (host_port(&port_key), host_port(&health_key)) else {
             let _ = self.remove(&created.id).await;
             bail!("the engine published no host port for {port_key} of {}", spec.image);
         };
-        Ok(Started { handle: created.id, address: format!("127.0.0.1:{host_port}") })
+        Ok(Started {
+            handle: created.id,
+            address: format!("127.0.0.1:{app_port}"),
+            health_address: format!("127.0.0.1:{health_port}"),
+        })
     }
 
     async fn stop(&self, handle: &str, grace: Duration) -> Result<()> {

@@ -18,6 +18,7 @@ pub struct LaunchSpec {
     pub deployment_id: String,
     pub image: String,
     pub container_port: u16,
+    pub health_port: Option<u16>,
     pub env: Vec<(String, String)>,
 }
 
@@ -110,6 +111,7 @@ impl Fleet {
             deployment_id: spec.deployment_id.clone(),
             image: spec.image.clone(),
             container_port: spec.container_port,
+            health_port: spec.health_port,
             env,
         };
         let started = self.driver.start(&start).await?;
@@ -120,8 +122,8 @@ impl Fleet {
             deployment_id: spec.deployment_id.clone(),
             driver: self.driver.name().to_string(),
             handle: started.handle,
-            address: started.address.clone(),
-            health_address: started.address,
+            address: started.address,
+            health_address: started.health_address,
             started_at_ms: now_ms(),
         };
         // Record before anything else can fail, so a crash never orphans it.

@@ -23,6 +23,8 @@ pub struct StartSpec {
     pub image: String,
     /// The port the app listens on inside a container (docker).
     pub container_port: u16,
+    /// A separate port for health probes inside the container, if any.
+    pub health_port: Option<u16>,
     pub env: Vec<(String, String)>,
 }
 
@@ -33,6 +35,8 @@ pub struct Started {
     pub handle: String,
     /// Where the replica serves, "127.0.0.1:PORT".
     pub address: String,
+    /// Where its health probes go.
+    pub health_address: String,
 }
 
 /// A way to run replicas.
@@ -44,6 +48,9 @@ pub trait Driver: Send + Sync + 'static {
     /// Checks that `image` names something this driver can start, before anything
     /// changes. The error says what is wrong and how to fix it.
     async fn check_image(&self, image: &str) -> anyhow::Result<()>;
+
+    /// Whether replicas can answer health probes on a port of their own.
+    fn supports_health_port(&self) -> bool;
 
     async fn start(&self, spec: &StartSpec) -> anyhow::Result<Started>;
 

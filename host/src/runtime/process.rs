@@ -74,6 +74,10 @@ impl Driver for ProcessDriver {
         "process"
     }
 
+    fn supports_health_port(&self) -> bool {
+        false
+    }
+
     async fn check_image(&self, image: &str) -> Result<()> {
         let words = parse_command(image)?;
         if find_program(&words[0]).is_none() {
@@ -104,7 +108,8 @@ impl Driver for ProcessDriver {
         // The child is reaped through waitpid in `alive`; dropping the handle does not kill it.
         drop(child);
         let _ = std::fs::rename(self.log_dir.join(format!("{}.log", spec.id)), self.log_path(&pid));
-        Ok(Started { handle: pid, address: format!("127.0.0.1:{port}") })
+        let address = format!("127.0.0.1:{port}");
+        Ok(Started { handle: pid, health_address: address.clone(), address })
     }
 
     async fn stop(&self, handle: &str, grace: Duration) -> Result<()> {

@@ -110,9 +110,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_app_split(&self, app: &str, split: &[(String, u32)]) -> Result<()> {
-        sqlx::query("UPDATE apps SET split = ?, updated_at_ms = ? WHERE name = ?")
+    pub async fn set_app_split(&self, app: &str, split: &[(String, u32)], sticky: bool) -> Result<()> {
+        sqlx::query("UPDATE apps SET split = ?, sticky = ?, updated_at_ms = ? WHERE name = ?")
             .bind(serde_json::to_string(split)?)
+            .bind(sticky)
             .bind(now_ms())
             .bind(app)
             .execute(&self.pool)
@@ -353,6 +354,7 @@ fn app_from_row(r: SqliteRow) -> Result<App> {
         port: r.get::<i64, _>("port") as u16,
         release: release.map(|s| serde_json::from_str(&s)).transpose()?,
         split: serde_json::from_str(&split)?,
+        sticky: r.get("sticky"),
         release_counter: r.get("release_counter"),
         created_at_ms: r.get("created_at_ms"),
         updated_at_ms: r.get("updated_at_ms"),

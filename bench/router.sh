@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Drives one small backend four ways in one run — directly, through Hivemind's router,
+# through nginx and through HAProxy — with wrk, and prints requests per second, p50 and
+# p99 latency for each, and the ratios router/nginx and router/direct.
+#
+#   bench/router.sh [DURATION_S] [CONNECTIONS]      (defaults: 10 s, 64 connections)
+#
+# Installs wrk, nginx and HAProxy from Debian's packages when they are missing. Sends
+# traffic to 127.0.0.1 only; every process it starts is stopped when it ends.
+set -euo pipefail
+duration=${1:-10}
+connections=${2:-64}
+threads=2
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v haproxy >/dev/null || need+=(haproxy)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo build --release -q -p hivemind -p hivemind-demo
+hivemind=$repo/target/release/hivemind
+demo=$repo/target/release/hivemind-demo
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+    # The backend replica outlives the server by design; stop its process group.
+    [ -n "${backend_pid:-}" ] && kill -TERM "-$backend_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+api=$(free_port)
+router_port=$(free_port)
+nginx_port=$(free_port)
+haproxy_port=$(free_port)
+export HIVEMIND_URL=http://127.0.0.1:$api
+
+"$hivemind" serve --data-dir "$work/data" --api-addr "127.0.0.1:$api" --runtime process >"$work/server.out" 2>"$work/server.log" &
+pids+=($!)
+for _ in $(seq 100); do curl -fs "$HIVEMIND_URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+"$hivemind" app deploy --name bench --image "$demo bench" --replicas 1 --port "$router_port" --health-check-path /health >/dev/null
+replica=$("$hivemind" app get --name bench --output json)
+backend=$(echo "$replica" | python3 -c 'import json,sys; print(json.load(sys.stdin)["replicas"][0]["address"])')
+backend_pid=$(echo "$replica" | python3 -c 'import json,sys; print(json.load(sys.stdin)["replicas"][0]["handle"])')
+
+cat >"$work/nginx.conf" <<NGINX
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx.err warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    upstream backend { server $backend; keepalive 256; }
+    server {
+        listen 127.0.0.1:$nginx_port;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
+        }
+    }
+}
+NGINX
+nginx -c "$work/nginx.conf" -p "$work"
+
+cat >"$work/haproxy.cfg" <<HAPROXY
+global
+    nbthread 2
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    option http-keep-alive
+    option forwardfor
+frontend bench
+    bind 127.0.0.1:$haproxy_port
+    default_backend app
+backend app
+    http-reuse always
+    server demo $backend
+HAPROXY
+haproxy -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
+pids+=($!)
+
+for port in "${backend#*:}" "$router_port" "$nginx_port" "$haproxy_port"; do
+    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
+done
+
+# wrk's latency distribution prints values like 310.00us, 1.20ms or 1.02s; normalise to ms.
+to_ms() { python3 -c 'import sys,re; v=sys.argv[1]; m=re.match(r"([\d.]+)(us|ms|s)$", v); n=float(m.group(1)); print("%.3f" % (n/1000 if m.group(2)=="us" else n*1000 if m.group(2)=="s" else n))' "$1"; }
+declare -A rps p50 p99
+run() {
+    local name=$1 port=$2
+    wrk -t"$threads" -c"$connections" -d2s "http://127.0.0.1:$port/" >/dev/null # warm up pools
+    local out
+    out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "http://127.0.0.1:$port/")
+    rps[$name]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p50[$name]=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
+    p99[$name]=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
+    local errors
+    errors=$(echo "$out" | awk '/Non-2xx|Socket errors/' || true)
+    [ -n "$errors" ] && echo "  $name: $errors" >&2
+    return 0
+}
+run direct "${backend#*:}"
+run hivemind "$router_port"
+run nginx "$nginx_port"
+run haproxy "$haproxy_port"
+
+echo
+echo "wrk -t$threads -c$connections -d${duration}s, backend: hivemind-demo on $backend ($(nproc) cores, $(uname -m))"
+printf '%-10s %12s %10s %10s\n' target req/s p50_ms p99_ms
+for name in direct hivemind nginx haproxy; do
+    printf '%-10s %12s %10s %10s\n' "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}"
+done
+ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
+echo
+echo "throughput  router/nginx $(ratio "${rps[hivemind]}" "${rps[nginx]}")   router/haproxy $(ratio "${rps[hivemind]}" "${rps[haproxy]}")   router/direct $(ratio "${rps[hivemind]}" "${rps[direct]}")"
+echo "p99         router/nginx $(ratio "${p99[hivemind]}" "${p99[nginx]}")   router/haproxy $(ratio "${p99[hivemind]}" "${p99[haproxy]}")   router/direct $(ratio "${p99[hivemind]}" "${p99[direct]}")"
