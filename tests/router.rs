@@ -22,7 +22,13 @@ struct Demo {
 impl Demo {
     fn start(text: &str) -> Demo {
         let port = hivemind::runtime::free_port().unwrap();
-        let child = Command::new(common::demo_binary()).arg(text).env("PORT", port.to_string()).spawn().unwrap();
+        let child = Command::new(common::demo_binary())
+            .arg(text)
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         let address = format!("127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(&address).is_err() {
@@ -219,7 +225,12 @@ fn load(port: u16, tasks: usize, stop: Arc<AtomicBool>) -> tokio::task::JoinHand
 async fn expect_no_failures(load: tokio::task::JoinHandle<(u64, Vec<String>)>) -> u64 {
     let (ok, failures) = load.await.unwrap();
     let total = ok + failures.len() as u64;
-    assert!(failures.is_empty(), "{} of {total} requests failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} of {total} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     ok
 }
 
@@ -259,7 +270,7 @@ async fn a_replica_killed_under_load_costs_no_failed_request_and_is_ejected() {
     demos[1].kill(); // SIGKILL, while requests are in flight and connections pooled
     tokio::time::sleep(Duration::from_millis(700)).await;
     stop.store(true, Relaxed);
-    let ok = expect_no_failures(load).await;
+    expect_no_failures(load).await;
     let event = tokio::time::timeout(Duration::from_secs(2), events.recv()).await.expect("the engine is told").unwrap();
     assert_eq!(event, RouterEvent::Ejected { app: "kill".into(), replica: "b".into(), version: "v1".into() });
     assert!(router.stats("kill", "v1").unwrap().connection_errors > 0, "the dead replica was tried and counted");

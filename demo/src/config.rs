@@ -6,7 +6,7 @@ pub const USAGE: &str = "\
 Usage: hivemind-demo [VERSION] [--fail-health] [--error-rate F] [--latency-ms N]
        hivemind-demo self-test [VERSION] [OPTIONS]
 
-A tiny HTTP app with fault knobs. Listens on 0.0.0.0:$PORT (default 8080).
+A tiny HTTP app with fault knobs. Listens on $HOST:$PORT (default 0.0.0.0:8080).
 
 Arguments:
   VERSION              version to report (env VERSION, default v1)

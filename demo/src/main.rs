@@ -36,7 +36,11 @@ fn main() -> ExitCode {
         },
         Ok(Command::Serve(config)) => {
             signals::exit_on_term();
-            let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
+            // HOST narrows the bind address (the process runtime sets 127.0.0.1); a
+            // container needs 0.0.0.0 to be reachable through its published port.
+            let host =
+                std::env::var("HOST").ok().and_then(|h| h.parse::<Ipv4Addr>().ok()).unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let addr = SocketAddr::from((host, config.port));
             let listener = match TcpListener::bind(addr) {
                 Ok(listener) => listener,
                 Err(e) => {

@@ -8,7 +8,7 @@
 #[allow(dead_code, unused_imports)]
 mod common;
 
-use hivemind::health::{HttpCheck, Prober};
+use hivemind::health::HttpCheck;
 use hivemind::plugins::bindings::Phase;
 use hivemind::plugins::{Limits, Origin, PluginHost, Services, StepCaps, StepContext, StepOutcome, wit};
 use hivemind::router::Router;
@@ -33,12 +33,9 @@ fn main() {
         let plugin = host.load(bytes.clone(), Origin::Installed).await.unwrap();
         let load = loaded_at.elapsed();
 
-        let services = Arc::new(Services {
-            fleet: Arc::new(Fleet::new(Arc::new(ProcessDriver::new(data.path().join("logs"))), store.clone())),
-            router: Arc::new(Router::new()),
-            prober: Prober::new(),
-            store,
-        });
+        let driver = Arc::new(ProcessDriver::new(data.path().join("logs")));
+        let fleet = Arc::new(Fleet::new(driver, store.clone(), "bench".into()));
+        let services = Arc::new(Services::new(fleet, Arc::new(Router::new()), store));
         let release = wit::Release { version: "r1".into(), image: "true".into(), replicas: 1 };
         let deployment = wit::Deployment {
             id: "dep-bench".into(),

@@ -34,6 +34,14 @@ CREATE TABLE deployments (
     plugin_sha256       TEXT NOT NULL,
     attempt             INTEGER NOT NULL DEFAULT 0,
     phase_started_at_ms INTEGER NOT NULL,
+    -- Why the rollback phase runs, which decides how it ends: failure, manual, abort.
+    rollback_kind       TEXT,
+    -- Someone promoted the deployment; the next step sees it, then it is cleared.
+    promoted            INTEGER NOT NULL DEFAULT 0,
+    -- The deployment this one rolls back, for a rollback of a completed deployment.
+    rollback_of         TEXT,
+    -- When progress (percent or message) last changed, for the progress deadline.
+    last_progress_at_ms INTEGER NOT NULL DEFAULT 0,
     created_at_ms       INTEGER NOT NULL,
     updated_at_ms       INTEGER NOT NULL
 );
@@ -56,7 +64,15 @@ CREATE TABLE events (
 );
 CREATE INDEX events_deployment ON events(deployment_id, id);
 
--- Replicas the host started and has not seen stop, so a restart can adopt them.
+-- The server's own settings, such as its id (replicas carry it, so that a server only ever
+-- removes orphans of its own).
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- Replicas the host started and has not seen stop, so a restart can adopt them. A row is
+-- written before the replica starts (handle ''), so a crash in between leaves a trace.
 CREATE TABLE replicas (
     id             TEXT PRIMARY KEY,
     app            TEXT NOT NULL,

@@ -51,6 +51,19 @@ pub struct DeploymentSpec {
     /// Strategy parameters (`--param k=v` and the strategies' own flags).
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    /// Whether a failure starts the rollback phase on its own.
+    #[serde(default = "default_true")]
+    pub auto_rollback: bool,
+    /// Seconds a deployment may go without progress before it fails.
+    #[serde(default = "default_progress_deadline")]
+    pub progress_deadline: u32,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_progress_deadline() -> u32 {
+    600
 }
 
 fn default_replicas() -> u32 {
@@ -84,40 +97,103 @@ pub struct Release {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// Recorded, not running (`deployment execute` runs it).
     Pending,
     InProgress,
+    /// Stopped between steps by `deployment pause`; `resume` goes on.
+    Paused,
+    /// The strategy waits for `deployment promote` (or a winner).
     AwaitingApproval,
     Completed,
     /// The deployment failed; its rollback phase has put the previous release back (or
     /// says in the message why it could not).
     Failed,
     RollingBack,
+    /// Rolled back on request.
+    RolledBack,
+    /// Stopped and rolled back by `deployment abort`.
+    Aborted,
 }
 
 impl Status {
+    pub const ALL: [Status; 9] = [
+        Status::Pending,
+        Status::InProgress,
+        Status::Paused,
+        Status::AwaitingApproval,
+        Status::Completed,
+        Status::Failed,
+        Status::RollingBack,
+        Status::RolledBack,
+        Status::Aborted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
             Status::InProgress => "in_progress",
+            Status::Paused => "paused",
             Status::AwaitingApproval => "awaiting_approval",
             Status::Completed => "completed",
             Status::Failed => "failed",
             Status::RollingBack => "rolling_back",
+            Status::RolledBack => "rolled_back",
+            Status::Aborted => "aborted",
         }
     }
 
     pub fn parse(s: &str) -> Option<Status> {
-        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// As people read it: "in progress".
+    pub fn words(self) -> String {
+        self.as_str().replace('_', " ")
     }
 
     /// A deployment in one of these is finished.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Status::Completed | Status::Failed)
+        matches!(self, Status::Completed | Status::Failed | Status::RolledBack | Status::Aborted)
     }
 
     /// A deployment in one of these owns its app: no other may run.
     pub fn is_active(self) -> bool {
-        matches!(self, Status::InProgress | Status::AwaitingApproval | Status::RollingBack)
+        matches!(self, Status::InProgress | Status::Paused | Status::AwaitingApproval | Status::RollingBack)
+    }
+}
+
+/// Why a rollback phase runs; it decides the status the deployment ends in.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackKind {
+    /// A step, a health gate or the progress deadline failed: ends `failed`.
+    Failure,
+    /// `deployment rollback`: ends `rolled_back`.
+    Manual,
+    /// `deployment abort`: ends `aborted`.
+    Abort,
+}
+
+impl RollbackKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RollbackKind::Failure => "failure",
+            RollbackKind::Manual => "manual",
+            RollbackKind::Abort => "abort",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RollbackKind> {
+        [RollbackKind::Failure, RollbackKind::Manual, RollbackKind::Abort].into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The status a finished rollback phase of this kind ends in.
+    pub fn final_status(self) -> Status {
+        match self {
+            RollbackKind::Failure => Status::Failed,
+            RollbackKind::Manual => Status::RolledBack,
+            RollbackKind::Abort => Status::Aborted,
+        }
     }
 }
 
@@ -165,6 +241,12 @@ pub struct Deployment {
     pub plugin: PluginRef,
     pub attempt: u32,
     pub phase_started_at_ms: i64,
+    pub rollback_kind: Option<RollbackKind>,
+    /// Promoted since the strategy last awaited approval.
+    pub promoted: bool,
+    /// The completed deployment this one rolls back, if it is a rollback.
+    pub rollback_of: Option<String>,
+    pub last_progress_at_ms: i64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }

@@ -2,7 +2,7 @@
 //! engine together, and serves the API.
 
 use crate::api::{self, Api};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineOptions};
 use crate::plugins::{Limits, PluginHost};
 use crate::router::Router;
 use crate::runtime::{self, DockerDriver, Driver, Fleet, ProcessDriver};
@@ -27,6 +27,8 @@ pub struct ServeOptions {
     /// The address app routers bind to.
     pub router_ip: IpAddr,
     pub limits: Limits,
+    /// Finished deployments kept per app.
+    pub history_limit: u32,
 }
 
 pub async fn serve(options: ServeOptions) -> Result<()> {
@@ -50,9 +52,10 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     let started = std::time::Instant::now();
     let plugins = PluginHost::new(options.limits.clone()).await?;
     tracing::info!("loaded {} built-in plugins in {:?}", plugins.list().len(), started.elapsed());
-    let fleet = Arc::new(Fleet::new(driver, store.clone()));
+    let fleet = Arc::new(Fleet::new(driver, store.clone(), store.server_id().await?));
     let (router, router_events) = Router::with_events();
-    let engine = Engine::new(store, plugins, fleet, Arc::new(router), options.router_ip);
+    let engine_options = EngineOptions { router_ip: options.router_ip, history_limit: options.history_limit };
+    let engine = Engine::new(store, plugins, fleet, Arc::new(router), engine_options);
     engine.watch_router(router_events);
     let plugins_dir = data_dir.join("plugins");
     engine.load_installed_plugins(&plugins_dir).await?;

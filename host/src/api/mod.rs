@@ -1,6 +1,8 @@
 //! The REST API: JSON in, JSON out, and JSON errors with a stable code, the field that
 //! was wrong, and a message that says what to do.
 
+mod stream;
+
 use crate::engine::Engine;
 use crate::error::UserError;
 use crate::model::{Deployment, DeploymentSpec, rfc3339};
@@ -29,6 +31,16 @@ pub fn router(api: Api) -> Router {
         .route("/api/deployments/{id}/status", get(deployment_status))
         .route("/api/deployments/{id}/execute", post(execute_deployment))
         .route("/api/deployments/{id}/events", get(deployment_events))
+        .route("/api/deployments/{id}/events/stream", get(stream::deployment_stream))
+        .route("/api/deployments/{id}/diagnose", get(diagnose))
+        .route("/api/deployments/{id}/rollback", post(rollback))
+        .route("/api/deployments/{id}/pause", post(pause))
+        .route("/api/deployments/{id}/resume", post(resume))
+        .route("/api/deployments/{id}/promote", post(promote))
+        .route("/api/deployments/{id}/abort", post(abort))
+        // The product docs' older spellings.
+        .route("/api/deployments/status/{id}", get(deployment_status))
+        .route("/api/deployments/rollback/{id}", post(rollback))
         .route("/api/apps", get(list_apps))
         .route("/api/apps/deploy", post(deploy))
         .route("/api/apps/{name}", get(get_app))
@@ -243,4 +255,39 @@ async fn replica_logs(State(api): State<Api>, Path((name, id)): Path<(String, St
 
 async fn metrics(State(api): State<Api>) -> impl IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], api.engine.prometheus())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiagnoseQuery {
+    verbose: Option<bool>,
+}
+
+async fn diagnose(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    query: Result<Query<DiagnoseQuery>, QueryRejection>,
+) -> ApiResult<crate::engine::Diagnosis> {
+    let Query(q) = query?;
+    Ok(Json(api.engine.diagnose(&id, q.verbose.unwrap_or(false)).await?))
+}
+
+async fn rollback(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<DeploymentView> {
+    Ok(Json(api.engine.rollback(&id).await?.into()))
+}
+
+async fn pause(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<DeploymentView> {
+    Ok(Json(api.engine.pause(&id).await?.into()))
+}
+
+async fn resume(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<DeploymentView> {
+    Ok(Json(api.engine.resume(&id).await?.into()))
+}
+
+async fn promote(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<DeploymentView> {
+    Ok(Json(api.engine.promote(&id).await?.into()))
+}
+
+async fn abort(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<DeploymentView> {
+    Ok(Json(api.engine.abort(&id).await?.into()))
 }

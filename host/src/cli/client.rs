@@ -96,6 +96,27 @@ impl Client {
         self.send(self.http.post(self.url(&format!("/api/deployments/{id}/execute")))).await
     }
 
+    /// POSTs one of the deployment actions: rollback, pause, resume, promote, abort.
+    pub async fn action(&self, id: &str, action: &str) -> Result<DeploymentView, CliError> {
+        self.send(self.http.post(self.url(&format!("/api/deployments/{id}/{action}")))).await
+    }
+
+    pub async fn diagnose(&self, id: &str, verbose: bool) -> Result<crate::engine::Diagnosis, CliError> {
+        self.send(self.http.get(self.url(&format!("/api/deployments/{id}/diagnose?verbose={verbose}")))).await
+    }
+
+    /// The deployment's server-sent event stream, as raw chunks.
+    pub async fn stream(&self, id: &str) -> Result<reqwest::Response, CliError> {
+        let response =
+            self.http.get(self.url(&format!("/api/deployments/{id}/events/stream"))).send().await.map_err(|e| {
+                CliError::Unreachable(format!("cannot reach the hivemind server at {} ({e})", self.base))
+            })?;
+        if !response.status().is_success() {
+            return Err(CliError::Other(anyhow::anyhow!("the event stream answered {}", response.status())));
+        }
+        Ok(response)
+    }
+
     pub async fn deployment(&self, id: &str) -> Result<DeploymentView, CliError> {
         self.send(self.http.get(self.url(&format!("/api/deployments/{id}")))).await
     }

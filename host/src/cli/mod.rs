@@ -60,6 +60,9 @@ struct ServeArgs {
     /// The address the apps' routers bind to.
     #[arg(long, default_value = "127.0.0.1")]
     router_addr: IpAddr,
+    /// Finished deployments kept per app; older ones are deleted with their events.
+    #[arg(long, default_value_t = 100)]
+    history_limit: u32,
     /// Wall-clock limit of one plugin call, in seconds.
     #[arg(long, default_value_t = 60)]
     plugin_timeout: u64,
@@ -86,6 +89,18 @@ enum AppCommand {
     },
     /// List apps with their release and replicas.
     List,
+    /// Show a deployment's status (the same as `deployment status`).
+    DeploymentStatus {
+        #[arg(long)]
+        id: String,
+    },
+    /// Roll a deployment back (the same as `deployment rollback`).
+    RollbackDeployment {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        detach: bool,
+    },
     /// Show one app: its release, replicas and their health, and its split.
     Get {
         #[arg(long)]
@@ -140,6 +155,46 @@ enum DeploymentCommand {
         #[arg(long)]
         id: String,
     },
+    /// Roll a deployment back: a running one stops and undoes what it did; a completed one
+    /// is reversed by a new deployment that brings the previous release back.
+    #[command(after_help = "Example:\n  hivemind deployment rollback --id dep-1a2b3c4d")]
+    Rollback {
+        #[arg(long)]
+        id: String,
+        /// Return at once, without following the rollback.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Stop stepping a deployment in progress (it keeps its replicas and routes).
+    Pause {
+        #[arg(long)]
+        id: String,
+    },
+    /// Go on with a paused deployment.
+    Resume {
+        #[arg(long)]
+        id: String,
+    },
+    /// Let a deployment that awaits approval go on (a manual gate).
+    Promote {
+        #[arg(long)]
+        id: String,
+    },
+    /// Stop a deployment and roll back what it did.
+    Abort {
+        #[arg(long)]
+        id: String,
+    },
+    /// What happened to a deployment and why, cause first: its timeline, step outcomes,
+    /// errors, and the app's replicas with their health and recent output.
+    #[command(after_help = "Example:\n  hivemind deployment diagnose --id dep-1a2b3c4d --verbose")]
+    Diagnose {
+        #[arg(long)]
+        id: String,
+        /// Every step, and more of each replica's output.
+        #[arg(long)]
+        verbose: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -182,6 +237,12 @@ struct SpecArgs {
     /// A strategy parameter, KEY=VALUE (repeatable).
     #[arg(long = "param", value_parser = parse_key_value)]
     params: Vec<(String, String)>,
+    /// Roll back on its own when a step, a health gate or the deadline fails.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    auto_rollback: bool,
+    /// Seconds without progress after which the deployment fails.
+    #[arg(long, default_value_t = 600)]
+    progress_deadline: u32,
 }
 
 impl SpecArgs {
@@ -199,6 +260,8 @@ impl SpecArgs {
             health_check_timeout: self.health_check_timeout,
             ready_timeout: self.ready_timeout,
             params: self.params.into_iter().collect::<BTreeMap<_, _>>(),
+            auto_rollback: self.auto_rollback,
+            progress_deadline: self.progress_deadline,
         }
     }
 }
@@ -220,6 +283,7 @@ pub async fn run() -> ExitCode {
                 api_addr: args.api_addr,
                 runtime: args.runtime,
                 router_ip: args.router_addr,
+                history_limit: args.history_limit.max(1),
                 limits: crate::plugins::Limits {
                     timeout: std::time::Duration::from_secs(args.plugin_timeout.max(1)),
                     memory_bytes: args.plugin_memory_mib.max(1) << 20,
@@ -257,6 +321,39 @@ async fn run_client(client: &Client, command: Command, format: output::Format) -
             output::apps(&client.apps().await?, format);
             Ok(ExitCode::SUCCESS)
         }
+        Command::App(AppCommand::DeploymentStatus { id }) | Command::Deployment(DeploymentCommand::Status { id }) => {
+            output::status(&client.status(&id).await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::App(AppCommand::RollbackDeployment { id, detach })
+        | Command::Deployment(DeploymentCommand::Rollback { id, detach }) => {
+            let d = client.action(&id, "rollback").await?;
+            if detach {
+                output::deployment(&d, format);
+                return Ok(ExitCode::SUCCESS);
+            }
+            output::follow(client, &d.deployment.id, format).await
+        }
+        Command::Deployment(DeploymentCommand::Pause { id }) => {
+            output::deployment(&client.action(&id, "pause").await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deployment(DeploymentCommand::Resume { id }) => {
+            output::deployment(&client.action(&id, "resume").await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deployment(DeploymentCommand::Promote { id }) => {
+            output::deployment(&client.action(&id, "promote").await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deployment(DeploymentCommand::Abort { id }) => {
+            output::deployment(&client.action(&id, "abort").await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deployment(DeploymentCommand::Diagnose { id, verbose }) => {
+            output::diagnosis(&client.diagnose(&id, verbose).await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::App(AppCommand::Get { name }) => {
             output::app(&client.app(&name).await?, format);
             Ok(ExitCode::SUCCESS)
@@ -280,10 +377,6 @@ async fn run_client(client: &Client, command: Command, format: output::Format) -
         }
         Command::Deployment(DeploymentCommand::Get { id }) => {
             output::deployment(&client.deployment(&id).await?, format);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Deployment(DeploymentCommand::Status { id }) => {
-            output::status(&client.status(&id).await?, format);
             Ok(ExitCode::SUCCESS)
         }
         Command::Deployment(DeploymentCommand::Events { id }) => {

@@ -5,7 +5,6 @@ use crate::api::{DeploymentView, PluginView, StatusView};
 use crate::model::{Event, rfc3339};
 use serde::Serialize;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -197,33 +196,134 @@ pub fn plugins(list: &[PluginView], format: Format) {
     table(&["NAME", "VERSION", "ORIGIN", "SHA256", "DESCRIPTION"], rows);
 }
 
-/// Follows a deployment until it ends, printing its events as they come. Exits 0 when
-/// it completed, 1 when it failed.
+/// Prints a diagnosis: the cause first, then the timeline, errors and replicas.
+pub fn diagnosis(d: &crate::engine::Diagnosis, format: Format) {
+    if format == Format::Json {
+        return json(d);
+    }
+    println!("{}", d.summary);
+    let x = &d.deployment;
+    println!(
+        "strategy {} {} (sha256 {}), {} -> {}, created {}",
+        x.plugin.name,
+        x.plugin.version,
+        &x.plugin.sha256[..12],
+        x.previous.as_ref().map(|p| p.version.as_str()).unwrap_or("nothing"),
+        x.target_version,
+        rfc3339(x.created_at_ms)
+    );
+    if !d.errors.is_empty() {
+        println!("\nerrors:");
+        for e in &d.errors {
+            println!("  {}  {}", rfc3339(e.at_ms), e.message);
+        }
+    }
+    println!("\ntimeline:");
+    for e in &d.timeline {
+        println!("  {}  {:<5}  {}", rfc3339(e.at_ms), e.level, e.message);
+    }
+    println!("\nreplicas of app {} now:", x.app);
+    if d.replicas.is_empty() {
+        println!("  none");
+    }
+    for r in &d.replicas {
+        let state = if !r.running {
+            "exited"
+        } else if r.healthy {
+            "healthy"
+        } else {
+            "unhealthy"
+        };
+        println!(
+            "  {} ({}) {} at {}: {}",
+            r.record.id,
+            r.record.version,
+            state,
+            r.record.address,
+            r.last_probe.as_deref().unwrap_or("not probed yet")
+        );
+        for line in r.logs.lines() {
+            println!("    | {line}");
+        }
+    }
+}
+
+/// Follows a deployment until it ends (or awaits approval), from its server-sent event
+/// stream: a live progress bar on a terminal, one line per event otherwise. Exits 0 when
+/// it completed (or awaits approval), 1 when it did not.
 pub async fn follow(client: &Client, id: &str, format: Format) -> Result<ExitCode, CliError> {
-    let mut seen = 0;
+    use std::io::IsTerminal;
+    let bar = format == Format::Table && std::io::stdout().is_terminal();
     if format == Format::Table {
         println!("deployment {id}");
     }
+    let mut response = client.stream(id).await?;
+    let mut buffer = String::new();
+    let mut progress = (0u8, String::new());
     loop {
-        let d = client.deployment(id).await?;
-        if format == Format::Table {
-            for e in client.events(id, seen).await? {
-                println!("  [{:>3}%] {}", d.deployment.progress, e.message);
-                seen = e.id;
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) | Err(_) => {
+                return Err(CliError::Unreachable(format!(
+                    "lost the event stream of {id}; `hivemind deployment status --id {id}` shows where it stands"
+                )));
+            }
+        };
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let message: String = buffer.drain(..end + 2).collect();
+            let mut kind = "";
+            let mut data = String::new();
+            for line in message.lines() {
+                if let Some(k) = line.strip_prefix("event:") {
+                    kind = if k.trim() == "status" { "status" } else { "event" };
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.trim_start());
+                }
+            }
+            match kind {
+                "event" => {
+                    let Ok(e) = serde_json::from_str::<Event>(&data) else { continue };
+                    if format == Format::Table && e.level != "debug" {
+                        if bar {
+                            print!("\r\x1b[2K");
+                        }
+                        println!("  {:<5} {}", e.level, e.message);
+                        if bar {
+                            draw_bar(progress.0, &progress.1);
+                        }
+                    }
+                }
+                "status" => {
+                    let Ok(d) = serde_json::from_str::<DeploymentView>(&data) else { continue };
+                    let x = &d.deployment;
+                    progress = (x.progress, x.message.clone());
+                    if bar {
+                        draw_bar(progress.0, &progress.1);
+                    }
+                    if x.status.is_terminal() || x.status == crate::model::Status::AwaitingApproval {
+                        if bar {
+                            println!();
+                        }
+                        match format {
+                            Format::Json => json(&d),
+                            Format::Table => println!("{}: {} ({}%)", x.status.as_str(), x.message, x.progress),
+                        }
+                        let ok = d.successful || x.status == crate::model::Status::AwaitingApproval;
+                        return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
+                    }
+                }
+                _ => {}
             }
         }
-        let status = d.deployment.status;
-        if status.is_terminal() || status == crate::model::Status::AwaitingApproval {
-            match format {
-                Format::Json => json(&d),
-                Format::Table => println!("{}: {} ({}%)", status.as_str(), d.deployment.message, d.deployment.progress),
-            }
-            return Ok(if d.successful || status == crate::model::Status::AwaitingApproval {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+fn draw_bar(percent: u8, message: &str) {
+    use std::io::Write;
+    let width = 30;
+    let filled = (percent as usize * width / 100).min(width);
+    let text: String = message.chars().take(70).collect();
+    print!("\r\x1b[2K[{}{}] {percent:>3}%  {text}", "#".repeat(filled), "-".repeat(width - filled));
+    let _ = std::io::stdout().flush();
 }

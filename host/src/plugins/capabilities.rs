@@ -19,9 +19,20 @@ pub struct Services {
     pub router: Arc<Router>,
     pub prober: Prober,
     pub store: Store,
+    /// The latest probe of each replica, for `diagnose`.
+    probes: std::sync::Mutex<HashMap<String, crate::health::ProbeResult>>,
 }
 
 impl Services {
+    pub fn new(fleet: Arc<Fleet>, router: Arc<Router>, store: Store) -> Services {
+        Services { fleet, router, prober: Prober::new(), store, probes: Default::default() }
+    }
+
+    /// The latest probe of a replica, if it was probed.
+    pub fn last_probe(&self, replica: &str) -> Option<crate::health::ProbeResult> {
+        self.probes.lock().unwrap().get(replica).cloned()
+    }
+
     /// Tells the router the app's current replicas.
     pub async fn sync_router(&self, app: &str) {
         let specs: Vec<BackendSpec> = self
@@ -38,6 +49,12 @@ impl Services {
     pub async fn probe(&self, replica: &ReplicaRecord, check: &HttpCheck) -> crate::health::ProbeResult {
         let result = self.prober.probe(&replica.health_address, check).await;
         self.router.set_healthy(&replica.app, &replica.id, result.healthy);
+        let mut probes = self.probes.lock().unwrap();
+        // Forget replicas that are gone, so the map never outgrows the fleet for long.
+        if probes.len() > 4096 {
+            probes.clear();
+        }
+        probes.insert(replica.id.clone(), result.clone());
         result
     }
 }

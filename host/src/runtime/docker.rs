@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -121,6 +122,7 @@ impl Driver for DockerDriver {
             ("hivemind.version".to_string(), spec.version.clone()),
             ("hivemind.deployment".to_string(), spec.deployment_id.clone()),
             ("hivemind.replica".to_string(), spec.id.clone()),
+            ("hivemind.server".to_string(), spec.server_id.clone()),
             ("hivemind.variant".to_string(), spec.version.clone()),
         ]);
         let mut env: Vec<String> = vec![format!("PORT={}", spec.container_port)];
@@ -187,6 +189,20 @@ impl Driver for DockerDriver {
         match self.docker.inspect_container(handle, None).await {
             Ok(c) => c.state.and_then(|s| s.running).unwrap_or(false),
             Err(_) => false,
+        }
+    }
+
+    async fn owned(&self, server_id: &str) -> Vec<(String, String)> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("hivemind.server={server_id}")])]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        match self.docker.list_containers(Some(options)).await {
+            Ok(list) => {
+                list.into_iter().filter_map(|c| Some((c.labels?.get("hivemind.replica")?.clone(), c.id?))).collect()
+            }
+            Err(e) => {
+                tracing::warn!("listing containers: {e}");
+                Vec::new()
+            }
         }
     }
 

@@ -1,11 +1,11 @@
 //! The fleet: every replica the host runs, by app and version, kept in memory and in the
-//! store so that a restart adopts what still runs.
+//! store so that a restart adopts what still runs and removes what no record owns.
 
 use super::{Driver, StartSpec};
 use crate::model::{ReplicaRecord, now_ms};
 use crate::store::Store;
 use anyhow::Result;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -22,40 +22,63 @@ pub struct LaunchSpec {
     pub env: Vec<(String, String)>,
 }
 
+/// What a restart found, for the event log.
+#[derive(Debug, Default)]
+pub struct Reconciliation {
+    /// Recorded replicas that still run: adopted.
+    pub adopted: Vec<ReplicaRecord>,
+    /// Recorded replicas that no longer run: forgotten.
+    pub gone: Vec<ReplicaRecord>,
+    /// Replicas this server started that no record owns (a crash between starting one and
+    /// recording it, or a record lost): stopped, as (replica id, handle).
+    pub orphans: Vec<(String, String)>,
+}
+
 pub struct Fleet {
     driver: Arc<dyn Driver>,
     store: Store,
+    server_id: String,
     /// Replica id → record. One lock: changes to the fleet are rare and short.
     replicas: Mutex<BTreeMap<String, ReplicaRecord>>,
 }
 
 impl Fleet {
-    pub fn new(driver: Arc<dyn Driver>, store: Store) -> Fleet {
-        Fleet { driver, store, replicas: Mutex::new(BTreeMap::new()) }
+    pub fn new(driver: Arc<dyn Driver>, store: Store, server_id: String) -> Fleet {
+        Fleet { driver, store, server_id, replicas: Mutex::new(BTreeMap::new()) }
     }
 
     pub fn driver(&self) -> &Arc<dyn Driver> {
         &self.driver
     }
 
-    /// Adopts the recorded replicas that still run and forgets the rest. Returns what it
-    /// adopted and what it found gone, for the event log.
-    pub async fn adopt(&self) -> Result<(Vec<ReplicaRecord>, Vec<ReplicaRecord>)> {
-        let mut adopted = Vec::new();
-        let mut gone = Vec::new();
+    /// Brings memory and the store in line with what really runs: adopts recorded
+    /// replicas that run, forgets those that do not, and stops replicas of this server
+    /// that no record owns.
+    pub async fn reconcile(&self) -> Result<Reconciliation> {
+        let mut report = Reconciliation::default();
         for record in self.store.replicas().await? {
-            if record.driver == self.driver.name() && self.driver.is_running(&record.handle).await {
-                adopted.push(record);
+            let runs = !record.handle.is_empty()
+                && record.driver == self.driver.name()
+                && self.driver.is_running(&record.handle).await;
+            if runs {
+                report.adopted.push(record);
             } else {
                 self.store.delete_replica(&record.id).await?;
-                gone.push(record);
+                report.gone.push(record);
+            }
+        }
+        let known: HashSet<&str> = report.adopted.iter().map(|r| r.id.as_str()).collect();
+        for (id, handle) in self.driver.owned(&self.server_id).await {
+            if !known.contains(id.as_str()) {
+                self.driver.stop(&handle, Duration::from_secs(5)).await?;
+                report.orphans.push((id, handle));
             }
         }
         let mut map = self.replicas.lock().await;
-        for r in &adopted {
+        for r in &report.adopted {
             map.insert(r.id.clone(), r.clone());
         }
-        Ok((adopted, gone))
+        Ok(report)
     }
 
     /// The app's replicas, oldest first.
@@ -98,14 +121,31 @@ impl Fleet {
 
     async fn start(&self, spec: &LaunchSpec) -> Result<ReplicaRecord> {
         let id = format!("{}-{}-{:06x}", spec.app, spec.version, fastrand::u32(..0x100_0000));
+        let mut record = ReplicaRecord {
+            id: id.clone(),
+            app: spec.app.clone(),
+            version: spec.version.clone(),
+            deployment_id: spec.deployment_id.clone(),
+            driver: self.driver.name().to_string(),
+            handle: String::new(),
+            address: String::new(),
+            health_address: String::new(),
+            started_at_ms: now_ms(),
+        };
+        // Recorded before it starts: a crash in between leaves a record to clean up, and
+        // the replica carries this server's id, so the next start finds it either way.
+        self.store.insert_replica(&record).await?;
         let mut env = vec![
+            ("HIVEMIND_SERVER".to_string(), self.server_id.clone()),
             ("HIVEMIND_APP".to_string(), spec.app.clone()),
             ("HIVEMIND_VERSION".to_string(), spec.version.clone()),
+            ("HIVEMIND_DEPLOYMENT".to_string(), spec.deployment_id.clone()),
             ("HIVEMIND_REPLICA".to_string(), id.clone()),
         ];
         env.extend(spec.env.iter().cloned());
         let start = StartSpec {
             id: id.clone(),
+            server_id: self.server_id.clone(),
             app: spec.app.clone(),
             version: spec.version.clone(),
             deployment_id: spec.deployment_id.clone(),
@@ -114,20 +154,17 @@ impl Fleet {
             health_port: spec.health_port,
             env,
         };
-        let started = self.driver.start(&start).await?;
-        let record = ReplicaRecord {
-            id: id.clone(),
-            app: spec.app.clone(),
-            version: spec.version.clone(),
-            deployment_id: spec.deployment_id.clone(),
-            driver: self.driver.name().to_string(),
-            handle: started.handle,
-            address: started.address,
-            health_address: started.health_address,
-            started_at_ms: now_ms(),
+        let started = match self.driver.start(&start).await {
+            Ok(started) => started,
+            Err(e) => {
+                self.store.delete_replica(&id).await?;
+                return Err(e);
+            }
         };
-        // Record before anything else can fail, so a crash never orphans it.
-        self.store.insert_replica(&record).await?;
+        self.store.replica_started(&id, &started.handle, &started.address, &started.health_address).await?;
+        record.handle = started.handle;
+        record.address = started.address;
+        record.health_address = started.health_address;
         self.replicas.lock().await.insert(id, record.clone());
         Ok(record)
     }

@@ -6,7 +6,7 @@ mod fleet;
 mod process;
 
 pub use docker::DockerDriver;
-pub use fleet::{Fleet, LaunchSpec};
+pub use fleet::{Fleet, LaunchSpec, Reconciliation};
 pub use process::ProcessDriver;
 
 use async_trait::async_trait;
@@ -17,6 +17,8 @@ use std::time::Duration;
 pub struct StartSpec {
     /// The replica's id; drivers name and label what they start with it.
     pub id: String,
+    /// The id of the server that starts it, carried as a label or in the environment.
+    pub server_id: String,
     pub app: String,
     pub version: String,
     pub deployment_id: String,
@@ -62,6 +64,10 @@ pub trait Driver: Send + Sync + 'static {
 
     /// The last lines a replica printed.
     async fn logs(&self, handle: &str, lines: usize) -> String;
+
+    /// Every replica this server started that still exists, as (replica id, handle),
+    /// found by the server id the replicas carry.
+    async fn owned(&self, server_id: &str) -> Vec<(String, String)>;
 }
 
 /// The default driver: docker when an engine answers, process otherwise.

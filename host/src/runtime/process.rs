@@ -97,6 +97,8 @@ impl Driver for ProcessDriver {
         let mut cmd = tokio::process::Command::new(&words[0]);
         cmd.args(&words[1..])
             .env("PORT", port.to_string())
+            // Replicas are reached through loopback; apps that honour HOST bind only there.
+            .env("HOST", "127.0.0.1")
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
@@ -137,6 +139,34 @@ impl Driver for ProcessDriver {
 
     async fn is_running(&self, handle: &str) -> bool {
         handle.parse().map(alive).unwrap_or(false)
+    }
+
+    async fn owned(&self, server_id: &str) -> Vec<(String, String)> {
+        let wanted = format!("HIVEMIND_SERVER={server_id}");
+        let mut found = Vec::new();
+        let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else { continue };
+            // Only the leader of a replica's process group counts: its children share
+            // the environment but are stopped with it.
+            if unsafe { libc::getpgid(pid.parse().unwrap_or(0)) }.to_string() != pid {
+                continue;
+            }
+            let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+            let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+            if !vars.iter().any(|v| *v == wanted.as_bytes()) {
+                continue;
+            }
+            let replica = vars
+                .iter()
+                .find_map(|v| v.strip_prefix(b"HIVEMIND_REPLICA="))
+                .map(|v| String::from_utf8_lossy(v).to_string());
+            if let Some(replica) = replica {
+                found.push((replica, pid.to_string()));
+            }
+        }
+        found
     }
 
     async fn logs(&self, handle: &str, lines: usize) -> String {

@@ -4,7 +4,7 @@
 //! Every write a step makes (its state, its progress, its event) lands in one transaction,
 //! so a crash leaves either the whole step or none of it.
 
-use crate::model::{App, Deployment, Event, Phase, PluginRef, Release, ReplicaRecord, Status, now_ms};
+use crate::model::{App, Deployment, Event, Phase, PluginRef, Release, ReplicaRecord, RollbackKind, Status, now_ms};
 use anyhow::{Context, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
@@ -21,6 +21,12 @@ pub struct Store {
 #[derive(Debug, Clone, Copy)]
 pub struct Transition<'a> {
     pub status: Status,
+    /// Set when a rollback phase starts: why it runs.
+    pub rollback_kind: Option<RollbackKind>,
+    /// Set to record a promotion (true) or that a step consumed it (false).
+    pub promoted: Option<bool>,
+    /// Restart the progress-deadline clock.
+    pub touch_progress: bool,
     /// A new phase restarts the phase clock and the attempt count.
     pub phase: Option<Phase>,
     pub progress: Option<u8>,
@@ -31,7 +37,17 @@ pub struct Transition<'a> {
 
 impl<'a> Transition<'a> {
     pub fn to(status: Status, message: &'a str) -> Transition<'a> {
-        Transition { status, phase: None, progress: None, message, level: "info", error: None }
+        Transition {
+            status,
+            rollback_kind: None,
+            promoted: None,
+            touch_progress: false,
+            phase: None,
+            progress: None,
+            message,
+            level: "info",
+            error: None,
+        }
     }
 }
 
@@ -44,7 +60,8 @@ pub struct StepWrites {
 }
 
 const DEPLOYMENT_COLUMNS: &str = "id, app, name, strategy, spec, target_version, previous, status, phase, progress, message, error, \
-     plugin_name, plugin_version, plugin_sha256, attempt, phase_started_at_ms, created_at_ms, updated_at_ms";
+     plugin_name, plugin_version, plugin_sha256, attempt, phase_started_at_ms, rollback_kind, promoted, rollback_of, \
+     last_progress_at_ms, created_at_ms, updated_at_ms";
 
 impl Store {
     /// Opens (creating if needed) the SQLite database in `data_dir` and migrates it.
@@ -125,7 +142,7 @@ impl Store {
 
     pub async fn insert_deployment(&self, d: &Deployment) -> Result<()> {
         sqlx::query(&format!(
-            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         ))
         .bind(&d.id)
         .bind(&d.app)
@@ -144,6 +161,10 @@ impl Store {
         .bind(&d.plugin.sha256)
         .bind(d.attempt as i64)
         .bind(d.phase_started_at_ms)
+        .bind(d.rollback_kind.map(|k| k.as_str()))
+        .bind(d.promoted)
+        .bind(&d.rollback_of)
+        .bind(d.last_progress_at_ms)
         .bind(d.created_at_ms)
         .bind(d.updated_at_ms)
         .execute(&self.pool)
@@ -174,7 +195,7 @@ impl Store {
     /// Deployments an engine must drive: in progress, awaiting approval, rolling back.
     pub async fn active_deployments(&self) -> Result<Vec<Deployment>> {
         let rows = sqlx::query(&format!(
-            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE status IN ('in_progress', 'awaiting_approval', 'rolling_back') ORDER BY created_at_ms"
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE status IN ('in_progress', 'paused', 'awaiting_approval', 'rolling_back') ORDER BY created_at_ms"
         ))
         .fetch_all(&self.pool)
         .await?;
@@ -183,11 +204,13 @@ impl Store {
 
     /// Moves a deployment to a new status (and optionally phase), with an event, atomically.
     pub async fn transition(&self, id: &str, to: Transition<'_>) -> Result<()> {
-        let Transition { status, phase, progress, message, level, error } = to;
+        let Transition { status, rollback_kind, promoted, touch_progress, phase, progress, message, level, error } = to;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE deployments SET status = ?, message = ?, updated_at_ms = ?, progress = COALESCE(?, progress), error = COALESCE(?, error), \
+             rollback_kind = COALESCE(?, rollback_kind), promoted = COALESCE(?, promoted), \
+             last_progress_at_ms = CASE WHEN ? THEN ? ELSE last_progress_at_ms END, \
              phase = COALESCE(?, phase), attempt = CASE WHEN ? IS NULL THEN attempt ELSE 0 END, \
              phase_started_at_ms = CASE WHEN ? IS NULL THEN phase_started_at_ms ELSE ? END WHERE id = ?",
         )
@@ -196,6 +219,10 @@ impl Store {
         .bind(now)
         .bind(progress.map(|p| p as i64))
         .bind(error)
+        .bind(rollback_kind.map(|k| k.as_str()))
+        .bind(promoted)
+        .bind(touch_progress)
+        .bind(now)
         .bind(phase.map(|p| p.as_str()))
         .bind(phase.map(|p| p.as_str()))
         .bind(phase.map(|p| p.as_str()))
@@ -238,6 +265,31 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Deletes the oldest finished deployments of `app` beyond the newest `keep`, with
+    /// their events and state. Returns how many went.
+    pub async fn prune_history(&self, app: &str, keep: i64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let doomed: Vec<String> = sqlx::query(
+            "SELECT id FROM deployments WHERE app = ?1 AND status IN ('completed', 'failed', 'rolled_back', 'aborted') \
+             AND id NOT IN (SELECT id FROM deployments WHERE app = ?1 ORDER BY created_at_ms DESC, id DESC LIMIT ?2)",
+        )
+        .bind(app)
+        .bind(keep)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+        for id in &doomed {
+            for table in ["events", "plugin_state"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE deployment_id = ?")).bind(id).execute(&mut *tx).await?;
+            }
+            sqlx::query("DELETE FROM deployments WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(doomed.len() as u64)
     }
 
     pub async fn plugin_state(&self, id: &str) -> Result<HashMap<String, Vec<u8>>> {
@@ -289,6 +341,29 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Fills in what the driver said once a recorded replica started.
+    pub async fn replica_started(&self, id: &str, handle: &str, address: &str, health_address: &str) -> Result<()> {
+        sqlx::query("UPDATE replicas SET handle = ?, address = ?, health_address = ? WHERE id = ?")
+            .bind(handle)
+            .bind(address)
+            .bind(health_address)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The server's id, made at first start.
+    pub async fn server_id(&self) -> Result<String> {
+        let fresh = format!("{:016x}", fastrand::u64(..));
+        sqlx::query("INSERT OR IGNORE INTO settings (key, value) VALUES ('server_id', ?)")
+            .bind(&fresh)
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE key = 'server_id'").fetch_one(&self.pool).await?;
+        Ok(row.get(0))
     }
 
     pub async fn delete_replica(&self, id: &str) -> Result<()> {
@@ -386,6 +461,10 @@ fn deployment_from_row(r: SqliteRow) -> Result<Deployment> {
         },
         attempt: r.get::<i64, _>("attempt") as u32,
         phase_started_at_ms: r.get("phase_started_at_ms"),
+        rollback_kind: r.get::<Option<String>, _>("rollback_kind").as_deref().and_then(RollbackKind::parse),
+        promoted: r.get("promoted"),
+        rollback_of: r.get("rollback_of"),
+        last_progress_at_ms: r.get("last_progress_at_ms"),
         created_at_ms: r.get("created_at_ms"),
         updated_at_ms: r.get("updated_at_ms"),
     })

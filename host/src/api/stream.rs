@@ -1,0 +1,54 @@
+//! A deployment's events as server-sent events: `event: event` for each new line of the
+//! log, `event: status` whenever status, progress or message change, and the stream ends
+//! after the deployment does.
+
+use super::{Api, ApiError, DeploymentView};
+use axum::extract::{Path, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures::Stream;
+use std::convert::Infallible;
+use std::time::Duration;
+
+pub async fn deployment_stream(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    api.engine.deployment(&id).await?;
+    struct Cursor {
+        after: i64,
+        last_status: Option<String>,
+        ended: bool,
+        pending: std::collections::VecDeque<SseEvent>,
+    }
+    let cursor = Cursor { after: 0, last_status: None, ended: false, pending: Default::default() };
+    let stream = futures::stream::unfold((api, id, cursor), |(api, id, mut cursor)| async move {
+        loop {
+            if let Some(next) = cursor.pending.pop_front() {
+                return Some((Ok(next), (api, id, cursor)));
+            }
+            if cursor.ended {
+                return None;
+            }
+            let Ok(events) = api.engine.events(&id, cursor.after).await else { return None };
+            for e in events {
+                cursor.after = e.id;
+                if let Ok(data) = serde_json::to_string(&e) {
+                    cursor.pending.push_back(SseEvent::default().event("event").id(e.id.to_string()).data(data));
+                }
+            }
+            let Ok(d) = api.engine.deployment(&id).await else { return None };
+            let key = format!("{}|{}|{}", d.status.as_str(), d.progress, d.message);
+            if cursor.last_status.as_deref() != Some(key.as_str()) {
+                cursor.last_status = Some(key);
+                cursor.ended = d.status.is_terminal();
+                if let Ok(data) = serde_json::to_string(&DeploymentView::from(d)) {
+                    cursor.pending.push_back(SseEvent::default().event("status").data(data));
+                }
+            }
+            if cursor.pending.is_empty() {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,184 @@
+//! Admission: a deployment is validated completely — spec, strategy, image, the app's
+//! state, the plugin's own `validate` — before anything is recorded or started.
+
+use super::Engine;
+use crate::error::UserError;
+use crate::model::{Deployment, DeploymentSpec, Phase, Release, Status, now_ms};
+use crate::store::Transition;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+impl Engine {
+    /// Validates and records a deployment without running it.
+    pub async fn create(&self, spec: DeploymentSpec) -> Result<Deployment, UserError> {
+        let _decisions = self.decisions.lock().await;
+        self.admit(spec, None).await
+    }
+
+    /// Creates and executes in one go.
+    pub async fn deploy(self: &Arc<Self>, spec: DeploymentSpec) -> Result<Deployment, UserError> {
+        let _decisions = self.decisions.lock().await;
+        let d = self.admit(spec, None).await?;
+        self.start_deploy_phase(&d.id).await
+    }
+
+    /// Starts running a pending deployment.
+    pub async fn execute(self: &Arc<Self>, id: &str) -> Result<Deployment, UserError> {
+        let _decisions = self.decisions.lock().await;
+        self.start_deploy_phase(id).await
+    }
+
+    /// Records a deployment. `rollback_of` names a completed deployment whose previous
+    /// release this one brings back, under that release's own version label.
+    pub(super) async fn admit(
+        &self,
+        mut spec: DeploymentSpec,
+        rollback_of: Option<(&Deployment, &Release)>,
+    ) -> Result<Deployment, UserError> {
+        super::validate::spec(&spec)?;
+        let plugin = self.plugins.get(&spec.strategy).ok_or_else(|| {
+            UserError::invalid(
+                "strategy",
+                format!("unknown strategy `{}`; available: {}", spec.strategy, self.plugins.names().join(", ")),
+            )
+        })?;
+        let driver = self.services.fleet.driver();
+        driver.check_image(&spec.image).await.map_err(|e| UserError::invalid("image", format!("{e:#}")))?;
+        if spec.health_check_port.is_some() && !driver.supports_health_port() {
+            return Err(UserError::invalid(
+                "health_check_port",
+                format!(
+                    "the {} runtime probes each replica on the port it serves ($PORT); leave out --health-check-port, or use the docker runtime",
+                    driver.name()
+                ),
+            ));
+        }
+
+        let existing = self.store.app(&spec.app).await?;
+        if let Some(app) = &existing {
+            if let Some(port) = spec.port.filter(|p| *p != app.port) {
+                return Err(UserError::invalid(
+                    "port",
+                    format!("app `{}` already serves on port {}; its port cannot change to {port}", app.name, app.port),
+                ));
+            }
+            if let Some(active) = self.active_deployment(&app.name).await? {
+                return Err(UserError::conflict(
+                    "deployment_in_progress",
+                    format!(
+                        "app `{}` has deployment {} {}; wait for it to finish, or abort it with `hivemind deployment abort --id {}`",
+                        app.name,
+                        active.id,
+                        active.status.words(),
+                        active.id
+                    ),
+                ));
+            }
+        } else if let Some(port) = spec.port {
+            if self.store.apps().await?.iter().any(|a| a.port == port) {
+                return Err(UserError::invalid("port", format!("port {port} is used by another app")));
+            }
+        }
+
+        let previous = existing.as_ref().and_then(|a| a.release.clone());
+        let target_version = match rollback_of {
+            Some((_, release)) => release.version.clone(),
+            None => format!("r{}", existing.as_ref().map(|a| a.release_counter).unwrap_or(0) + 1),
+        };
+        let now = now_ms();
+        let mut d = Deployment {
+            id: format!("dep-{:08x}", fastrand::u32(..)),
+            name: spec.name.clone().unwrap_or_else(|| spec.app.clone()),
+            app: spec.app.clone(),
+            strategy: spec.strategy.clone(),
+            spec: spec.clone(),
+            target_version,
+            previous,
+            status: Status::Pending,
+            phase: Phase::Deploy,
+            progress: 0,
+            message: "created".into(),
+            error: None,
+            plugin: plugin.info.clone(),
+            attempt: 0,
+            phase_started_at_ms: now,
+            rollback_kind: None,
+            promoted: false,
+            rollback_of: rollback_of.map(|(d, _)| d.id.clone()),
+            last_progress_at_ms: now,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        if let Err(message) = self.plugins.validate(&plugin, &super::drive::wit_deployment(&d)).await? {
+            return Err(UserError::invalid(
+                "params",
+                format!("strategy {} refused the deployment: {message}", plugin.info.name),
+            ));
+        }
+
+        // Everything is valid: only now does anything change.
+        if existing.is_none() {
+            let port = match spec.port {
+                Some(p) => p,
+                None => crate::runtime::free_port().map_err(|e| UserError::internal(e.into()))?,
+            };
+            self.services
+                .router
+                .listen(&spec.app, SocketAddr::new(self.options.router_ip, port))
+                .await
+                .map_err(|e| UserError::invalid("port", format!("{e:#}; pick another with --port")))?;
+            self.store.insert_app(&spec.app, port).await?;
+            spec.port = Some(port);
+            d.spec.port = Some(port);
+        }
+        if rollback_of.is_none() {
+            d.target_version = format!("r{}", self.store.next_release_number(&spec.app).await?);
+        }
+        self.store.insert_deployment(&d).await?;
+        let replacing =
+            d.previous.as_ref().map(|p| format!(", replacing {} ({})", p.version, p.image)).unwrap_or_default();
+        let what = match &d.rollback_of {
+            Some(of) => format!("rollback of {of}: bring back {}", d.target_version),
+            None => format!("{} of app {}", d.target_version, d.app),
+        };
+        let message = format!(
+            "created: {what} with strategy {} {} (sha256 {}){replacing}",
+            d.plugin.name,
+            d.plugin.version,
+            &d.plugin.sha256[..12]
+        );
+        self.store.event(&d.id, "info", &message).await?;
+        Ok(d)
+    }
+
+    pub(super) async fn start_deploy_phase(self: &Arc<Self>, id: &str) -> Result<Deployment, UserError> {
+        let d = self.deployment(id).await?;
+        if d.status != Status::Pending {
+            return Err(UserError::conflict(
+                "not_pending",
+                format!("deployment {id} is {}; only a pending deployment can be executed", d.status.words()),
+            ));
+        }
+        if let Some(active) = self.active_deployment(&d.app).await? {
+            return Err(UserError::conflict(
+                "deployment_in_progress",
+                format!(
+                    "app `{}` has deployment {} {}; wait for it to finish",
+                    d.app,
+                    active.id,
+                    active.status.words()
+                ),
+            ));
+        }
+        self.checks.lock().unwrap().insert(d.app.clone(), super::drive::check_of(&d.spec));
+        let message = format!("deploying {} with strategy {}", d.target_version, d.plugin.name);
+        let to = Transition {
+            phase: Some(Phase::Deploy),
+            touch_progress: true,
+            ..Transition::to(Status::InProgress, &message)
+        };
+        self.store.transition(id, to).await?;
+        self.spawn_drive(id.to_string());
+        self.deployment(id).await
+    }
+}

@@ -1,0 +1,261 @@
+//! The step loop: call the pinned strategy's `step`, persist what it did, act on what it
+//! said, sleep, repeat — until the phase is done or failed.
+
+use super::Engine;
+use crate::health::HttpCheck;
+use crate::model::{Deployment, DeploymentSpec, Phase, RollbackKind, Status, now_ms};
+use crate::plugins::{StepCaps, StepContext, StepOutcome, wit};
+use crate::store::{StepWrites, Transition};
+use anyhow::Result;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Between steps the engine never sleeps longer than this, whatever a plugin asks.
+const MAX_STEP_DELAY: Duration = Duration::from_secs(60);
+
+impl Engine {
+    /// Runs the step loop of a deployment in the background, unless it already runs.
+    pub(super) fn spawn_drive(self: &Arc<Self>, id: String) {
+        let wake = Arc::new(Notify::new());
+        {
+            let mut driving = self.driving.lock().unwrap();
+            if driving.contains_key(&id) {
+                return;
+            }
+            driving.insert(id.clone(), wake.clone());
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.drive(&id, &wake).await {
+                tracing::error!(deployment = %id, "the step loop stopped: {e:#}");
+            }
+            engine.driving.lock().unwrap().remove(&id);
+        });
+    }
+
+    /// Wakes a deployment's step loop from its sleep, so a user's control acts at once.
+    pub(super) fn wake(&self, id: &str) {
+        if let Some(wake) = self.driving.lock().unwrap().get(id) {
+            wake.notify_one();
+        }
+    }
+
+    async fn drive(&self, id: &str, wake: &Notify) -> Result<()> {
+        loop {
+            let Some(d) = self.store.deployment(id).await? else { return Ok(()) };
+            if !matches!(d.status, Status::InProgress | Status::RollingBack) {
+                return Ok(());
+            }
+            let deadline_ms = d.spec.progress_deadline as i64 * 1000;
+            if deadline_ms > 0 && now_ms() - d.last_progress_at_ms > deadline_ms {
+                let reason = format!(
+                    "progress deadline exceeded: no progress for {} s (stuck at {}%: {})",
+                    d.spec.progress_deadline, d.progress, d.message
+                );
+                let _decisions = self.decisions.lock().await;
+                self.fail(&d, &reason).await?;
+                continue;
+            }
+            let Some(plugin) = self.plugins.pinned(&d.plugin.sha256) else {
+                let message = format!(
+                    "plugin {} {} (sha256 {}) that this deployment is pinned to is not loaded; install it again",
+                    d.plugin.name, d.plugin.version, d.plugin.sha256
+                );
+                let to =
+                    Transition { level: "error", error: Some(&message), ..Transition::to(Status::Failed, &message) };
+                self.store.transition(id, to).await?;
+                return Ok(());
+            };
+            let caps = StepCaps {
+                app: d.app.clone(),
+                deployment_id: d.id.clone(),
+                versions: allowed_versions(&d),
+                container_port: d.spec.container_port,
+                health_port: d.spec.health_check_port,
+                health: check_of(&d.spec),
+                services: self.services.clone(),
+                state: self.store.plugin_state(id).await?,
+                writes: StepWrites::default(),
+            };
+            let context = StepContext {
+                phase: match d.phase {
+                    Phase::Deploy => crate::plugins::bindings::Phase::Deploy,
+                    Phase::Rollback => crate::plugins::bindings::Phase::Rollback,
+                },
+                attempt: d.attempt,
+                elapsed_ms: (now_ms() - d.phase_started_at_ms).max(0) as u64,
+                promoted: d.promoted,
+                winner: None,
+            };
+            let (outcome, caps) = self.plugins.step(&plugin, caps, &wit_deployment(&d), &context).await;
+            let mut writes = caps.writes;
+            writes.events.push(("debug".into(), step_event(&d, &outcome)));
+
+            let _decisions = self.decisions.lock().await;
+            self.store.record_step(id, &writes).await?;
+            // A user may have acted while the step ran (abort, rollback, pause): then the
+            // step's outcome belongs to a phase that is over, and only its writes count.
+            let now = self.store.deployment(id).await?;
+            if now.as_ref().is_none_or(|n| n.status != d.status || n.phase != d.phase) {
+                continue;
+            }
+            match outcome {
+                Ok(StepOutcome::Continue(delay_ms)) => {
+                    drop(_decisions);
+                    let delay = Duration::from_millis(delay_ms as u64).min(MAX_STEP_DELAY);
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = wake.notified() => {}
+                    }
+                }
+                Ok(StepOutcome::Done) => {
+                    self.finish(&d).await?;
+                    return Ok(());
+                }
+                Ok(StepOutcome::AwaitApproval(reason)) => {
+                    let message = format!("awaiting approval: {reason}; run `hivemind deployment promote --id {id}`");
+                    self.store.transition(id, Transition::to(Status::AwaitingApproval, &message)).await?;
+                    return Ok(());
+                }
+                Ok(StepOutcome::Failed(reason)) | Err(reason) => {
+                    self.fail(&d, &reason).await?;
+                }
+            }
+        }
+    }
+
+    /// A phase is done. The deploy phase completes the deployment; a rollback phase ends
+    /// it as failed, rolled back or aborted, with the previous release serving.
+    async fn finish(&self, d: &Deployment) -> Result<()> {
+        match d.phase {
+            Phase::Deploy => {
+                self.store.set_app_release(&d.app, Some(&d.target())).await?;
+                let message = format!("{} serves: {} replicas of {}", d.target_version, d.spec.replicas, d.spec.image);
+                self.store
+                    .transition(
+                        &d.id,
+                        Transition { progress: Some(100), ..Transition::to(Status::Completed, &message) },
+                    )
+                    .await?;
+                if let Some(of) = &d.rollback_of {
+                    let message = format!("rolled back by {}: {} serves again", d.id, d.target_version);
+                    self.store
+                        .transition(of, Transition { level: "warn", ..Transition::to(Status::RolledBack, &message) })
+                        .await?;
+                }
+            }
+            Phase::Rollback => {
+                self.store.set_app_release(&d.app, d.previous.as_ref()).await?;
+                let restored = match &d.previous {
+                    Some(p) => format!("rolled back: {} serves again", p.version),
+                    None => "rolled back: the app had no previous release, so nothing serves".to_string(),
+                };
+                let kind = d.rollback_kind.unwrap_or(RollbackKind::Failure);
+                let message = match (&d.error, kind) {
+                    (Some(error), RollbackKind::Failure) => format!("{error}; {restored}"),
+                    (_, RollbackKind::Abort) => format!("aborted; {restored}"),
+                    _ => restored,
+                };
+                self.store
+                    .transition(&d.id, Transition { level: "warn", ..Transition::to(kind.final_status(), &message) })
+                    .await?;
+            }
+        }
+        self.prune_history(&d.app).await;
+        Ok(())
+    }
+
+    /// A phase failed. A failed deploy phase starts the rollback phase (unless the user
+    /// turned auto-rollback off); a failed rollback ends the deployment.
+    pub(super) async fn fail(&self, d: &Deployment, reason: &str) -> Result<()> {
+        match d.phase {
+            Phase::Deploy if d.spec.auto_rollback => {
+                let message = format!("{reason}; rolling back");
+                let to = Transition {
+                    phase: Some(Phase::Rollback),
+                    rollback_kind: Some(RollbackKind::Failure),
+                    touch_progress: true,
+                    level: "error",
+                    error: Some(reason),
+                    ..Transition::to(Status::RollingBack, &message)
+                };
+                self.store.transition(&d.id, to).await?;
+            }
+            Phase::Deploy => {
+                let message = format!("{reason}; auto-rollback is off, so replicas and routes are left as they are");
+                let to = Transition { level: "error", error: Some(reason), ..Transition::to(Status::Failed, &message) };
+                self.store.transition(&d.id, to).await?;
+                self.prune_history(&d.app).await;
+            }
+            Phase::Rollback => {
+                let first = d.error.clone().map(|e| format!("{e}; ")).unwrap_or_default();
+                let message = format!("{first}the rollback failed too: {reason}");
+                let error = d.error.clone().unwrap_or_else(|| format!("rollback failed: {reason}"));
+                let to = Transition { level: "error", error: Some(&error), ..Transition::to(Status::Failed, &message) };
+                self.store.transition(&d.id, to).await?;
+                self.prune_history(&d.app).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn prune_history(&self, app: &str) {
+        match self.store.prune_history(app, self.options.history_limit as i64).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(app = %app, "deleted {n} old deployments beyond the history limit"),
+            Err(e) => tracing::warn!(app = %app, "pruning history: {e:#}"),
+        }
+    }
+}
+
+/// One line per step for the event log.
+fn step_event(d: &Deployment, outcome: &Result<StepOutcome, String>) -> String {
+    let what = match outcome {
+        Ok(StepOutcome::Continue(ms)) => format!("continue in {ms} ms"),
+        Ok(StepOutcome::Done) => "done".to_string(),
+        Ok(StepOutcome::AwaitApproval(reason)) => format!("await approval: {reason}"),
+        Ok(StepOutcome::Failed(reason)) => format!("failed: {reason}"),
+        Err(error) => format!("plugin error: {error}"),
+    };
+    format!("step {} of the {} phase: {what}", d.attempt + 1, d.phase.as_str())
+}
+
+pub(super) fn check_of(spec: &DeploymentSpec) -> HttpCheck {
+    HttpCheck {
+        path: spec.health_check_path.clone(),
+        timeout: Duration::from_secs(spec.health_check_timeout.max(1) as u64),
+    }
+}
+
+/// The versions a deployment's plugin may touch: its target and the release it replaces.
+fn allowed_versions(d: &Deployment) -> HashMap<String, String> {
+    let mut versions = HashMap::from([(d.target_version.clone(), d.spec.image.clone())]);
+    if let Some(p) = &d.previous {
+        versions.insert(p.version.clone(), p.image.clone());
+    }
+    versions
+}
+
+/// The deployment as a plugin sees it.
+pub fn wit_deployment(d: &Deployment) -> wit::Deployment {
+    let release = |r: &crate::model::Release| wit::Release {
+        version: r.version.clone(),
+        image: r.image.clone(),
+        replicas: r.replicas,
+    };
+    wit::Deployment {
+        id: d.id.clone(),
+        app: d.app.clone(),
+        target: release(&d.target()),
+        previous: d.previous.as_ref().map(release),
+        variants: Vec::new(),
+        params: d.spec.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        health: wit::HealthCheck {
+            path: d.spec.health_check_path.clone(),
+            timeout_ms: d.spec.health_check_timeout.saturating_mul(1000),
+            ready_timeout_ms: d.spec.ready_timeout.saturating_mul(1000),
+        },
+    }
+}
