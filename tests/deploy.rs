@@ -112,7 +112,6 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--strategy", "warp-speed"], "unknown strategy `warp-speed`; available: simple"),
         (vec!["--replicas", "0"], "replicas must be at least 1"),
-        (vec!["--health-check-port", "9000"], "the process runtime probes each replica on the port it serves"),
     ];
     for (flags, expected) in cases {
         let run = deploy(&server, "web", &v2, &flags);

@@ -93,3 +93,36 @@ fn docker_refuses_malformed_and_missing_images() {
     assert!(server.cli_json(&["deployment", "list"]).as_array().unwrap().is_empty());
     assert!(server.cli_json(&["app", "list"]).as_array().unwrap().is_empty());
 }
+
+mod scenarios;
+use scenarios::Images;
+
+macro_rules! docker_scenario_tests {
+    ($($name:ident: $scenario:ident($strategy:literal);)*) => {
+        $(
+            #[test]
+            fn $name() {
+                if !docker_available(stringify!($name)) {
+                    return;
+                }
+                demo_images();
+                scenarios::$scenario(Images::Docker, $strategy);
+            }
+        )*
+    };
+}
+
+docker_scenario_tests! {
+    docker_rolling_update_completes_without_failed_requests: good_version_completes_without_failed_requests("rolling-update");
+    docker_zero_downtime_completes_without_failed_requests: good_version_completes_without_failed_requests("zero-downtime");
+    docker_blue_green_completes_without_failed_requests: good_version_completes_without_failed_requests("blue-green");
+    docker_rolling_update_rolls_a_sick_version_back: failing_version_rolls_back_without_failed_requests("rolling-update");
+    docker_zero_downtime_rolls_a_sick_version_back: failing_version_rolls_back_without_failed_requests("zero-downtime");
+    docker_blue_green_rolls_a_sick_version_back: failing_version_rolls_back_without_failed_requests("blue-green");
+    docker_rolling_update_manual_rollback: manual_rollback_restores_the_previous_version("rolling-update");
+    docker_zero_downtime_manual_rollback: manual_rollback_restores_the_previous_version("zero-downtime");
+    docker_blue_green_manual_rollback: manual_rollback_restores_the_previous_version("blue-green");
+    docker_rolling_update_survives_a_crash: crash_mid_deployment_ends_cleanly("rolling-update");
+    docker_zero_downtime_survives_a_crash: crash_mid_deployment_ends_cleanly("zero-downtime");
+    docker_blue_green_survives_a_crash: crash_mid_deployment_ends_cleanly("blue-green");
+}

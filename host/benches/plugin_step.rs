@@ -34,7 +34,7 @@ fn main() {
         let load = loaded_at.elapsed();
 
         let driver = Arc::new(ProcessDriver::new(data.path().join("logs")));
-        let fleet = Arc::new(Fleet::new(driver, store.clone(), "bench".into()));
+        let fleet = Arc::new(Fleet::new(driver, store.clone(), "bench".into(), 64));
         let services = Arc::new(Services::new(fleet, Arc::new(Router::new()), store));
         let release = wit::Release { version: "r1".into(), image: "true".into(), replicas: 1 };
         let deployment = wit::Deployment {
@@ -53,7 +53,15 @@ fn main() {
             let caps = StepCaps {
                 app: "bench".into(),
                 deployment_id: "dep-bench".into(),
-                versions: HashMap::from([("r1".into(), "true".into())]),
+                versions: HashMap::from([(
+                    "r1".into(),
+                    hivemind::model::Release {
+                        version: "r1".into(),
+                        image: "true".into(),
+                        replicas: 1,
+                        env: Default::default(),
+                    },
+                )]),
                 container_port: 8080,
                 health_port: None,
                 health: HttpCheck { path: "/".into(), timeout: Duration::from_secs(1) },

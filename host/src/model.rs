@@ -42,12 +42,13 @@ pub struct DeploymentSpec {
     /// own port when absent.
     #[serde(default)]
     pub health_check_port: Option<u16>,
-    /// Seconds one probe may take.
+    /// Seconds a new replica may take to pass its health check (one probe never takes
+    /// more than 2 s).
     #[serde(default = "default_health_timeout")]
     pub health_check_timeout: u32,
-    /// Seconds a new replica may take to become healthy.
-    #[serde(default = "default_ready_timeout")]
-    pub ready_timeout: u32,
+    /// Environment variables for the replicas (`--env KEY=VALUE`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
     /// Strategy parameters (`--param k=v` and the strategies' own flags).
     #[serde(default)]
     pub params: BTreeMap<String, String>,
@@ -79,9 +80,6 @@ fn default_health_path() -> String {
     "/".into()
 }
 fn default_health_timeout() -> u32 {
-    2
-}
-fn default_ready_timeout() -> u32 {
     60
 }
 
@@ -91,6 +89,9 @@ pub struct Release {
     pub version: String,
     pub image: String,
     pub replicas: u32,
+    /// The replicas' environment: a release brought back by a rollback runs as it did.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
 }
 
 /// Where a deployment stands.
@@ -253,7 +254,12 @@ pub struct Deployment {
 
 impl Deployment {
     pub fn target(&self) -> Release {
-        Release { version: self.target_version.clone(), image: self.spec.image.clone(), replicas: self.spec.replicas }
+        Release {
+            version: self.target_version.clone(),
+            image: self.spec.image.clone(),
+            replicas: self.spec.replicas,
+            env: self.spec.env.clone(),
+        }
     }
 
     pub fn completed(&self) -> bool {

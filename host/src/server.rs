@@ -29,6 +29,8 @@ pub struct ServeOptions {
     pub limits: Limits,
     /// Finished deployments kept per app.
     pub history_limit: u32,
+    /// The most replicas the host runs at once.
+    pub max_replicas: u32,
 }
 
 pub async fn serve(options: ServeOptions) -> Result<()> {
@@ -52,7 +54,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     let started = std::time::Instant::now();
     let plugins = PluginHost::new(options.limits.clone()).await?;
     tracing::info!("loaded {} built-in plugins in {:?}", plugins.list().len(), started.elapsed());
-    let fleet = Arc::new(Fleet::new(driver, store.clone(), store.server_id().await?));
+    let fleet = Arc::new(Fleet::new(driver, store.clone(), store.server_id().await?, options.max_replicas));
     let (router, router_events) = Router::with_events();
     let engine_options = EngineOptions { router_ip: options.router_ip, history_limit: options.history_limit };
     let engine = Engine::new(store, plugins, fleet, Arc::new(router), engine_options);

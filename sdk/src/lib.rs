@@ -70,8 +70,9 @@ pub mod prelude {
 
     #[cfg(feature = "strategy")]
     pub use crate::strategy::{
-        Deployment, DrainState, Phase, Release, Replica, ReplicaState, Step, StepContext, Strategy, Weight, containers,
-        health, metrics, progress, routing,
+        Amount, Deployment, DrainState, Phase, Readiness, Release, Replica, ReplicaState, Step, StepContext, Strategy,
+        Weight, check_ready_in_time, containers, drain_and_stop, health, metrics, now_ms, probe, progress,
+        restore_previous, routing,
     };
 
     #[cfg(feature = "hook")]

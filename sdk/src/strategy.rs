@@ -111,36 +111,163 @@ impl Params for Deployment {
 }
 
 /// The usual rollback: bring the previous release back to its replica count, wait until
-/// it is healthy, route all traffic to it, and stop every replica of any other version.
-/// With no previous release, it just removes the target's replicas. Idempotent.
+/// it is healthy, route all traffic to it, then drain and stop every replica of any other
+/// version. With no previous release, it drains and removes the target's replicas.
+/// Idempotent: call it from every rollback step.
 pub fn restore_previous(d: &Deployment, cx: &StepContext) -> Result<Step> {
     let Some(previous) = &d.previous else {
         routing::set_split(&[])?;
-        containers::scale(&d.target.version, 0)?;
-        return Ok(Step::Done);
+        let ids: Vec<String> = containers::list()?.into_iter().map(|r| r.id).collect();
+        return Ok(if drain_and_stop(&ids, 10_000)? { Step::Done } else { Step::after_ms(100) });
     };
-    containers::scale(&previous.version, previous.replicas)?;
-    let healthy = health::healthy_count(&previous.version);
-    if healthy < previous.replicas.max(1) {
+    let replicas = containers::scale(&previous.version, previous.replicas)?;
+    let readiness = probe(&replicas)?;
+    if readiness.ready.len() < previous.replicas as usize {
         if cx.elapsed_ms > d.health.ready_timeout_ms as u64 {
             return Ok(Step::failed(format!(
-                "rollback: previous release {} has {healthy} of {} replicas healthy after {} s",
+                "previous release {} has {} of {} replicas healthy after {} s: {}",
                 previous.version,
+                readiness.ready.len(),
                 previous.replicas,
-                cx.elapsed_ms / 1000
+                cx.elapsed_ms / 1000,
+                readiness.last_failure().unwrap_or("no probe ran")
             )));
         }
-        progress::report(50, &format!("restoring {}: {healthy}/{} healthy", previous.version, previous.replicas));
+        progress::report(
+            50,
+            &format!("restoring {}: {}/{} healthy", previous.version, readiness.ready.len(), previous.replicas),
+        );
         return Ok(Step::after_ms(200));
     }
     routing::set_split(&[Weight { version: previous.version.clone(), weight: 100 }])?;
     let others: Vec<String> =
         containers::list()?.into_iter().filter(|r| r.version != previous.version).map(|r| r.id).collect();
-    if !others.is_empty() {
-        containers::stop(&others, 5_000)?;
+    if !drain_and_stop(&others, 10_000)? {
+        progress::report(90, &format!("{} serves again; draining {} replicas", previous.version, others.len()));
+        return Ok(Step::after_ms(100));
     }
     progress::report(100, &format!("{} serves again", previous.version));
     Ok(Step::Done)
+}
+
+/// Milliseconds since the Unix epoch, by the host's clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// The outcome of probing a set of replicas.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    /// Replicas that passed their health check now.
+    pub ready: Vec<Replica>,
+    /// Replicas that did not, with what the probe said.
+    pub waiting: Vec<(Replica, String)>,
+}
+
+impl Readiness {
+    /// What the latest failed probe said, if one failed.
+    pub fn last_failure(&self) -> Option<&str> {
+        self.waiting.last().map(|(_, m)| m.as_str())
+    }
+
+    /// The waiting replica that started longest ago, with how long it has waited (ms).
+    pub fn oldest_waiting(&self) -> Option<(&Replica, &str, u64)> {
+        let now = now_ms();
+        self.waiting
+            .iter()
+            .min_by_key(|(r, _)| r.started_at_ms)
+            .map(|(r, m)| (r, m.as_str(), now.saturating_sub(r.started_at_ms)))
+    }
+}
+
+/// Probes each replica now and sorts them into ready and waiting.
+pub fn probe(replicas: &[Replica]) -> Result<Readiness> {
+    let mut readiness = Readiness::default();
+    for r in replicas {
+        let result = health::probe(&r.id)?;
+        if result.healthy {
+            readiness.ready.push(r.clone());
+        } else {
+            readiness.waiting.push((r.clone(), result.message));
+        }
+    }
+    Ok(readiness)
+}
+
+/// Fails when a replica has waited longer than the deployment's health timeout, with a
+/// message that names the replica and what its probe said.
+pub fn check_ready_in_time(d: &Deployment, readiness: &Readiness) -> Result<()> {
+    if let Some((replica, message, waited)) = readiness.oldest_waiting() {
+        if waited > d.health.ready_timeout_ms as u64 {
+            return Err(Error(format!(
+                "health check failed: replica {} of {} not healthy after {} s: {message}",
+                replica.id,
+                replica.version,
+                waited / 1000
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Drains the replicas through the router and stops each one once its in-flight
+/// requests are done or `timeout_ms` passed. Returns true when all are stopped.
+/// Idempotent: call it again on the next step until it says true.
+pub fn drain_and_stop(ids: &[String], timeout_ms: u32) -> Result<bool> {
+    if ids.is_empty() {
+        return Ok(true);
+    }
+    routing::drain(ids, timeout_ms)?;
+    let mut finished = Vec::new();
+    for id in ids {
+        match routing::drain_status(id)? {
+            DrainState::Draining(_) => {}
+            DrainState::Drained | DrainState::TimedOut => finished.push(id.clone()),
+        }
+    }
+    if !finished.is_empty() {
+        containers::stop(&finished, 10_000)?;
+    }
+    Ok(finished.len() == ids.len())
+}
+
+/// A number of replicas given as a count (`2`) or a percentage (`25%`), as Kubernetes'
+/// `maxSurge` and `maxUnavailable` are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amount {
+    Count(u32),
+    Percent(u32),
+}
+
+impl Amount {
+    /// Reads parameter `key`, or `default` when it is absent. The error names the key.
+    pub fn param(d: &Deployment, key: &str, default: Amount) -> Result<Amount> {
+        let Some(raw) = d.raw(key) else { return Ok(default) };
+        let raw = raw.trim();
+        let parsed = match raw.strip_suffix('%') {
+            Some(p) => p.trim().parse::<u32>().ok().filter(|p| *p <= 100).map(Amount::Percent),
+            None => raw.parse::<u32>().ok().map(Amount::Count),
+        };
+        parsed.ok_or_else(|| {
+            Error(format!("{key} must be a count (2) or a percentage from 0% to 100% (25%); got `{raw}`"))
+        })
+    }
+
+    /// Of `total` replicas, rounding up (as maxSurge does).
+    pub fn round_up(self, total: u32) -> u32 {
+        match self {
+            Amount::Count(n) => n,
+            Amount::Percent(p) => (total * p).div_ceil(100),
+        }
+    }
+
+    /// Of `total` replicas, rounding down (as maxUnavailable does).
+    pub fn round_down(self, total: u32) -> u32 {
+        match self {
+            Amount::Count(n) => n,
+            Amount::Percent(p) => total * p / 100,
+        }
+    }
 }
 
 const STATE_KEY: &str = "sdk.state";

@@ -143,10 +143,16 @@ impl Server {
     }
 
     pub fn start_in(data_dir: &Path, runtime: &str) -> Server {
+        Server::start_with(data_dir, runtime, &[])
+    }
+
+    /// A server on `data_dir` with extra `serve` flags.
+    pub fn start_with(data_dir: &Path, runtime: &str, flags: &[&str]) -> Server {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("server.log")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_hivemind"))
             .args(["serve", "--api-addr", "127.0.0.1:0", "--runtime", runtime, "--data-dir"])
             .arg(data_dir)
+            .args(flags)
             .env("HIVEMIND_LOG", "hivemind=debug,warn")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -349,4 +355,69 @@ fn dechunk(body: &str) -> String {
 /// GETs `/` through an app's router `n` times and returns the bodies, trimmed.
 pub fn versions_served(port: u16, n: usize) -> Vec<String> {
     (0..n).map(|_| http_get(&format!("http://127.0.0.1:{port}/")).1.trim().to_string()).collect()
+}
+
+/// A bounded load loop through an app's router: a few threads GET `/` until stopped (or
+/// for two minutes at most), counting every non-2xx answer and every connection error.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<(u64, Vec<String>)>>,
+}
+
+/// What a load loop saw.
+#[derive(Debug)]
+pub struct LoadReport {
+    pub ok: u64,
+    pub failures: Vec<String>,
+}
+
+impl LoadReport {
+    pub fn assert_no_failures(&self, what: &str) {
+        assert!(
+            self.failures.is_empty(),
+            "{what}: {} of {} requests failed, first: {:?}",
+            self.failures.len(),
+            self.ok + self.failures.len() as u64,
+            &self.failures[..self.failures.len().min(5)]
+        );
+        assert!(self.ok > 0, "{what}: the load loop sent nothing");
+    }
+}
+
+impl Load {
+    pub fn start(port: u16, threads: usize) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let started = Instant::now();
+                    let (mut ok, mut failures) = (0u64, Vec::new());
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                        && started.elapsed() < Duration::from_secs(120)
+                    {
+                        let (status, body) = http_get(&format!("http://127.0.0.1:{port}/"));
+                        if (200..300).contains(&status) {
+                            ok += 1;
+                        } else {
+                            failures.push(format!("{status} {}", body.trim()));
+                        }
+                    }
+                    (ok, failures)
+                })
+            })
+            .collect();
+        Load { stop, threads }
+    }
+
+    pub fn stop(self) -> LoadReport {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut report = LoadReport { ok: 0, failures: Vec::new() };
+        for t in self.threads {
+            let (ok, failures) = t.join().unwrap();
+            report.ok += ok;
+            report.failures.extend(failures);
+        }
+        report
+    }
 }

@@ -27,6 +27,7 @@ pub fn router(api: Api) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/api/deployments", get(list_deployments).post(create_deployment))
+        .route("/api/deployments/zero-downtime", post(zero_downtime))
         .route("/api/deployments/{id}", get(get_deployment))
         .route("/api/deployments/{id}/status", get(deployment_status))
         .route("/api/deployments/{id}/execute", post(execute_deployment))
@@ -143,6 +144,18 @@ async fn deploy(
     body: Result<Json<DeploymentSpec>, JsonRejection>,
 ) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
     let Json(spec) = body?;
+    let d = api.engine.deploy(spec).await?;
+    Ok((StatusCode::CREATED, Json(d.into())))
+}
+
+/// The product's zero-downtime endpoint: creates and runs a deployment with the
+/// zero-downtime strategy, whatever `strategy` says.
+async fn zero_downtime(
+    State(api): State<Api>,
+    body: Result<Json<DeploymentSpec>, JsonRejection>,
+) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
+    let Json(mut spec) = body?;
+    spec.strategy = "zero-downtime".into();
     let d = api.engine.deploy(spec).await?;
     Ok((StatusCode::CREATED, Json(d.into())))
 }

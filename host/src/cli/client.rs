@@ -88,6 +88,10 @@ impl Client {
         self.send(self.http.post(self.url("/api/apps/deploy")).json(spec)).await
     }
 
+    pub async fn zero_downtime(&self, spec: &DeploymentSpec) -> Result<DeploymentView, CliError> {
+        self.send(self.http.post(self.url("/api/deployments/zero-downtime")).json(spec)).await
+    }
+
     pub async fn create(&self, spec: &DeploymentSpec) -> Result<DeploymentView, CliError> {
         self.send(self.http.post(self.url("/api/deployments")).json(spec)).await
     }

@@ -60,6 +60,9 @@ struct ServeArgs {
     /// The address the apps' routers bind to.
     #[arg(long, default_value = "127.0.0.1")]
     router_addr: IpAddr,
+    /// The most replicas this host runs at once, across all apps.
+    #[arg(long, default_value_t = 64)]
+    max_replicas: u32,
     /// Finished deployments kept per app; older ones are deleted with their events.
     #[arg(long, default_value_t = 100)]
     history_limit: u32,
@@ -84,6 +87,19 @@ enum AppCommand {
         #[arg(long)]
         name: String,
         /// Return once the deployment started, without waiting.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Replace the app's replicas in batches with no downtime (the zero-downtime strategy).
+    #[command(
+        after_help = "Example:\n  hivemind app zero-downtime-deploy --image hivemind-demo:v2 --name web --service web-service --batch-size 2 \\\n      --batch-delay 30 --health-check-path /health --health-check-port 8080 --health-check-timeout 60 --drain-timeout 30"
+    )]
+    ZeroDowntimeDeploy {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// The app's name.
+        #[arg(long)]
+        name: String,
         #[arg(long)]
         detach: bool,
     },
@@ -228,15 +244,17 @@ struct SpecArgs {
     /// The port health probes go to inside the container (docker runtime).
     #[arg(long)]
     health_check_port: Option<u16>,
-    /// Seconds one health probe may take.
-    #[arg(long, default_value_t = 2)]
-    health_check_timeout: u32,
-    /// Seconds a new replica may take to become healthy.
+    /// Seconds a new replica may take to pass its health check.
     #[arg(long, default_value_t = 60)]
-    ready_timeout: u32,
-    /// A strategy parameter, KEY=VALUE (repeatable).
+    health_check_timeout: u32,
+    /// An environment variable for the replicas, KEY=VALUE (repeatable).
+    #[arg(long = "env", value_parser = parse_key_value)]
+    env: Vec<(String, String)>,
+    /// A strategy parameter, KEY=VALUE (repeatable), for strategies of your own.
     #[arg(long = "param", value_parser = parse_key_value)]
     params: Vec<(String, String)>,
+    #[command(flatten)]
+    strategy_flags: StrategyFlags,
     /// Roll back on its own when a step, a health gate or the deadline fails.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     auto_rollback: bool,
@@ -258,11 +276,68 @@ impl SpecArgs {
             health_check_path: self.health_check_path,
             health_check_port: self.health_check_port,
             health_check_timeout: self.health_check_timeout,
-            ready_timeout: self.ready_timeout,
-            params: self.params.into_iter().collect::<BTreeMap<_, _>>(),
+            params: self.params.into_iter().chain(self.strategy_flags.into_params()).collect::<BTreeMap<_, _>>(),
+            env: self.env.into_iter().collect(),
             auto_rollback: self.auto_rollback,
             progress_deadline: self.progress_deadline,
         }
+    }
+}
+
+/// The built-in strategies' flags. Each becomes a parameter of the same name, checked by
+/// the strategy itself (so `--batch-size -2` reaches it and gets its message).
+#[derive(Args, Default)]
+#[command(next_help_heading = "Strategy options")]
+struct StrategyFlags {
+    /// rolling-update: extra replicas allowed during the update, a count or a percentage (rounds up).
+    #[arg(long, allow_hyphen_values = true)]
+    max_surge: Option<String>,
+    /// rolling-update: replicas that may be unavailable, a count or a percentage (rounds down).
+    #[arg(long, allow_hyphen_values = true)]
+    max_unavailable: Option<String>,
+    /// rolling-update: seconds a new replica must stay healthy before it counts as ready.
+    #[arg(long, allow_hyphen_values = true)]
+    min_ready: Option<String>,
+    /// zero-downtime: replicas replaced per batch.
+    #[arg(long, allow_hyphen_values = true)]
+    batch_size: Option<String>,
+    /// zero-downtime: seconds between batches.
+    #[arg(long, allow_hyphen_values = true)]
+    batch_delay: Option<String>,
+    /// zero-downtime, rolling-update: seconds old replicas get to finish their requests.
+    #[arg(long, allow_hyphen_values = true)]
+    drain_timeout: Option<String>,
+    /// zero-downtime: the router service's name (the app's by default).
+    #[arg(long)]
+    service: Option<String>,
+    /// blue-green: seconds green is verified before the switch.
+    #[arg(long, allow_hyphen_values = true)]
+    verification_timeout: Option<String>,
+    /// blue-green: switch on its own after verification (false: wait for `deployment promote`).
+    #[arg(long)]
+    auto_promote: Option<String>,
+    /// blue-green: seconds blue stays, idle, after the switch, for an instant rollback.
+    #[arg(long, allow_hyphen_values = true)]
+    scale_down_delay: Option<String>,
+}
+
+impl StrategyFlags {
+    fn into_params(self) -> Vec<(String, String)> {
+        [
+            ("max-surge", self.max_surge),
+            ("max-unavailable", self.max_unavailable),
+            ("min-ready", self.min_ready),
+            ("batch-size", self.batch_size),
+            ("batch-delay", self.batch_delay),
+            ("drain-timeout", self.drain_timeout),
+            ("service", self.service),
+            ("verification-timeout", self.verification_timeout),
+            ("auto-promote", self.auto_promote),
+            ("scale-down-delay", self.scale_down_delay),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+        .collect()
     }
 }
 
@@ -284,6 +359,7 @@ pub async fn run() -> ExitCode {
                 runtime: args.runtime,
                 router_ip: args.router_addr,
                 history_limit: args.history_limit.max(1),
+                max_replicas: args.max_replicas,
                 limits: crate::plugins::Limits {
                     timeout: std::time::Duration::from_secs(args.plugin_timeout.max(1)),
                     memory_bytes: args.plugin_memory_mib.max(1) << 20,
@@ -311,6 +387,16 @@ async fn run_client(client: &Client, command: Command, format: output::Format) -
         Command::Serve(_) => unreachable!("handled above"),
         Command::App(AppCommand::Deploy { spec, name, detach }) => {
             let d = client.deploy(&spec.into_spec(name, None)).await?;
+            if detach {
+                output::deployment(&d, format);
+                return Ok(ExitCode::SUCCESS);
+            }
+            output::follow(client, &d.deployment.id, format).await
+        }
+        Command::App(AppCommand::ZeroDowntimeDeploy { spec, name, detach }) => {
+            let mut spec = spec.into_spec(name, None);
+            spec.strategy = "zero-downtime".into();
+            let d = client.zero_downtime(&spec).await?;
             if detach {
                 output::deployment(&d, format);
                 return Ok(ExitCode::SUCCESS);

@@ -44,13 +44,11 @@ impl Engine {
         })?;
         let driver = self.services.fleet.driver();
         driver.check_image(&spec.image).await.map_err(|e| UserError::invalid("image", format!("{e:#}")))?;
-        if spec.health_check_port.is_some() && !driver.supports_health_port() {
-            return Err(UserError::invalid(
-                "health_check_port",
-                format!(
-                    "the {} runtime probes each replica on the port it serves ($PORT); leave out --health-check-port, or use the docker runtime",
-                    driver.name()
-                ),
+        let mut notes = Vec::new();
+        if let Some(port) = spec.health_check_port.filter(|_| !driver.supports_health_port()) {
+            notes.push(format!(
+                "the {} runtime probes each replica on the port it serves ($PORT); --health-check-port {port} is ignored",
+                driver.name()
             ));
         }
 
@@ -148,6 +146,9 @@ impl Engine {
             &d.plugin.sha256[..12]
         );
         self.store.event(&d.id, "info", &message).await?;
+        for note in notes {
+            self.store.event(&d.id, "warn", &note).await?;
+        }
         Ok(d)
     }
 

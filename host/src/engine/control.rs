@@ -107,6 +107,7 @@ impl Engine {
                 let mut spec = d.spec.clone();
                 spec.name = Some(format!("rollback of {id}"));
                 spec.image = previous.image.clone();
+                spec.env = previous.env.clone();
                 spec.replicas = previous.replicas;
                 spec.port = None;
                 let rollback = self.admit(spec, Some((&d, &previous))).await?;

@@ -222,18 +222,21 @@ fn step_event(d: &Deployment, outcome: &Result<StepOutcome, String>) -> String {
     format!("step {} of the {} phase: {what}", d.attempt + 1, d.phase.as_str())
 }
 
+/// One probe never takes longer than this.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub(super) fn check_of(spec: &DeploymentSpec) -> HttpCheck {
     HttpCheck {
         path: spec.health_check_path.clone(),
-        timeout: Duration::from_secs(spec.health_check_timeout.max(1) as u64),
+        timeout: PROBE_TIMEOUT.min(Duration::from_secs(spec.health_check_timeout.max(1) as u64)),
     }
 }
 
 /// The versions a deployment's plugin may touch: its target and the release it replaces.
-fn allowed_versions(d: &Deployment) -> HashMap<String, String> {
-    let mut versions = HashMap::from([(d.target_version.clone(), d.spec.image.clone())]);
+fn allowed_versions(d: &Deployment) -> HashMap<String, crate::model::Release> {
+    let mut versions = HashMap::from([(d.target_version.clone(), d.target())]);
     if let Some(p) = &d.previous {
-        versions.insert(p.version.clone(), p.image.clone());
+        versions.insert(p.version.clone(), p.clone());
     }
     versions
 }
@@ -254,8 +257,8 @@ pub fn wit_deployment(d: &Deployment) -> wit::Deployment {
         params: d.spec.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         health: wit::HealthCheck {
             path: d.spec.health_check_path.clone(),
-            timeout_ms: d.spec.health_check_timeout.saturating_mul(1000),
-            ready_timeout_ms: d.spec.ready_timeout.saturating_mul(1000),
+            timeout_ms: PROBE_TIMEOUT.min(Duration::from_secs(d.spec.health_check_timeout as u64)).as_millis() as u32,
+            ready_timeout_ms: d.spec.health_check_timeout.saturating_mul(1000),
         },
     }
 }

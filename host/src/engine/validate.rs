@@ -21,11 +21,24 @@ pub fn spec(s: &DeploymentSpec) -> Result<(), UserError> {
             format!("health check path `{}` must start with '/' and hold no spaces", s.health_check_path),
         ));
     }
-    if s.health_check_timeout == 0 || s.health_check_timeout > 300 {
-        return Err(UserError::invalid("health_check_timeout", "health check timeout must be 1 to 300 seconds"));
+    if s.health_check_timeout == 0 || s.health_check_timeout > 3600 {
+        return Err(UserError::invalid(
+            "health_check_timeout",
+            format!("health check timeout must be 1 to 3600 seconds (got {})", s.health_check_timeout),
+        ));
     }
-    if s.ready_timeout == 0 || s.ready_timeout > 3600 {
-        return Err(UserError::invalid("ready_timeout", "ready timeout must be 1 to 3600 seconds"));
+    for key in s.env.keys() {
+        let ok = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(UserError::invalid(
+                "env",
+                format!("environment variable name `{key}` must be letters, digits and '_', not starting with a digit"),
+            ));
+        }
+        if key == "PORT" {
+            return Err(UserError::invalid("env", "PORT is set by Hivemind for each replica; leave it out of --env"));
+        }
     }
     if s.port == Some(0) {
         return Err(UserError::invalid("port", "port must be 1 to 65535; leave it out to get a free one"));

@@ -63,8 +63,8 @@ impl Services {
 pub struct StepCaps {
     pub app: String,
     pub deployment_id: String,
-    /// The versions this deployment may run, with their images.
-    pub versions: HashMap<String, String>,
+    /// The versions this deployment may run, with what their replicas run.
+    pub versions: HashMap<String, crate::model::Release>,
     pub container_port: u16,
     pub health_port: Option<u16>,
     pub health: HttpCheck,
@@ -83,7 +83,7 @@ impl HostState {
 }
 
 impl StepCaps {
-    fn check_version(&self, capability: &str, version: &str) -> Result<String, Error> {
+    fn check_version(&self, capability: &str, version: &str) -> Result<crate::model::Release, Error> {
         self.versions.get(version).cloned().ok_or_else(|| {
             let mut known: Vec<&str> = self.versions.keys().map(String::as_str).collect();
             known.sort();
@@ -135,8 +135,8 @@ impl containers::Host for HostState {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
         };
-        let image = match caps.check_version("containers.scale", &version) {
-            Ok(i) => i,
+        let release = match caps.check_version("containers.scale", &version) {
+            Ok(r) => r,
             Err(e) => return Ok(Err(e)),
         };
         if replicas > 100 {
@@ -148,10 +148,10 @@ impl containers::Host for HostState {
             app: caps.app.clone(),
             version: version.clone(),
             deployment_id: caps.deployment_id.clone(),
-            image,
+            image: release.image,
             container_port: caps.container_port,
             health_port: caps.health_port,
-            env: Vec::new(),
+            env: release.env.into_iter().collect(),
         };
         let before = caps.services.fleet.list(&caps.app).await.iter().filter(|r| r.version == version).count();
         let result = caps.services.fleet.scale(&spec, replicas, Duration::from_secs(10)).await;
@@ -173,6 +173,11 @@ impl containers::Host for HostState {
             Err(e) => return Ok(Err(e)),
         };
         Ok(Ok(caps.services.fleet.list(&caps.app).await.iter().map(wit_replica).collect()))
+    }
+
+    async fn capacity(&mut self) -> wasmtime::Result<u32> {
+        let Ok(caps) = self.caps() else { return Ok(0) };
+        Ok(caps.services.fleet.capacity().await)
     }
 
     async fn stop(&mut self, ids: Vec<String>, grace_ms: u32) -> Res<()> {

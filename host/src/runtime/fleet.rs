@@ -38,13 +38,20 @@ pub struct Fleet {
     driver: Arc<dyn Driver>,
     store: Store,
     server_id: String,
+    /// The most replicas this host runs at once, across all apps.
+    max_replicas: u32,
     /// Replica id → record. One lock: changes to the fleet are rare and short.
     replicas: Mutex<BTreeMap<String, ReplicaRecord>>,
 }
 
 impl Fleet {
-    pub fn new(driver: Arc<dyn Driver>, store: Store, server_id: String) -> Fleet {
-        Fleet { driver, store, server_id, replicas: Mutex::new(BTreeMap::new()) }
+    pub fn new(driver: Arc<dyn Driver>, store: Store, server_id: String, max_replicas: u32) -> Fleet {
+        Fleet { driver, store, server_id, max_replicas, replicas: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// How many more replicas may start now.
+    pub async fn capacity(&self) -> u32 {
+        self.max_replicas.saturating_sub(self.replicas.lock().await.len() as u32)
     }
 
     pub fn driver(&self) -> &Arc<dyn Driver> {
@@ -112,6 +119,16 @@ impl Fleet {
         while current.len() > count as usize {
             let newest = current.pop().unwrap();
             self.stop(&newest, grace).await?;
+        }
+        let missing = count as usize - current.len().min(count as usize);
+        let capacity = self.capacity().await as usize;
+        if missing > capacity {
+            anyhow::bail!(
+                "starting {missing} replicas of {} would pass this host's limit of {} replicas ({} run now); raise --max-replicas or free some",
+                spec.version,
+                self.max_replicas,
+                self.max_replicas as usize - capacity
+            );
         }
         while current.len() < count as usize {
             current.push(self.start(spec).await?);
