@@ -131,6 +131,9 @@ pub struct Server {
     _temp: Option<tempfile::TempDir>,
     pub url: String,
     runtime: String,
+    /// Set by `stop` and `kill`: the test restarts a server on the same data dir, and that
+    /// one removes the replicas when it goes.
+    handed_over: bool,
 }
 
 impl Server {
@@ -176,7 +179,14 @@ impl Server {
             let mut sink = Vec::new();
             let _ = stdout.read_to_end(&mut sink);
         });
-        Server { child: Some(child), data_dir: data_dir.to_path_buf(), _temp: None, url, runtime: runtime.to_string() }
+        Server {
+            child: Some(child),
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+            url,
+            runtime: runtime.to_string(),
+            handed_over: false,
+        }
     }
 
     /// Runs the CLI against this server.
@@ -220,6 +230,7 @@ impl Server {
 
     /// Stops the server with SIGTERM and waits; replicas keep running.
     pub fn stop(&mut self) {
+        self.handed_over = true;
         if let Some(mut child) = self.child.take() {
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -236,6 +247,7 @@ impl Server {
 
     /// Kills the server with SIGKILL, as a crash would.
     pub fn kill(&mut self) {
+        self.handed_over = true;
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -263,8 +275,11 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        let handed_over = self.handed_over;
         self.kill();
-        remove_replicas(&self.data_dir, &self.runtime);
+        if !handed_over {
+            remove_replicas(&self.data_dir, &self.runtime);
+        }
         if std::thread::panicking() {
             eprintln!("---- server log ----\n{}", self.log());
         }

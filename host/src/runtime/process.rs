@@ -64,7 +64,15 @@ fn alive(pid: i32) -> bool {
     unsafe {
         let mut status = 0;
         libc::waitpid(pid, &mut status, libc::WNOHANG);
-        libc::kill(pid, 0) == 0
+    }
+    // A replica adopted after a restart is not our child: when it exits it stays a zombie
+    // until init reaps it, and a zombie still answers kill(pid, 0). Its state says more.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+            !matches!(state, Some('Z') | Some('X') | None)
+        }
+        Err(_) => false,
     }
 }
 
