@@ -331,3 +331,19 @@ fn running_replicas(data_dir: &std::path::Path) -> Vec<String> {
     ids.sort();
     ids
 }
+
+#[test]
+fn history_is_kept_per_app_up_to_the_limit() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(data.path(), "process", &["--history-limit", "2"]);
+    for (i, version) in ["v1", "v2", "v1", "v2"].iter().enumerate() {
+        deploy(&server, "web", version, &["--replicas", "1"]).ok();
+        if i == 0 {
+            deploy(&server, "other", version, &["--replicas", "1"]).ok();
+        }
+    }
+    let web = server.cli_json(&["deployment", "list", "--app", "web"]);
+    let versions: Vec<&str> = web.as_array().unwrap().iter().map(|d| d["target_version"].as_str().unwrap()).collect();
+    assert_eq!(versions, vec!["r4", "r3"], "the newest two of web's four deployments remain");
+    assert_eq!(server.cli_json(&["deployment", "list", "--app", "other"]).as_array().unwrap().len(), 1, "other apps keep theirs");
+}
