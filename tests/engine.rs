@@ -337,9 +337,9 @@ fn history_is_kept_per_app_up_to_the_limit() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start_with(data.path(), "process", &["--history-limit", "2"]);
     for (i, version) in ["v1", "v2", "v1", "v2"].iter().enumerate() {
-        deploy(&server, "web", version, &["--replicas", "1"]).ok();
+        deploy(&server, "web", version, &[]).ok();
         if i == 0 {
-            deploy(&server, "other", version, &["--replicas", "1"]).ok();
+            deploy(&server, "other", version, &[]).ok();
         }
     }
     let web = server.cli_json(&["deployment", "list", "--app", "web"]);
