@@ -67,8 +67,12 @@ fn a_version_that_never_gets_healthy_fails_and_the_previous_release_keeps_servin
     deploy(&server, "shop", &demo_command("v1", ""), &["--replicas", "2"]).ok();
     let port = server.app_port("shop");
 
-    let run =
-        deploy(&server, "shop", &demo_command("v2", "--fail-health"), &["--replicas", "2", "--health-check-timeout", "2"]);
+    let run = deploy(
+        &server,
+        "shop",
+        &demo_command("v2", "--fail-health"),
+        &["--replicas", "2", "--health-check-timeout", "2"],
+    );
     assert_eq!(run.code, 1, "a failed deployment exits 1: {run:?}");
     let list = server.cli_json(&["deployment", "list", "--app", "shop"]);
     let failed = &list[0];
@@ -91,8 +95,12 @@ fn a_version_that_never_gets_healthy_fails_and_the_previous_release_keeps_servin
 #[test]
 fn a_first_deployment_that_never_gets_healthy_leaves_nothing_routed() {
     let server = Server::start("process");
-    let run =
-        deploy(&server, "fresh", &demo_command("v1", "--fail-health"), &["--replicas", "2", "--health-check-timeout", "2"]);
+    let run = deploy(
+        &server,
+        "fresh",
+        &demo_command("v1", "--fail-health"),
+        &["--replicas", "2", "--health-check-timeout", "2"],
+    );
     assert_eq!(run.code, 1, "{run:?}");
     let app = server.api("/api/apps/fresh");
     assert_eq!(app["split"], serde_json::json!([]));
@@ -110,7 +118,10 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
     let v2 = demo_command("v2", "");
 
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--strategy", "warp-speed"], "unknown strategy `warp-speed`; available: blue-green, rolling-update, simple, zero-downtime"),
+        (
+            vec!["--strategy", "warp-speed"],
+            "unknown strategy `warp-speed`; available: blue-green, rolling-update, simple, zero-downtime",
+        ),
         (vec!["--replicas", "0"], "replicas must be at least 1"),
     ];
     for (flags, expected) in cases {

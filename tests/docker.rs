@@ -126,3 +126,25 @@ docker_scenario_tests! {
     docker_zero_downtime_survives_a_crash: crash_mid_deployment_ends_cleanly("zero-downtime");
     docker_blue_green_survives_a_crash: crash_mid_deployment_ends_cleanly("blue-green");
 }
+
+macro_rules! docker_analysis_tests {
+    ($($name:ident: $scenario:ident;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                if !docker_available(stringify!($name)) {
+                    return;
+                }
+                demo_images();
+                scenarios::$scenario(Images::Docker);
+            }
+        )*
+    };
+}
+
+docker_analysis_tests! {
+    docker_healthy_canary_completes: healthy_canary_completes;
+    docker_failing_canary_rolls_back: failing_canary_rolls_back;
+    docker_quiet_canary_is_inconclusive: quiet_canary_is_inconclusive;
+    docker_ab_test_with_manual_winner: ab_test_with_manual_winner;
+}

@@ -345,5 +345,9 @@ fn history_is_kept_per_app_up_to_the_limit() {
     let web = server.cli_json(&["deployment", "list", "--app", "web"]);
     let versions: Vec<&str> = web.as_array().unwrap().iter().map(|d| d["target_version"].as_str().unwrap()).collect();
     assert_eq!(versions, vec!["r4", "r3"], "the newest two of web's four deployments remain");
-    assert_eq!(server.cli_json(&["deployment", "list", "--app", "other"]).as_array().unwrap().len(), 1, "other apps keep theirs");
+    assert_eq!(
+        server.cli_json(&["deployment", "list", "--app", "other"]).as_array().unwrap().len(),
+        1,
+        "other apps keep theirs"
+    );
 }

@@ -65,6 +65,7 @@ fn main() {
                 container_port: 8080,
                 health_port: None,
                 health: HttpCheck { path: "/".into(), timeout: Duration::from_secs(1) },
+                metrics_endpoint: "/metrics".into(),
                 services: services.clone(),
                 state,
                 writes: StepWrites::default(),

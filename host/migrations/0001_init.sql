@@ -42,6 +42,8 @@ CREATE TABLE deployments (
     rollback_of         TEXT,
     -- When progress (percent or message) last changed, for the progress deadline.
     last_progress_at_ms INTEGER NOT NULL DEFAULT 0,
+    -- The A/B variant picked by select-winner, or the one that won.
+    winner              TEXT,
     created_at_ms       INTEGER NOT NULL,
     updated_at_ms       INTEGER NOT NULL
 );

@@ -23,7 +23,9 @@ pub struct DeploymentSpec {
     /// A name for the deployment; defaults to the app's.
     #[serde(default)]
     pub name: Option<String>,
-    /// A container image, or a command line for the process runtime.
+    /// A container image, or a command line for the process runtime. Empty for an A/B
+    /// test, whose variants name their images.
+    #[serde(default)]
     pub image: String,
     #[serde(default = "default_replicas")]
     pub replicas: u32,
@@ -46,6 +48,9 @@ pub struct DeploymentSpec {
     /// more than 2 s).
     #[serde(default = "default_health_timeout")]
     pub health_check_timeout: u32,
+    /// A/B variants (`--variant name=v1,image=app:v1,percentage=50`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<VariantSpec>,
     /// Environment variables for the replicas (`--env KEY=VALUE`).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -81,6 +86,51 @@ fn default_health_path() -> String {
 }
 fn default_health_timeout() -> u32 {
     60
+}
+
+/// One variant of an A/B test.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSpec {
+    /// Its name, which is also its version label: the router's variant header picks it.
+    pub name: String,
+    pub image: String,
+    /// Its share of traffic; the variants' shares sum to 100.
+    pub percentage: u32,
+}
+
+impl VariantSpec {
+    /// Parses `name=v1,image=myapp:v1,percentage=50` (the CLI's `--variant`).
+    pub fn parse(text: &str) -> Result<VariantSpec, String> {
+        let (mut name, mut image, mut percentage) = (None, None, None);
+        for part in text.split(',') {
+            let (key, value) = part.split_once('=').ok_or_else(|| {
+                format!("`{part}` in --variant `{text}` is not KEY=VALUE; write name=v1,image=app:v1,percentage=50")
+            })?;
+            let value = value.trim().to_string();
+            match key.trim() {
+                "name" => name = Some(value),
+                "image" => image = Some(value),
+                "percentage" => {
+                    let p = value.parse::<u32>().ok().filter(|p| *p <= 100);
+                    percentage = Some(p.ok_or_else(|| {
+                        format!("percentage `{value}` in --variant `{text}` must be a whole number from 0 to 100")
+                    })?);
+                }
+                other => {
+                    return Err(format!(
+                        "--variant `{text}`: unknown key `{other}`; the keys are name, image and percentage"
+                    ));
+                }
+            }
+        }
+        match (name, image, percentage) {
+            (Some(name), Some(image), Some(percentage)) => Ok(VariantSpec { name, image, percentage }),
+            _ => Err(format!(
+                "--variant `{text}` needs name, image and percentage, as in name=v1,image=app:v1,percentage=50"
+            )),
+        }
+    }
 }
 
 /// One release of an app: a version label, its image and its replica count.
@@ -248,6 +298,8 @@ pub struct Deployment {
     /// The completed deployment this one rolls back, if it is a rollback.
     pub rollback_of: Option<String>,
     pub last_progress_at_ms: i64,
+    /// The A/B variant someone picked, or the one that won.
+    pub winner: Option<String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -260,6 +312,21 @@ impl Deployment {
             replicas: self.spec.replicas,
             env: self.spec.env.clone(),
         }
+    }
+
+    /// The releases of an A/B test's variants, each with its share of the replicas (at
+    /// least one).
+    pub fn variant_releases(&self) -> Vec<Release> {
+        self.spec
+            .variants
+            .iter()
+            .map(|v| Release {
+                version: v.name.clone(),
+                image: v.image.clone(),
+                replicas: (self.spec.replicas * v.percentage).div_ceil(100).max(1),
+                env: self.spec.env.clone(),
+            })
+            .collect()
     }
 
     pub fn completed(&self) -> bool {

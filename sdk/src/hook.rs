@@ -24,7 +24,7 @@ pub use bindings::Stage;
 pub use bindings::hivemind::plugin::jobs;
 /// Write to the deployment's event log.
 pub use bindings::hivemind::plugin::progress;
-pub use types::{Deployment, Release};
+pub use types::{Deployment, Release, Variant};
 
 impl From<types::Error> for Error {
     fn from(e: types::Error) -> Self {

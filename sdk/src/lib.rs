@@ -50,6 +50,7 @@ compile_error!(
 
 mod error;
 mod params;
+pub mod stats;
 
 pub use error::{Error, Result};
 pub use params::Params;
@@ -71,8 +72,8 @@ pub mod prelude {
     #[cfg(feature = "strategy")]
     pub use crate::strategy::{
         Amount, Deployment, DrainState, Phase, Readiness, Release, Replica, ReplicaState, Step, StepContext, Strategy,
-        Weight, check_ready_in_time, containers, drain_and_stop, health, metrics, now_ms, probe, progress,
-        restore_previous, routing,
+        Variant, Weight, check_ready_in_time, containers, drain_and_stop, health, metrics, no_variants, now_ms, probe,
+        progress, restore_previous, routing,
     };
 
     #[cfg(feature = "hook")]

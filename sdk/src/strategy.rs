@@ -31,7 +31,7 @@ pub use bindings::hivemind::plugin::progress;
 pub use bindings::hivemind::plugin::routing;
 pub use bindings::hivemind::plugin::routing::{DrainState, Weight};
 pub use bindings::{Phase, StepContext};
-pub use types::{Deployment, Release, Replica, ReplicaState};
+pub use types::{Deployment, Release, Replica, ReplicaState, Variant};
 
 /// Probe replicas and count the healthy ones.
 pub mod health {
@@ -148,6 +148,15 @@ pub fn restore_previous(d: &Deployment, cx: &StepContext) -> Result<Step> {
     }
     progress::report(100, &format!("{} serves again", previous.version));
     Ok(Step::Done)
+}
+
+/// Refuses A/B variants, for strategies that roll out one release.
+pub fn no_variants(d: &Deployment) -> Result<()> {
+    if d.variants.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::msg("--variant is for the ab-testing strategy; this strategy rolls out one --image"))
+    }
 }
 
 /// Milliseconds since the Unix epoch, by the host's clock.

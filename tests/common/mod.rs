@@ -93,12 +93,12 @@ pub fn docker_available(test: &str) -> bool {
     answers
 }
 
-/// Builds the demo images hivemind-demo:v1 and :v2, FROM scratch, once per test binary.
+/// Builds the demo images hivemind-demo:v1, :v2 and :v3, FROM scratch, once per test binary.
 pub fn demo_images() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         run_ok(
-            Command::new("bash").arg(repo_root().join("demo/build-image.sh")).args(["v1", "v2"]),
+            Command::new("bash").arg(repo_root().join("demo/build-image.sh")).args(["v1", "v2", "v3"]),
             "building the demo images",
         )
     });
@@ -435,4 +435,20 @@ impl Load {
         }
         report
     }
+}
+
+/// GETs `/` through a router as one sticky client: sends `cookie` if given, and returns
+/// the cookie to send next time with the body.
+pub fn sticky_get(port: u16, cookie: Option<&str>) -> (String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let cookie_line = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    write!(stream, "GET / HTTP/1.1\r\nHost: x\r\n{cookie_line}Connection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let set = head.lines().find_map(|l| {
+        l.to_ascii_lowercase().starts_with("set-cookie:").then(|| l[11..].trim().split(';').next().unwrap().to_string())
+    });
+    (set.or(cookie.map(str::to_string)).unwrap_or_default(), body.trim().to_string())
 }

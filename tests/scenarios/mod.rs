@@ -163,3 +163,156 @@ pub fn crash_mid_deployment_ends_cleanly(images: Images, strategy: &str) {
     assert!(served.iter().all(|v| v == if status == "completed" { "v2" } else { "v1" }), "{served:?}");
     assert_eq!(replica_versions(&server, &app).len(), 4);
 }
+
+// ---- canary and A/B testing ----
+
+fn canary_flags(interval: &'static str, min_requests: &'static str) -> Vec<&'static str> {
+    vec!["--percentage", "20", "--steps", "20,50,100", "--interval", interval, "--min-requests", min_requests]
+}
+
+/// A healthy canary walks 20, 50, 100 and completes, with zero failed requests.
+pub fn healthy_canary_completes(images: Images) {
+    let server = Server::start(images.runtime());
+    deploy(&server, "cn", &images.demo("v1"), "simple", &[]).ok();
+    let port = server.app_port("cn");
+    let load = Load::start(port, 4);
+    let d = deploy(&server, "cn", &images.demo("v2"), "canary", &canary_flags("2", "30")).ok().json();
+    let report = load.stop();
+    assert_eq!(d["status"], "completed", "{d}");
+    report.assert_no_failures("healthy canary");
+    let events = server.cli_json(&["deployment", "events", "--id", d["id"].as_str().unwrap()]);
+    let passes =
+        events.as_array().unwrap().iter().filter(|e| e["message"].as_str().unwrap().contains(": pass")).count();
+    assert_eq!(passes, 2, "an analysis passed at 20% and at 50%: {events}");
+    assert_eq!(versions_served(port, 8), vec!["v2"; 8]);
+    assert_eq!(replica_versions(&server, "cn"), vec!["r2"; 4]);
+}
+
+/// A canary that fails 20% of its requests is rolled back at its first analysis, and the
+/// event log names the metric, both values and the verdict.
+pub fn failing_canary_rolls_back(images: Images) {
+    let server = Server::start(images.runtime());
+    deploy(&server, "cf", &images.demo("v1"), "simple", &[]).ok();
+    let port = server.app_port("cf");
+    let load = Load::start(port, 4);
+    let mut flags = canary_flags("30", "30");
+    flags.extend(["--env", "DEMO_ERROR_RATE=0.2"]);
+    let started = Instant::now();
+    let run = deploy(&server, "cf", &images.demo("v2"), "canary", &flags);
+    let took = started.elapsed();
+    let report = load.stop();
+    assert_eq!(run.code, 1, "{run:?}");
+    let d = run.json();
+    assert_eq!(d["status"], "failed", "{d}");
+    let error = d["error"].as_str().unwrap();
+    for word in [
+        "canary analysis failed at 20%",
+        "error rate",
+        "(canary,",
+        "(stable,",
+        "two-proportion z",
+        "significantly higher",
+    ] {
+        assert!(error.contains(word), "`{word}` missing from: {error}");
+    }
+    assert!(took < Duration::from_secs(25), "the rollback waited for the 30 s interval: {took:?}");
+    // The only failures are the canary's own injected 500s.
+    assert!(
+        report.failures.iter().all(|f| f.starts_with("500")),
+        "{:?}",
+        &report.failures[..report.failures.len().min(5)]
+    );
+    assert!(report.ok > 0);
+    assert_eq!(versions_served(port, 8), vec!["v1"; 8]);
+    assert_eq!(replica_versions(&server, "cf"), vec!["r1"; 4]);
+}
+
+/// A canary with too little traffic pauses as inconclusive instead of passing.
+pub fn quiet_canary_is_inconclusive(images: Images) {
+    let server = Server::start(images.runtime());
+    deploy(&server, "cq", &images.demo("v1"), "simple", &[]).ok();
+    let flags = canary_flags("1", "50");
+    let d = deploy(&server, "cq", &images.demo("v2"), "canary", &flags).ok().json();
+    assert_eq!(d["status"], "awaiting_approval", "{d}");
+    assert!(d["message"].as_str().unwrap().contains("inconclusive"), "{d}");
+    server.cli(&["deployment", "abort", "--id", d["id"].as_str().unwrap()]).ok();
+}
+
+/// Three variants at 50/30/20: the split lands within 3 points, clients stick, and a
+/// manual select-winner makes one the release with zero failed requests.
+pub fn ab_test_with_manual_winner(images: Images) {
+    let server = Server::start(images.runtime());
+    deploy(&server, "ab", &images.demo("v1"), "simple", &[]).ok();
+    let port = server.app_port("ab");
+    let load = Load::start(port, 2);
+    let variants = match images {
+        Images::Process => [
+            ("red", crate::common::demo_command("red", "")),
+            ("green", crate::common::demo_command("green", "")),
+            ("blue", crate::common::demo_command("blue", "")),
+        ],
+        Images::Docker => [
+            ("red", "hivemind-demo:v1".into()),
+            ("green", "hivemind-demo:v2".into()),
+            ("blue", "hivemind-demo:v3".into()),
+        ],
+    };
+    let shares = [50, 30, 20];
+    let specs: Vec<String> =
+        variants.iter().zip(shares).map(|((n, i), p)| format!("name={n},image={i},percentage={p}")).collect();
+    let mut args = vec![
+        "app",
+        "deploy",
+        "--detach",
+        "--output",
+        "json",
+        "--name",
+        "ab",
+        "--strategy",
+        "ab-testing",
+        "--replicas",
+        "2",
+        "--duration",
+        "3600",
+        "--health-check-path",
+        "/health",
+    ];
+    for s in &specs {
+        args.extend(["--variant", s.as_str()]);
+    }
+    let id = server.cli(&args).ok().json()["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.api(&format!("/api/apps/ab"))["split"].as_array().unwrap().len() != 3 {
+        assert!(Instant::now() < deadline, "the variants never got traffic");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // New clients split by the percentages.
+    let answers = versions_served(port, 3000);
+    let texts = match images {
+        Images::Process => ["red", "green", "blue"],
+        Images::Docker => ["v1", "v2", "v3"],
+    };
+    for (text, share) in texts.iter().zip(shares) {
+        let got = answers.iter().filter(|a| a == text).count() as f64 / answers.len() as f64 * 100.0;
+        assert!((got - share as f64).abs() <= 3.0, "{text}: {got:.1}% for {share}%");
+    }
+    // Sticky clients keep their variant.
+    for _ in 0..20 {
+        let (cookie, first) = crate::common::sticky_get(port, None);
+        for _ in 0..30 {
+            assert_eq!(crate::common::sticky_get(port, Some(&cookie)).1, first, "a sticky client changed variant");
+        }
+    }
+    let metrics = server.cli_json(&["metrics", "get", "--deployment-id", &id, "--variant", "green"]);
+    assert_eq!(metrics["versions"].as_array().unwrap().len(), 1, "{metrics}");
+    assert!(metrics["versions"][0]["requests"].as_u64().unwrap() > 0, "{metrics}");
+    server.cli(&["deployment", "select-winner", "--id", &id, "--variant", "green"]).ok();
+    let end = server.wait_for(&id, Duration::from_secs(60));
+    load.stop().assert_no_failures("A/B test");
+    assert_eq!(end["status"], "completed", "{end}");
+    assert_eq!(end["winner"], "green");
+    let app = server.api("/api/apps/ab");
+    assert_eq!(app["release"]["version"], "green");
+    assert_eq!(replica_versions(&server, "ab"), vec!["green"; 2]);
+    assert_eq!(versions_served(port, 6), vec![texts[1]; 6]);
+}

@@ -39,6 +39,8 @@ pub fn router(api: Api) -> Router {
         .route("/api/deployments/{id}/resume", post(resume))
         .route("/api/deployments/{id}/promote", post(promote))
         .route("/api/deployments/{id}/abort", post(abort))
+        .route("/api/deployments/{id}/select-winner", post(select_winner))
+        .route("/api/deployments/{id}/metrics", get(deployment_metrics))
         // The product docs' older spellings.
         .route("/api/deployments/status/{id}", get(deployment_status))
         .route("/api/deployments/rollback/{id}", post(rollback))
@@ -303,4 +305,34 @@ async fn promote(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<De
 
 async fn abort(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<DeploymentView> {
     Ok(Json(api.engine.abort(&id).await?.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WinnerBody {
+    variant: String,
+}
+
+async fn select_winner(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    body: Result<Json<WinnerBody>, JsonRejection>,
+) -> ApiResult<DeploymentView> {
+    let Json(body) = body?;
+    Ok(Json(api.engine.select_winner(&id, &body.variant).await?.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsQuery {
+    variant: Option<String>,
+}
+
+async fn deployment_metrics(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    query: Result<Query<MetricsQuery>, QueryRejection>,
+) -> ApiResult<crate::engine::MetricsView> {
+    let Query(q) = query?;
+    Ok(Json(api.engine.metrics(&id, q.variant.as_deref()).await?))
 }

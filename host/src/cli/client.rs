@@ -105,6 +105,16 @@ impl Client {
         self.send(self.http.post(self.url(&format!("/api/deployments/{id}/{action}")))).await
     }
 
+    pub async fn select_winner(&self, id: &str, variant: &str) -> Result<DeploymentView, CliError> {
+        let body = serde_json::json!({ "variant": variant });
+        self.send(self.http.post(self.url(&format!("/api/deployments/{id}/select-winner"))).json(&body)).await
+    }
+
+    pub async fn metrics(&self, id: &str, variant: Option<&str>) -> Result<crate::engine::MetricsView, CliError> {
+        let query = variant.map(|v| format!("?variant={v}")).unwrap_or_default();
+        self.send(self.http.get(self.url(&format!("/api/deployments/{id}/metrics{query}")))).await
+    }
+
     pub async fn diagnose(&self, id: &str, verbose: bool) -> Result<crate::engine::Diagnosis, CliError> {
         self.send(self.http.get(self.url(&format!("/api/deployments/{id}/diagnose?verbose={verbose}")))).await
     }

@@ -44,6 +44,9 @@ enum Command {
     /// Install and list strategy plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Live traffic figures of a deployment's versions or variants, with their comparison.
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
 }
 
 #[derive(Args)]
@@ -196,6 +199,14 @@ enum DeploymentCommand {
         #[arg(long)]
         id: String,
     },
+    /// Make a variant of an A/B test the winner: it becomes the release, the others go.
+    #[command(after_help = "Example:\n  hivemind deployment select-winner --id dep-1a2b3c4d --variant new-feature")]
+    SelectWinner {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        variant: String,
+    },
     /// Stop a deployment and roll back what it did.
     Abort {
         #[arg(long)]
@@ -214,6 +225,22 @@ enum DeploymentCommand {
 }
 
 #[derive(Subcommand)]
+enum MetricsCommand {
+    /// Requests, error rate, latency percentiles and goals per version (canary against
+    /// stable, or each A/B variant against the first), with the significance tests.
+    #[command(
+        after_help = "Examples:\n  hivemind metrics get --deployment-id dep-1a2b3c4d\n  hivemind metrics get --deployment-id dep-1a2b3c4d --variant new-feature"
+    )]
+    Get {
+        #[arg(long)]
+        deployment_id: String,
+        /// Only this variant (and its comparison).
+        #[arg(long)]
+        variant: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum PluginCommand {
     /// Install a strategy component (.wasm) on the running server.
     Install { file: PathBuf },
@@ -224,9 +251,13 @@ enum PluginCommand {
 /// The flags that describe what to deploy.
 #[derive(Args)]
 struct SpecArgs {
-    /// A container image (docker runtime), or a command line (process runtime).
+    /// A container image (docker runtime), or a command line (process runtime). An A/B
+    /// test takes its images from --variant instead.
     #[arg(long)]
-    image: String,
+    image: Option<String>,
+    /// An A/B variant, name=NAME,image=IMAGE,percentage=P (repeatable; shares sum to 100).
+    #[arg(long = "variant", value_parser = crate::model::VariantSpec::parse)]
+    variants: Vec<crate::model::VariantSpec>,
     /// The strategy (a plugin name).
     #[arg(long, default_value = "simple")]
     strategy: String,
@@ -268,7 +299,8 @@ impl SpecArgs {
         DeploymentSpec {
             app,
             name,
-            image: self.image,
+            image: self.image.unwrap_or_default(),
+            variants: self.variants,
             replicas: self.replicas,
             strategy: self.strategy,
             port: self.port,
@@ -319,6 +351,40 @@ struct StrategyFlags {
     /// blue-green: seconds blue stays, idle, after the switch, for an instant rollback.
     #[arg(long, allow_hyphen_values = true)]
     scale_down_delay: Option<String>,
+    /// canary: the first share of traffic for the new version, in percent.
+    #[arg(long, allow_hyphen_values = true)]
+    percentage: Option<String>,
+    /// canary: the shares to walk through, for example 20,50,100.
+    #[arg(long, allow_hyphen_values = true)]
+    steps: Option<String>,
+    /// canary: seconds of analysis at each step.
+    #[arg(long, allow_hyphen_values = true)]
+    interval: Option<String>,
+    /// canary: the highest error rate the canary may have (0.01 = 1%), when it is also
+    /// significantly worse than stable.
+    #[arg(long, allow_hyphen_values = true)]
+    max_error_rate: Option<String>,
+    /// canary: the highest p99 latency the canary may have, when it is also significantly
+    /// slower than stable.
+    #[arg(long, allow_hyphen_values = true)]
+    max_p99_latency_ms: Option<String>,
+    /// canary: requests each side needs in a window before a verdict; fewer is inconclusive.
+    #[arg(long, allow_hyphen_values = true)]
+    min_requests: Option<String>,
+    /// canary, ab-testing: where replicas expose their own Prometheus counters.
+    #[arg(long)]
+    metrics_endpoint: Option<String>,
+    /// ab-testing: seconds to collect figures before a winner is chosen.
+    #[arg(long, allow_hyphen_values = true)]
+    duration: Option<String>,
+    /// ab-testing: the conversion goal, header:NAME (a response header) or counter:NAME
+    /// (a counter on the metrics endpoint).
+    #[arg(long)]
+    goal: Option<String>,
+    /// ab-testing: pick the winner on its own by error-rate, p99-latency or goal, when the
+    /// difference is significant.
+    #[arg(long)]
+    winner_metric: Option<String>,
 }
 
 impl StrategyFlags {
@@ -334,6 +400,16 @@ impl StrategyFlags {
             ("verification-timeout", self.verification_timeout),
             ("auto-promote", self.auto_promote),
             ("scale-down-delay", self.scale_down_delay),
+            ("percentage", self.percentage),
+            ("steps", self.steps),
+            ("interval", self.interval),
+            ("max-error-rate", self.max_error_rate),
+            ("max-p99-latency-ms", self.max_p99_latency_ms),
+            ("min-requests", self.min_requests),
+            ("metrics-endpoint", self.metrics_endpoint),
+            ("duration", self.duration),
+            ("goal", self.goal),
+            ("winner-metric", self.winner_metric),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
@@ -430,6 +506,14 @@ async fn run_client(client: &Client, command: Command, format: output::Format) -
         }
         Command::Deployment(DeploymentCommand::Promote { id }) => {
             output::deployment(&client.action(&id, "promote").await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deployment(DeploymentCommand::SelectWinner { id, variant }) => {
+            output::deployment(&client.select_winner(&id, &variant).await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Metrics(MetricsCommand::Get { deployment_id, variant }) => {
+            output::metrics(&client.metrics(&deployment_id, variant.as_deref()).await?, format);
             Ok(ExitCode::SUCCESS)
         }
         Command::Deployment(DeploymentCommand::Abort { id }) => {

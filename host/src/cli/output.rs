@@ -196,6 +196,49 @@ pub fn plugins(list: &[PluginView], format: Format) {
     table(&["NAME", "VERSION", "ORIGIN", "SHA256", "DESCRIPTION"], rows);
 }
 
+/// Prints a deployment's traffic figures and comparisons.
+pub fn metrics(m: &crate::engine::MetricsView, format: Format) {
+    if format == Format::Json {
+        return json(m);
+    }
+    println!("deployment {} ({})", m.deployment_id, m.strategy);
+    let rows = m
+        .versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.version.clone(),
+                v.role.clone(),
+                v.requests.to_string(),
+                format!("{:.2}%", v.error_rate * 100.0),
+                format!("{:.1}", v.p50_ms),
+                format!("{:.1}", v.p90_ms),
+                format!("{:.1}", v.p99_ms),
+                format!("{} ({:.2}%)", v.goals, v.goal_rate * 100.0),
+            ]
+        })
+        .collect();
+    table(&["VERSION", "ROLE", "REQUESTS", "ERRORS", "P50_MS", "P90_MS", "P99_MS", "GOALS"], rows);
+    if !m.comparisons.is_empty() {
+        println!();
+        let rows = m
+            .comparisons
+            .iter()
+            .map(|c| {
+                vec![
+                    c.metric.clone(),
+                    format!("{} vs {}", c.version, c.baseline),
+                    c.test.clone(),
+                    format!("{:.3}", c.statistic),
+                    format!("{:.4}", c.p),
+                    c.verdict.clone(),
+                ]
+            })
+            .collect();
+        table(&["METRIC", "COMPARED", "TEST", "STATISTIC", "P", "VERDICT"], rows);
+    }
+}
+
 /// Prints a diagnosis: the cause first, then the timeline, errors and replicas.
 pub fn diagnosis(d: &crate::engine::Diagnosis, format: Format) {
     if format == Format::Json {

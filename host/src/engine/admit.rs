@@ -43,6 +43,16 @@ impl Engine {
             )
         })?;
         let driver = self.services.fleet.driver();
+        if let Some(first) = spec.variants.first() {
+            // An A/B test's target is its first variant until a winner is known.
+            spec.image = first.image.clone();
+            for v in &spec.variants {
+                driver
+                    .check_image(&v.image)
+                    .await
+                    .map_err(|e| UserError::invalid("variants", format!("variant {}: {e:#}", v.name)))?;
+            }
+        }
         driver.check_image(&spec.image).await.map_err(|e| UserError::invalid("image", format!("{e:#}")))?;
         let mut notes = Vec::new();
         if let Some(port) = spec.health_check_port.filter(|_| !driver.supports_health_port()) {
@@ -79,10 +89,23 @@ impl Engine {
         }
 
         let previous = existing.as_ref().and_then(|a| a.release.clone());
-        let target_version = match rollback_of {
-            Some((_, release)) => release.version.clone(),
-            None => format!("r{}", existing.as_ref().map(|a| a.release_counter).unwrap_or(0) + 1),
+        let target_version = match (rollback_of, spec.variants.first()) {
+            (Some((_, release)), _) => release.version.clone(),
+            (None, Some(first)) => first.name.clone(),
+            (None, None) => format!("r{}", existing.as_ref().map(|a| a.release_counter).unwrap_or(0) + 1),
         };
+        if let (Some(previous), false) = (&existing.as_ref().and_then(|a| a.release.clone()), spec.variants.is_empty())
+        {
+            if spec.variants.iter().any(|v| v.name == previous.version) {
+                return Err(UserError::invalid(
+                    "variants",
+                    format!(
+                        "variant name `{}` is the version that serves now; give the variants new names",
+                        previous.version
+                    ),
+                ));
+            }
+        }
         let now = now_ms();
         let mut d = Deployment {
             id: format!("dep-{:08x}", fastrand::u32(..)),
@@ -104,6 +127,7 @@ impl Engine {
             promoted: false,
             rollback_of: rollback_of.map(|(d, _)| d.id.clone()),
             last_progress_at_ms: now,
+            winner: None,
             created_at_ms: now,
             updated_at_ms: now,
         };
@@ -129,7 +153,7 @@ impl Engine {
             spec.port = Some(port);
             d.spec.port = Some(port);
         }
-        if rollback_of.is_none() {
+        if rollback_of.is_none() && spec.variants.is_empty() {
             d.target_version = format!("r{}", self.store.next_release_number(&spec.app).await?);
         }
         self.store.insert_deployment(&d).await?;

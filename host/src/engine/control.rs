@@ -120,6 +120,39 @@ impl Engine {
         }
     }
 
+    /// Picks the winner of an A/B test; its strategy makes it the release.
+    pub async fn select_winner(self: &Arc<Self>, id: &str, variant: &str) -> Result<Deployment, UserError> {
+        let _decisions = self.decisions.lock().await;
+        let d = self.deployment(id).await?;
+        if d.spec.variants.is_empty() {
+            return Err(UserError::conflict(
+                "not_an_ab_test",
+                format!("deployment {id} has no variants; select-winner is for A/B tests"),
+            ));
+        }
+        if !d.spec.variants.iter().any(|v| v.name == variant) {
+            let names: Vec<&str> = d.spec.variants.iter().map(|v| v.name.as_str()).collect();
+            return Err(UserError::invalid(
+                "variant",
+                format!("deployment {id} has no variant `{variant}`; its variants are {}", names.join(", ")),
+            ));
+        }
+        if !matches!(d.status, Status::InProgress | Status::AwaitingApproval | Status::Paused) {
+            return Err(refused("select a winner for", &d, "only a running A/B test can get a winner"));
+        }
+        self.store.set_winner(id, variant, &format!("variant {variant} selected as the winner by request")).await?;
+        if d.status == Status::AwaitingApproval {
+            let to = Transition {
+                touch_progress: true,
+                ..Transition::to(Status::InProgress, "winner selected; promoting it")
+            };
+            self.store.transition(id, to).await?;
+            self.spawn_drive(id.to_string());
+        }
+        self.wake(id);
+        self.deployment(id).await
+    }
+
     async fn start_rollback_phase(
         self: &Arc<Self>,
         d: &Deployment,

@@ -43,6 +43,11 @@ impl Engine {
     }
 
     async fn drive(&self, id: &str, wake: &Notify) -> Result<()> {
+        if let Some(d) = self.store.deployment(id).await? {
+            // An A/B goal given as a response header is counted by the router.
+            let goal = d.spec.params.get("goal").and_then(|g| g.strip_prefix("header:"));
+            self.services.router.set_goal_header(&d.app, goal);
+        }
         loop {
             let Some(d) = self.store.deployment(id).await? else { return Ok(()) };
             if !matches!(d.status, Status::InProgress | Status::RollingBack) {
@@ -75,6 +80,7 @@ impl Engine {
                 container_port: d.spec.container_port,
                 health_port: d.spec.health_check_port,
                 health: check_of(&d.spec),
+                metrics_endpoint: d.spec.params.get("metrics-endpoint").cloned().unwrap_or_else(|| "/metrics".into()),
                 services: self.services.clone(),
                 state: self.store.plugin_state(id).await?,
                 writes: StepWrites::default(),
@@ -87,7 +93,7 @@ impl Engine {
                 attempt: d.attempt,
                 elapsed_ms: (now_ms() - d.phase_started_at_ms).max(0) as u64,
                 promoted: d.promoted,
-                winner: None,
+                winner: d.winner.clone(),
             };
             let (outcome, caps) = self.plugins.step(&plugin, caps, &wit_deployment(&d), &context).await;
             let mut writes = caps.writes;
@@ -130,6 +136,31 @@ impl Engine {
     /// it as failed, rolled back or aborted, with the previous release serving.
     async fn finish(&self, d: &Deployment) -> Result<()> {
         match d.phase {
+            Phase::Deploy if !d.spec.variants.is_empty() => {
+                // An A/B test ends with its winner serving alone: the release is what the
+                // router sends all traffic to.
+                let (split, _) = self.services.router.split(&d.app);
+                let serving: Vec<&String> = split.iter().filter(|(_, w)| *w > 0).map(|(v, _)| v).collect();
+                let winner = match (serving.as_slice(), &d.winner) {
+                    ([only], _) => (*only).clone(),
+                    (_, Some(w)) => w.clone(),
+                    _ => d.target_version.clone(),
+                };
+                let release =
+                    d.variant_releases().into_iter().find(|r| r.version == winner).unwrap_or_else(|| d.target());
+                let release = crate::model::Release { replicas: d.spec.replicas, ..release };
+                self.store.set_app_release(&d.app, Some(&release)).await?;
+                self.store
+                    .set_winner(&d.id, &winner, &format!("variant {winner} won and is the app's release"))
+                    .await?;
+                let message = format!("{winner} won: {} replicas of {}", release.replicas, release.image);
+                self.store
+                    .transition(
+                        &d.id,
+                        Transition { progress: Some(100), ..Transition::to(Status::Completed, &message) },
+                    )
+                    .await?;
+            }
             Phase::Deploy => {
                 self.store.set_app_release(&d.app, Some(&d.target())).await?;
                 let message = format!("{} serves: {} replicas of {}", d.target_version, d.spec.replicas, d.spec.image);
@@ -235,6 +266,9 @@ pub(super) fn check_of(spec: &DeploymentSpec) -> HttpCheck {
 /// The versions a deployment's plugin may touch: its target and the release it replaces.
 fn allowed_versions(d: &Deployment) -> HashMap<String, crate::model::Release> {
     let mut versions = HashMap::from([(d.target_version.clone(), d.target())]);
+    for v in d.variant_releases() {
+        versions.insert(v.version.clone(), v);
+    }
     if let Some(p) = &d.previous {
         versions.insert(p.version.clone(), p.clone());
     }
@@ -253,7 +287,12 @@ pub fn wit_deployment(d: &Deployment) -> wit::Deployment {
         app: d.app.clone(),
         target: release(&d.target()),
         previous: d.previous.as_ref().map(release),
-        variants: Vec::new(),
+        variants: d
+            .variant_releases()
+            .iter()
+            .zip(&d.spec.variants)
+            .map(|(r, v)| wit::Variant { release: release(r), percentage: v.percentage })
+            .collect(),
         params: d.spec.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         health: wit::HealthCheck {
             path: d.spec.health_check_path.clone(),

@@ -11,9 +11,11 @@ mod admit;
 mod control;
 mod diagnose;
 mod drive;
+mod metrics;
 mod validate;
 
 pub use diagnose::Diagnosis;
+pub use metrics::MetricsView;
 
 use crate::error::UserError;
 use crate::health::HttpCheck;

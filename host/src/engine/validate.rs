@@ -11,9 +11,10 @@ pub fn spec(s: &DeploymentSpec) -> Result<(), UserError> {
     if s.replicas > 100 {
         return Err(UserError::invalid("replicas", format!("replicas must be at most 100 (got {})", s.replicas)));
     }
-    if s.image.trim().is_empty() {
+    if s.variants.is_empty() && s.image.trim().is_empty() {
         return Err(UserError::invalid("image", "the image is empty; give an image such as hivemind-demo:v2"));
     }
+    variants(s)?;
     if !s.health_check_path.starts_with('/') || s.health_check_path.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(UserError::invalid(
@@ -48,6 +49,52 @@ pub fn spec(s: &DeploymentSpec) -> Result<(), UserError> {
     }
     if s.container_port == 0 {
         return Err(UserError::invalid("container_port", "container port must be 1 to 65535"));
+    }
+    Ok(())
+}
+
+/// A/B variants: at least two, distinct names that can be version labels, images, and
+/// shares that sum to 100.
+fn variants(s: &crate::model::DeploymentSpec) -> Result<(), UserError> {
+    if s.variants.is_empty() {
+        return Ok(());
+    }
+    if s.variants.len() < 2 {
+        return Err(UserError::invalid("variants", "an A/B test needs at least two --variant"));
+    }
+    if !s.image.is_empty() && s.image != s.variants[0].image {
+        return Err(UserError::invalid("image", "an A/B test takes its images from --variant; leave out --image"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for v in &s.variants {
+        let label_ok = !v.name.is_empty()
+            && v.name.len() <= 40
+            && v.name.starts_with(|c: char| c.is_ascii_lowercase())
+            && v.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        let reserved = v.name.len() > 1 && v.name.starts_with('r') && v.name[1..].chars().all(|c| c.is_ascii_digit());
+        if !label_ok || reserved {
+            return Err(UserError::invalid(
+                "variants",
+                format!(
+                    "variant name `{}` must be lowercase letters, digits and '-', start with a letter, and not look like a release label (r1, r2, ...)",
+                    v.name
+                ),
+            ));
+        }
+        if !seen.insert(v.name.as_str()) {
+            return Err(UserError::invalid("variants", format!("variant name `{}` appears twice", v.name)));
+        }
+        if v.image.trim().is_empty() {
+            return Err(UserError::invalid("variants", format!("variant `{}` has no image", v.name)));
+        }
+    }
+    let total: u32 = s.variants.iter().map(|v| v.percentage).sum();
+    if total != 100 {
+        let shares: Vec<String> = s.variants.iter().map(|v| format!("{}={}%", v.name, v.percentage)).collect();
+        return Err(UserError::invalid(
+            "variants",
+            format!("the variants' percentages must sum to 100, not {total} ({})", shares.join(", ")),
+        ));
     }
     Ok(())
 }

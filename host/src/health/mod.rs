@@ -9,6 +9,23 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 
+/// Sums the samples of counter `name` (every label set) in a Prometheus text exposition.
+pub fn sum_counter(text: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else { continue };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
+        }
+        let value =
+            rest.rsplit('}').next().unwrap_or(rest).split_whitespace().next().and_then(|v| v.parse::<f64>().ok());
+        if let Some(v) = value {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeResult {
     pub healthy: bool,
@@ -42,6 +59,22 @@ impl Prober {
         // that stopped accepting.
         let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(connector);
         Prober { client }
+    }
+
+    /// GETs `http://{address}{path}` and returns the body of a 2xx answer.
+    pub async fn get_text(&self, address: &str, path: &str, timeout: Duration) -> Result<String, String> {
+        use http_body_util::BodyExt;
+        let url = format!("http://{address}{path}");
+        let uri: http::Uri = url.parse().map_err(|e| format!("GET {url}: not a valid URL ({e})"))?;
+        let fetch = async {
+            let response = self.client.get(uri).await.map_err(|e| format!("GET {url} failed: {e}"))?;
+            if !response.status().is_success() {
+                return Err(format!("GET {url} returned {}", response.status().as_u16()));
+            }
+            let body = response.into_body().collect().await.map_err(|e| format!("GET {url}: {e}"))?;
+            Ok(String::from_utf8_lossy(&body.to_bytes()).into_owned())
+        };
+        tokio::time::timeout(timeout, fetch).await.map_err(|_| format!("GET {url} timed out"))?
     }
 
     /// GETs `http://{address}{path}`; healthy on a 2xx or 3xx within the timeout.

@@ -68,6 +68,8 @@ pub struct StepCaps {
     pub container_port: u16,
     pub health_port: Option<u16>,
     pub health: HttpCheck,
+    /// Where replicas expose their own Prometheus counters.
+    pub metrics_endpoint: String,
     pub services: Arc<Services>,
     /// The plugin's saved state, as loaded before the step and changed by it.
     pub state: HashMap<String, Vec<u8>>,
@@ -338,11 +340,37 @@ impl metrics::Host for HostState {
             status_5xx: s.status_5xx,
             connection_errors: s.connection_errors,
             in_flight: s.in_flight.min(u32::MAX as u64) as u32,
+            goals: s.goals,
             p50_ms: s.p50_ms,
             p90_ms: s.p90_ms,
             p99_ms: s.p99_ms,
             latency_buckets: s.latency_buckets,
         }))
+    }
+
+    async fn app_counter(&mut self, version: String, name: String) -> Res<f64> {
+        Ok(self.read_app_counter(version, name).await)
+    }
+}
+
+impl HostState {
+    async fn read_app_counter(&mut self, version: String, name: String) -> Result<f64, Error> {
+        let caps = self.caps()?;
+        caps.check_version("metrics.app-counter", &version)?;
+        let path = caps.metrics_endpoint.clone();
+        let mut total = 0.0;
+        for r in caps.services.fleet.list(&caps.app).await.into_iter().filter(|r| r.version == version) {
+            let text = caps
+                .services
+                .prober
+                .get_text(&r.address, &path, Duration::from_secs(2))
+                .await
+                .map_err(Error::Failed)?;
+            total += crate::health::sum_counter(&text, &name).ok_or_else(|| {
+                Error::Failed(format!("metrics.app-counter: replica {} reports no counter `{name}` at {path}", r.id))
+            })?;
+        }
+        Ok(total)
     }
 }
 

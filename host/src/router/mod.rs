@@ -62,6 +62,7 @@ pub struct AppRoute {
 struct RouteConfig {
     split: Vec<(String, u32)>,
     sticky: bool,
+    goal_header: Option<http::HeaderName>,
     backends: Vec<Arc<Backend>>,
     stats: HashMap<String, Arc<VersionStats>>,
 }
@@ -92,7 +93,9 @@ impl AppRoute {
             let backends = config.backends.iter().filter(|b| &b.version == version).cloned().collect();
             pools.push(Pool::new(version.clone(), *weight, backends, stats));
         }
-        self.table.store(Arc::new(RouteTable::new(pools, config.sticky)));
+        let mut table = RouteTable::new(pools, config.sticky);
+        table.goal_header = config.goal_header.clone();
+        self.table.store(Arc::new(table));
     }
 
     fn backend(&self, id: &str) -> Option<Arc<Backend>> {
@@ -143,6 +146,17 @@ impl Router {
         config.split = split;
         config.sticky = sticky;
         route.rebuild(&mut config);
+    }
+
+    /// Counts responses that carry `header` as goals (conversions), per version.
+    pub fn set_goal_header(&self, app: &str, header: Option<&str>) {
+        let header = header.and_then(|h| http::HeaderName::from_bytes(h.trim().as_bytes()).ok());
+        let route = self.app(app);
+        let mut config = route.config.lock().unwrap();
+        if config.goal_header != header {
+            config.goal_header = header;
+            route.rebuild(&mut config);
+        }
     }
 
     /// The split in force, and whether it is sticky.

@@ -16,6 +16,8 @@ pub struct VersionStats {
     pub status_5xx: AtomicU64,
     pub connection_errors: AtomicU64,
     pub in_flight: AtomicU64,
+    /// Responses that carried the app's goal header.
+    pub goals: AtomicU64,
     latency: [AtomicU64; BUCKETS_MS.len() + 1],
 }
 
@@ -29,6 +31,7 @@ pub struct StatsSnapshot {
     pub status_5xx: u64,
     pub connection_errors: u64,
     pub in_flight: u64,
+    pub goals: u64,
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
@@ -65,6 +68,7 @@ impl VersionStats {
             status_5xx: self.status_5xx.load(Relaxed),
             connection_errors: self.connection_errors.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
+            goals: self.goals.load(Relaxed),
             p50_ms: quantile(&buckets, 0.50),
             p90_ms: quantile(&buckets, 0.90),
             p99_ms: quantile(&buckets, 0.99),

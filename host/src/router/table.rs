@@ -99,6 +99,8 @@ pub enum Choice<'a> {
 
 pub struct RouteTable {
     pub pools: Vec<Pool>,
+    /// A response header that marks a conversion (A/B goals), counted per version.
+    pub goal_header: Option<http::HeaderName>,
     /// Whether clients keep their version across requests.
     pub sticky: bool,
     /// A smooth weighted round-robin schedule of pool indexes (nginx's algorithm), so
@@ -109,7 +111,7 @@ pub struct RouteTable {
 impl RouteTable {
     pub fn new(pools: Vec<Pool>, sticky: bool) -> RouteTable {
         let schedule = smooth_schedule(&pools.iter().map(|p| p.weight).collect::<Vec<_>>());
-        RouteTable { pools, sticky, schedule }
+        RouteTable { pools, sticky, schedule, goal_header: None }
     }
 
     /// Picks the pool and backend for a request, skipping `exclude` (a backend that just

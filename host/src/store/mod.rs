@@ -61,7 +61,7 @@ pub struct StepWrites {
 
 const DEPLOYMENT_COLUMNS: &str = "id, app, name, strategy, spec, target_version, previous, status, phase, progress, message, error, \
      plugin_name, plugin_version, plugin_sha256, attempt, phase_started_at_ms, rollback_kind, promoted, rollback_of, \
-     last_progress_at_ms, created_at_ms, updated_at_ms";
+     last_progress_at_ms, winner, created_at_ms, updated_at_ms";
 
 impl Store {
     /// Opens (creating if needed) the SQLite database in `data_dir` and migrates it.
@@ -142,7 +142,7 @@ impl Store {
 
     pub async fn insert_deployment(&self, d: &Deployment) -> Result<()> {
         sqlx::query(&format!(
-            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         ))
         .bind(&d.id)
         .bind(&d.app)
@@ -165,6 +165,7 @@ impl Store {
         .bind(d.promoted)
         .bind(&d.rollback_of)
         .bind(d.last_progress_at_ms)
+        .bind(&d.winner)
         .bind(d.created_at_ms)
         .bind(d.updated_at_ms)
         .execute(&self.pool)
@@ -231,6 +232,20 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_event(&mut tx, id, now, level, message).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the A/B variant that wins, with an event.
+    pub async fn set_winner(&self, id: &str, winner: &str, message: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE deployments SET winner = ?, updated_at_ms = ? WHERE id = ?")
+            .bind(winner)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        insert_event(&mut tx, id, now_ms(), "info", message).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -465,6 +480,7 @@ fn deployment_from_row(r: SqliteRow) -> Result<Deployment> {
         promoted: r.get("promoted"),
         rollback_of: r.get("rollback_of"),
         last_progress_at_ms: r.get("last_progress_at_ms"),
+        winner: r.get("winner"),
         created_at_ms: r.get("created_at_ms"),
         updated_at_ms: r.get("updated_at_ms"),
     })

@@ -48,6 +48,7 @@ impl Strategy for BlueGreen {
     type State = State;
 
     fn validate(d: &Deployment) -> Result<()> {
+        no_variants(d)?;
         settings(d).map(|_| ())
     }
 

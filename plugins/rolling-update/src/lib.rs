@@ -51,6 +51,7 @@ impl Strategy for RollingUpdate {
     type State = State;
 
     fn validate(d: &Deployment) -> Result<()> {
+        no_variants(d)?;
         limits(d).map(|_| ())
     }
 

@@ -13,6 +13,10 @@ impl Strategy for Simple {
     const DESCRIPTION: &'static str = "Stop the old replicas, start the new ones, route to them (has downtime)";
     type State = ();
 
+    fn validate(d: &Deployment) -> Result<()> {
+        no_variants(d)
+    }
+
     fn deploy(d: &Deployment, _: &mut (), cx: &StepContext) -> Result<Step> {
         let target = &d.target;
 

@@ -74,6 +74,7 @@ impl Strategy for ZeroDowntime {
     type State = State;
 
     fn validate(d: &Deployment) -> Result<()> {
+        no_variants(d)?;
         settings(d).map(|_| ())
     }
 
