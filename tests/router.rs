@@ -419,3 +419,23 @@ async fn nothing_to_route_to_is_a_503_naming_the_app_and_a_dead_backend_a_502_an
     );
     assert!(metrics.contains("hivemind_router_connection_errors_total{app=\"empty\",version=\"v1\"} 1"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_with_the_goal_header_are_counted_per_version() {
+    let router = Router::new();
+    let port = hivemind::runtime::free_port().unwrap();
+    router.listen("goal", SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
+    // Every other answer converts.
+    let n = Arc::new(AtomicU64::new(0));
+    let backend = raw_backend(move |_, stream| {
+        let goal = if n.fetch_add(1, Relaxed) % 2 == 0 { "X-Converted: 1\r\n" } else { "" };
+        let _ = write!(stream, "HTTP/1.1 200 OK\r\n{goal}Content-Length: 2\r\nConnection: close\r\n\r\nok");
+    });
+    raw_router_backend(&router, "goal", "v1", backend);
+    router.set_goal_header("goal", Some("x-converted"));
+    for _ in 0..10 {
+        reqwest::get(format!("http://127.0.0.1:{port}/")).await.unwrap().text().await.unwrap();
+    }
+    let s = router.stats("goal", "v1").unwrap();
+    assert_eq!((s.requests, s.goals), (10, 5));
+}
