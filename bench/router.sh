@@ -47,6 +47,7 @@ export HIVEMIND_URL=http://127.0.0.1:$api
 "$hivemind" serve --data-dir "$work/data" --api-addr "127.0.0.1:$api" --runtime process >"$work/server.out" 2>"$work/server.log" &
 pids+=($!)
 for _ in $(seq 100); do curl -fs "$HIVEMIND_URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+export HIVEMIND_TOKEN=$(cat "$work/data/token")
 "$hivemind" app deploy --name bench --image "$demo bench" --replicas 1 --port "$router_port" --health-check-path /health >/dev/null
 replica=$("$hivemind" app get --name bench --output json)
 backend=$(echo "$replica" | python3 -c 'import json,sys; print(json.load(sys.stdin)["replicas"][0]["address"])')

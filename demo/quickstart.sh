@@ -37,6 +37,8 @@ for _ in $(seq 100); do
     curl -fs "$HIVEMIND_URL/healthz" >/dev/null 2>&1 && break
     sleep 0.1
 done
+# The server made an API token at first start; the CLI reads it from HIVEMIND_TOKEN.
+export HIVEMIND_TOKEN=$(cat "$data/token")
 
 echo "== deploying v1 (3 replicas) on http://127.0.0.1:18080"
 "$hivemind" app deploy --name web --image "$demo v1" --replicas 3 --port 18080 --health-check-path /health

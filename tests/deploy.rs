@@ -55,7 +55,7 @@ fn deploys_v1_then_v2_with_the_process_runtime() {
     assert_eq!(app["release"]["version"], "r2");
 
     // The router's counts are on the server's Prometheus endpoint.
-    let (status, metrics) = common::http_get(&format!("{}/metrics", server.url));
+    let (status, metrics) = server.get("/metrics");
     assert_eq!(status, 200);
     assert!(metrics.contains(r#"hivemind_router_requests_total{app="web",version="r2",class="2xx"} 12"#), "{metrics}");
     assert!(metrics.contains(r#"hivemind_router_requests_total{app="web",version="r1",class="2xx"} 12"#), "{metrics}");
@@ -120,7 +120,7 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["--strategy", "warp-speed"],
-            "unknown strategy `warp-speed`; available: blue-green, rolling-update, simple, zero-downtime",
+            "unknown strategy `warp-speed`; available: ab-testing, blue-green, canary, rolling-update, simple, zero-downtime",
         ),
         (vec!["--replicas", "0"], "replicas must be at least 1"),
     ];
@@ -159,7 +159,7 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
     let plugins = server.cli_json(&["plugin", "list"]);
     assert_eq!(
         plugins.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect::<Vec<_>>(),
-        vec!["blue-green", "rolling-update", "simple", "zero-downtime"]
+        vec!["ab-testing", "blue-green", "canary", "rolling-update", "simple", "zero-downtime"]
     );
     assert_eq!(versions_served(port, 6), vec!["v1"; 6]);
 }

@@ -229,8 +229,7 @@ fn an_app_runs_one_deployment_at_a_time_and_events_stream_as_sse() {
     assert!(second.stderr.contains(&format!("app `web` has deployment {id} in progress")), "{}", second.stderr);
 
     // The event stream runs until the deployment ends.
-    let url = format!("{}/api/deployments/{id}/events/stream", server.url);
-    let (status, body) = common::http_get(&url);
+    let (status, body) = server.get(&format!("/api/deployments/{id}/events/stream"));
     assert_eq!(status, 200);
     assert!(body.contains("event: event") && body.contains("event: status"), "{body}");
     let last_status = body.lines().filter(|l| l.starts_with("data:") && l.contains("\"status\"")).last().unwrap();

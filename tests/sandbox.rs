@@ -78,7 +78,7 @@ fn hostile_plugins_fail_their_own_step_and_nothing_else() {
     assert_eq!(done["status"], "completed", "{done}");
 
     // The server and the apps are untouched.
-    assert_eq!(common::http_get(&format!("{}/healthz", server.url)).0, 200);
+    assert_eq!(server.get("/healthz").0, 200);
     assert_eq!(versions_served(server.app_port("bystander"), 4), vec!["v1"; 4]);
     assert_eq!(versions_served(steady_port, 4), vec!["v1"; 4]);
     let steady = server.api("/api/apps/steady");

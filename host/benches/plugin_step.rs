@@ -60,6 +60,7 @@ fn main() {
                         image: "true".into(),
                         replicas: 1,
                         env: Default::default(),
+                        resources: Default::default(),
                     },
                 )]),
                 container_port: 8080,

@@ -87,6 +87,13 @@ CREATE TABLE replicas (
     started_at_ms  INTEGER NOT NULL
 );
 
+-- Deployment profiles for CI (`cicd configure-deployment`): a spec without app or image.
+CREATE TABLE pipelines (
+    name          TEXT PRIMARY KEY,
+    spec          TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+
 -- Plugins installed through the API; their bytes live in DATA_DIR/plugins/SHA256.wasm.
 CREATE TABLE plugins (
     sha256        TEXT PRIMARY KEY,

@@ -5,6 +5,8 @@ async fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("HIVEMIND_LOG").unwrap_or_else(|_| "hivemind=info,warn".into()),
         )
         .with_writer(std::io::stderr)
+        // NO_COLOR (https://no-color.org) and non-terminals get plain text.
+        .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     hivemind::cli::run().await
 }

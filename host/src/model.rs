@@ -15,7 +15,7 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 /// What a user asks for when they create a deployment.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentSpec {
     /// The app to deploy. Created on its first deployment.
@@ -57,6 +57,15 @@ pub struct DeploymentSpec {
     /// Strategy parameters (`--param k=v` and the strategies' own flags).
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    /// What each replica may use, and the volumes it mounts.
+    #[serde(default, skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
+    /// The traffic router: `builtin` is the only one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_router: Option<String>,
+    /// A deployment target from the server's configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_provider: Option<String>,
     /// Whether a failure starts the rollback phase on its own.
     #[serde(default = "default_true")]
     pub auto_rollback: bool,
@@ -70,6 +79,32 @@ fn default_true() -> bool {
 }
 fn default_progress_deadline() -> u32 {
     600
+}
+
+impl DeploymentSpec {
+    /// A spec with every default, for `app` running `image`.
+    pub fn new(app: &str, image: &str) -> DeploymentSpec {
+        DeploymentSpec {
+            app: app.to_string(),
+            name: None,
+            image: image.to_string(),
+            replicas: default_replicas(),
+            strategy: default_strategy(),
+            port: None,
+            container_port: default_container_port(),
+            health_check_path: default_health_path(),
+            health_check_port: None,
+            health_check_timeout: default_health_timeout(),
+            variants: Vec::new(),
+            env: BTreeMap::new(),
+            resources: Resources::default(),
+            traffic_router: None,
+            cloud_provider: None,
+            params: BTreeMap::new(),
+            auto_rollback: true,
+            progress_deadline: default_progress_deadline(),
+        }
+    }
 }
 
 fn default_replicas() -> u32 {
@@ -88,8 +123,65 @@ fn default_health_timeout() -> u32 {
     60
 }
 
+/// Limits and mounts of each replica (`--cpu 0.5 --memory 512M --volume data:/data`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPUs, for example 0.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+    /// Memory, for example "512M" or "1G".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// Named volumes, as NAME:/path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+}
+
+impl Resources {
+    pub fn is_empty(&self) -> bool {
+        self.cpu.is_none() && self.memory.is_none() && self.volumes.is_empty()
+    }
+}
+
+/// Parses a memory size: 512M, 1G, 256Mi, 1048576 (bytes). At least 4 MiB.
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number.parse().map_err(|_| format!("memory `{text}` must be a size such as 512M or 1G"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "ki" | "kib" => 1024.0,
+        "m" | "mb" | "mi" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gi" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("memory `{text}` has an unknown unit `{unit}`; use K, M or G")),
+    };
+    let bytes = n * scale;
+    if !bytes.is_finite() || bytes < 4.0 * 1024.0 * 1024.0 || bytes > 1024.0f64.powi(4) {
+        return Err(format!("memory `{text}` must be from 4M to 1024G"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Checks a volume mount NAME:/path.
+pub fn parse_volume(text: &str) -> Result<(String, String), String> {
+    let (name, path) =
+        text.split_once(':').ok_or_else(|| format!("volume `{text}` must be NAME:/path, as in data:/data"))?;
+    let name_ok = !name.is_empty()
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !name_ok {
+        return Err(format!("volume name `{name}` must be letters, digits, '_', '.' and '-'"));
+    }
+    if !path.starts_with('/') || path.contains(':') || path.contains("..") {
+        return Err(format!("volume path `{path}` must be an absolute path inside the container"));
+    }
+    Ok((name.to_string(), path.to_string()))
+}
+
 /// One variant of an A/B test.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VariantSpec {
     /// Its name, which is also its version label: the router's variant header picks it.
@@ -142,6 +234,8 @@ pub struct Release {
     /// The replicas' environment: a release brought back by a rollback runs as it did.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
 }
 
 /// Where a deployment stands.
@@ -311,6 +405,7 @@ impl Deployment {
             image: self.spec.image.clone(),
             replicas: self.spec.replicas,
             env: self.spec.env.clone(),
+            resources: self.spec.resources.clone(),
         }
     }
 
@@ -325,6 +420,7 @@ impl Deployment {
                 image: v.image.clone(),
                 replicas: (self.spec.replicas * v.percentage).div_ceil(100).max(1),
                 env: self.spec.env.clone(),
+                resources: self.spec.resources.clone(),
             })
             .collect()
     }

@@ -31,6 +31,8 @@ pub struct ServeOptions {
     pub history_limit: u32,
     /// The most replicas the host runs at once.
     pub max_replicas: u32,
+    /// Deployment targets named in the config file.
+    pub targets: Vec<String>,
 }
 
 pub async fn serve(options: ServeOptions) -> Result<()> {
@@ -56,19 +58,29 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     tracing::info!("loaded {} built-in plugins in {:?}", plugins.list().len(), started.elapsed());
     let fleet = Arc::new(Fleet::new(driver, store.clone(), store.server_id().await?, options.max_replicas));
     let (router, router_events) = Router::with_events();
-    let engine_options = EngineOptions { router_ip: options.router_ip, history_limit: options.history_limit };
+    let engine_options = EngineOptions {
+        router_ip: options.router_ip,
+        history_limit: options.history_limit,
+        targets: options.targets.clone(),
+    };
     let engine = Engine::new(store, plugins, fleet, Arc::new(router), engine_options);
     engine.watch_router(router_events);
     let plugins_dir = data_dir.join("plugins");
     engine.load_installed_plugins(&plugins_dir).await?;
     engine.start().await?;
 
+    let token = Arc::new(crate::api::auth::Token::load_or_create(&data_dir)?);
     let listener = tokio::net::TcpListener::bind(options.api_addr)
         .await
         .with_context(|| format!("binding the API to {}", options.api_addr))?;
     let api_addr = listener.local_addr()?;
     println!("hivemind serving the API on http://{api_addr} (data dir {}, runtime {runtime_name})", data_dir.display());
-    let app = api::router(Api { engine, plugins_dir });
+    println!(
+        "the API token is in {} (export HIVEMIND_TOKEN=$(cat {}))",
+        token.path().display(),
+        token.path().display()
+    );
+    let app = api::router(Api { engine, plugins_dir, token });
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     Ok(())
 }

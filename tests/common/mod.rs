@@ -130,6 +130,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     pub url: String,
+    /// The API token the server made in its data dir.
+    pub token: String,
     runtime: String,
     /// Set by `stop` and `kill`: the test restarts a server on the same data dir, and that
     /// one removes the replicas when it goes.
@@ -179,11 +181,16 @@ impl Server {
             let mut sink = Vec::new();
             let _ = stdout.read_to_end(&mut sink);
         });
+        let token = std::fs::read_to_string(data_dir.join("token"))
+            .expect("the server writes its token at start")
+            .trim()
+            .to_string();
         Server {
             child: Some(child),
             data_dir: data_dir.to_path_buf(),
             _temp: None,
             url,
+            token,
             runtime: runtime.to_string(),
             handed_over: false,
         }
@@ -194,6 +201,7 @@ impl Server {
         let out = Command::new(env!("CARGO_BIN_EXE_hivemind"))
             .args(args)
             .env("HIVEMIND_URL", &self.url)
+            .env("HIVEMIND_TOKEN", &self.token)
             .env("NO_COLOR", "1")
             .output()
             .unwrap();
@@ -213,15 +221,21 @@ impl Server {
 
     /// GETs an API path and parses the JSON.
     pub fn api(&self, path: &str) -> Value {
-        let (status, body) = http_get(&format!("{}{path}", self.url));
+        let (status, body) = self.get(path);
         assert!(status < 400, "GET {path}: {status} {body}");
         serde_json::from_str(&body).unwrap()
     }
 
     /// POSTs bytes to an API path; returns the status and the parsed JSON answer.
     pub fn api_post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
-        let (status, text) = http_request("POST", &format!("{}{path}", self.url), Some((content_type, body)));
+        let (status, text) =
+            http_request_with("POST", &format!("{}{path}", self.url), Some((content_type, body)), Some(&self.token));
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// GETs an API path with the token; returns the status and the raw body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_request_with("GET", &format!("{}{path}", self.url), None, Some(&self.token))
     }
 
     pub fn log(&self) -> String {
@@ -322,6 +336,11 @@ pub fn http_get(url: &str) -> (u16, String) {
 }
 
 pub fn http_request(method: &str, url: &str, body: Option<(&str, &[u8])>) -> (u16, String) {
+    http_request_with(method, url, body, None)
+}
+
+/// A minimal HTTP/1.1 request over a fresh connection, with a bearer token if given.
+pub fn http_request_with(method: &str, url: &str, body: Option<(&str, &[u8])>, token: Option<&str>) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("http:// URL");
     let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
     let mut stream = match TcpStream::connect(host) {
@@ -330,6 +349,9 @@ pub fn http_request(method: &str, url: &str, body: Option<(&str, &[u8])>) -> (u1
     };
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
     if let Some((content_type, bytes)) = body {
         request.push_str(&format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n", bytes.len()));
     }

@@ -1,6 +1,8 @@
 //! The REST API: JSON in, JSON out, and JSON errors with a stable code, the field that
 //! was wrong, and a message that says what to do.
 
+pub mod auth;
+pub mod openapi;
 mod stream;
 
 use crate::engine::Engine;
@@ -10,7 +12,6 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -20,40 +21,97 @@ use std::sync::Arc;
 pub struct Api {
     pub engine: Arc<Engine>,
     pub plugins_dir: PathBuf,
+    /// The bearer token every route but /healthz needs.
+    pub token: Arc<auth::Token>,
+}
+
+/// Declares every route once: the router is built from this table, and so is the
+/// OpenAPI document (`/api/openapi.json`), so the two cannot drift apart.
+macro_rules! api_routes {
+    ($($method:ident $path:literal => $handler:expr, $summary:literal, $body:literal;)*) => {
+        fn routes() -> Router<Api> {
+            Router::new()$(.route($path, axum::routing::$method($handler)))*
+        }
+
+        /// (method, path, summary, request body schema) of every route.
+        pub const ROUTES: &[openapi::RouteDoc] = &[$(openapi::RouteDoc {
+            method: stringify!($method),
+            path: $path,
+            summary: $summary,
+            body: $body,
+        }),*];
+    };
+}
+
+api_routes! {
+    get "/healthz" => || async { "ok\n" }, "Whether the server runs (needs no token)", "";
+    get "/metrics" => metrics, "The server's counts in the Prometheus text format", "";
+    get "/api/openapi.json" => openapi::document, "This API's OpenAPI document", "";
+    post "/api/token/rotate" => auth::rotate, "Replace the API token; the old one stops working", "";
+    get "/api/deployments" => list_deployments, "List deployments, newest first, filtered by app, status and strategy", "";
+    post "/api/deployments" => create_deployment, "Create a deployment without running it", "DeploymentSpec";
+    post "/api/deployments/zero-downtime" => zero_downtime, "Create and run a zero-downtime deployment", "DeploymentSpec";
+    get "/api/deployments/{id}" => get_deployment, "Get a deployment", "";
+    get "/api/deployments/{id}/status" => deployment_status, "Get a deployment's status", "";
+    post "/api/deployments/{id}/execute" => execute_deployment, "Run a pending deployment", "";
+    get "/api/deployments/{id}/events" => deployment_events, "A deployment's event log", "";
+    get "/api/deployments/{id}/events/stream" => stream::deployment_stream, "A deployment's events as server-sent events", "";
+    get "/api/deployments/{id}/diagnose" => diagnose, "What happened to a deployment and why, cause first", "";
+    post "/api/deployments/{id}/rollback" => rollback, "Roll a deployment back", "";
+    post "/api/deployments/{id}/pause" => pause, "Pause a deployment in progress", "";
+    post "/api/deployments/{id}/resume" => resume, "Resume a paused deployment", "";
+    post "/api/deployments/{id}/promote" => promote, "Release a deployment's manual gate", "";
+    post "/api/deployments/{id}/abort" => abort, "Stop a deployment and roll back what it did", "";
+    post "/api/deployments/{id}/select-winner" => select_winner, "Pick the winner of an A/B test", "WinnerBody";
+    get "/api/deployments/{id}/metrics" => deployment_metrics, "Live figures per version or variant, with significance tests", "";
+    get "/api/deployments/status/{id}" => deployment_status, "Get a deployment's status (the docs' older path)", "";
+    post "/api/deployments/rollback/{id}" => rollback, "Roll a deployment back (the docs' older path)", "";
+    get "/api/apps" => list_apps, "List apps with their release, split and replicas", "";
+    post "/api/apps/deploy" => deploy, "Create and run a deployment", "DeploymentSpec";
+    get "/api/apps/{name}" => get_app, "Get an app", "";
+    delete "/api/apps/{name}" => remove_app, "Remove an app: drain and stop its replicas, free its port", "";
+    get "/api/apps/{name}/replicas/{id}/logs" => replica_logs, "The last lines a replica printed", "";
+    get "/api/pipelines" => list_pipelines, "List deployment profiles for CI", "";
+    put "/api/pipelines/{name}" => put_pipeline, "Store a deployment profile for CI", "DeploymentSpec";
+    get "/api/plugins" => list_plugins, "List loaded plugins", "";
+    post "/api/plugins" => install_plugin, "Install a strategy component (body: the .wasm bytes)", "component";
 }
 
 pub fn router(api: Api) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
-        .route("/api/deployments", get(list_deployments).post(create_deployment))
-        .route("/api/deployments/zero-downtime", post(zero_downtime))
-        .route("/api/deployments/{id}", get(get_deployment))
-        .route("/api/deployments/{id}/status", get(deployment_status))
-        .route("/api/deployments/{id}/execute", post(execute_deployment))
-        .route("/api/deployments/{id}/events", get(deployment_events))
-        .route("/api/deployments/{id}/events/stream", get(stream::deployment_stream))
-        .route("/api/deployments/{id}/diagnose", get(diagnose))
-        .route("/api/deployments/{id}/rollback", post(rollback))
-        .route("/api/deployments/{id}/pause", post(pause))
-        .route("/api/deployments/{id}/resume", post(resume))
-        .route("/api/deployments/{id}/promote", post(promote))
-        .route("/api/deployments/{id}/abort", post(abort))
-        .route("/api/deployments/{id}/select-winner", post(select_winner))
-        .route("/api/deployments/{id}/metrics", get(deployment_metrics))
-        // The product docs' older spellings.
-        .route("/api/deployments/status/{id}", get(deployment_status))
-        .route("/api/deployments/rollback/{id}", post(rollback))
-        .route("/api/apps", get(list_apps))
-        .route("/api/apps/deploy", post(deploy))
-        .route("/api/apps/{name}", get(get_app))
-        .route("/api/apps/{name}/replicas/{id}/logs", get(replica_logs))
-        .route("/api/plugins", get(list_plugins).post(install_plugin).layer(DefaultBodyLimit::max(32 << 20)))
+    routes()
         .fallback(|| async {
-            ApiError(UserError::not_found("route", "no such API route; see the README for the routes"))
+            ApiError(UserError::not_found("route", "no such API route; GET /api/openapi.json lists them"))
         })
+        .method_not_allowed_fallback(|| async {
+            let mut e = UserError::conflict(
+                "method_not_allowed",
+                "this route does not take that method; GET /api/openapi.json lists them",
+            );
+            e.status = 405;
+            ApiError(e)
+        })
+        .layer(axum::middleware::from_fn_with_state(api.clone(), auth::require_token))
+        .layer(axum::middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(1 << 20))
         .with_state(api)
+}
+
+/// Any error answer that is not JSON yet (an extractor's rejection, a body over the
+/// limit) becomes the API's JSON error shape, so that clients need one parser.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response.headers().get(axum::http::header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/event-stream")
+    });
+    if status.as_u16() < 400 || is_json {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 64 << 10).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_string();
+    let code = status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_");
+    let message = if text.is_empty() { status.to_string() } else { text };
+    let error = UserError { status: status.as_u16(), code, field: None, message };
+    ApiError(error).into_response()
 }
 
 /// An error as the API sends it: `{"error": {"code", "field", "message"}}`.
@@ -116,7 +174,10 @@ impl From<Deployment> for DeploymentView {
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     app: Option<String>,
+    status: Option<String>,
+    strategy: Option<String>,
     limit: Option<i64>,
+    offset: Option<i64>,
 }
 
 async fn list_deployments(
@@ -126,9 +187,21 @@ async fn list_deployments(
     let Query(q) = query?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(UserError::invalid("limit", "limit must be 1 to 1000").into());
+        return Err(UserError::invalid("limit", format!("limit must be 1 to 1000 (got {limit})")).into());
     }
-    let list = api.engine.deployments(q.app.as_deref(), limit).await?;
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(UserError::invalid("offset", format!("offset must be 0 or more (got {offset})")).into());
+    }
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(crate::model::Status::parse(s).ok_or_else(|| {
+            let all: Vec<&str> = crate::model::Status::ALL.iter().map(|s| s.as_str()).collect();
+            UserError::invalid("status", format!("unknown status `{s}`; the statuses are {}", all.join(", ")))
+        })?),
+    };
+    let filter = crate::store::ListFilter { app: q.app, status, strategy: q.strategy, limit, offset };
+    let list = api.engine.list_deployments(&filter).await?;
     Ok(Json(list.into_iter().map(Into::into).collect()))
 }
 
@@ -251,8 +324,14 @@ async fn list_plugins(State(api): State<Api>) -> ApiResult<Vec<PluginView>> {
 
 async fn install_plugin(
     State(api): State<Api>,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<PluginView>), ApiError> {
+    // Components are larger than API bodies: this route reads up to 32 MiB itself.
+    let body = axum::body::to_bytes(request.into_body(), 32 << 20).await.map_err(|_| {
+        let mut e = UserError::invalid("plugin", "the component is larger than 32 MiB");
+        e.status = 413;
+        ApiError(e)
+    })?;
     if body.is_empty() {
         return Err(UserError::invalid(
             "plugin",
@@ -307,9 +386,9 @@ async fn abort(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<Depl
     Ok(Json(api.engine.abort(&id).await?.into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct WinnerBody {
+pub struct WinnerBody {
     variant: String,
 }
 
@@ -335,4 +414,44 @@ async fn deployment_metrics(
 ) -> ApiResult<crate::engine::MetricsView> {
     let Query(q) = query?;
     Ok(Json(api.engine.metrics(&id, q.variant.as_deref()).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveQuery {
+    force: Option<bool>,
+}
+
+async fn remove_app(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    query: Result<Query<RemoveQuery>, QueryRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Query(q) = query?;
+    api.engine.remove_app(&name, q.force.unwrap_or(false)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct PipelineView {
+    pub name: String,
+    pub spec: DeploymentSpec,
+}
+
+async fn list_pipelines(State(api): State<Api>) -> ApiResult<Vec<PipelineView>> {
+    Ok(Json(api.engine.pipelines().await?.into_iter().map(|(name, spec)| PipelineView { name, spec }).collect()))
+}
+
+/// A profile is a deployment spec whose app and image come later; send `app` and `image`
+/// empty (or leave them out of the CLI).
+async fn put_pipeline(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    body: Result<Json<DeploymentSpec>, JsonRejection>,
+) -> ApiResult<PipelineView> {
+    let Json(spec) = body?;
+    api.engine.put_pipeline(&name, spec).await?;
+    let spec =
+        api.engine.pipelines().await?.into_iter().find(|(n, _)| *n == name).map(|(_, s)| s).expect("just stored");
+    Ok(Json(PipelineView { name, spec }))
 }

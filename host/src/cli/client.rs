@@ -44,15 +44,30 @@ impl CliError {
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 impl Client {
-    pub fn new(server: &str) -> Client {
-        Client { base: server.trim_end_matches('/').to_string(), http: reqwest::Client::new() }
+    pub fn new(server: &str, token: Option<String>) -> Client {
+        Client { base: server.trim_end_matches('/').to_string(), http: reqwest::Client::new(), token }
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, CliError> {
-        let response = request.send().await.map_err(|e| {
+        let status_only = self.send_raw(request).await?;
+        serde_json::from_slice(&status_only)
+            .map_err(|e| CliError::Other(anyhow::anyhow!("the server's answer does not parse: {e}")))
+    }
+
+    /// Sends a request; returns the body of a success, the server's error otherwise.
+    async fn send_raw(&self, request: reqwest::RequestBuilder) -> Result<bytes::Bytes, CliError> {
+        let response = self.authorized(request).send().await.map_err(|e| {
             CliError::Unreachable(format!(
                 "cannot reach the hivemind server at {} ({e}); start one with `hivemind serve` or set HIVEMIND_URL",
                 self.base
@@ -61,8 +76,7 @@ impl Client {
         let status = response.status();
         let body = response.bytes().await.map_err(|e| CliError::Other(e.into()))?;
         if status.is_success() {
-            return serde_json::from_slice(&body)
-                .map_err(|e| CliError::Other(anyhow::anyhow!("the server's answer does not parse: {e}")));
+            return Ok(body);
         }
         #[derive(serde::Deserialize)]
         struct Envelope {
@@ -121,10 +135,11 @@ impl Client {
 
     /// The deployment's server-sent event stream, as raw chunks.
     pub async fn stream(&self, id: &str) -> Result<reqwest::Response, CliError> {
-        let response =
-            self.http.get(self.url(&format!("/api/deployments/{id}/events/stream"))).send().await.map_err(|e| {
-                CliError::Unreachable(format!("cannot reach the hivemind server at {} ({e})", self.base))
-            })?;
+        let request = self.authorized(self.http.get(self.url(&format!("/api/deployments/{id}/events/stream"))));
+        let response = request
+            .send()
+            .await
+            .map_err(|e| CliError::Unreachable(format!("cannot reach the hivemind server at {} ({e})", self.base)))?;
         if !response.status().is_success() {
             return Err(CliError::Other(anyhow::anyhow!("the event stream answered {}", response.status())));
         }
@@ -143,9 +158,39 @@ impl Client {
         self.send(self.http.get(self.url(&format!("/api/deployments/{id}/events?after={after}")))).await
     }
 
-    pub async fn deployments(&self, app: Option<&str>, limit: u32) -> Result<Vec<DeploymentView>, CliError> {
-        let app = app.map(|a| format!("&app={a}")).unwrap_or_default();
-        self.send(self.http.get(self.url(&format!("/api/deployments?limit={limit}{app}")))).await
+    pub async fn deployments(
+        &self,
+        app: Option<&str>,
+        status: Option<&str>,
+        strategy: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<DeploymentView>, CliError> {
+        let mut query = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+        for (key, value) in [("app", app), ("status", status), ("strategy", strategy)] {
+            if let Some(v) = value {
+                query.push((key, v.to_string()));
+            }
+        }
+        let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
+        self.send(self.http.get(self.url(&format!("/api/deployments?{}", query.join("&"))))).await
+    }
+
+    pub async fn remove_app(&self, name: &str, force: bool) -> Result<(), CliError> {
+        self.send_raw(self.http.delete(self.url(&format!("/api/apps/{name}?force={force}")))).await.map(|_| ())
+    }
+
+    pub async fn pipelines(&self) -> Result<Vec<crate::api::PipelineView>, CliError> {
+        self.send(self.http.get(self.url("/api/pipelines"))).await
+    }
+
+    pub async fn put_pipeline(&self, name: &str, spec: &DeploymentSpec) -> Result<crate::api::PipelineView, CliError> {
+        self.send(self.http.put(self.url(&format!("/api/pipelines/{name}"))).json(spec)).await
+    }
+
+    pub async fn rotate_token(&self) -> Result<String, CliError> {
+        let rotated: crate::api::auth::Rotated = self.send(self.http.post(self.url("/api/token/rotate"))).await?;
+        Ok(rotated.token)
     }
 
     pub async fn apps(&self) -> Result<Vec<serde_json::Value>, CliError> {
@@ -163,4 +208,15 @@ impl Client {
     pub async fn plugins(&self) -> Result<Vec<PluginView>, CliError> {
         self.send(self.http.get(self.url("/api/plugins"))).await
     }
+}
+
+/// Percent-encodes a query value.
+fn urlencode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

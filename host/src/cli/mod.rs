@@ -2,13 +2,13 @@
 //! REST API (found through `--server` or `HIVEMIND_URL`), never to the store.
 
 mod client;
+pub mod config;
 mod output;
 
 use crate::model::DeploymentSpec;
 use crate::server::{self, RuntimeChoice, ServeOptions};
 use clap::{Args, Parser, Subcommand};
 use client::{CliError, Client};
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,9 +20,15 @@ use std::process::ExitCode;
     about = "Zero-downtime deployments; strategies are sandboxed WebAssembly components"
 )]
 pub struct Cli {
-    /// The server's URL.
-    #[arg(long, global = true, env = "HIVEMIND_URL", default_value = "http://127.0.0.1:7070")]
-    server: String,
+    /// The server's URL [default: http://127.0.0.1:7070, or `server` in the config file].
+    #[arg(long, global = true, env = "HIVEMIND_URL")]
+    server: Option<String>,
+    /// The API token [default: `token` in the config file; the server keeps it in DATA_DIR/token].
+    #[arg(long, global = true, env = "HIVEMIND_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The CLI's config file [default: $XDG_CONFIG_HOME/hivemind/config.toml].
+    #[arg(long, global = true, env = "HIVEMIND_CLI_CONFIG")]
+    cli_config: Option<PathBuf>,
     /// How to print results.
     #[arg(long, global = true, value_enum, default_value = "table")]
     output: output::Format,
@@ -47,34 +53,91 @@ enum Command {
     /// Live traffic figures of a deployment's versions or variants, with their comparison.
     #[command(subcommand)]
     Metrics(MetricsCommand),
+    /// Deployment profiles for CI pipelines.
+    #[command(subcommand)]
+    Cicd(CicdCommand),
+    /// The API token.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print shell completions: hivemind completions bash > /etc/bash_completion.d/hivemind
+    #[command(
+        after_help = "Examples:\n  hivemind completions bash > ~/.local/share/bash-completion/completions/hivemind\n  hivemind completions zsh > ~/.zfunc/_hivemind\n  hivemind completions fish > ~/.config/fish/completions/hivemind.fish"
+    )]
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Where the database, plugins and logs live.
-    #[arg(long, default_value = "./hivemind-data")]
-    data_dir: PathBuf,
-    /// Where the API listens.
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    api_addr: SocketAddr,
-    /// How replicas run.
-    #[arg(long, value_enum, default_value = "auto")]
-    runtime: RuntimeChoice,
-    /// The address the apps' routers bind to.
-    #[arg(long, default_value = "127.0.0.1")]
-    router_addr: IpAddr,
-    /// The most replicas this host runs at once, across all apps.
-    #[arg(long, default_value_t = 64)]
-    max_replicas: u32,
-    /// Finished deployments kept per app; older ones are deleted with their events.
-    #[arg(long, default_value_t = 100)]
-    history_limit: u32,
-    /// Wall-clock limit of one plugin call, in seconds.
-    #[arg(long, default_value_t = 60)]
-    plugin_timeout: u64,
-    /// Linear memory limit of one plugin instance, in MiB.
-    #[arg(long, default_value_t = 64)]
-    plugin_memory_mib: usize,
+    /// A TOML config file [default: $XDG_CONFIG_HOME/hivemind/server.toml, if it exists].
+    #[arg(long, env = "HIVEMIND_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the database, token, plugins and logs live. [default: ./hivemind-data]
+    #[arg(long, env = "HIVEMIND_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Where the API listens. [default: 127.0.0.1:7070]
+    #[arg(long, env = "HIVEMIND_API_ADDR")]
+    api_addr: Option<SocketAddr>,
+    /// How replicas run. [default: auto]
+    #[arg(long, value_enum, env = "HIVEMIND_RUNTIME")]
+    runtime: Option<RuntimeChoice>,
+    /// The address the apps' routers bind to. [default: 127.0.0.1]
+    #[arg(long, env = "HIVEMIND_ROUTER_ADDR")]
+    router_addr: Option<IpAddr>,
+    /// The most replicas this host runs at once, across all apps. [default: 64]
+    #[arg(long, env = "HIVEMIND_MAX_REPLICAS")]
+    max_replicas: Option<u32>,
+    /// Finished deployments kept per app; older ones are deleted with their events. [default: 100]
+    #[arg(long, env = "HIVEMIND_HISTORY_LIMIT")]
+    history_limit: Option<u32>,
+    /// Wall-clock limit of one plugin call, in seconds. [default: 60]
+    #[arg(long, env = "HIVEMIND_PLUGIN_TIMEOUT")]
+    plugin_timeout: Option<u64>,
+    /// Linear memory limit of one plugin instance, in MiB. [default: 64]
+    #[arg(long, env = "HIVEMIND_PLUGIN_MEMORY_MIB")]
+    plugin_memory_mib: Option<usize>,
+}
+
+impl ServeArgs {
+    /// Flags (and their environment variables) over the config file over the defaults.
+    fn resolve(self) -> anyhow::Result<ServeOptions> {
+        let file: config::ServerFile = config::load(self.config.as_deref(), "server.toml")?;
+        let parse = |what: &str, v: Option<String>| -> anyhow::Result<Option<String>> {
+            Ok(v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).or(None))
+                .map_err(|e: anyhow::Error| e.context(what.to_string()))
+        };
+        let api_addr = match (self.api_addr, parse("api_addr", file.api_addr)?) {
+            (Some(a), _) => a,
+            (None, Some(a)) => a.parse().map_err(|e| anyhow::anyhow!("api_addr `{a}` in the config file: {e}"))?,
+            (None, None) => "127.0.0.1:7070".parse().unwrap(),
+        };
+        let router_ip = match (self.router_addr, file.router_addr) {
+            (Some(a), _) => a,
+            (None, Some(a)) => a.parse().map_err(|e| anyhow::anyhow!("router_addr `{a}` in the config file: {e}"))?,
+            (None, None) => IpAddr::from([127, 0, 0, 1]),
+        };
+        let runtime = match (self.runtime, file.runtime) {
+            (Some(r), _) => r,
+            (None, Some(r)) => <RuntimeChoice as clap::ValueEnum>::from_str(&r, true)
+                .map_err(|_| anyhow::anyhow!("runtime `{r}` in the config file must be auto, docker or process"))?,
+            (None, None) => RuntimeChoice::Auto,
+        };
+        Ok(ServeOptions {
+            data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./hivemind-data")),
+            api_addr,
+            runtime,
+            router_ip,
+            history_limit: self.history_limit.or(file.history_limit).unwrap_or(100).max(1),
+            max_replicas: self.max_replicas.or(file.max_replicas).unwrap_or(64),
+            targets: file.targets.keys().cloned().collect(),
+            limits: crate::plugins::Limits {
+                timeout: std::time::Duration::from_secs(
+                    self.plugin_timeout.or(file.plugin_timeout).unwrap_or(60).max(1),
+                ),
+                memory_bytes: self.plugin_memory_mib.or(file.plugin_memory_mib).unwrap_or(64).max(1) << 20,
+                ..Default::default()
+            },
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -89,6 +152,10 @@ enum AppCommand {
         /// The app's name.
         #[arg(long)]
         name: String,
+        /// Start from a profile stored with `cicd configure-deployment`; flags given here
+        /// override it.
+        #[arg(long)]
+        pipeline: Option<String>,
         /// Return once the deployment started, without waiting.
         #[arg(long)]
         detach: bool,
@@ -121,9 +188,19 @@ enum AppCommand {
         detach: bool,
     },
     /// Show one app: its release, replicas and their health, and its split.
+    #[command(after_help = "Example:\n  hivemind app get --name web")]
     Get {
         #[arg(long)]
         name: String,
+    },
+    /// Remove an app: drain and stop its replicas, free its port, delete its history.
+    #[command(after_help = "Example:\n  hivemind app remove --name web")]
+    Remove {
+        #[arg(long)]
+        name: String,
+        /// Even while a deployment runs (it is aborted without a rollback).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -152,12 +229,24 @@ enum DeploymentCommand {
         detach: bool,
     },
     /// List deployments, newest first.
+    #[command(
+        after_help = "Examples:\n  hivemind deployment list\n  hivemind deployment list --app web --status failed --limit 10"
+    )]
     List {
         /// Only this app's.
         #[arg(long)]
         app: Option<String>,
+        /// Only with this status (in_progress, completed, failed, ...).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only with this strategy.
+        #[arg(long)]
+        strategy: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Skip this many (the next page).
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
     },
     /// Show a deployment in full.
     Get {
@@ -225,6 +314,31 @@ enum DeploymentCommand {
 }
 
 #[derive(Subcommand)]
+enum CicdCommand {
+    /// Store a deployment profile, so that a CI job deploys with one line:
+    /// `hivemind app deploy --pipeline P --name N --image I`.
+    #[command(
+        after_help = "Example:\n  hivemind cicd configure-deployment --pipeline my-pipeline --strategy blue-green --verification-timeout 60\n  hivemind app deploy --pipeline my-pipeline --name web --image hivemind-demo:v2"
+    )]
+    ConfigureDeployment {
+        #[arg(long)]
+        pipeline: String,
+        #[command(flatten)]
+        spec: SpecArgs,
+    },
+    /// List the stored profiles.
+    #[command(after_help = "Example:\n  hivemind cicd list")]
+    List,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Replace the API token; the old one stops working at once. Prints the new one.
+    #[command(after_help = "Example:\n  export HIVEMIND_TOKEN=$(hivemind token rotate)")]
+    Rotate,
+}
+
+#[derive(Subcommand)]
 enum MetricsCommand {
     /// Requests, error rate, latency percentiles and goals per version (canary against
     /// stable, or each A/B variant against the first), with the significance tests.
@@ -259,25 +373,29 @@ struct SpecArgs {
     #[arg(long = "variant", value_parser = crate::model::VariantSpec::parse)]
     variants: Vec<crate::model::VariantSpec>,
     /// The strategy (a plugin name).
-    #[arg(long, default_value = "simple")]
-    strategy: String,
-    #[arg(long, default_value_t = 1)]
-    replicas: u32,
+    /// [default: simple]
+    #[arg(long)]
+    strategy: Option<String>,
+    /// How many replicas. [default: 1]
+    #[arg(long)]
+    replicas: Option<u32>,
     /// The app's router port, when the app is new (default: a free port).
     #[arg(long)]
     port: Option<u16>,
     /// The port the app listens on inside its container.
-    #[arg(long, default_value_t = 8080)]
-    container_port: u16,
+    /// [default: 8080]
+    #[arg(long)]
+    container_port: Option<u16>,
     /// The HTTP path health probes GET; a 2xx or 3xx is healthy.
-    #[arg(long, default_value = "/")]
-    health_check_path: String,
+    /// [default: /]
+    #[arg(long)]
+    health_check_path: Option<String>,
     /// The port health probes go to inside the container (docker runtime).
     #[arg(long)]
     health_check_port: Option<u16>,
-    /// Seconds a new replica may take to pass its health check.
-    #[arg(long, default_value_t = 60)]
-    health_check_timeout: u32,
+    /// Seconds a new replica may take to pass its health check. [default: 60]
+    #[arg(long)]
+    health_check_timeout: Option<u32>,
     /// An environment variable for the replicas, KEY=VALUE (repeatable).
     #[arg(long = "env", value_parser = parse_key_value)]
     env: Vec<(String, String)>,
@@ -287,32 +405,71 @@ struct SpecArgs {
     #[command(flatten)]
     strategy_flags: StrategyFlags,
     /// Roll back on its own when a step, a health gate or the deadline fails.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    auto_rollback: bool,
+    /// [default: true]
+    #[arg(long)]
+    auto_rollback: Option<bool>,
+    /// A named volume for each replica, NAME:/path (repeatable; docker).
+    #[arg(long = "volume", value_parser = check_volume)]
+    volumes: Vec<String>,
+    /// CPUs per replica, for example 0.5 (docker).
+    #[arg(long)]
+    cpu: Option<f64>,
+    /// Memory per replica, for example 512M or 1G.
+    #[arg(long, value_parser = check_memory)]
+    memory: Option<String>,
+    /// The traffic router; `builtin` is Hivemind's own proxy, and the only one.
+    #[arg(long)]
+    traffic_router: Option<String>,
+    /// A deployment target named in the server's config file.
+    #[arg(long)]
+    cloud_provider: Option<String>,
     /// Seconds without progress after which the deployment fails.
-    #[arg(long, default_value_t = 600)]
-    progress_deadline: u32,
+    /// [default: 600]
+    #[arg(long)]
+    progress_deadline: Option<u32>,
 }
 
 impl SpecArgs {
-    fn into_spec(self, app: String, name: Option<String>) -> DeploymentSpec {
-        DeploymentSpec {
-            app,
-            name,
-            image: self.image.unwrap_or_default(),
-            variants: self.variants,
-            replicas: self.replicas,
-            strategy: self.strategy,
-            port: self.port,
-            container_port: self.container_port,
-            health_check_path: self.health_check_path,
-            health_check_port: self.health_check_port,
-            health_check_timeout: self.health_check_timeout,
-            params: self.params.into_iter().chain(self.strategy_flags.into_params()).collect::<BTreeMap<_, _>>(),
-            env: self.env.into_iter().collect(),
-            auto_rollback: self.auto_rollback,
-            progress_deadline: self.progress_deadline,
+    /// The spec these flags describe, on top of `base` (a CI pipeline's profile) when
+    /// given: only the flags on the command line override it.
+    fn into_spec(self, app: String, name: Option<String>, base: Option<DeploymentSpec>) -> DeploymentSpec {
+        let mut spec = base.unwrap_or_else(|| DeploymentSpec::new(&app, ""));
+        spec.app = app;
+        spec.name = name.or(spec.name);
+        if let Some(image) = self.image {
+            spec.image = image;
         }
+        if !self.variants.is_empty() {
+            spec.variants = self.variants;
+        }
+        macro_rules! set {
+            ($($field:ident),*) => {$(if let Some(v) = self.$field { spec.$field = v; })*};
+        }
+        set!(
+            strategy,
+            replicas,
+            container_port,
+            health_check_path,
+            health_check_timeout,
+            auto_rollback,
+            progress_deadline
+        );
+        spec.port = self.port.or(spec.port);
+        spec.health_check_port = self.health_check_port.or(spec.health_check_port);
+        if self.cpu.is_some() {
+            spec.resources.cpu = self.cpu;
+        }
+        if self.memory.is_some() {
+            spec.resources.memory = self.memory;
+        }
+        if !self.volumes.is_empty() {
+            spec.resources.volumes = self.volumes;
+        }
+        spec.traffic_router = self.traffic_router.or(spec.traffic_router);
+        spec.cloud_provider = self.cloud_provider.or(spec.cloud_provider);
+        spec.params.extend(self.params.into_iter().chain(self.strategy_flags.into_params()));
+        spec.env.extend(self.env);
+        spec
     }
 }
 
@@ -417,6 +574,14 @@ impl StrategyFlags {
     }
 }
 
+fn check_volume(s: &str) -> Result<String, String> {
+    crate::model::parse_volume(s).map(|_| s.to_string())
+}
+
+fn check_memory(s: &str) -> Result<String, String> {
+    crate::model::parse_memory(s).map(|_| s.trim().to_string())
+}
+
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
@@ -427,27 +592,25 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     let format = cli.output;
+    let _ = output::FORMAT.set(format);
     let result = match cli.command {
-        Command::Serve(args) => {
-            let options = ServeOptions {
-                data_dir: args.data_dir,
-                api_addr: args.api_addr,
-                runtime: args.runtime,
-                router_ip: args.router_addr,
-                history_limit: args.history_limit.max(1),
-                max_replicas: args.max_replicas,
-                limits: crate::plugins::Limits {
-                    timeout: std::time::Duration::from_secs(args.plugin_timeout.max(1)),
-                    memory_bytes: args.plugin_memory_mib.max(1) << 20,
-                    ..Default::default()
-                },
-            };
-            server::serve(options).await.map(|()| ExitCode::SUCCESS).map_err(CliError::Other)
+        Command::Serve(args) => match args.resolve() {
+            Ok(options) => server::serve(options).await.map(|()| ExitCode::SUCCESS).map_err(CliError::Other),
+            Err(e) => Err(CliError::Usage(format!("{e:#}"))),
+        },
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "hivemind", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
         }
-        command => {
-            let client = Client::new(&cli.server);
-            run_client(&client, command, format).await
-        }
+        command => match config::load::<config::ClientFile>(cli.cli_config.as_deref(), "config.toml") {
+            Err(e) => Err(CliError::Usage(format!("{e:#}"))),
+            Ok(file) => {
+                let server = cli.server.or(file.server).unwrap_or_else(|| "http://127.0.0.1:7070".into());
+                let client = Client::new(&server, cli.token.or(file.token));
+                run_client(&client, command, format).await
+            }
+        },
     };
     match result {
         Ok(code) => code,
@@ -460,9 +623,15 @@ pub async fn run() -> ExitCode {
 
 async fn run_client(client: &Client, command: Command, format: output::Format) -> Result<ExitCode, CliError> {
     match command {
-        Command::Serve(_) => unreachable!("handled above"),
-        Command::App(AppCommand::Deploy { spec, name, detach }) => {
-            let d = client.deploy(&spec.into_spec(name, None)).await?;
+        Command::Serve(_) | Command::Completions { .. } => unreachable!("handled above"),
+        Command::App(AppCommand::Deploy { spec, name, pipeline, detach }) => {
+            let base = match pipeline {
+                None => None,
+                Some(p) => Some(client.pipelines().await?.into_iter().find(|x| x.name == p).map(|x| x.spec).ok_or_else(|| {
+                    CliError::Usage(format!("no pipeline named `{p}`; `hivemind cicd list` shows them, `hivemind cicd configure-deployment` makes one"))
+                })?),
+            };
+            let d = client.deploy(&spec.into_spec(name, None, base)).await?;
             if detach {
                 output::deployment(&d, format);
                 return Ok(ExitCode::SUCCESS);
@@ -470,7 +639,7 @@ async fn run_client(client: &Client, command: Command, format: output::Format) -
             output::follow(client, &d.deployment.id, format).await
         }
         Command::App(AppCommand::ZeroDowntimeDeploy { spec, name, detach }) => {
-            let mut spec = spec.into_spec(name, None);
+            let mut spec = spec.into_spec(name, None, None);
             spec.strategy = "zero-downtime".into();
             let d = client.zero_downtime(&spec).await?;
             if detach {
@@ -524,12 +693,32 @@ async fn run_client(client: &Client, command: Command, format: output::Format) -
             output::diagnosis(&client.diagnose(&id, verbose).await?, format);
             Ok(ExitCode::SUCCESS)
         }
+        Command::App(AppCommand::Remove { name, force }) => {
+            client.remove_app(&name, force).await?;
+            if format == output::Format::Table {
+                println!("removed app {name}: its replicas are stopped and its port is free");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cicd(CicdCommand::ConfigureDeployment { pipeline, spec }) => {
+            let stored = client.put_pipeline(&pipeline, &spec.into_spec(String::new(), None, None)).await?;
+            output::pipelines(&[stored], format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cicd(CicdCommand::List) => {
+            output::pipelines(&client.pipelines().await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCommand::Rotate) => {
+            println!("{}", client.rotate_token().await?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::App(AppCommand::Get { name }) => {
             output::app(&client.app(&name).await?, format);
             Ok(ExitCode::SUCCESS)
         }
         Command::Deployment(DeploymentCommand::Create { spec, name, app_name }) => {
-            let d = client.create(&spec.into_spec(app_name, name)).await?;
+            let d = client.create(&spec.into_spec(app_name, name, None)).await?;
             output::deployment(&d, format);
             Ok(ExitCode::SUCCESS)
         }
@@ -541,8 +730,10 @@ async fn run_client(client: &Client, command: Command, format: output::Format) -
             }
             output::follow(client, &id, format).await
         }
-        Command::Deployment(DeploymentCommand::List { app, limit }) => {
-            output::deployments(&client.deployments(app.as_deref(), limit).await?, format);
+        Command::Deployment(DeploymentCommand::List { app, status, strategy, limit, offset }) => {
+            let list =
+                client.deployments(app.as_deref(), status.as_deref(), strategy.as_deref(), limit, offset).await?;
+            output::deployments(&list, format);
             Ok(ExitCode::SUCCESS)
         }
         Command::Deployment(DeploymentCommand::Get { id }) => {

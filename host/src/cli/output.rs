@@ -10,10 +10,83 @@ use std::process::ExitCode;
 pub enum Format {
     Table,
     Json,
+    Yaml,
 }
 
+/// Prints a value as JSON or YAML, as the chosen format says.
 fn json<T: Serialize + ?Sized>(value: &T) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    match FORMAT.get() {
+        Some(Format::Yaml) => print!("{}", yaml(&serde_json::to_value(value).unwrap_or_default(), 0)),
+        _ => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
+    }
+}
+
+/// The format of this run, for `json` to pick JSON or YAML.
+pub static FORMAT: std::sync::OnceLock<Format> = std::sync::OnceLock::new();
+
+/// A small YAML emitter for JSON values (block style; strings quoted when they must be).
+fn yaml(value: &serde_json::Value, indent: usize) -> String {
+    use serde_json::Value;
+    let pad = " ".repeat(indent);
+    let scalar = |v: &Value| match v {
+        Value::Null => "null".to_string(),
+        Value::String(s) => {
+            let plain = !s.is_empty()
+                && !s.starts_with(|c: char| "-?:,[]{}#&*!|>'\"%@` ".contains(c) || c.is_ascii_digit())
+                && !s.contains(": ")
+                && !s.contains(" #")
+                && !s.ends_with([' ', ':'])
+                && !["true", "false", "null", "yes", "no", "~"].contains(&s.to_ascii_lowercase().as_str())
+                && !s.contains('\n');
+            if plain { s.clone() } else { serde_json::to_string(s).unwrap() }
+        }
+        other => other.to_string(),
+    };
+    match value {
+        Value::Object(map) if !map.is_empty() => map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::Object(m) if !m.is_empty() => format!("{pad}{k}:\n{}", yaml(v, indent + 2)),
+                Value::Array(a) if !a.is_empty() => format!("{pad}{k}:\n{}", yaml(v, indent)),
+                _ => format!(
+                    "{pad}{k}: {}\n",
+                    match v {
+                        Value::Object(_) => "{}".into(),
+                        Value::Array(_) => "[]".into(),
+                        _ => scalar(v),
+                    }
+                ),
+            })
+            .collect(),
+        Value::Array(items) if !items.is_empty() => items
+            .iter()
+            .map(|v| match v {
+                Value::Object(m) if !m.is_empty() => {
+                    let inner = yaml(v, indent + 2);
+                    format!("{pad}- {}", inner.trim_start())
+                }
+                Value::Array(a) if !a.is_empty() => format!("{pad}-\n{}", yaml(v, indent + 2)),
+                _ => format!("{pad}- {}\n", scalar(v)),
+            })
+            .collect(),
+        Value::Object(_) => format!("{pad}{{}}\n"),
+        Value::Array(_) => format!("{pad}[]\n"),
+        _ => format!("{pad}{}\n", scalar(value)),
+    }
+}
+
+/// The terminal's width, when stdout is one.
+fn terminal_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if let Some(c) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(c);
+    }
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(size.ws_col as usize)
 }
 
 /// Prints rows as columns padded to their widest cell.
@@ -24,6 +97,25 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
             widths[i] = widths[i].max(cell.chars().count());
         }
     }
+    // Fit the terminal: the widest columns give way first, down to 8 characters.
+    if let Some(max) = terminal_width() {
+        while widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1) > max {
+            let (i, w) = widths.iter().copied().enumerate().max_by_key(|(_, w)| *w).unwrap();
+            if w <= 8 {
+                break;
+            }
+            widths[i] = w - 1;
+        }
+    }
+    let fit = |cell: &str, w: usize| -> String {
+        if cell.chars().count() <= w {
+            cell.to_string()
+        } else {
+            format!("{}…", cell.chars().take(w.saturating_sub(1)).collect::<String>())
+        }
+    };
+    let rows: Vec<Vec<String>> =
+        rows.into_iter().map(|r| r.iter().enumerate().map(|(i, c)| fit(c, widths[i])).collect()).collect();
     let line = |cells: Vec<String>| {
         let padded: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
         println!("{}", padded.join("  ").trim_end());
@@ -42,7 +134,7 @@ fn fields(pairs: &[(&str, String)]) {
 }
 
 pub fn deployment(d: &DeploymentView, format: Format) {
-    if format == Format::Json {
+    if format != Format::Table {
         return json(d);
     }
     let x = &d.deployment;
@@ -65,7 +157,7 @@ pub fn deployment(d: &DeploymentView, format: Format) {
 }
 
 pub fn deployments(list: &[DeploymentView], format: Format) {
-    if format == Format::Json {
+    if format != Format::Table {
         return json(list);
     }
     let rows = list
@@ -88,7 +180,7 @@ pub fn deployments(list: &[DeploymentView], format: Format) {
 }
 
 pub fn status(s: &StatusView, format: Format) {
-    if format == Format::Json {
+    if format != Format::Table {
         return json(s);
     }
     fields(&[
@@ -105,7 +197,7 @@ pub fn status(s: &StatusView, format: Format) {
 }
 
 pub fn events(list: &[Event], format: Format) {
-    if format == Format::Json {
+    if format != Format::Table {
         return json(list);
     }
     for e in list {
@@ -114,7 +206,7 @@ pub fn events(list: &[Event], format: Format) {
 }
 
 pub fn apps(list: &[serde_json::Value], format: Format) {
-    if format == Format::Json {
+    if format != Format::Table {
         return json(list);
     }
     let rows = list
@@ -137,7 +229,7 @@ pub fn apps(list: &[serde_json::Value], format: Format) {
 }
 
 pub fn app(a: &serde_json::Value, format: Format) {
-    if format == Format::Json {
+    if format != Format::Table {
         return json(a);
     }
     let split: Vec<String> = a["split"]
@@ -170,15 +262,29 @@ pub fn app(a: &serde_json::Value, format: Format) {
     table(&["REPLICA", "VERSION", "ADDRESS", "HEALTH"], rows);
 }
 
+pub fn pipelines(list: &[crate::api::PipelineView], format: Format) {
+    if format != Format::Table {
+        return json(list);
+    }
+    let rows = list
+        .iter()
+        .map(|p| {
+            let params: Vec<String> = p.spec.params.iter().map(|(k, v)| format!("--{k} {v}")).collect();
+            vec![p.name.clone(), p.spec.strategy.clone(), p.spec.replicas.to_string(), params.join(" ")]
+        })
+        .collect();
+    table(&["PIPELINE", "STRATEGY", "REPLICAS", "FLAGS"], rows);
+}
+
 pub fn plugin(p: &PluginView, format: Format) {
-    if format == Format::Json {
+    if format != Format::Table {
         return json(p);
     }
     println!("installed {} {} (sha256 {}, {} bytes)", p.name, p.version, p.sha256, p.size);
 }
 
 pub fn plugins(list: &[PluginView], format: Format) {
-    if format == Format::Json {
+    if format != Format::Table {
         return json(list);
     }
     let rows = list
@@ -198,7 +304,7 @@ pub fn plugins(list: &[PluginView], format: Format) {
 
 /// Prints a deployment's traffic figures and comparisons.
 pub fn metrics(m: &crate::engine::MetricsView, format: Format) {
-    if format == Format::Json {
+    if format != Format::Table {
         return json(m);
     }
     println!("deployment {} ({})", m.deployment_id, m.strategy);
@@ -241,7 +347,7 @@ pub fn metrics(m: &crate::engine::MetricsView, format: Format) {
 
 /// Prints a diagnosis: the cause first, then the timeline, errors and replicas.
 pub fn diagnosis(d: &crate::engine::Diagnosis, format: Format) {
-    if format == Format::Json {
+    if format != Format::Table {
         return json(d);
     }
     println!("{}", d.summary);
@@ -349,7 +455,7 @@ pub async fn follow(client: &Client, id: &str, format: Format) -> Result<ExitCod
                             println!();
                         }
                         match format {
-                            Format::Json => json(&d),
+                            Format::Json | Format::Yaml => json(&d),
                             Format::Table => println!("{}: {} ({}%)", x.status.as_str(), x.message, x.progress),
                         }
                         let ok = d.successful || x.status == crate::model::Status::AwaitingApproval;

@@ -54,7 +54,22 @@ impl Engine {
             }
         }
         driver.check_image(&spec.image).await.map_err(|e| UserError::invalid("image", format!("{e:#}")))?;
-        let mut notes = Vec::new();
+        let mut notes = driver.unsupported(&spec.resources);
+        if let Some(target) = &spec.cloud_provider {
+            if !self.options.targets.contains(target) {
+                let known = if self.options.targets.is_empty() {
+                    "none are configured".to_string()
+                } else {
+                    self.options.targets.join(", ")
+                };
+                return Err(UserError::invalid(
+                    "cloud_provider",
+                    format!(
+                        "no deployment target named `{target}`; the server's configuration has: {known} (add [targets.{target}] to its config file)"
+                    ),
+                ));
+            }
+        }
         if let Some(port) = spec.health_check_port.filter(|_| !driver.supports_health_port()) {
             notes.push(format!(
                 "the {} runtime probes each replica on the port it serves ($PORT); --health-check-port {port} is ignored",

@@ -38,6 +38,8 @@ pub struct EngineOptions {
     pub router_ip: IpAddr,
     /// Finished deployments kept per app; older ones are deleted with their events.
     pub history_limit: u32,
+    /// The deployment targets (`--cloud-provider`) the server's configuration names.
+    pub targets: Vec<String>,
 }
 
 pub struct Engine {
@@ -243,6 +245,75 @@ impl Engine {
             )
         })?;
         Ok(self.services.fleet.driver().logs(&r.handle, lines).await)
+    }
+
+    pub async fn list_deployments(&self, filter: &crate::store::ListFilter) -> Result<Vec<Deployment>, UserError> {
+        Ok(self.store.list_deployments(filter).await?)
+    }
+
+    /// Removes an app: stops routing to it, drains and stops its replicas, frees its port
+    /// and deletes its records. Refused while a deployment runs, unless `force` (which
+    /// aborts it without a rollback: the app is going anyway).
+    pub async fn remove_app(&self, name: &str, force: bool) -> Result<(), UserError> {
+        let _decisions = self.decisions.lock().await;
+        self.app(name).await?;
+        if let Some(active) = self.active_deployment(name).await? {
+            if !force {
+                return Err(UserError::conflict(
+                    "deployment_in_progress",
+                    format!(
+                        "app `{name}` has deployment {} {}; wait for it, abort it, or remove the app with --force",
+                        active.id,
+                        active.status.words()
+                    ),
+                ));
+            }
+            let to = crate::store::Transition {
+                level: "warn",
+                ..crate::store::Transition::to(Status::Aborted, "aborted: the app was removed")
+            };
+            self.store.transition(&active.id, to).await?;
+            self.wake(&active.id);
+        }
+        self.services.router.set_split(name, Vec::new(), false);
+        let replicas = self.services.fleet.list(name).await;
+        for r in &replicas {
+            self.services.router.drain(name, &r.id, Duration::from_secs(10));
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline
+            && replicas.iter().any(|r| {
+                matches!(self.services.router.drain_state(name, &r.id), Some(crate::router::DrainState::Draining(_)))
+            })
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for r in &replicas {
+            self.services.fleet.stop(r, Duration::from_secs(10)).await.map_err(UserError::internal)?;
+        }
+        self.services.router.remove(name);
+        self.checks.lock().unwrap().remove(name);
+        self.store.delete_app(name).await?;
+        Ok(())
+    }
+
+    pub async fn put_pipeline(&self, name: &str, mut spec: crate::model::DeploymentSpec) -> Result<(), UserError> {
+        validate::app_name(name).map_err(|_| {
+            UserError::invalid("pipeline", format!("pipeline name `{name}` must be lowercase letters, digits and '-'"))
+        })?;
+        if self.plugins.get(&spec.strategy).is_none() {
+            return Err(UserError::invalid(
+                "strategy",
+                format!("unknown strategy `{}`; available: {}", spec.strategy, self.plugins.names().join(", ")),
+            ));
+        }
+        spec.app.clear();
+        spec.image.clear();
+        Ok(self.store.put_pipeline(name, &spec).await?)
+    }
+
+    pub async fn pipelines(&self) -> Result<Vec<(String, crate::model::DeploymentSpec)>, UserError> {
+        Ok(self.store.pipelines().await?)
     }
 
     // ---- plugins ----

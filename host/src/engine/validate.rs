@@ -41,6 +41,23 @@ pub fn spec(s: &DeploymentSpec) -> Result<(), UserError> {
             return Err(UserError::invalid("env", "PORT is set by Hivemind for each replica; leave it out of --env"));
         }
     }
+    if let Some(cpu) = s.resources.cpu {
+        if !(cpu > 0.0 && cpu <= 256.0) {
+            return Err(UserError::invalid("cpu", format!("cpu must be more than 0 and at most 256 (got {cpu})")));
+        }
+    }
+    if let Some(memory) = &s.resources.memory {
+        crate::model::parse_memory(memory).map_err(|e| UserError::invalid("memory", e))?;
+    }
+    for v in &s.resources.volumes {
+        crate::model::parse_volume(v).map_err(|e| UserError::invalid("volume", e))?;
+    }
+    if let Some(router) = s.traffic_router.as_deref().filter(|r| *r != "builtin") {
+        return Err(UserError::invalid(
+            "traffic_router",
+            format!("traffic router `{router}` is not available; the routers are: builtin (Hivemind's own L7 proxy)"),
+        ));
+    }
     if s.port == Some(0) {
         return Err(UserError::invalid("port", "port must be 1 to 65535; leave it out to get a free one"));
     }

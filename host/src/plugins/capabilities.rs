@@ -154,6 +154,7 @@ impl containers::Host for HostState {
             container_port: caps.container_port,
             health_port: caps.health_port,
             env: release.env.into_iter().collect(),
+            resources: release.resources,
         };
         let before = caps.services.fleet.list(&caps.app).await.iter().filter(|r| r.version == version).count();
         let result = caps.services.fleet.scale(&spec, replicas, Duration::from_secs(10)).await;

@@ -55,6 +55,8 @@ pub struct AppRoute {
     config: Mutex<RouteConfig>,
     /// Requests answered 503 because no backend was usable.
     pub unroutable: AtomicU64,
+    /// The accept loop, stopped when the app is removed.
+    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
     events: Option<tokio::sync::mpsc::UnboundedSender<RouterEvent>>,
 }
 
@@ -75,6 +77,7 @@ impl AppRoute {
             counter: AtomicU64::new(0),
             config: Mutex::new(RouteConfig::default()),
             unroutable: AtomicU64::new(0),
+            listener: Mutex::new(None),
             events,
         }
     }
@@ -133,8 +136,21 @@ impl Router {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding the router for app {app} to {addr}"))?;
-        tokio::spawn(proxy::serve(listener, self.app(app)));
+        let route = self.app(app);
+        let task = tokio::spawn(proxy::serve(listener, route.clone()));
+        if let Some(old) = route.listener.lock().unwrap().replace(task) {
+            old.abort();
+        }
         Ok(())
+    }
+
+    /// Stops serving an app and forgets it: its port is free again.
+    pub fn remove(&self, app: &str) {
+        if let Some(route) = self.apps.write().unwrap().remove(app) {
+            if let Some(task) = route.listener.lock().unwrap().take() {
+                task.abort();
+            }
+        }
     }
 
     /// Replaces the app's split. Versions with weight 0 get no traffic unless a request

@@ -99,6 +99,10 @@ impl Driver for DockerDriver {
         true
     }
 
+    fn unsupported(&self, _: &crate::model::Resources) -> Vec<String> {
+        Vec::new()
+    }
+
     async fn check_image(&self, image: &str) -> Result<()> {
         validate_reference(image)?;
         if self.docker.inspect_image(image).await.is_err() {
@@ -144,6 +148,14 @@ impl Driver for DockerDriver {
                         })
                         .collect(),
                 ),
+                nano_cpus: spec.resources.cpu.map(|c| (c * 1e9) as i64),
+                memory: spec
+                    .resources
+                    .memory
+                    .as_deref()
+                    .and_then(|m| crate::model::parse_memory(m).ok())
+                    .map(|b| b as i64),
+                binds: (!spec.resources.volumes.is_empty()).then(|| spec.resources.volumes.clone()),
                 ..Default::default()
             }),
             ..Default::default()

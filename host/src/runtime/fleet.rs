@@ -20,6 +20,7 @@ pub struct LaunchSpec {
     pub container_port: u16,
     pub health_port: Option<u16>,
     pub env: Vec<(String, String)>,
+    pub resources: crate::model::Resources,
 }
 
 /// What a restart found, for the event log.
@@ -170,6 +171,7 @@ impl Fleet {
             container_port: spec.container_port,
             health_port: spec.health_port,
             env,
+            resources: spec.resources.clone(),
         };
         let started = match self.driver.start(&start).await {
             Ok(started) => started,

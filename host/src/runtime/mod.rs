@@ -28,6 +28,7 @@ pub struct StartSpec {
     /// A separate port for health probes inside the container, if any.
     pub health_port: Option<u16>,
     pub env: Vec<(String, String)>,
+    pub resources: crate::model::Resources,
 }
 
 /// A replica a driver started.
@@ -53,6 +54,9 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Whether replicas can answer health probes on a port of their own.
     fn supports_health_port(&self) -> bool;
+
+    /// What of `resources` this driver cannot apply, said for people.
+    fn unsupported(&self, resources: &crate::model::Resources) -> Vec<String>;
 
     async fn start(&self, spec: &StartSpec) -> anyhow::Result<Started>;
 

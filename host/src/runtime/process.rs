@@ -86,6 +86,20 @@ impl Driver for ProcessDriver {
         false
     }
 
+    fn unsupported(&self, r: &crate::model::Resources) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let Some(cpu) = r.cpu {
+            notes.push(format!("the process runtime cannot limit CPU; --cpu {cpu} is ignored"));
+        }
+        if !r.volumes.is_empty() {
+            notes.push(format!(
+                "the process runtime cannot mount volumes; --volume {} is ignored",
+                r.volumes.join(", ")
+            ));
+        }
+        notes
+    }
+
     async fn check_image(&self, image: &str) -> Result<()> {
         let words = parse_command(image)?;
         if find_program(&words[0]).is_none() {
@@ -113,6 +127,18 @@ impl Driver for ProcessDriver {
             .stderr(log_file)
             .process_group(0)
             .kill_on_drop(false);
+        if let Some(bytes) = spec.resources.memory.as_deref().and_then(|m| crate::model::parse_memory(m).ok()) {
+            // The process runtime applies --memory as a cap on the address space.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+                    if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd.spawn().with_context(|| format!("starting `{}`", spec.image))?;
         let pid = child.id().context("the replica exited at once")?.to_string();
         // The child is reaped through waitpid in `alive`; dropping the handle does not kill it.

@@ -17,6 +17,16 @@ pub struct Store {
     pool: SqlitePool,
 }
 
+/// Which deployments a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub app: Option<String>,
+    pub status: Option<Status>,
+    pub strategy: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
 /// A change of a deployment's status, with the event that records it.
 #[derive(Debug, Clone, Copy)]
 pub struct Transition<'a> {
@@ -179,6 +189,22 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(deployment_from_row).transpose()
+    }
+
+    /// Deployments, newest first, filtered, a page at a time.
+    pub async fn list_deployments(&self, f: &ListFilter) -> Result<Vec<Deployment>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE (?1 IS NULL OR app = ?1) AND (?2 IS NULL OR status = ?2) \
+             AND (?3 IS NULL OR strategy = ?3) ORDER BY created_at_ms DESC, id DESC LIMIT ?4 OFFSET ?5"
+        ))
+        .bind(&f.app)
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(&f.strategy)
+        .bind(f.limit)
+        .bind(f.offset)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(deployment_from_row).collect()
     }
 
     /// Deployments, newest first, optionally of one app.
@@ -404,6 +430,40 @@ impl Store {
                 started_at_ms: r.get(8),
             })
             .collect())
+    }
+
+    /// Removes an app and all its records: deployments, their events and state.
+    pub async fn delete_app(&self, app: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["events", "plugin_state"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE deployment_id IN (SELECT id FROM deployments WHERE app = ?)"
+            ))
+            .bind(app)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM deployments WHERE app = ?").bind(app).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM apps WHERE name = ?").bind(app).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- CI pipelines ----
+
+    pub async fn put_pipeline(&self, name: &str, spec: &crate::model::DeploymentSpec) -> Result<()> {
+        sqlx::query("INSERT INTO pipelines (name, spec, updated_at_ms) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at_ms = excluded.updated_at_ms")
+            .bind(name)
+            .bind(serde_json::to_string(spec)?)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn pipelines(&self) -> Result<Vec<(String, crate::model::DeploymentSpec)>> {
+        let rows = sqlx::query("SELECT name, spec FROM pipelines ORDER BY name").fetch_all(&self.pool).await?;
+        rows.into_iter().map(|r| Ok((r.get(0), serde_json::from_str(&r.get::<String, _>(1))?))).collect()
     }
 
     // ---- installed plugins ----

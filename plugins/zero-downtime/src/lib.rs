@@ -151,7 +151,9 @@ impl Strategy for ZeroDowntime {
                 st.in_service.append(&mut st.batch_new);
                 st.batch_old.clear();
                 st.batch += 1;
-                st.stage = Stage::Delay(now_ms() + p.batch_delay_ms);
+                // No pause after the last batch: nothing is left to wait for.
+                let last = st.in_service.len() as u32 >= n;
+                st.stage = if last { Stage::Start } else { Stage::Delay(now_ms() + p.batch_delay_ms) };
                 let percent = (st.batch * 100 / batches.max(1)).min(99) as u8;
                 progress::report(
                     percent,

@@ -1,0 +1,109 @@
+//! Bearer-token auth. The server makes a token at first start and keeps it in
+//! DATA_DIR/token (mode 0600); every route but /healthz needs it. `hivemind token rotate`
+//! replaces it.
+
+use super::{Api, ApiError};
+use crate::error::UserError;
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+pub struct Token {
+    value: RwLock<String>,
+    path: PathBuf,
+}
+
+impl Token {
+    /// Reads DATA_DIR/token, or makes one there.
+    pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Token> {
+        let path = data_dir.join("token");
+        let value = match std::fs::read_to_string(&path) {
+            Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
+            _ => {
+                let fresh = generate();
+                write_private(&path, &fresh)?;
+                fresh
+            }
+        };
+        Ok(Token { value: RwLock::new(value), path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn matches(&self, presented: &str) -> bool {
+        let expected = self.value.read().unwrap();
+        // Compare in constant time: a timing difference must not leak the token.
+        expected.len() == presented.len()
+            && expected.bytes().zip(presented.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
+    fn rotate(&self) -> anyhow::Result<String> {
+        let fresh = generate();
+        write_private(&self.path, &fresh)?;
+        *self.value.write().unwrap() = fresh.clone();
+        Ok(fresh)
+    }
+}
+
+fn generate() -> String {
+    let mut bytes = [0u8; 32];
+    // getrandom(2) through std's hasher seeds is not exposed; read the kernel's pool.
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut bytes);
+    } else {
+        bytes.iter_mut().for_each(|b| *b = fastrand::u8(..));
+    }
+    format!("hm_{}", crate::plugins::hex(&bytes))
+}
+
+fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(value.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Lets a request through when it carries the token (or asks for /healthz).
+pub async fn require_token(State(api): State<Api>, request: Request, next: Next) -> Result<Response, ApiError> {
+    if request.uri().path() == "/healthz" {
+        return Ok(next.run(request).await);
+    }
+    let presented = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if api.token.matches(token) => Ok(next.run(request).await),
+        _ => Err(ApiError(UserError {
+            status: 401,
+            code: "unauthorized".into(),
+            field: None,
+            message: format!(
+                "this API needs the bearer token the server keeps in {}; set HIVEMIND_TOKEN (or `token` in the CLI's config file)",
+                api.token.path().display()
+            ),
+        })),
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Rotated {
+    pub token: String,
+}
+
+/// Replaces the token; the old one stops working at once.
+pub async fn rotate(State(api): State<Api>) -> Result<Json<Rotated>, ApiError> {
+    let token = api.token.rotate().map_err(UserError::internal)?;
+    Ok(Json(Rotated { token }))
+}
