@@ -59,8 +59,16 @@ fn the_openapi_document_covers_every_route_and_the_product_docs_paths() {
         if path.ends_with("/events/stream") || path == "/api/token/rotate" {
             continue; // a stream of a missing deployment is a 404 too, but rotating would log us out
         }
-        let (status, body) = http_request_with(method, &format!("{}{concrete}", server.url), Some(("application/json", b"{}")), Some(&server.token));
-        assert!(status != 405 && !body.contains("route_not_found"), "{method} {path} is documented but not routed: {status} {body}");
+        let (status, body) = http_request_with(
+            method,
+            &format!("{}{concrete}", server.url),
+            Some(("application/json", b"{}")),
+            Some(&server.token),
+        );
+        assert!(
+            status != 405 && !body.contains("route_not_found"),
+            "{method} {path} is documented but not routed: {status} {body}"
+        );
         assert!(status < 500, "{method} {path}: {status} {body}");
     }
     let have: Vec<(String, String)> = routes.iter().map(|(m, p, _)| (m.clone(), p.clone())).collect();
@@ -86,18 +94,29 @@ fn the_openapi_document_covers_every_route_and_the_product_docs_paths() {
         ("POST", "/api/plugins"),
         ("GET", "/metrics"),
     ] {
-        assert!(have.contains(&(method.to_string(), path.to_string())), "{method} {path} is missing from the OpenAPI document");
+        assert!(
+            have.contains(&(method.to_string(), path.to_string())),
+            "{method} {path} is missing from the OpenAPI document"
+        );
     }
     let doc = server.api("/api/openapi.json");
     assert_eq!(doc["openapi"], "3.1.0");
-    assert!(doc["components"]["schemas"]["DeploymentSpec"]["properties"]["replicas"].is_object(), "the spec's schema comes from the code");
+    assert!(
+        doc["components"]["schemas"]["DeploymentSpec"]["properties"]["replicas"].is_object(),
+        "the spec's schema comes from the code"
+    );
 }
 
 #[test]
 fn bad_requests_get_a_4xx_with_a_json_error_that_names_the_problem() {
     let server = Server::start("process");
     let post = |path: &str, body: &[u8]| {
-        let (status, text) = http_request_with("POST", &format!("{}{path}", server.url), Some(("application/json", body)), Some(&server.token));
+        let (status, text) = http_request_with(
+            "POST",
+            &format!("{}{path}", server.url),
+            Some(("application/json", body)),
+            Some(&server.token),
+        );
         (status, error_of(&text))
     };
     let (status, e) = post("/api/deployments", b"{\"app\": \"web\", ");
@@ -117,16 +136,21 @@ fn bad_requests_get_a_4xx_with_a_json_error_that_names_the_problem() {
     let (status, text) = server.get("/api/deployments/not-a-real-id");
     assert_eq!(status, 404);
     assert!(error_of(&text)["message"].as_str().unwrap().contains("no deployment with id `not-a-real-id`"));
-    let (status, text) = http_request_with("DELETE", &format!("{}/api/deployments", server.url), None, Some(&server.token));
+    let (status, text) =
+        http_request_with("DELETE", &format!("{}/api/deployments", server.url), None, Some(&server.token));
     assert_eq!(status, 405);
     assert_eq!(error_of(&text)["code"], "method_not_allowed");
     let (status, text) = server.get("/api/deployments?limit=0");
     assert_eq!((status, error_of(&text)["field"].as_str()), (400, Some("limit")));
     let (status, text) = server.get("/api/deployments?status=sleepy");
-    assert!(status == 400 && error_of(&text)["message"].as_str().unwrap().contains("unknown status `sleepy`"), "{text}");
+    assert!(
+        status == 400 && error_of(&text)["message"].as_str().unwrap().contains("unknown status `sleepy`"),
+        "{text}"
+    );
     let (status, text) = server.get("/api/nowhere");
     assert_eq!((status, error_of(&text)["code"].as_str()), (404, Some("route_not_found")));
-    let (status, body) = server.api_post("/api/deployments/dep-x/select-winner", "application/json", b"{\"winner\": 1}");
+    let (status, body) =
+        server.api_post("/api/deployments/dep-x/select-winner", "application/json", b"{\"winner\": 1}");
     assert!(status == 400 || status == 404, "{body}");
 }
 
@@ -135,13 +159,38 @@ fn lists_filter_by_app_status_and_strategy_a_page_at_a_time() {
     let server = Server::start("process");
     let image = demo_command("v1", "");
     for (app, strategy) in [("one", "simple"), ("two", "rolling-update"), ("one", "rolling-update")] {
-        server.cli(&["app", "deploy", "--name", app, "--image", &image, "--strategy", strategy, "--health-check-path", "/health"]).ok();
+        server
+            .cli(&[
+                "app",
+                "deploy",
+                "--name",
+                app,
+                "--image",
+                &image,
+                "--strategy",
+                strategy,
+                "--health-check-path",
+                "/health",
+            ])
+            .ok();
     }
     server.cli(&["deployment", "create", "--app-name", "two", "--image", &image]).ok();
     let ids = |args: &[&str]| -> Vec<String> {
         let mut all = vec!["deployment", "list"];
         all.extend_from_slice(args);
-        server.cli_json(&all).as_array().unwrap().iter().map(|d| d["app"].as_str().unwrap().to_string() + "/" + d["strategy"].as_str().unwrap() + "/" + d["status"].as_str().unwrap()).collect()
+        server
+            .cli_json(&all)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                d["app"].as_str().unwrap().to_string()
+                    + "/"
+                    + d["strategy"].as_str().unwrap()
+                    + "/"
+                    + d["status"].as_str().unwrap()
+            })
+            .collect()
     };
     assert_eq!(ids(&["--app", "one"]), vec!["one/rolling-update/completed", "one/simple/completed"]);
     assert_eq!(ids(&["--status", "pending"]), vec!["two/simple/pending"]);
@@ -165,4 +214,54 @@ fn a_rotated_token_replaces_the_old_one() {
     assert_eq!(http_request_with("GET", &url, None, Some(&old)).0, 401);
     assert_eq!(http_request_with("GET", &url, None, Some(&new)).0, 200);
     let _ = json!({});
+}
+
+/// Random deployment bodies over HTTP: whatever they hold, the answer is never a 5xx.
+#[test]
+fn random_deployment_bodies_never_get_a_5xx() {
+    let server = Server::start("process");
+    let mut rng = fastrand::Rng::with_seed(7);
+    let fields = [
+        "app",
+        "image",
+        "replicas",
+        "strategy",
+        "params",
+        "variants",
+        "env",
+        "resources",
+        "port",
+        "health_check_path",
+        "x",
+    ];
+    let values = [
+        json!(null),
+        json!(0),
+        json!(-1),
+        json!(70000),
+        json!(1.5),
+        json!("web"),
+        json!("sleep 1"),
+        json!(""),
+        json!([]),
+        json!({}),
+        json!({"cpu": -1}),
+        json!([{"name": "a", "image": "b", "percentage": 101}]),
+        json!("Web App"),
+        json!(true),
+    ];
+    for _ in 0..150 {
+        let mut body = serde_json::Map::new();
+        for _ in 0..rng.usize(0..6) {
+            body.insert(fields[rng.usize(..fields.len())].to_string(), values[rng.usize(..values.len())].clone());
+        }
+        let text = Value::Object(body).to_string();
+        for path in ["/api/deployments", "/api/apps/deploy"] {
+            let (status, answer) = server.api_post(path, "application/json", text.as_bytes());
+            assert!(status < 500, "POST {path} {text}: {status} {answer}");
+            if status >= 400 {
+                assert!(answer["error"]["message"].is_string(), "{answer}");
+            }
+        }
+    }
 }

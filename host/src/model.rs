@@ -164,6 +164,14 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// Parses KEY=VALUE (`--env`, `--param`).
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
 /// Checks a volume mount NAME:/path.
 pub fn parse_volume(text: &str) -> Result<(String, String), String> {
     let (name, path) =

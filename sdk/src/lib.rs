@@ -53,7 +53,7 @@ mod params;
 pub mod stats;
 
 pub use error::{Error, Result};
-pub use params::Params;
+pub use params::{Params, percentages};
 
 #[cfg(feature = "strategy")]
 mod strategy;

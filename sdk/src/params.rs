@@ -39,6 +39,27 @@ pub trait Params {
     }
 }
 
+/// Parses a rising list of percentages such as `20,50,100` (a canary's `--steps`).
+///
+/// ```
+/// assert_eq!(hivemind_sdk::percentages("20, 50,100%").unwrap(), vec![20, 50, 100]);
+/// assert!(hivemind_sdk::percentages("50,20").is_err());
+/// assert!(hivemind_sdk::percentages("0,150").is_err());
+/// ```
+pub fn percentages(raw: &str) -> Result<Vec<u32>, Error> {
+    let mut steps = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let share = part.trim_end_matches('%').trim().parse::<u32>().ok().filter(|s| (1..=100).contains(s));
+        steps.push(share.ok_or_else(|| {
+            Error(format!("steps must be percentages from 1 to 100, as in 20,50,100; `{part}` is not one"))
+        })?);
+    }
+    if steps.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Error(format!("steps must rise, as in 20,50,100; got {raw}")));
+    }
+    Ok(steps)
+}
+
 impl Params for [(String, String)] {
     fn raw(&self, key: &str) -> Option<&str> {
         self.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())

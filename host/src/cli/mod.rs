@@ -397,10 +397,10 @@ struct SpecArgs {
     #[arg(long)]
     health_check_timeout: Option<u32>,
     /// An environment variable for the replicas, KEY=VALUE (repeatable).
-    #[arg(long = "env", value_parser = parse_key_value)]
+    #[arg(long = "env", value_parser = crate::model::parse_key_value)]
     env: Vec<(String, String)>,
     /// A strategy parameter, KEY=VALUE (repeatable), for strategies of your own.
-    #[arg(long = "param", value_parser = parse_key_value)]
+    #[arg(long = "param", value_parser = crate::model::parse_key_value)]
     params: Vec<(String, String)>,
     #[command(flatten)]
     strategy_flags: StrategyFlags,
@@ -580,13 +580,6 @@ fn check_volume(s: &str) -> Result<String, String> {
 
 fn check_memory(s: &str) -> Result<String, String> {
     crate::model::parse_memory(s).map(|_| s.trim().to_string())
-}
-
-fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!("`{s}` is not KEY=VALUE")),
-    }
 }
 
 pub async fn run() -> ExitCode {

@@ -352,3 +352,8 @@ impl Engine {
         Ok(plugin)
     }
 }
+
+/// Checks a deployment spec on its own (no server state): what admission checks first.
+pub fn check_spec(spec: &crate::model::DeploymentSpec) -> Result<(), UserError> {
+    validate::spec(spec)
+}

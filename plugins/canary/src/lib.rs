@@ -40,14 +40,7 @@ struct Settings {
 }
 
 fn settings(d: &Deployment) -> Result<Settings> {
-    let steps_raw = d.raw("steps").unwrap_or("").to_string();
-    let mut steps = Vec::new();
-    for part in steps_raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let share = part.trim_end_matches('%').parse::<u32>().ok().filter(|s| (1..=100).contains(s));
-        steps.push(share.ok_or_else(|| {
-            Error(format!("steps must be percentages from 1 to 100, as in 20,50,100; `{part}` is not one"))
-        })?);
-    }
+    let steps = hivemind_sdk::percentages(d.raw("steps").unwrap_or(""))?;
     let percentage: u32 = match d.raw("percentage") {
         None => steps.first().copied().unwrap_or(20),
         Some(raw) => raw
@@ -58,9 +51,6 @@ fn settings(d: &Deployment) -> Result<Settings> {
             .filter(|p| (1..=100).contains(p))
             .ok_or_else(|| Error(format!("percentage must be from 1 to 100; got `{raw}`")))?,
     };
-    if steps.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(Error(format!("steps must rise, as in 20,50,100; got {steps_raw}")));
-    }
     let mut schedule = vec![percentage];
     schedule.extend(steps.into_iter().filter(|s| *s > percentage));
     if schedule.last() != Some(&100) {
