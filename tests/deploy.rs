@@ -59,6 +59,8 @@ fn deploys_v1_then_v2_with_the_process_runtime() {
     assert_eq!(status, 200);
     assert!(metrics.contains(r#"hivemind_router_requests_total{app="web",version="r2",class="2xx"} 12"#), "{metrics}");
     assert!(metrics.contains(r#"hivemind_router_requests_total{app="web",version="r1",class="2xx"} 12"#), "{metrics}");
+    assert!(metrics.contains(r#"hivemind_deployments_total{strategy="simple",outcome="completed"} 2"#), "{metrics}");
+    assert!(!metrics.contains("hivemind_step_duration_seconds_count 0"), "steps are timed: {metrics}");
 }
 
 #[test]
@@ -153,6 +155,8 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
         assert_eq!(run.code, 2, "{name}: {run:?}");
         assert!(run.stderr.contains(expected), "{name}: {}", run.stderr);
     }
+
+    assert!(server.get("/metrics").1.contains("hivemind_plugin_load_errors_total 2"), "both failed loads are counted");
 
     // Nothing changed: one deployment, the same plugins, v1 serving.
     assert_eq!(server.cli_json(&["deployment", "list"]).as_array().unwrap().len(), 1);

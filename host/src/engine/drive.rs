@@ -95,7 +95,9 @@ impl Engine {
                 promoted: d.promoted,
                 winner: d.winner.clone(),
             };
+            let started = std::time::Instant::now();
             let (outcome, caps) = self.plugins.step(&plugin, caps, &wit_deployment(&d), &context).await;
+            self.counts.step(started.elapsed().as_secs_f64());
             let mut writes = caps.writes;
             writes.events.push(("debug".into(), step_event(&d, &outcome)));
 
@@ -194,6 +196,7 @@ impl Engine {
                     .await?;
             }
         }
+        self.count_outcome(&d.id).await;
         self.prune_history(&d.app).await;
         Ok(())
     }
@@ -218,6 +221,7 @@ impl Engine {
                 let message = format!("{reason}; auto-rollback is off, so replicas and routes are left as they are");
                 let to = Transition { level: "error", error: Some(reason), ..Transition::to(Status::Failed, &message) };
                 self.store.transition(&d.id, to).await?;
+                self.count_outcome(&d.id).await;
                 self.prune_history(&d.app).await;
             }
             Phase::Rollback => {
@@ -226,10 +230,20 @@ impl Engine {
                 let error = d.error.clone().unwrap_or_else(|| format!("rollback failed: {reason}"));
                 let to = Transition { level: "error", error: Some(&error), ..Transition::to(Status::Failed, &message) };
                 self.store.transition(&d.id, to).await?;
+                self.count_outcome(&d.id).await;
                 self.prune_history(&d.app).await;
             }
         }
         Ok(())
+    }
+
+    /// Counts how a deployment ended, for /metrics.
+    async fn count_outcome(&self, id: &str) {
+        if let Ok(Some(d)) = self.store.deployment(id).await {
+            if d.status.is_terminal() {
+                self.counts.outcome(&d.strategy, d.status);
+            }
+        }
     }
 
     async fn prune_history(&self, app: &str) {

@@ -52,10 +52,40 @@ pub struct Engine {
     /// Deployments whose step loop runs in this process, with the handle that wakes
     /// the loop from its sleep when a user acts on the deployment.
     driving: Mutex<HashMap<String, Arc<Notify>>>,
+    /// The engine's own counts for /metrics.
+    counts: Counts,
     /// Serialises decisions about deployments: admission (one active deployment per
     /// app), user controls, and applying a step's outcome, so that none of them acts on
     /// a status another has just changed.
     decisions: tokio::sync::Mutex<()>,
+}
+
+/// Upper bounds of the step-duration histogram, in seconds.
+const STEP_BUCKETS: [f64; 10] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+#[derive(Default)]
+struct Counts {
+    outcomes: Mutex<std::collections::BTreeMap<(String, String), u64>>,
+    steps: Mutex<StepHistogram>,
+}
+
+#[derive(Default)]
+struct StepHistogram {
+    buckets: [u64; STEP_BUCKETS.len() + 1],
+    sum: f64,
+}
+
+impl Counts {
+    fn outcome(&self, strategy: &str, status: Status) {
+        *self.outcomes.lock().unwrap().entry((strategy.to_string(), status.as_str().to_string())).or_default() += 1;
+    }
+
+    fn step(&self, seconds: f64) {
+        let mut h = self.steps.lock().unwrap();
+        let i = STEP_BUCKETS.iter().position(|b| seconds <= *b).unwrap_or(STEP_BUCKETS.len());
+        h.buckets[i] += 1;
+        h.sum += seconds;
+    }
 }
 
 /// An app with its live replicas, as the API shows it.
@@ -89,6 +119,7 @@ impl Engine {
             options,
             checks: Mutex::new(HashMap::new()),
             driving: Mutex::new(HashMap::new()),
+            counts: Counts::default(),
             decisions: tokio::sync::Mutex::new(()),
         })
     }
@@ -180,9 +211,34 @@ impl Engine {
         });
     }
 
-    /// The server's own counts in the Prometheus text format.
+    /// The server's own counts in the Prometheus text format: deployments by strategy and
+    /// outcome, step durations, plugin load errors, and the router's counts.
     pub fn prometheus(&self) -> String {
-        self.services.router.prometheus()
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP hivemind_deployments_total Deployments that ended, by strategy and outcome.");
+        let _ = writeln!(out, "# TYPE hivemind_deployments_total counter");
+        for ((strategy, outcome), n) in self.counts.outcomes.lock().unwrap().iter() {
+            let _ = writeln!(out, "hivemind_deployments_total{{strategy=\"{strategy}\",outcome=\"{outcome}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP hivemind_step_duration_seconds Time of one plugin step, sandbox and host calls included.");
+        let _ = writeln!(out, "# TYPE hivemind_step_duration_seconds histogram");
+        let steps = self.counts.steps.lock().unwrap();
+        let mut cumulative = 0;
+        for (bound, n) in STEP_BUCKETS.iter().zip(steps.buckets.iter()) {
+            cumulative += n;
+            let _ = writeln!(out, "hivemind_step_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += steps.buckets[STEP_BUCKETS.len()];
+        let _ = writeln!(out, "hivemind_step_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(out, "hivemind_step_duration_seconds_sum {}", steps.sum);
+        let _ = writeln!(out, "hivemind_step_duration_seconds_count {cumulative}");
+        drop(steps);
+        let _ = writeln!(out, "# HELP hivemind_plugin_load_errors_total Plugin components that failed to load.");
+        let _ = writeln!(out, "# TYPE hivemind_plugin_load_errors_total counter");
+        let _ = writeln!(out, "hivemind_plugin_load_errors_total {}", self.plugins.load_errors());
+        out.push_str(&self.services.router.prometheus());
+        out
     }
 
     // ---- reading ----

@@ -95,6 +95,8 @@ pub struct PluginHost {
     by_name: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
     /// Every plugin loaded, by sha256: deployments are pinned to these.
     by_sha: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
+    /// Components that failed to load, for /metrics.
+    load_errors: std::sync::atomic::AtomicU64,
 }
 
 impl PluginHost {
@@ -130,7 +132,7 @@ impl PluginHost {
         Strategy::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
 
         let host =
-            Arc::new(PluginHost { engine, linker, limits, by_name: Default::default(), by_sha: Default::default() });
+            Arc::new(PluginHost { engine, linker, limits, by_name: Default::default(), by_sha: Default::default(), load_errors: Default::default() });
         for (crate_name, bytes) in builtin::BUILTIN {
             host.load(bytes.to_vec(), Origin::Builtin)
                 .await
@@ -158,9 +160,22 @@ impl PluginHost {
         store
     }
 
+    /// How many components failed to load since the server started.
+    pub fn load_errors(&self) -> u64 {
+        self.load_errors.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Compiles, type-checks and registers a strategy component. A component that does
     /// not fit changes nothing.
     pub async fn load(&self, bytes: Vec<u8>, origin: Origin) -> Result<Arc<LoadedPlugin>> {
+        let result = self.load_checked(bytes, origin).await;
+        if result.is_err() {
+            self.load_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn load_checked(&self, bytes: Vec<u8>, origin: Origin) -> Result<Arc<LoadedPlugin>> {
         let sha256 = hex(&Sha256::digest(&bytes));
         if let Some(loaded) = self.by_sha.read().unwrap().get(&sha256) {
             return Ok(loaded.clone());
