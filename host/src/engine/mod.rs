@@ -221,7 +221,10 @@ impl Engine {
         for ((strategy, outcome), n) in self.counts.outcomes.lock().unwrap().iter() {
             let _ = writeln!(out, "hivemind_deployments_total{{strategy=\"{strategy}\",outcome=\"{outcome}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP hivemind_step_duration_seconds Time of one plugin step, sandbox and host calls included.");
+        let _ = writeln!(
+            out,
+            "# HELP hivemind_step_duration_seconds Time of one plugin step, sandbox and host calls included."
+        );
         let _ = writeln!(out, "# TYPE hivemind_step_duration_seconds histogram");
         let steps = self.counts.steps.lock().unwrap();
         let mut cumulative = 0;

@@ -131,8 +131,14 @@ impl PluginHost {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Strategy::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
 
-        let host =
-            Arc::new(PluginHost { engine, linker, limits, by_name: Default::default(), by_sha: Default::default(), load_errors: Default::default() });
+        let host = Arc::new(PluginHost {
+            engine,
+            linker,
+            limits,
+            by_name: Default::default(),
+            by_sha: Default::default(),
+            load_errors: Default::default(),
+        });
         for (crate_name, bytes) in builtin::BUILTIN {
             host.load(bytes.to_vec(), Origin::Builtin)
                 .await
