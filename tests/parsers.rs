@@ -110,3 +110,30 @@ fn any_json(depth: u32) -> impl Strategy<Value = serde_json::Value> {
         ]
     })
 }
+
+/// Every command a user can run shows examples in its --help.
+#[test]
+fn every_command_has_examples_in_its_help() {
+    fn walk(cmd: &mut clap::Command, path: String, missing: &mut Vec<String>) {
+        let subs: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
+        if subs.is_empty() || cmd.get_name() == "completions" {
+            let help = cmd.render_long_help().to_string();
+            if !help.contains("Example") {
+                missing.push(path);
+            }
+            return;
+        }
+        for name in subs {
+            if name == "help" {
+                continue;
+            }
+            let sub = cmd.find_subcommand_mut(&name).unwrap();
+            walk(sub, format!("{path} {name}"), missing);
+        }
+    }
+    let mut missing = Vec::new();
+    let mut root = <hivemind::cli::Cli as clap::CommandFactory>::command();
+    root.build();
+    walk(&mut root, "hivemind".into(), &mut missing);
+    assert!(missing.is_empty(), "no examples in --help of: {missing:?}");
+}

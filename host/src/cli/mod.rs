@@ -174,13 +174,16 @@ enum AppCommand {
         detach: bool,
     },
     /// List apps with their release and replicas.
+    #[command(after_help = "Example:\n  hivemind app list")]
     List,
     /// Show a deployment's status (the same as `deployment status`).
+    #[command(after_help = "Example:\n  hivemind app deployment-status --id dep-1a2b3c4d")]
     DeploymentStatus {
         #[arg(long)]
         id: String,
     },
     /// Roll a deployment back (the same as `deployment rollback`).
+    #[command(after_help = "Example:\n  hivemind app rollback-deployment --id dep-1a2b3c4d")]
     RollbackDeployment {
         #[arg(long)]
         id: String,
@@ -221,6 +224,7 @@ enum DeploymentCommand {
         app_name: String,
     },
     /// Run a pending deployment.
+    #[command(after_help = "Example:\n  hivemind deployment execute --id dep-1a2b3c4d")]
     Execute {
         #[arg(long)]
         id: String,
@@ -249,16 +253,19 @@ enum DeploymentCommand {
         offset: u32,
     },
     /// Show a deployment in full.
+    #[command(after_help = "Example:\n  hivemind deployment get --id dep-1a2b3c4d")]
     Get {
         #[arg(long)]
         id: String,
     },
     /// Show a deployment's status, progress and message.
+    #[command(after_help = "Example:\n  hivemind deployment status --id dep-1a2b3c4d")]
     Status {
         #[arg(long)]
         id: String,
     },
     /// Show a deployment's event log.
+    #[command(after_help = "Example:\n  hivemind deployment events --id dep-1a2b3c4d")]
     Events {
         #[arg(long)]
         id: String,
@@ -274,16 +281,19 @@ enum DeploymentCommand {
         detach: bool,
     },
     /// Stop stepping a deployment in progress (it keeps its replicas and routes).
+    #[command(after_help = "Example:\n  hivemind deployment pause --id dep-1a2b3c4d")]
     Pause {
         #[arg(long)]
         id: String,
     },
     /// Go on with a paused deployment.
+    #[command(after_help = "Example:\n  hivemind deployment resume --id dep-1a2b3c4d")]
     Resume {
         #[arg(long)]
         id: String,
     },
     /// Let a deployment that awaits approval go on (a manual gate).
+    #[command(after_help = "Example:\n  hivemind deployment promote --id dep-1a2b3c4d")]
     Promote {
         #[arg(long)]
         id: String,
@@ -297,6 +307,7 @@ enum DeploymentCommand {
         variant: String,
     },
     /// Stop a deployment and roll back what it did.
+    #[command(after_help = "Example:\n  hivemind deployment abort --id dep-1a2b3c4d")]
     Abort {
         #[arg(long)]
         id: String,
@@ -357,8 +368,10 @@ enum MetricsCommand {
 #[derive(Subcommand)]
 enum PluginCommand {
     /// Install a strategy component (.wasm) on the running server.
+    #[command(after_help = "Example:\n  hivemind plugin install target/wasm32-wasip2/release/my_strategy.wasm")]
     Install { file: PathBuf },
     /// List the loaded plugins.
+    #[command(after_help = "Example:\n  hivemind plugin list")]
     List,
 }
 
