@@ -95,4 +95,58 @@ fn the_example_strategy_builds_out_of_tree_installs_and_deploys() {
         .count();
     assert_eq!(steps, 10, "ten 10% steps: {events}");
     assert_eq!(versions_served(port, 4), vec!["v2"; 4]);
+
+    // What `plugin inspect` shows.
+    let details = server.cli_json(&["plugin", "inspect", "linear"]);
+    assert_eq!(details["world"], "hivemind:plugin/strategy");
+    assert_eq!(details["api_version"], "0.1.0");
+    assert_eq!(details["origin"], "installed");
+    assert!(details["exports"].as_array().unwrap().iter().any(|e| e == "step"), "{details}");
+    assert!(details["imports"].as_array().unwrap().iter().any(|i| i == "hivemind:plugin/routing@0.1.0"), "{details}");
+
+    // Disabled, it takes no new deployment; enabled again, it does.
+    server.cli(&["plugin", "disable", "linear"]).ok();
+    let refused =
+        server.cli(&["app", "deploy", "--name", "lin", "--image", &demo_command("v1", ""), "--strategy", "linear"]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused.stderr.contains("strategy `linear` is disabled; `hivemind plugin enable linear`"),
+        "{}",
+        refused.stderr
+    );
+    server.cli(&["plugin", "enable", "linear"]).ok();
+
+    // Removing it is refused while a deployment under way uses it, and names that one.
+    let slow = server
+        .cli(&[
+            "app",
+            "deploy",
+            "--detach",
+            "--output",
+            "json",
+            "--name",
+            "lin",
+            "--image",
+            &demo_command("v1", ""),
+            "--replicas",
+            "2",
+            "--strategy",
+            "linear",
+            "--param",
+            "interval=60",
+            "--health-check-path",
+            "/health",
+        ])
+        .ok()
+        .json();
+    let id = slow["id"].as_str().unwrap();
+    let busy = server.cli(&["plugin", "remove", "linear"]);
+    assert_eq!(busy.code, 2);
+    assert!(busy.stderr.contains(&format!("is used by deployment {id} under way")), "{}", busy.stderr);
+    server.cli(&["deployment", "abort", "--id", id]).ok();
+    server.wait_for(id, std::time::Duration::from_secs(60));
+    server.cli(&["plugin", "remove", "linear"]).ok();
+    assert!(!server.cli_json(&["plugin", "list"]).as_array().unwrap().iter().any(|p| p["name"] == "linear"));
+    let builtin = server.cli(&["plugin", "remove", "canary"]);
+    assert!(builtin.code == 2 && builtin.stderr.contains("built in and cannot be removed"), "{builtin:?}");
 }

@@ -94,6 +94,11 @@ CREATE TABLE pipelines (
     updated_at_ms INTEGER NOT NULL
 );
 
+-- Plugins switched off with `plugin disable` (built-in or installed), by name.
+CREATE TABLE disabled_plugins (
+    name TEXT PRIMARY KEY
+);
+
 -- Plugins installed through the API; their bytes live in DATA_DIR/plugins/SHA256.wasm.
 CREATE TABLE plugins (
     sha256        TEXT PRIMARY KEY,

@@ -75,6 +75,10 @@ api_routes! {
     put "/api/pipelines/{name}" => put_pipeline, "Store a deployment profile for CI", "DeploymentSpec";
     get "/api/plugins" => list_plugins, "List loaded plugins", "";
     post "/api/plugins" => install_plugin, "Install a strategy component (body: the .wasm bytes)", "component";
+    get "/api/plugins/{name}" => inspect_plugin, "A plugin's world, API version, imports, exports, size and sha256", "";
+    delete "/api/plugins/{name}" => remove_plugin, "Unload an installed plugin (refused while a deployment uses it)", "";
+    post "/api/plugins/{name}/enable" => enable_plugin, "Let new deployments use a plugin", "";
+    post "/api/plugins/{name}/disable" => disable_plugin, "Stop new deployments from using a plugin", "";
 }
 
 pub fn router(api: Api) -> Router {
@@ -305,6 +309,18 @@ pub struct PluginView {
     pub description: String,
     pub origin: crate::plugins::Origin,
     pub size: usize,
+    pub enabled: bool,
+    pub api_version: String,
+}
+
+/// Everything `plugin inspect` shows.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct PluginDetails {
+    #[serde(flatten)]
+    pub plugin: PluginView,
+    pub world: String,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
 }
 
 fn plugin_view(p: &crate::plugins::LoadedPlugin) -> PluginView {
@@ -315,6 +331,8 @@ fn plugin_view(p: &crate::plugins::LoadedPlugin) -> PluginView {
         description: p.description.clone(),
         origin: p.origin,
         size: p.size,
+        enabled: !p.disabled.load(std::sync::atomic::Ordering::Relaxed),
+        api_version: p.api_version.clone(),
     }
 }
 
@@ -454,4 +472,31 @@ async fn put_pipeline(
     let spec =
         api.engine.pipelines().await?.into_iter().find(|(n, _)| *n == name).map(|(_, s)| s).expect("just stored");
     Ok(Json(PipelineView { name, spec }))
+}
+
+async fn inspect_plugin(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<PluginDetails> {
+    let p = api.engine.plugins().get(&name).ok_or_else(|| {
+        ApiError(UserError::not_found("plugin", format!("no plugin named `{name}`; `hivemind plugin list` shows them")))
+    })?;
+    Ok(Json(PluginDetails {
+        plugin: plugin_view(&p),
+        world: "hivemind:plugin/strategy".into(),
+        imports: p.imports.clone(),
+        exports: p.exports.clone(),
+    }))
+}
+
+async fn remove_plugin(State(api): State<Api>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    api.engine.remove_plugin(&name, &api.plugins_dir).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn enable_plugin(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<PluginView> {
+    let p = api.engine.set_plugin_enabled(&name, true).await?;
+    Ok(Json(plugin_view(&p)))
+}
+
+async fn disable_plugin(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<PluginView> {
+    let p = api.engine.set_plugin_enabled(&name, false).await?;
+    Ok(Json(plugin_view(&p)))
 }

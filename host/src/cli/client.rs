@@ -205,6 +205,18 @@ impl Client {
         self.send(self.http.post(self.url("/api/plugins")).header("content-type", "application/wasm").body(bytes)).await
     }
 
+    pub async fn inspect_plugin(&self, name: &str) -> Result<crate::api::PluginDetails, CliError> {
+        self.send(self.http.get(self.url(&format!("/api/plugins/{name}")))).await
+    }
+
+    pub async fn remove_plugin(&self, name: &str) -> Result<(), CliError> {
+        self.send_raw(self.http.delete(self.url(&format!("/api/plugins/{name}")))).await.map(|_| ())
+    }
+
+    pub async fn plugin_action(&self, name: &str, action: &str) -> Result<PluginView, CliError> {
+        self.send(self.http.post(self.url(&format!("/api/plugins/{name}/{action}")))).await
+    }
+
     pub async fn plugins(&self) -> Result<Vec<PluginView>, CliError> {
         self.send(self.http.get(self.url("/api/plugins"))).await
     }

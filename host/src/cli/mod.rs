@@ -373,6 +373,18 @@ enum PluginCommand {
     /// List the loaded plugins.
     #[command(after_help = "Example:\n  hivemind plugin list")]
     List,
+    /// Show a plugin: world, API version, imports, exports, size, sha256, origin.
+    #[command(after_help = "Example:\n  hivemind plugin inspect canary")]
+    Inspect { name: String },
+    /// Unload an installed plugin (refused while a deployment under way uses it).
+    #[command(after_help = "Example:\n  hivemind plugin remove linear")]
+    Remove { name: String },
+    /// Let new deployments use a plugin again.
+    #[command(after_help = "Example:\n  hivemind plugin enable linear")]
+    Enable { name: String },
+    /// Stop new deployments from using a plugin; running ones keep it.
+    #[command(after_help = "Example:\n  hivemind plugin disable linear")]
+    Disable { name: String },
 }
 
 /// The flags that describe what to deploy.
@@ -754,6 +766,25 @@ async fn run_client(client: &Client, command: Command, format: output::Format) -
             let bytes =
                 std::fs::read(&file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
             output::plugin(&client.install_plugin(bytes).await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Inspect { name }) => {
+            output::plugin_details(&client.inspect_plugin(&name).await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Remove { name }) => {
+            client.remove_plugin(&name).await?;
+            if format == output::Format::Table {
+                println!("removed plugin {name}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Enable { name }) => {
+            output::plugin(&client.plugin_action(&name, "enable").await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Disable { name }) => {
+            output::plugin(&client.plugin_action(&name, "disable").await?, format);
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::List) => {

@@ -283,6 +283,26 @@ pub fn plugin(p: &PluginView, format: Format) {
     println!("installed {} {} (sha256 {}, {} bytes)", p.name, p.version, p.sha256, p.size);
 }
 
+pub fn plugin_details(p: &crate::api::PluginDetails, format: Format) {
+    if format != Format::Table {
+        return json(p);
+    }
+    let v = &p.plugin;
+    fields(&[
+        ("name", v.name.clone()),
+        ("version", v.version.clone()),
+        ("world", p.world.clone()),
+        ("api version", v.api_version.clone()),
+        ("enabled", v.enabled.to_string()),
+        ("origin", format!("{:?}", v.origin).to_lowercase()),
+        ("size", format!("{} bytes", v.size)),
+        ("sha256", v.sha256.clone()),
+        ("description", v.description.clone()),
+        ("exports", p.exports.join(", ")),
+        ("imports", p.imports.join(", ")),
+    ]);
+}
+
 pub fn plugins(list: &[PluginView], format: Format) {
     if format != Format::Table {
         return json(list);
@@ -294,12 +314,13 @@ pub fn plugins(list: &[PluginView], format: Format) {
                 p.name.clone(),
                 p.version.clone(),
                 format!("{:?}", p.origin).to_lowercase(),
+                if p.enabled { "enabled".into() } else { "disabled".into() },
                 p.sha256[..12].to_string(),
                 p.description.clone(),
             ]
         })
         .collect();
-    table(&["NAME", "VERSION", "ORIGIN", "SHA256", "DESCRIPTION"], rows);
+    table(&["NAME", "VERSION", "ORIGIN", "STATE", "SHA256", "DESCRIPTION"], rows);
 }
 
 /// Prints a deployment's traffic figures and comparisons.

@@ -42,6 +42,15 @@ impl Engine {
                 format!("unknown strategy `{}`; available: {}", spec.strategy, self.plugins.names().join(", ")),
             )
         })?;
+        if plugin.disabled.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(UserError::invalid(
+                "strategy",
+                format!(
+                    "strategy `{}` is disabled; `hivemind plugin enable {}` switches it back on",
+                    spec.strategy, spec.strategy
+                ),
+            ));
+        }
         let driver = self.services.fleet.driver();
         if let Some(first) = spec.variants.first() {
             // An A/B test's target is its first variant until a winner is known.

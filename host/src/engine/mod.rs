@@ -377,8 +377,20 @@ impl Engine {
 
     // ---- plugins ----
 
-    /// Loads the plugins installed before a restart, from `plugins_dir`.
+    /// Loads the plugins installed before a restart, from `plugins_dir`, and switches off
+    /// those that were disabled.
     pub async fn load_installed_plugins(&self, plugins_dir: &std::path::Path) -> Result<()> {
+        let disabled = self.store.disabled_plugins().await?;
+        let result = self.load_installed(plugins_dir).await;
+        for name in disabled {
+            if let Some(p) = self.plugins.get(&name) {
+                p.disabled.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    async fn load_installed(&self, plugins_dir: &std::path::Path) -> Result<()> {
         for sha in self.store.installed_plugins().await? {
             let path = plugins_dir.join(format!("{sha}.wasm"));
             match std::fs::read(&path) {
@@ -391,6 +403,48 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Unloads an installed plugin and forgets its bytes. Refused while a deployment that
+    /// runs uses it, naming the deployment.
+    pub async fn remove_plugin(&self, name: &str, plugins_dir: &std::path::Path) -> Result<(), UserError> {
+        let _decisions = self.decisions.lock().await;
+        let plugin = self.plugins.get(name).ok_or_else(|| {
+            UserError::not_found("plugin", format!("no plugin named `{name}`; `hivemind plugin list` shows them"))
+        })?;
+        let users: Vec<String> = self
+            .store
+            .active_deployments()
+            .await?
+            .into_iter()
+            .filter(|d| d.plugin.sha256 == plugin.info.sha256)
+            .map(|d| d.id)
+            .collect();
+        if !users.is_empty() {
+            return Err(UserError::conflict(
+                "plugin_in_use",
+                format!(
+                    "plugin {name} {} is used by deployment {} under way; wait for it to end",
+                    plugin.info.version,
+                    users.join(", ")
+                ),
+            ));
+        }
+        let removed =
+            self.plugins.remove(name).map_err(|e| UserError::conflict("cannot_remove_plugin", format!("{e:#}")))?;
+        let _ = std::fs::remove_file(plugins_dir.join(format!("{}.wasm", removed.info.sha256)));
+        self.store.delete_plugin(&removed.info.sha256).await?;
+        Ok(())
+    }
+
+    /// Switches a plugin on or off for new deployments (a running one keeps its plugin).
+    pub async fn set_plugin_enabled(&self, name: &str, enabled: bool) -> Result<Arc<LoadedPlugin>, UserError> {
+        let plugin = self.plugins.get(name).ok_or_else(|| {
+            UserError::not_found("plugin", format!("no plugin named `{name}`; `hivemind plugin list` shows them"))
+        })?;
+        self.store.set_plugin_disabled(name, !enabled).await?;
+        plugin.disabled.store(!enabled, std::sync::atomic::Ordering::Relaxed);
+        Ok(plugin)
     }
 
     /// Loads a plugin component and keeps its bytes so a restart loads it again.

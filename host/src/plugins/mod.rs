@@ -68,6 +68,12 @@ pub struct LoadedPlugin {
     pub description: String,
     pub origin: Origin,
     pub size: usize,
+    /// The plugin API version it was built against, from its imports (`0.1.0`).
+    pub api_version: String,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    /// Switched off with `plugin disable`: no new deployment may use it.
+    pub disabled: std::sync::atomic::AtomicBool,
     pre: StrategyPre<HostState>,
 }
 
@@ -210,11 +216,24 @@ impl PluginHost {
         .map_err(|e| anyhow!("the plugin's info() failed: {}", describe_trap(&e, &store)))?;
         validate_name(&info.name)?;
 
+        let component_type = pre.instance_pre().component().component_type();
+        let imports: Vec<String> = component_type.imports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        let exports: Vec<String> = component_type.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        let api_version = imports
+            .iter()
+            .find_map(|i| {
+                i.strip_prefix("hivemind:plugin/").and_then(|rest| rest.split_once('@')).map(|(_, v)| v.to_string())
+            })
+            .unwrap_or_else(|| "none".into());
         let plugin = Arc::new(LoadedPlugin {
             info: PluginRef { name: info.name.clone(), version: info.version, sha256: sha256.clone() },
             description: info.description,
             origin,
             size,
+            api_version,
+            imports,
+            exports,
+            disabled: Default::default(),
             pre,
         });
         let mut by_name = self.by_name.write().unwrap();
@@ -234,6 +253,21 @@ impl PluginHost {
     /// The exact plugin a deployment is pinned to.
     pub fn pinned(&self, sha256: &str) -> Option<Arc<LoadedPlugin>> {
         self.by_sha.read().unwrap().get(sha256).cloned()
+    }
+
+    /// Unloads an installed plugin by name. Deployments pinned to it must be over.
+    pub fn remove(&self, name: &str) -> Result<Arc<LoadedPlugin>> {
+        let mut by_name = self.by_name.write().unwrap();
+        match by_name.get(name) {
+            None => bail!("no plugin named `{name}`; `hivemind plugin list` shows them"),
+            Some(p) if p.origin == Origin::Builtin => {
+                bail!("`{name}` is built in and cannot be removed; `hivemind plugin disable {name}` switches it off")
+            }
+            Some(_) => {}
+        }
+        let plugin = by_name.remove(name).unwrap();
+        self.by_sha.write().unwrap().remove(&plugin.info.sha256);
+        Ok(plugin)
     }
 
     pub fn list(&self) -> Vec<Arc<LoadedPlugin>> {

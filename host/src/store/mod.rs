@@ -479,6 +479,26 @@ impl Store {
         Ok(())
     }
 
+    pub async fn delete_plugin(&self, sha256: &str) -> Result<()> {
+        sqlx::query("DELETE FROM plugins WHERE sha256 = ?").bind(sha256).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn set_plugin_disabled(&self, name: &str, disabled: bool) -> Result<()> {
+        let sql = if disabled {
+            "INSERT OR IGNORE INTO disabled_plugins (name) VALUES (?)"
+        } else {
+            "DELETE FROM disabled_plugins WHERE name = ?"
+        };
+        sqlx::query(sql).bind(name).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn disabled_plugins(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM disabled_plugins").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
     pub async fn installed_plugins(&self) -> Result<Vec<String>> {
         let rows = sqlx::query("SELECT sha256 FROM plugins ORDER BY installed_at_ms").fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
