@@ -61,7 +61,8 @@ impl Strategy for Linear {
         if st.share < 100 {
             return Ok(Step::after_ms(200));
         }
-        let old: Vec<String> = containers::list()?.into_iter().filter(|r| r.version != target.version).map(|r| r.id).collect();
+        let old: Vec<String> =
+            containers::list()?.into_iter().filter(|r| r.version != target.version).map(|r| r.id).collect();
         if !drain_and_stop(&old, 30_000)? {
             return Ok(Step::after_ms(100));
         }
