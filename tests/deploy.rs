@@ -200,3 +200,22 @@ fn history_and_the_running_app_survive_a_restart() {
     }
     assert_eq!(versions_served(port, 6), vec!["v2"; 6]);
 }
+
+#[test]
+fn a_restart_loads_the_plugins_from_the_compiled_code_cache() {
+    let data = tempfile::tempdir().unwrap();
+    let mut first = Server::start_in(data.path(), "process");
+    assert!(first.log().contains("(0 from the compiled-code cache)"), "a first start compiles: {}", first.log());
+    first.stop();
+    let mut second = Server::start_in(data.path(), "process");
+    assert!(second.log().contains("(6 from the compiled-code cache)"), "a restart does not: {}", second.log());
+    second.stop();
+
+    // An artifact that is not what the host wrote is never trusted: the host compiles again.
+    let artifact = std::fs::read_dir(data.path().join("compiled")).unwrap().flatten().next().unwrap().path();
+    std::fs::write(&artifact, b"not a compiled component").unwrap();
+    let third = Server::start_in(data.path(), "process");
+    let log = third.log();
+    assert!(log.contains("(5 from the compiled-code cache)") && log.contains("does not load"), "{log}");
+    deploy(&third, "web", &demo_command("v1", ""), &[]).ok();
+}

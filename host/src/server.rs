@@ -54,8 +54,13 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     let runtime_name = driver.name();
 
     let started = std::time::Instant::now();
-    let plugins = PluginHost::new(options.limits.clone()).await?;
-    tracing::info!("loaded {} built-in plugins in {:?}", plugins.list().len(), started.elapsed());
+    let plugins = PluginHost::new(options.limits.clone(), Some(data_dir.join("compiled"))).await?;
+    tracing::info!(
+        "loaded {} built-in plugins in {:?} ({} from the compiled-code cache)",
+        plugins.list().len(),
+        started.elapsed(),
+        plugins.cache_hits()
+    );
     let fleet = Arc::new(Fleet::new(driver, store.clone(), store.server_id().await?, options.max_replicas));
     let (router, router_events) = Router::with_events();
     let engine_options = EngineOptions {

@@ -103,11 +103,19 @@ pub struct PluginHost {
     by_sha: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
     /// Components that failed to load, for /metrics.
     load_errors: std::sync::atomic::AtomicU64,
+    /// Where compiled components are kept, so that a restart does not recompile them.
+    cache_dir: Option<std::path::PathBuf>,
+    /// The engine's compatibility hash: a cached artifact is valid only for the same
+    /// wasmtime build and configuration.
+    compatibility: String,
+    /// Loads served from the cache, for the server's start-up line.
+    cache_hits: std::sync::atomic::AtomicU64,
 }
 
 impl PluginHost {
     /// Builds the engine and linker and loads the built-in strategies.
-    pub async fn new(limits: Limits) -> Result<Arc<PluginHost>> {
+    /// `cache_dir` keeps compiled components between restarts (None: compile every time).
+    pub async fn new(limits: Limits, cache_dir: Option<std::path::PathBuf>) -> Result<Arc<PluginHost>> {
         let mut config = Config::new();
         config.consume_fuel(true);
         config.epoch_interruption(true);
@@ -137,6 +145,13 @@ impl PluginHost {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Strategy::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
 
+        let compatibility = {
+            use std::hash::{Hash, Hasher};
+            // DefaultHasher::new() has fixed keys: the same on every run.
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            format!("{:016x}", h.finish())
+        };
         let host = Arc::new(PluginHost {
             engine,
             linker,
@@ -144,6 +159,9 @@ impl PluginHost {
             by_name: Default::default(),
             by_sha: Default::default(),
             load_errors: Default::default(),
+            cache_dir,
+            compatibility,
+            cache_hits: Default::default(),
         });
         for (crate_name, bytes) in builtin::BUILTIN {
             host.load(bytes.to_vec(), Origin::Builtin)
@@ -172,6 +190,11 @@ impl PluginHost {
         store
     }
 
+    /// How many loads came from the compiled-code cache since the server started.
+    pub fn cache_hits(&self) -> u64 {
+        self.cache_hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// How many components failed to load since the server started.
     pub fn load_errors(&self) -> u64 {
         self.load_errors.load(std::sync::atomic::Ordering::Relaxed)
@@ -197,14 +220,19 @@ impl PluginHost {
         let engine = self.engine.clone();
         let linker = self.linker.clone();
         // Compiling takes milliseconds to seconds of CPU: keep it off the executor.
-        let pre = tokio::task::spawn_blocking(move || -> Result<StrategyPre<HostState>> {
-            let component = Component::new(&engine, &bytes).map_err(|e| anyhow!("the component does not compile: {e:#}"))?;
+        let cached = self.cache_dir.as_ref().map(|dir| dir.join(format!("{sha256}-{}.cwasm", self.compatibility)));
+        let (pre, from_cache) = tokio::task::spawn_blocking(move || -> Result<(StrategyPre<HostState>, bool)> {
+            let (component, from_cache) = compile_or_load(&engine, &bytes, cached.as_deref())?;
             let pre = linker.instantiate_pre(&component).map_err(|e| {
                 anyhow!("the component imports something the host does not grant (plugins may import only hivemind:plugin capabilities and WASI basics): {e:#}")
             })?;
-            StrategyPre::new(pre).map_err(|e| anyhow!("the component is not a hivemind:plugin/strategy@0.1 component: {e:#}"))
+            let pre = StrategyPre::new(pre).map_err(|e| anyhow!("the component is not a hivemind:plugin/strategy@0.1 component: {e:#}"))?;
+            Ok((pre, from_cache))
         })
         .await??;
+        if from_cache {
+            self.cache_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
 
         let mut store = self.new_store(None);
         let info = tokio::time::timeout(self.limits.timeout, async {
@@ -321,6 +349,39 @@ impl PluginHost {
         let caps = store.into_data().caps.expect("a step store carries capabilities");
         (outcome, caps)
     }
+}
+
+/// Compiles a component, or loads what an earlier compile of the same bytes on the same
+/// engine left in the cache. Returns whether it came from the cache.
+fn compile_or_load(engine: &Engine, bytes: &[u8], cached: Option<&std::path::Path>) -> Result<(Component, bool)> {
+    if let Some(path) = cached.filter(|p| p.exists()) {
+        // SAFETY: deserializing trusts the file to be a wasmtime artifact. The cache holds
+        // only files this host wrote (below), named by the sha256 of the component's bytes
+        // and the engine's compatibility hash, so an artifact is never loaded by an engine
+        // that did not make it; wasmtime checks the header again.
+        match unsafe { Component::deserialize_file(engine, path) } {
+            Ok(component) => return Ok((component, true)),
+            Err(e) => {
+                tracing::warn!("the cached component {} does not load ({e:#}); compiling it again", path.display())
+            }
+        }
+    }
+    let component = Component::new(engine, bytes).map_err(|e| anyhow!("the component does not compile: {e:#}"))?;
+    if let Some(path) = cached {
+        let written = component.serialize().map_err(anyhow::Error::from).and_then(|artifact| {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, artifact)?;
+            std::fs::rename(&tmp, path)?;
+            Ok(())
+        });
+        if let Err(e) = written {
+            tracing::warn!("could not cache the compiled component at {}: {e:#}", path.display());
+        }
+    }
+    Ok((component, false))
 }
 
 /// Says what a guest did wrong, in words a plugin author can act on.
