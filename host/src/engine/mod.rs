@@ -255,10 +255,6 @@ impl Engine {
         })
     }
 
-    pub async fn deployments(&self, app: Option<&str>, limit: i64) -> Result<Vec<Deployment>, UserError> {
-        Ok(self.store.deployments(app, limit).await?)
-    }
-
     pub async fn events(&self, id: &str, after: i64) -> Result<Vec<Event>, UserError> {
         self.deployment(id).await?;
         Ok(self.store.events(id, after).await?)
