@@ -92,11 +92,14 @@ async fn handle(
     // first one never answered, and idempotent methods may be repeated.
     let retryable = is_idempotent(req.method()) && req.body().is_end_stream();
     let client_upgrade = req.headers().contains_key(header::UPGRADE).then(|| hyper::upgrade::on(&mut req));
-    let (parts, body) = req.into_parts();
-    let headers = forwarded_headers(&parts.headers, remote);
+    let (mut parts, body) = req.into_parts();
+    // The headers are rewritten in place; only a retryable request keeps a copy.
+    let mut headers = std::mem::take(&mut parts.headers);
+    forward_headers(&mut headers, remote);
+    let spare = retryable.then(|| headers.clone());
 
     let mut attempt = (pool.stats.clone(), backend.clone());
-    let mut request = build(&parts, &headers, &attempt.1.address, body.boxed());
+    let mut request = build(&parts, headers, &attempt.1.address, body.boxed());
     loop {
         let (stats, backend) = &attempt;
         stats.requests.fetch_add(1, Relaxed);
@@ -141,7 +144,8 @@ async fn handle(
                         tracing::debug!(app = %route.name, backend = %backend.id, "no answer ({e}), retrying on {}", next.id);
                         attempt = (pool.stats.clone(), next.clone());
                         let empty = Empty::new().map_err(|never| match never {}).boxed();
-                        request = build(&parts, &headers, &next.address, empty);
+                        let headers = spare.clone().unwrap_or_default();
+                        request = build(&parts, headers, &next.address, empty);
                     }
                     None => {
                         stats.record(502, started.elapsed().as_secs_f64() * 1000.0);
@@ -189,9 +193,8 @@ fn is_idempotent(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
 }
 
-/// The client's headers minus hop-by-hop ones, plus X-Forwarded-*.
-fn forwarded_headers(incoming: &HeaderMap, remote: SocketAddr) -> HeaderMap {
-    let mut headers = incoming.clone();
+/// Drops hop-by-hop headers (keeping an upgrade) and adds X-Forwarded-*.
+fn forward_headers(headers: &mut HeaderMap, remote: SocketAddr) {
     let upgrade = headers.get(header::UPGRADE).cloned();
     for h in [header::CONNECTION, header::PROXY_AUTHORIZATION, header::TE, header::TRAILER, header::UPGRADE] {
         headers.remove(h);
@@ -202,7 +205,7 @@ fn forwarded_headers(incoming: &HeaderMap, remote: SocketAddr) -> HeaderMap {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     let ip = remote.ip().to_string();
-    let xff = match incoming.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prior) => format!("{prior}, {ip}"),
         None => ip,
     };
@@ -210,18 +213,17 @@ fn forwarded_headers(incoming: &HeaderMap, remote: SocketAddr) -> HeaderMap {
         headers.insert(HeaderName::from_static("x-forwarded-for"), v);
     }
     headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
-    if let Some(host) = incoming.get(header::HOST) {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+    if let Some(host) = headers.get(header::HOST).cloned() {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
-    headers
 }
 
-fn build(parts: &http::request::Parts, headers: &HeaderMap, address: &str, body: Body) -> Request<Body> {
+fn build(parts: &http::request::Parts, headers: HeaderMap, address: &str, body: Body) -> Request<Body> {
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut request = Request::new(body);
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = format!("http://{address}{path}").parse().unwrap_or_else(|_| http::Uri::from_static("/"));
-    *request.headers_mut() = headers.clone();
+    *request.headers_mut() = headers;
     request
 }
 
