@@ -23,27 +23,37 @@ fn main() {
     let target_dir = env::var_os("HIVEMIND_PLUGINS_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target").join("wasm-plugins"));
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--release", "--target", TARGET, "--manifest-path"])
-        .arg(plugins.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir);
-    // The outer build's flags are for the host, not for wasm.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_RUSTFLAGS",
-    ] {
-        build.env_remove(var);
-    }
-    let status = build.status().expect("could not run cargo to build the built-in plugins");
-    if !status.success() {
-        panic!("building the built-in plugins under plugins/ for {TARGET} failed; the errors are above");
+    // Strategies and hooks enable different features of the sdk, and features unify
+    // within one cargo invocation: build each kind in its own.
+    let hook_args: Vec<String> = plugin_crates(&plugins)
+        .into_iter()
+        .filter(|name| is_hook(&plugins.join(name)))
+        .flat_map(|hook| ["-p".to_string(), hook])
+        .collect();
+    for packages in [Vec::new(), hook_args] {
+        let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--release", "--target", TARGET, "--manifest-path"])
+            .arg(plugins.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .args(&packages);
+        // The outer build's flags are for the host, not for wasm.
+        for var in [
+            "RUSTFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "CARGO_BUILD_TARGET",
+            "CARGO_TARGET_DIR",
+            "RUSTC_WORKSPACE_WRAPPER",
+            "CARGO_BUILD_RUSTFLAGS",
+        ] {
+            build.env_remove(var);
+        }
+        let status = build.status().expect("could not run cargo to build the built-in plugins");
+        if !status.success() {
+            panic!("building the built-in plugins under plugins/ for {TARGET} failed; the errors are above");
+        }
     }
 
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
@@ -74,6 +84,11 @@ fn check_wasm_target() {
              (offline: `../shared/toolchain/ensure-wasm-target.sh`, which unpacks a bundled copy for rustc 1.95.0).\n\n"
         );
     }
+}
+
+/// Whether the crate in `dir` is a hook: it enables the sdk's `hook` feature.
+fn is_hook(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|t| t.contains(r#"features = ["hook"]"#))
 }
 
 /// The package names of the crates under `plugins/`, sorted.

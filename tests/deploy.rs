@@ -163,7 +163,7 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
     let plugins = server.cli_json(&["plugin", "list"]);
     assert_eq!(
         plugins.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect::<Vec<_>>(),
-        vec!["ab-testing", "blue-green", "canary", "rolling-update", "simple", "zero-downtime"]
+        vec!["ab-testing", "blue-green", "canary", "command", "rolling-update", "simple", "webhook", "zero-downtime"]
     );
     assert_eq!(versions_served(port, 6), vec!["v1"; 6]);
 }
@@ -208,7 +208,7 @@ fn a_restart_loads_the_plugins_from_the_compiled_code_cache() {
     assert!(first.log().contains("(0 from the compiled-code cache)"), "a first start compiles: {}", first.log());
     first.stop();
     let mut second = Server::start_in(data.path(), "process");
-    assert!(second.log().contains("(6 from the compiled-code cache)"), "a restart does not: {}", second.log());
+    assert!(second.log().contains("(8 from the compiled-code cache)"), "a restart does not: {}", second.log());
     second.stop();
 
     // An artifact that is not what the host wrote is never trusted: the host compiles again.
@@ -216,6 +216,6 @@ fn a_restart_loads_the_plugins_from_the_compiled_code_cache() {
     std::fs::write(&artifact, b"not a compiled component").unwrap();
     let third = Server::start_in(data.path(), "process");
     let log = third.log();
-    assert!(log.contains("(5 from the compiled-code cache)") && log.contains("does not load"), "{log}");
+    assert!(log.contains("(7 from the compiled-code cache)") && log.contains("does not load"), "{log}");
     deploy(&third, "web", &demo_command("v1", ""), &[]).ok();
 }

@@ -1,8 +1,8 @@
 //! Every example command of the product's documentation
 //! (shared/product-docs/advanced-deployment-strategies.md), in order, against a real
 //! server with the Docker runtime, each result checked. The demo images stand in for
-//! nginx and the docs' other images. The three hook examples (`--pre-hook`,
-//! `--post-hook`, `--rollback-hook`) wait for the hooks issue.
+//! nginx and the docs' other images. The docs' hook examples create deployments whose
+//! hooks are recorded; tests/hooks.rs runs hooks of every kind.
 
 mod common;
 
@@ -121,6 +121,28 @@ fn every_example_of_the_product_docs_works_as_written() {
     server.cli(&["deployment", "select-winner", "--id", &ab_id, "--variant", "v2"]).ok();
     assert_eq!(ab.wait().unwrap().code(), Some(0));
     assert_eq!(versions_served(port, 3), vec!["v2"; 3]);
+
+    // Hooks: recorded with the deployment, as given.
+    for (line, stage, hook) in [
+        (
+            "hivemind deployment create --name web-deployment --app-name web-app --image hivemind-demo:v1 --pre-hook \"run-tests.sh\"",
+            "pre",
+            "run-tests.sh",
+        ),
+        (
+            "hivemind deployment create --name web-deployment --app-name web-app --image hivemind-demo:v1 --post-hook \"notify-team.sh\"",
+            "post",
+            "notify-team.sh",
+        ),
+        (
+            "hivemind deployment create --name web-deployment --app-name web-app --image hivemind-demo:v1 --rollback-hook \"cleanup.sh\"",
+            "rollback",
+            "cleanup.sh",
+        ),
+    ] {
+        assert!(run(&server, line).ok().stdout.contains("pending"), "{line}");
+        assert_eq!(newest(&server, "web-app")["spec"]["hooks"][stage], serde_json::json!([hook]), "{line}");
+    }
 
     // Advanced configuration: each is recorded as asked, or refused with the reason.
     for line in [

@@ -232,7 +232,7 @@ fn an_app_runs_one_deployment_at_a_time_and_events_stream_as_sse() {
     let (status, body) = server.get(&format!("/api/deployments/{id}/events/stream"));
     assert_eq!(status, 200);
     assert!(body.contains("event: event") && body.contains("event: status"), "{body}");
-    let last_status = body.lines().filter(|l| l.starts_with("data:") && l.contains("\"status\"")).last().unwrap();
+    let last_status = body.lines().rfind(|l| l.starts_with("data:") && l.contains("\"status\"")).unwrap();
     assert!(last_status.contains("\"status\":\"completed\""), "{last_status}");
 }
 
@@ -321,10 +321,10 @@ fn running_replicas(data_dir: &std::path::Path) -> Vec<String> {
         }
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
         let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
-        if vars.contains(&wanted.as_bytes()) {
-            if let Some(id) = vars.iter().find_map(|v| v.strip_prefix(b"HIVEMIND_REPLICA=")) {
-                ids.push(String::from_utf8_lossy(id).to_string());
-            }
+        if vars.contains(&wanted.as_bytes())
+            && let Some(id) = vars.iter().find_map(|v| v.strip_prefix(b"HIVEMIND_REPLICA="))
+        {
+            ids.push(String::from_utf8_lossy(id).to_string());
         }
     }
     ids.sort();

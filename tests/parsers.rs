@@ -64,11 +64,10 @@ proptest! {
     fn deployment_bodies_never_panic(json in any_json(3)) {
         let text = json.to_string();
         // Deserialising and then checking must refuse with a message, never panic.
-        if let Ok(spec) = serde_json::from_str::<DeploymentSpec>(&text) {
-            if let Err(e) = check_spec(&spec) {
+        if let Ok(spec) = serde_json::from_str::<DeploymentSpec>(&text)
+            && let Err(e) = check_spec(&spec) {
                 prop_assert!(e.status == 400 && e.field.is_some() && !e.message.is_empty(), "{e:?}");
             }
-        }
     }
 
     #[test]

@@ -260,7 +260,7 @@ async fn switching_v1_to_v2_and_back_twenty_times_under_load_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_under_load_costs_no_failed_request_and_is_ejected() {
-    let mut demos = vec![Demo::start("v1"), Demo::start("v1"), Demo::start("v1")];
+    let mut demos = [Demo::start("v1"), Demo::start("v1"), Demo::start("v1")];
     let (router, port, mut events) =
         router_with("kill", &[("a", "v1", &demos[0]), ("b", "v1", &demos[1]), ("c", "v1", &demos[2])]).await;
     router.set_split("kill", split(&[("v1", 100)]), false);
@@ -428,7 +428,7 @@ async fn responses_with_the_goal_header_are_counted_per_version() {
     // Every other answer converts.
     let n = Arc::new(AtomicU64::new(0));
     let backend = raw_backend(move |_, stream| {
-        let goal = if n.fetch_add(1, Relaxed) % 2 == 0 { "X-Converted: 1\r\n" } else { "" };
+        let goal = if n.fetch_add(1, Relaxed).is_multiple_of(2) { "X-Converted: 1\r\n" } else { "" };
         let _ = write!(stream, "HTTP/1.1 200 OK\r\n{goal}Content-Length: 2\r\nConnection: close\r\n\r\nok");
     });
     raw_router_backend(&router, "goal", "v1", backend);

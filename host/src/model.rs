@@ -72,6 +72,163 @@ pub struct DeploymentSpec {
     /// Seconds a deployment may go without progress before it fails.
     #[serde(default = "default_progress_deadline")]
     pub progress_deadline: u32,
+    /// What runs before, during and after the deployment (`--pre-hook` and friends).
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub hooks: Hooks,
+}
+
+/// A deployment's hooks. Each entry is `COMMAND` (the built-in `command` hook),
+/// `webhook:URL`, or `plugin:NAME[@VERSION] [ARGUMENT]` (an installed hook component).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// Before any replica or route changes; a failure stops the deployment untouched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre: Vec<String>,
+    /// While the new release is reachable on its preview route, before traffic moves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify: Vec<String>,
+    /// After the new release serves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post: Vec<String>,
+    /// When the deployment rolls back, automatically or by hand.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback: Vec<String>,
+    /// Seconds each hook may run before it is stopped and fails.
+    #[serde(default = "default_hook_timeout")]
+    pub timeout: u32,
+    /// How many more times a failed hook is tried.
+    #[serde(default)]
+    pub retries: u32,
+    /// What a failed post hook does: `record` it, or `rollback`.
+    #[serde(default)]
+    pub post_failure: PostHookFailure,
+}
+
+fn default_hook_timeout() -> u32 {
+    300
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            pre: Vec::new(),
+            verify: Vec::new(),
+            post: Vec::new(),
+            rollback: Vec::new(),
+            timeout: default_hook_timeout(),
+            retries: 0,
+            post_failure: PostHookFailure::Record,
+        }
+    }
+}
+
+impl Hooks {
+    pub fn is_empty(&self) -> bool {
+        *self == Hooks::default()
+    }
+
+    /// The hooks of one stage.
+    pub fn of(&self, stage: HookStage) -> &[String] {
+        match stage {
+            HookStage::Pre => &self.pre,
+            HookStage::Verify => &self.verify,
+            HookStage::Post => &self.post,
+            HookStage::Rollback => &self.rollback,
+        }
+    }
+}
+
+/// What a failed post hook does (`--post-hook-failure`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum PostHookFailure {
+    /// Record the failure in the deployment's events; the new release keeps serving.
+    #[default]
+    Record,
+    /// Roll the deployment back.
+    Rollback,
+}
+
+/// When a hook runs.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum HookStage {
+    Pre,
+    Verify,
+    Post,
+    Rollback,
+}
+
+impl HookStage {
+    pub const ALL: [HookStage; 4] = [HookStage::Pre, HookStage::Verify, HookStage::Post, HookStage::Rollback];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookStage::Pre => "pre",
+            HookStage::Verify => "verify",
+            HookStage::Post => "post",
+            HookStage::Rollback => "rollback",
+        }
+    }
+}
+
+/// One hook as the user wrote it, resolved to the hook component that runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookRef {
+    /// The hook component: `command`, `webhook` or an installed one.
+    pub plugin: String,
+    /// A version the user pinned (`plugin:NAME@VERSION`).
+    pub version: Option<String>,
+    /// What the component gets: the command, the URL, or what followed the name.
+    pub argument: String,
+}
+
+impl HookRef {
+    /// Parses `COMMAND`, `command:COMMAND`, `webhook:URL` or `plugin:NAME[@VERSION] [ARGUMENT]`.
+    pub fn parse(text: &str) -> Result<HookRef, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("a hook is empty; give a command (\"./run-tests.sh\"), webhook:URL or plugin:NAME".into());
+        }
+        let hook = |plugin: &str, version: Option<String>, argument: &str| HookRef {
+            plugin: plugin.to_string(),
+            version,
+            argument: argument.trim().to_string(),
+        };
+        if let Some(url) = text.strip_prefix("webhook:") {
+            let url = url.trim();
+            if !url.starts_with("http://") || url.len() <= "http://".len() {
+                return Err(format!(
+                    "hook `{text}`: a webhook needs an http:// URL, as in webhook:http://127.0.0.1:9000/check"
+                ));
+            }
+            return Ok(hook("webhook", None, url));
+        }
+        if let Some(command) = text.strip_prefix("command:") {
+            if command.trim().is_empty() {
+                return Err(format!("hook `{text}`: give the command to run after command:"));
+            }
+            return Ok(hook("command", None, command));
+        }
+        if let Some(rest) = text.strip_prefix("plugin:") {
+            let (name, argument) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let (name, version) = match name.split_once('@') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (name, None),
+            };
+            let name_ok = !name.is_empty()
+                && name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !name_ok || version.as_deref() == Some("") {
+                return Err(format!(
+                    "hook `{text}`: write plugin:NAME or plugin:NAME@VERSION, with a lowercase plugin name"
+                ));
+            }
+            return Ok(hook(name, version, argument));
+        }
+        Ok(hook("command", None, text))
+    }
 }
 
 fn default_true() -> bool {
@@ -103,6 +260,7 @@ impl DeploymentSpec {
             params: BTreeMap::new(),
             auto_rollback: true,
             progress_deadline: default_progress_deadline(),
+            hooks: Hooks::default(),
         }
     }
 }
@@ -402,8 +560,30 @@ pub struct Deployment {
     pub last_progress_at_ms: i64,
     /// The A/B variant someone picked, or the one that won.
     pub winner: Option<String>,
+    /// Its hook components, pinned, and the stages whose hooks have run.
+    #[serde(default)]
+    pub hook_runs: HookRuns,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+}
+
+/// What a deployment's hooks are and have done, kept with it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HookRuns {
+    /// Each hook component the deployment uses, by name, pinned when it was created: an
+    /// upgrade of a hook never changes a deployment under way.
+    #[serde(default)]
+    pub pinned: BTreeMap<String, PluginRef>,
+    /// The stages whose hooks have run (passed or not), so that a restart never runs a
+    /// stage twice.
+    #[serde(default)]
+    pub done: Vec<HookStage>,
+}
+
+impl HookRuns {
+    pub fn ran(&self, stage: HookStage) -> bool {
+        self.done.contains(&stage)
+    }
 }
 
 impl Deployment {

@@ -33,6 +33,8 @@ pub struct ServeOptions {
     pub max_replicas: u32,
     /// Deployment targets named in the config file.
     pub targets: Vec<String>,
+    /// Hosts that hooks may send HTTP requests to.
+    pub hook_allowed_hosts: Vec<String>,
 }
 
 pub async fn serve(options: ServeOptions) -> Result<()> {
@@ -67,11 +69,13 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         router_ip: options.router_ip,
         history_limit: options.history_limit,
         targets: options.targets.clone(),
+        hook_allowed_hosts: options.hook_allowed_hosts.clone(),
     };
     let engine = Engine::new(store, plugins, fleet, Arc::new(router), engine_options);
     engine.watch_router(router_events);
     let plugins_dir = data_dir.join("plugins");
     engine.load_installed_plugins(&plugins_dir).await?;
+    engine.watch_plugins_dir(plugins_dir.clone());
     engine.start().await?;
 
     let token = Arc::new(crate::api::auth::Token::load_or_create(&data_dir)?);

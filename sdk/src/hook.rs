@@ -20,6 +20,8 @@ pub use bindings as hook_bindings;
 use bindings::hivemind::plugin::types;
 
 pub use bindings::Stage;
+/// Outbound HTTP, to the hosts on the server's allowlist only.
+pub use bindings::hivemind::plugin::http;
 /// Run one-off jobs in a fresh replica of a release.
 pub use bindings::hivemind::plugin::jobs;
 /// Write to the deployment's event log.

@@ -77,7 +77,7 @@ pub mod prelude {
     };
 
     #[cfg(feature = "hook")]
-    pub use crate::hook::{Deployment, Hook, Stage, jobs, progress};
+    pub use crate::hook::{Deployment, Hook, Stage, http, jobs, progress};
 }
 
 #[doc(hidden)]

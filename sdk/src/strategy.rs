@@ -55,6 +55,16 @@ pub enum Step {
     After(Duration),
     /// Park until someone promotes the deployment (or picks a winner).
     AwaitApproval(String),
+    /// The new release is reachable on its preview route and no traffic has moved yet:
+    /// the host runs the deployment's verify hooks, then calls the strategy again with
+    /// [`StepContext::verified`] set. Ask for it once, before moving traffic:
+    ///
+    /// ```ignore
+    /// if !cx.verified {
+    ///     return Ok(Step::Verify);
+    /// }
+    /// ```
+    Verify,
     /// This phase is complete.
     Done,
     /// This phase cannot complete. A failed deploy phase starts the rollback phase.
@@ -206,15 +216,15 @@ pub fn probe(replicas: &[Replica]) -> Result<Readiness> {
 /// Fails when a replica has waited longer than the deployment's health timeout, with a
 /// message that names the replica and what its probe said.
 pub fn check_ready_in_time(d: &Deployment, readiness: &Readiness) -> Result<()> {
-    if let Some((replica, message, waited)) = readiness.oldest_waiting() {
-        if waited > d.health.ready_timeout_ms as u64 {
-            return Err(Error(format!(
-                "health check failed: replica {} of {} not healthy after {} s: {message}",
-                replica.id,
-                replica.version,
-                waited / 1000
-            )));
-        }
+    if let Some((replica, message, waited)) = readiness.oldest_waiting()
+        && waited > d.health.ready_timeout_ms as u64
+    {
+        return Err(Error(format!(
+            "health check failed: replica {} of {} not healthy after {} s: {message}",
+            replica.id,
+            replica.version,
+            waited / 1000
+        )));
     }
     Ok(())
 }
@@ -320,6 +330,7 @@ pub fn __step<S: Strategy>(d: Deployment, cx: StepContext) -> bindings::StepOutc
             match step {
                 Step::After(delay) => StepOutcome::Continue(delay.as_millis().min(u32::MAX as u128) as u32),
                 Step::AwaitApproval(reason) => StepOutcome::AwaitApproval(reason),
+                Step::Verify => StepOutcome::Verify,
                 Step::Done => StepOutcome::Done,
                 Step::Failed(reason) => StepOutcome::Failed(reason),
             }

@@ -64,16 +64,41 @@ pub fn test_plugin(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let dir = target_dir().join("test-plugins");
-        run_ok(
-            cargo()
-                .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
-                .arg(&dir)
-                .current_dir(repo_root().join("tests/plugins")),
-            "building the test plugins",
-        );
+        // Strategies, then the hook on its own: the two kinds enable different sdk features.
+        for packages in [&[][..], &["-p", "hostile-hook"][..]] {
+            run_ok(
+                cargo()
+                    .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+                    .arg(&dir)
+                    .args(packages)
+                    .current_dir(repo_root().join("tests/plugins")),
+                "building the test plugins",
+            );
+        }
         dir.join("wasm32-wasip2/release")
     });
     dir.join(format!("{name}.wasm"))
+}
+
+/// The `test-swap` strategy built as `version` (each version in a target dir of its own), so
+/// that a test can install one version of a plugin and then the next.
+pub fn swap_plugin(version: &str) -> PathBuf {
+    named_swap_plugin("test-swap", version)
+}
+
+/// The `test-swap` strategy built under another name, such as a built-in's.
+pub fn named_swap_plugin(name: &str, version: &str) -> PathBuf {
+    let dir = target_dir().join(format!("test-plugins-{name}-{version}"));
+    run_ok(
+        cargo()
+            .args(["build", "--release", "--target", "wasm32-wasip2", "-p", "swap", "--target-dir"])
+            .arg(&dir)
+            .env("HIVEMIND_TEST_SWAP_NAME", name)
+            .env("HIVEMIND_TEST_SWAP_VERSION", version)
+            .current_dir(repo_root().join("tests/plugins")),
+        "building the swap test plugin",
+    );
+    dir.join("wasm32-wasip2/release/swap.wasm")
 }
 
 /// Whether to run Docker tests: yes when the engine answers; a skip otherwise, unless
@@ -143,6 +168,14 @@ impl Server {
     pub fn start(runtime: &str) -> Server {
         let temp = tempfile::tempdir().unwrap();
         let mut server = Server::start_in(temp.path(), runtime);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// A server on a new data dir with extra `serve` flags.
+    pub fn start_with_flags(runtime: &str, flags: &[&str]) -> Server {
+        let temp = tempfile::tempdir().unwrap();
+        let mut server = Server::start_with(temp.path(), runtime, flags);
         server._temp = Some(temp);
         server
     }

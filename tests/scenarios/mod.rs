@@ -282,7 +282,7 @@ pub fn ab_test_with_manual_winner(images: Images) {
     }
     let id = server.cli(&args).ok().json()["id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while server.api(&format!("/api/apps/ab"))["split"].as_array().unwrap().len() != 3 {
+    while server.api("/api/apps/ab")["split"].as_array().unwrap().len() != 3 {
         assert!(Instant::now() < deadline, "the variants never got traffic");
         std::thread::sleep(Duration::from_millis(100));
     }

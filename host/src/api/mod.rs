@@ -311,6 +311,8 @@ pub struct PluginView {
     pub size: usize,
     pub enabled: bool,
     pub api_version: String,
+    /// `strategy` or `hook`.
+    pub kind: crate::plugins::Kind,
 }
 
 /// Everything `plugin inspect` shows.
@@ -333,6 +335,7 @@ fn plugin_view(p: &crate::plugins::LoadedPlugin) -> PluginView {
         size: p.size,
         enabled: !p.disabled.load(std::sync::atomic::Ordering::Relaxed),
         api_version: p.api_version.clone(),
+        kind: p.kind(),
     }
 }
 
@@ -340,10 +343,19 @@ async fn list_plugins(State(api): State<Api>) -> ApiResult<Vec<PluginView>> {
     Ok(Json(api.engine.plugins().list().iter().map(|p| plugin_view(p)).collect()))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstallQuery {
+    /// Take the name of a built-in plugin.
+    replace: Option<bool>,
+}
+
 async fn install_plugin(
     State(api): State<Api>,
+    query: Result<Query<InstallQuery>, QueryRejection>,
     request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<PluginView>), ApiError> {
+    let Query(query) = query?;
     // Components are larger than API bodies: this route reads up to 32 MiB itself.
     let body = axum::body::to_bytes(request.into_body(), 32 << 20).await.map_err(|_| {
         let mut e = UserError::invalid("plugin", "the component is larger than 32 MiB");
@@ -357,7 +369,7 @@ async fn install_plugin(
         )
         .into());
     }
-    let plugin = api.engine.install_plugin(body.to_vec(), &api.plugins_dir).await?;
+    let plugin = api.engine.install_plugin(body.to_vec(), &api.plugins_dir, query.replace.unwrap_or(false)).await?;
     Ok((StatusCode::CREATED, Json(plugin_view(&plugin))))
 }
 
@@ -480,7 +492,7 @@ async fn inspect_plugin(State(api): State<Api>, Path(name): Path<String>) -> Api
     })?;
     Ok(Json(PluginDetails {
         plugin: plugin_view(&p),
-        world: "hivemind:plugin/strategy".into(),
+        world: p.kind().world().into(),
         imports: p.imports.clone(),
         exports: p.exports.clone(),
     }))

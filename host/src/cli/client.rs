@@ -201,8 +201,9 @@ impl Client {
         self.send(self.http.get(self.url(&format!("/api/apps/{name}")))).await
     }
 
-    pub async fn install_plugin(&self, bytes: Vec<u8>) -> Result<PluginView, CliError> {
-        self.send(self.http.post(self.url("/api/plugins")).header("content-type", "application/wasm").body(bytes)).await
+    pub async fn install_plugin(&self, bytes: Vec<u8>, replace: bool) -> Result<PluginView, CliError> {
+        let path = if replace { "/api/plugins?replace=true" } else { "/api/plugins" };
+        self.send(self.http.post(self.url(path)).header("content-type", "application/wasm").body(bytes)).await
     }
 
     pub async fn inspect_plugin(&self, name: &str) -> Result<crate::api::PluginDetails, CliError> {

@@ -27,6 +27,8 @@ pub struct ServerFile {
     pub history_limit: Option<u32>,
     pub plugin_timeout: Option<u64>,
     pub plugin_memory_mib: Option<usize>,
+    /// Hosts that webhook hooks may reach, as HOST or HOST:PORT.
+    pub hook_allowed_hosts: Option<Vec<String>>,
     /// Deployment targets for `--cloud-provider NAME`: `[targets.NAME] docker_host = "..."`.
     #[serde(default)]
     pub targets: BTreeMap<String, Target>,

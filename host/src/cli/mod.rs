@@ -3,6 +3,7 @@
 
 mod client;
 pub mod config;
+mod oci;
 mod output;
 
 use crate::model::DeploymentSpec;
@@ -95,6 +96,10 @@ struct ServeArgs {
     /// Linear memory limit of one plugin instance, in MiB. [default: 64]
     #[arg(long, env = "HIVEMIND_PLUGIN_MEMORY_MIB")]
     plugin_memory_mib: Option<usize>,
+    /// Hosts that hooks (webhook:URL) may send HTTP requests to, as HOST or HOST:PORT,
+    /// comma-separated. [default: none]
+    #[arg(long, env = "HIVEMIND_HOOK_ALLOWED_HOSTS", value_delimiter = ',')]
+    hook_allowed_hosts: Option<Vec<String>>,
 }
 
 impl ServeArgs {
@@ -129,6 +134,14 @@ impl ServeArgs {
             history_limit: self.history_limit.or(file.history_limit).unwrap_or(100).max(1),
             max_replicas: self.max_replicas.or(file.max_replicas).unwrap_or(64),
             targets: file.targets.keys().cloned().collect(),
+            hook_allowed_hosts: self
+                .hook_allowed_hosts
+                .or(file.hook_allowed_hosts)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect(),
             limits: crate::plugins::Limits {
                 timeout: std::time::Duration::from_secs(
                     self.plugin_timeout.or(file.plugin_timeout).unwrap_or(60).max(1),
@@ -207,6 +220,8 @@ enum AppCommand {
     },
 }
 
+// Parsed once per run: the size of a variant does not matter, and boxing would hide the flags.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum DeploymentCommand {
     /// Record a deployment without running it (see `execute`).
@@ -324,6 +339,8 @@ enum DeploymentCommand {
     },
 }
 
+// Parsed once per run: the size of a variant does not matter, and boxing would hide the flags.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum CicdCommand {
     /// Store a deployment profile, so that a CI job deploys with one line:
@@ -367,9 +384,22 @@ enum MetricsCommand {
 
 #[derive(Subcommand)]
 enum PluginCommand {
-    /// Install a strategy component (.wasm) on the running server.
-    #[command(after_help = "Example:\n  hivemind plugin install target/wasm32-wasip2/release/my_strategy.wasm")]
-    Install { file: PathBuf },
+    /// Install a strategy or hook component (.wasm) on the running server.
+    #[command(
+        after_help = "Examples:\n  hivemind plugin install target/wasm32-wasip2/release/my_strategy.wasm\n  hivemind plugin install --replace my_canary.wasm    # takes the built-in canary's name for new deployments"
+    )]
+    Install {
+        /// A component file, or an OCI reference: oci://HOST[:PORT]/REPOSITORY:TAG (or @sha256:DIGEST).
+        file: PathBuf,
+        /// Take the name of a built-in plugin: new deployments use this one instead.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Push a component to an OCI registry, in the Wasm OCI artifact layout (as wkg does).
+    #[command(
+        after_help = "Example:\n  hivemind plugin publish target/wasm32-wasip2/release/linear.wasm oci://127.0.0.1:5000/team/linear:0.1.0\n  hivemind plugin install oci://127.0.0.1:5000/team/linear:0.1.0"
+    )]
+    Publish { file: PathBuf, reference: String },
     /// List the loaded plugins.
     #[command(after_help = "Example:\n  hivemind plugin list")]
     List,
@@ -452,6 +482,60 @@ struct SpecArgs {
     /// [default: 600]
     #[arg(long)]
     progress_deadline: Option<u32>,
+    #[command(flatten)]
+    hooks: HookFlags,
+}
+
+/// `--pre-hook` and friends. Each hook is COMMAND (run in a one-off replica of the new
+/// release), webhook:URL, or plugin:NAME[@VERSION] [ARGUMENT].
+#[derive(Args, Default)]
+#[command(next_help_heading = "Hooks")]
+struct HookFlags {
+    /// Runs before anything changes; a failure stops the deployment untouched (repeatable).
+    #[arg(long = "pre-hook", value_name = "HOOK", value_parser = check_hook)]
+    pre: Vec<String>,
+    /// Runs while the new release is on its preview route, before traffic moves; a
+    /// failure rolls back (blue-green, canary; repeatable).
+    #[arg(long = "verify-hook", value_name = "HOOK", value_parser = check_hook)]
+    verify: Vec<String>,
+    /// Runs after the new release serves (repeatable).
+    #[arg(long = "post-hook", value_name = "HOOK", value_parser = check_hook)]
+    post: Vec<String>,
+    /// Runs when the deployment rolls back, on its own or by request (repeatable).
+    #[arg(long = "rollback-hook", value_name = "HOOK", value_parser = check_hook)]
+    rollback: Vec<String>,
+    /// Seconds each hook may run before it is stopped and fails. [default: 300]
+    #[arg(long)]
+    hook_timeout: Option<u32>,
+    /// How many more times a failed hook is tried. [default: 0]
+    #[arg(long)]
+    hook_retries: Option<u32>,
+    /// What a failed post hook does. [default: record]
+    #[arg(long, value_enum)]
+    post_hook_failure: Option<crate::model::PostHookFailure>,
+}
+
+impl HookFlags {
+    /// Applies the flags on the command line to `hooks` (a pipeline's, or the defaults).
+    fn apply(self, hooks: &mut crate::model::Hooks) {
+        for (flags, stage) in [
+            (self.pre, &mut hooks.pre),
+            (self.verify, &mut hooks.verify),
+            (self.post, &mut hooks.post),
+            (self.rollback, &mut hooks.rollback),
+        ] {
+            if !flags.is_empty() {
+                *stage = flags;
+            }
+        }
+        hooks.timeout = self.hook_timeout.unwrap_or(hooks.timeout);
+        hooks.retries = self.hook_retries.unwrap_or(hooks.retries);
+        hooks.post_failure = self.post_hook_failure.unwrap_or(hooks.post_failure);
+    }
+}
+
+fn check_hook(text: &str) -> Result<String, String> {
+    crate::model::HookRef::parse(text).map(|_| text.to_string())
 }
 
 impl SpecArgs {
@@ -494,6 +578,7 @@ impl SpecArgs {
         spec.cloud_provider = self.cloud_provider.or(spec.cloud_provider);
         spec.params.extend(self.params.into_iter().chain(self.strategy_flags.into_params()));
         spec.env.extend(self.env);
+        self.hooks.apply(&mut spec.hooks);
         spec
     }
 }
@@ -762,10 +847,28 @@ async fn run_client(client: &Client, command: Command, format: output::Format) -
             output::events(&client.events(&id, 0).await?, format);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plugin(PluginCommand::Install { file }) => {
+        Command::Plugin(PluginCommand::Install { file, replace }) => {
+            let text = file.to_string_lossy();
+            let bytes = if text.starts_with("oci://") {
+                let reference = oci::Reference::parse(&text).map_err(|e| CliError::Usage(format!("{e:#}")))?;
+                let pulled = oci::pull(&reqwest::Client::new(), &reference).await.map_err(CliError::Other)?;
+                eprintln!(
+                    "pulled {reference}: manifest {}, component {} (digest verified)",
+                    pulled.manifest_digest, pulled.layer_digest
+                );
+                pulled.component
+            } else {
+                std::fs::read(&file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?
+            };
+            output::plugin(&client.install_plugin(bytes, replace).await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Publish { file, reference }) => {
+            let reference = oci::Reference::parse(&reference).map_err(|e| CliError::Usage(format!("{e:#}")))?;
             let bytes =
                 std::fs::read(&file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
-            output::plugin(&client.install_plugin(bytes).await?, format);
+            let digest = oci::push(&reqwest::Client::new(), &reference, &bytes).await.map_err(CliError::Other)?;
+            println!("published {reference} (manifest {digest}, component {})", oci::digest_of(&bytes));
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Inspect { name }) => {

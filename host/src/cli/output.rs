@@ -313,6 +313,7 @@ pub fn plugins(list: &[PluginView], format: Format) {
             vec![
                 p.name.clone(),
                 p.version.clone(),
+                format!("{:?}", p.kind).to_lowercase(),
                 format!("{:?}", p.origin).to_lowercase(),
                 if p.enabled { "enabled".into() } else { "disabled".into() },
                 p.sha256[..12].to_string(),
@@ -320,7 +321,7 @@ pub fn plugins(list: &[PluginView], format: Format) {
             ]
         })
         .collect();
-    table(&["NAME", "VERSION", "ORIGIN", "STATE", "SHA256", "DESCRIPTION"], rows);
+    table(&["NAME", "VERSION", "KIND", "ORIGIN", "STATE", "SHA256", "DESCRIPTION"], rows);
 }
 
 /// Prints a deployment's traffic figures and comparisons.

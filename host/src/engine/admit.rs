@@ -36,12 +36,22 @@ impl Engine {
         rollback_of: Option<(&Deployment, &Release)>,
     ) -> Result<Deployment, UserError> {
         super::validate::spec(&spec)?;
-        let plugin = self.plugins.get(&spec.strategy).ok_or_else(|| {
-            UserError::invalid(
-                "strategy",
-                format!("unknown strategy `{}`; available: {}", spec.strategy, self.plugins.names().join(", ")),
-            )
-        })?;
+        let plugin =
+            self.plugins.get(&spec.strategy).filter(|p| p.kind() == crate::plugins::Kind::Strategy).ok_or_else(
+                || {
+                    let strategies: Vec<String> = self
+                        .plugins
+                        .list()
+                        .iter()
+                        .filter(|p| p.kind() == crate::plugins::Kind::Strategy)
+                        .map(|p| p.info.name.clone())
+                        .collect();
+                    UserError::invalid(
+                        "strategy",
+                        format!("unknown strategy `{}`; available: {}", spec.strategy, strategies.join(", ")),
+                    )
+                },
+            )?;
         if plugin.disabled.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(UserError::invalid(
                 "strategy",
@@ -64,20 +74,20 @@ impl Engine {
         }
         driver.check_image(&spec.image).await.map_err(|e| UserError::invalid("image", format!("{e:#}")))?;
         let mut notes = driver.unsupported(&spec.resources);
-        if let Some(target) = &spec.cloud_provider {
-            if !self.options.targets.contains(target) {
-                let known = if self.options.targets.is_empty() {
-                    "none are configured".to_string()
-                } else {
-                    self.options.targets.join(", ")
-                };
-                return Err(UserError::invalid(
-                    "cloud_provider",
-                    format!(
-                        "no deployment target named `{target}`; the server's configuration has: {known} (add [targets.{target}] to its config file)"
-                    ),
-                ));
-            }
+        if let Some(target) = &spec.cloud_provider
+            && !self.options.targets.contains(target)
+        {
+            let known = if self.options.targets.is_empty() {
+                "none are configured".to_string()
+            } else {
+                self.options.targets.join(", ")
+            };
+            return Err(UserError::invalid(
+                "cloud_provider",
+                format!(
+                    "no deployment target named `{target}`; the server's configuration has: {known} (add [targets.{target}] to its config file)"
+                ),
+            ));
         }
         if let Some(port) = spec.health_check_port.filter(|_| !driver.supports_health_port()) {
             notes.push(format!(
@@ -85,6 +95,8 @@ impl Engine {
                 driver.name()
             ));
         }
+
+        let pinned_hooks = self.pin_hooks(&spec)?;
 
         let existing = self.store.app(&spec.app).await?;
         if let Some(app) = &existing {
@@ -106,10 +118,10 @@ impl Engine {
                     ),
                 ));
             }
-        } else if let Some(port) = spec.port {
-            if self.store.apps().await?.iter().any(|a| a.port == port) {
-                return Err(UserError::invalid("port", format!("port {port} is used by another app")));
-            }
+        } else if let Some(port) = spec.port
+            && self.store.apps().await?.iter().any(|a| a.port == port)
+        {
+            return Err(UserError::invalid("port", format!("port {port} is used by another app")));
         }
 
         let previous = existing.as_ref().and_then(|a| a.release.clone());
@@ -119,16 +131,15 @@ impl Engine {
             (None, None) => format!("r{}", existing.as_ref().map(|a| a.release_counter).unwrap_or(0) + 1),
         };
         if let (Some(previous), false) = (&existing.as_ref().and_then(|a| a.release.clone()), spec.variants.is_empty())
+            && spec.variants.iter().any(|v| v.name == previous.version)
         {
-            if spec.variants.iter().any(|v| v.name == previous.version) {
-                return Err(UserError::invalid(
-                    "variants",
-                    format!(
-                        "variant name `{}` is the version that serves now; give the variants new names",
-                        previous.version
-                    ),
-                ));
-            }
+            return Err(UserError::invalid(
+                "variants",
+                format!(
+                    "variant name `{}` is the version that serves now; give the variants new names",
+                    previous.version
+                ),
+            ));
         }
         let now = now_ms();
         let mut d = Deployment {
@@ -152,6 +163,7 @@ impl Engine {
             rollback_of: rollback_of.map(|(d, _)| d.id.clone()),
             last_progress_at_ms: now,
             winner: None,
+            hook_runs: crate::model::HookRuns { pinned: pinned_hooks, done: Vec::new() },
             created_at_ms: now,
             updated_at_ms: now,
         };

@@ -3,7 +3,7 @@
 
 use super::Engine;
 use crate::health::HttpCheck;
-use crate::model::{Deployment, DeploymentSpec, Phase, RollbackKind, Status, now_ms};
+use crate::model::{Deployment, DeploymentSpec, HookStage, Phase, RollbackKind, Status, now_ms};
 use crate::plugins::{StepCaps, StepContext, StepOutcome, wit};
 use crate::store::{StepWrites, Transition};
 use anyhow::Result;
@@ -73,6 +73,23 @@ impl Engine {
                 self.store.transition(id, to).await?;
                 return Ok(());
             };
+            // Pre hooks run before the first step: before any replica or route changes.
+            if d.phase == Phase::Deploy
+                && d.rollback_of.is_none()
+                && d.attempt == 0
+                && !d.spec.hooks.pre.is_empty()
+                && !d.hook_runs.ran(HookStage::Pre)
+            {
+                let verdict = self.run_hooks(&d, HookStage::Pre).await?;
+                if let Err(reason) = verdict {
+                    let _decisions = self.decisions.lock().await;
+                    if self.still_in_phase(&d).await? {
+                        self.stop_untouched(&d, &reason).await?;
+                        return Ok(());
+                    }
+                }
+                continue;
+            }
             let caps = StepCaps {
                 app: d.app.clone(),
                 deployment_id: d.id.clone(),
@@ -94,6 +111,11 @@ impl Engine {
                 elapsed_ms: (now_ms() - d.phase_started_at_ms).max(0) as u64,
                 promoted: d.promoted,
                 winner: d.winner.clone(),
+                // A deployment that rolls back a completed one brings back a release that
+                // served before: there is nothing to verify.
+                verified: d.spec.hooks.verify.is_empty()
+                    || d.hook_runs.ran(HookStage::Verify)
+                    || d.rollback_of.is_some(),
             };
             let started = std::time::Instant::now();
             let (outcome, caps) = self.plugins.step(&plugin, caps, &wit_deployment(&d), &context).await;
@@ -105,8 +127,21 @@ impl Engine {
             self.store.record_step(id, &writes).await?;
             // A user may have acted while the step ran (abort, rollback, pause): then the
             // step's outcome belongs to a phase that is over, and only its writes count.
-            let now = self.store.deployment(id).await?;
-            if now.as_ref().is_none_or(|n| n.status != d.status || n.phase != d.phase) {
+            if !self.unchanged(&d).await? {
+                continue;
+            }
+            // Hooks that must run before the outcome is acted on. They may take minutes,
+            // so they run outside the decisions lock; then the step runs again (steps are
+            // idempotent) and finds the stage done.
+            if let Some(stage) = hooks_due(&d, &outcome) {
+                drop(_decisions);
+                let verdict = self.run_hooks(&d, stage).await?;
+                let _decisions = self.decisions.lock().await;
+                // A failure counts even if the deployment was paused meanwhile: its stage is
+                // recorded as run, so it would not run again.
+                if let (Err(reason), true) = (verdict, self.still_in_phase(&d).await?) {
+                    self.hooks_failed(&d, stage, &reason).await?;
+                }
                 continue;
             }
             match outcome {
@@ -122,6 +157,8 @@ impl Engine {
                     self.finish(&d).await?;
                     return Ok(());
                 }
+                // Verified (or nothing to verify): step again at once, with `verified` set.
+                Ok(StepOutcome::Verify) => {}
                 Ok(StepOutcome::AwaitApproval(reason)) => {
                     let message = format!("awaiting approval: {reason}; run `hivemind deployment promote --id {id}`");
                     self.store.transition(id, Transition::to(Status::AwaitingApproval, &message)).await?;
@@ -131,6 +168,52 @@ impl Engine {
                     self.fail(&d, &reason).await?;
                 }
             }
+        }
+    }
+
+    /// Whether the deployment is still where `d` saw it: same status, same phase.
+    async fn unchanged(&self, d: &Deployment) -> Result<bool> {
+        let now = self.store.deployment(&d.id).await?;
+        Ok(now.is_some_and(|n| n.status == d.status && n.phase == d.phase))
+    }
+
+    /// Whether the deployment is still active in the phase `d` saw (perhaps paused since).
+    async fn still_in_phase(&self, d: &Deployment) -> Result<bool> {
+        let now = self.store.deployment(&d.id).await?;
+        Ok(now.is_some_and(|n| n.status.is_active() && n.phase == d.phase))
+    }
+
+    /// A pre hook failed: the deployment ends before it touched anything.
+    async fn stop_untouched(&self, d: &Deployment, reason: &str) -> Result<()> {
+        let serving = match &d.previous {
+            Some(p) => format!("{} still serves", p.version),
+            None => "the app had no release before".to_string(),
+        };
+        let message = format!("{reason}; the deployment stopped before it changed anything, and {serving}");
+        let to = Transition { level: "error", error: Some(reason), ..Transition::to(Status::Failed, &message) };
+        self.store.transition(&d.id, to).await?;
+        self.count_outcome(&d.id).await;
+        self.prune_history(&d.app).await;
+        Ok(())
+    }
+
+    /// A stage's hooks failed: verify fails the phase; post rolls back only when asked
+    /// to; a rollback hook's failure is only recorded, as the rollback goes on.
+    async fn hooks_failed(&self, d: &Deployment, stage: HookStage, reason: &str) -> Result<()> {
+        use crate::model::PostHookFailure;
+        match stage {
+            HookStage::Verify => self.fail(d, reason).await,
+            HookStage::Post if d.spec.hooks.post_failure == PostHookFailure::Rollback => {
+                self.fail(d, &format!("{reason} (--post-hook-failure rollback)")).await
+            }
+            HookStage::Post => {
+                let message = format!(
+                    "{reason}; {} keeps serving (with --post-hook-failure rollback it would be rolled back)",
+                    d.target_version
+                );
+                Ok(self.store.event(&d.id, "warn", &message).await?)
+            }
+            HookStage::Pre | HookStage::Rollback => Ok(()),
         }
     }
 
@@ -239,10 +322,10 @@ impl Engine {
 
     /// Counts how a deployment ended, for /metrics.
     async fn count_outcome(&self, id: &str) {
-        if let Ok(Some(d)) = self.store.deployment(id).await {
-            if d.status.is_terminal() {
-                self.counts.outcome(&d.strategy, d.status);
-            }
+        if let Ok(Some(d)) = self.store.deployment(id).await
+            && d.status.is_terminal()
+        {
+            self.counts.outcome(&d.strategy, d.status);
         }
     }
 
@@ -255,12 +338,27 @@ impl Engine {
     }
 }
 
+/// The hook stage that must run before `outcome` is acted on, if its hooks have not run:
+/// verify when the strategy asks; post when the deploy phase is done; rollback when a
+/// rollback phase ends (or a deployment that rolls back a completed one is done).
+fn hooks_due(d: &Deployment, outcome: &Result<StepOutcome, String>) -> Option<HookStage> {
+    let stage = match (outcome, d.phase) {
+        (Ok(StepOutcome::Verify), Phase::Deploy) if d.rollback_of.is_none() => HookStage::Verify,
+        (Ok(StepOutcome::Done), Phase::Deploy) if d.rollback_of.is_some() => HookStage::Rollback,
+        (Ok(StepOutcome::Done), Phase::Deploy) => HookStage::Post,
+        (Ok(StepOutcome::Done | StepOutcome::Failed(_)) | Err(_), Phase::Rollback) => HookStage::Rollback,
+        _ => return None,
+    };
+    (!d.spec.hooks.of(stage).is_empty() && !d.hook_runs.ran(stage)).then_some(stage)
+}
+
 /// One line per step for the event log.
 fn step_event(d: &Deployment, outcome: &Result<StepOutcome, String>) -> String {
     let what = match outcome {
         Ok(StepOutcome::Continue(ms)) => format!("continue in {ms} ms"),
         Ok(StepOutcome::Done) => "done".to_string(),
         Ok(StepOutcome::AwaitApproval(reason)) => format!("await approval: {reason}"),
+        Ok(StepOutcome::Verify) => "verify: the new release is on its preview route".to_string(),
         Ok(StepOutcome::Failed(reason)) => format!("failed: {reason}"),
         Err(error) => format!("plugin error: {error}"),
     };
@@ -278,7 +376,7 @@ pub(super) fn check_of(spec: &DeploymentSpec) -> HttpCheck {
 }
 
 /// The versions a deployment's plugin may touch: its target and the release it replaces.
-fn allowed_versions(d: &Deployment) -> HashMap<String, crate::model::Release> {
+pub(super) fn allowed_versions(d: &Deployment) -> HashMap<String, crate::model::Release> {
     let mut versions = HashMap::from([(d.target_version.clone(), d.target())]);
     for v in d.variant_releases() {
         versions.insert(v.version.clone(), v);

@@ -84,14 +84,14 @@ impl Engine {
         } else {
             pairs.extend(d.spec.variants.iter().map(|v| (v.name.clone(), "variant")));
         }
-        if let Some(v) = variant {
-            if !pairs.iter().any(|(name, _)| name == v) {
-                let names: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
-                return Err(UserError::invalid(
-                    "variant",
-                    format!("deployment {id} has no variant `{v}`; it has {}", names.join(", ")),
-                ));
-            }
+        if let Some(v) = variant
+            && !pairs.iter().any(|(name, _)| name == v)
+        {
+            let names: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(UserError::invalid(
+                "variant",
+                format!("deployment {id} has no variant `{v}`; it has {}", names.join(", ")),
+            ));
         }
         let snapshots: Vec<(String, &str, StatsSnapshot)> = pairs
             .into_iter()

@@ -11,8 +11,10 @@ mod admit;
 mod control;
 mod diagnose;
 mod drive;
+mod hooks;
 mod metrics;
 mod validate;
+mod watch;
 
 pub use diagnose::Diagnosis;
 pub use metrics::MetricsView;
@@ -40,6 +42,8 @@ pub struct EngineOptions {
     pub history_limit: u32,
     /// The deployment targets (`--cloud-provider`) the server's configuration names.
     pub targets: Vec<String>,
+    /// The hosts hooks may send HTTP requests to (`--hook-allowed-hosts`).
+    pub hook_allowed_hosts: Vec<String>,
 }
 
 pub struct Engine {
@@ -111,7 +115,7 @@ impl Engine {
         router: Arc<Router>,
         options: EngineOptions,
     ) -> Arc<Engine> {
-        let services = Arc::new(Services::new(fleet, router, store.clone()));
+        let services = Arc::new(Services::new(fleet, router, store.clone(), options.hook_allowed_hosts.clone()));
         Arc::new(Engine {
             store,
             plugins,
@@ -391,7 +395,8 @@ impl Engine {
             let path = plugins_dir.join(format!("{sha}.wasm"));
             match std::fs::read(&path) {
                 Ok(bytes) => {
-                    if let Err(e) = self.plugins.load(bytes, Origin::Installed).await {
+                    // It was accepted when installed, --replace included.
+                    if let Err(e) = self.plugins.load(bytes, Origin::Installed, true).await {
                         tracing::error!("installed plugin {} does not load: {e:#}", path.display());
                     }
                 }
@@ -413,7 +418,10 @@ impl Engine {
             .active_deployments()
             .await?
             .into_iter()
-            .filter(|d| d.plugin.sha256 == plugin.info.sha256)
+            .filter(|d| {
+                d.plugin.sha256 == plugin.info.sha256
+                    || d.hook_runs.pinned.values().any(|h| h.sha256 == plugin.info.sha256)
+            })
             .map(|d| d.id)
             .collect();
         if !users.is_empty() {
@@ -448,10 +456,11 @@ impl Engine {
         &self,
         bytes: Vec<u8>,
         plugins_dir: &std::path::Path,
+        replace: bool,
     ) -> Result<Arc<LoadedPlugin>, UserError> {
         let plugin = self
             .plugins
-            .load(bytes.clone(), Origin::Installed)
+            .load(bytes.clone(), Origin::Installed, replace)
             .await
             .map_err(|e| UserError::invalid("plugin", format!("{e:#}")))?;
         std::fs::create_dir_all(plugins_dir).map_err(|e| UserError::internal(e.into()))?;

@@ -41,10 +41,10 @@ pub fn spec(s: &DeploymentSpec) -> Result<(), UserError> {
             return Err(UserError::invalid("env", "PORT is set by Hivemind for each replica; leave it out of --env"));
         }
     }
-    if let Some(cpu) = s.resources.cpu {
-        if !(cpu > 0.0 && cpu <= 256.0) {
-            return Err(UserError::invalid("cpu", format!("cpu must be more than 0 and at most 256 (got {cpu})")));
-        }
+    if let Some(cpu) = s.resources.cpu
+        && !(cpu > 0.0 && cpu <= 256.0)
+    {
+        return Err(UserError::invalid("cpu", format!("cpu must be more than 0 and at most 256 (got {cpu})")));
     }
     if let Some(memory) = &s.resources.memory {
         crate::model::parse_memory(memory).map_err(|e| UserError::invalid("memory", e))?;

@@ -1,8 +1,9 @@
-//! The host side of the plugin contract: every capability a strategy imports, scoped to
-//! the app of the deployment the step runs for.
+//! The host side of the plugin contract: every capability a strategy or a hook imports,
+//! scoped to the app of the deployment the call runs for.
 
 use super::HostState;
 use super::bindings::hivemind::plugin::{containers, health, metrics, progress, routing, state, types};
+use super::hook_bindings::hivemind::plugin::{http, jobs};
 use crate::health::{HttpCheck, Prober};
 use crate::model::ReplicaRecord;
 use crate::router::{BackendSpec, DrainState, Router};
@@ -21,11 +22,29 @@ pub struct Services {
     pub store: Store,
     /// The latest probe of each replica, for `diagnose`.
     probes: std::sync::Mutex<HashMap<String, crate::health::ProbeResult>>,
+    /// The hosts hooks may send HTTP requests to (`--hook-allowed-hosts`).
+    pub hook_allowed_hosts: Vec<String>,
+    /// The client hooks' requests go out through: no redirects, so that the allowlist
+    /// cannot be stepped around.
+    hook_http: reqwest::Client,
 }
 
 impl Services {
-    pub fn new(fleet: Arc<Fleet>, router: Arc<Router>, store: Store) -> Services {
-        Services { fleet, router, prober: Prober::new(), store, probes: Default::default() }
+    pub fn new(fleet: Arc<Fleet>, router: Arc<Router>, store: Store, hook_allowed_hosts: Vec<String>) -> Services {
+        let hook_http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .expect("building an HTTP client");
+        Services {
+            fleet,
+            router,
+            prober: Prober::new(),
+            store,
+            probes: Default::default(),
+            hook_allowed_hosts,
+            hook_http,
+        }
     }
 
     /// The latest probe of a replica, if it was probed.
@@ -76,11 +95,58 @@ pub struct StepCaps {
     pub writes: StepWrites,
 }
 
+/// The capabilities of one hook run: jobs of the deployment's releases, HTTP to allowed
+/// hosts, and its log. Every job and request ends by `deadline`.
+pub struct HookCaps {
+    pub app: String,
+    pub deployment_id: String,
+    pub versions: HashMap<String, crate::model::Release>,
+    pub container_port: u16,
+    /// The hook's whole time (`--hook-timeout`), and when it runs out.
+    pub timeout: Duration,
+    pub deadline: std::time::Instant,
+    pub services: Arc<Services>,
+    /// What the hook logged, as (level, message).
+    pub log: Vec<(String, String)>,
+}
+
+impl HookCaps {
+    /// What is left of the hook's time, capped by what the guest asked for, and how to
+    /// say that limit to people.
+    fn time_left(&self, asked_ms: u32) -> (Duration, String) {
+        let left = self.deadline.saturating_duration_since(std::time::Instant::now());
+        let asked = Duration::from_millis(asked_ms as u64);
+        if asked < left {
+            (asked, format!("{} ms", asked.as_millis()))
+        } else {
+            (left, format!("the hook's {} s timeout", self.timeout.as_secs()))
+        }
+    }
+}
+
 type Res<T> = wasmtime::Result<Result<T, Error>>;
 
 impl HostState {
     fn caps(&mut self) -> Result<&mut StepCaps, Error> {
         self.caps.as_mut().ok_or_else(|| Error::Denied("capabilities are only available during step()".into()))
+    }
+
+    fn hook_caps(&mut self) -> Result<&mut HookCaps, Error> {
+        self.hook.as_mut().ok_or_else(|| Error::Denied("capabilities are only available during run()".into()))
+    }
+
+    /// A line for the event log of the step or hook being run; at most 100 per call.
+    fn log_line(&mut self, level: &str, message: String) {
+        let line = (level.to_string(), message.chars().take(2000).collect());
+        if let Some(caps) = self.caps.as_mut() {
+            if caps.writes.events.len() < 100 {
+                caps.writes.events.push(line);
+            }
+        } else if let Some(hook) = self.hook.as_mut()
+            && hook.log.len() < 100
+        {
+            hook.log.push(line);
+        }
     }
 }
 
@@ -401,17 +467,99 @@ impl progress::Host for HostState {
     }
 
     async fn log(&mut self, level: progress::Level, message: String) -> wasmtime::Result<()> {
-        if let Some(caps) = self.caps.as_mut() {
-            let level = match level {
-                progress::Level::Debug => "debug",
-                progress::Level::Info => "info",
-                progress::Level::Warn => "warn",
-                progress::Level::Error => "error",
-            };
-            if caps.writes.events.len() < 100 {
-                caps.log(level, message.chars().take(2000).collect());
+        let level = match level {
+            progress::Level::Debug => "debug",
+            progress::Level::Info => "info",
+            progress::Level::Warn => "warn",
+            progress::Level::Error => "error",
+        };
+        self.log_line(level, message);
+        Ok(())
+    }
+}
+
+impl jobs::Host for HostState {
+    async fn run_job(&mut self, version: String, command: String, timeout_ms: u32) -> Res<jobs::JobResult> {
+        Ok(self.job(version, command, timeout_ms).await)
+    }
+}
+
+impl HostState {
+    async fn job(&mut self, version: String, command: String, timeout_ms: u32) -> Result<jobs::JobResult, Error> {
+        let caps = self.hook_caps()?;
+        let release = caps.versions.get(&version).cloned().ok_or_else(|| {
+            Error::Denied(format!(
+                "jobs.run-job: version `{version}` is not part of deployment {} of app `{}`",
+                caps.deployment_id, caps.app
+            ))
+        })?;
+        let (timeout, limit) = caps.time_left(timeout_ms);
+        let spec = LaunchSpec {
+            app: caps.app.clone(),
+            version: version.clone(),
+            deployment_id: caps.deployment_id.clone(),
+            image: release.image.clone(),
+            container_port: caps.container_port,
+            health_port: None,
+            env: release.env.into_iter().collect(),
+            resources: release.resources,
+        };
+        let services = caps.services.clone();
+        let outcome = services.fleet.run_job(&spec, &command, timeout).await.map_err(failed)?;
+        match outcome.exit_code {
+            Some(exit_code) => Ok(jobs::JobResult { exit_code, output: outcome.output }),
+            None => Err(Error::Failed(format!(
+                "`{command}` did not finish within {limit} and was stopped; it printed: {}",
+                if outcome.output.is_empty() { "nothing" } else { &outcome.output }
+            ))),
+        }
+    }
+
+    async fn post(&mut self, url: String, body: String, timeout_ms: u32) -> Result<http::Response, Error> {
+        let caps = self.hook_caps()?;
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|e| Error::Invalid(format!("http.post-json: `{url}` is not a URL: {e}")))?;
+        if parsed.scheme() != "http" {
+            return Err(Error::Invalid(format!("http.post-json: only http:// URLs are supported; got `{url}`")));
+        }
+        let host = parsed.host_str().unwrap_or_default().to_string();
+        let with_port = format!("{host}:{}", parsed.port_or_known_default().unwrap_or(80));
+        let allowed = &caps.services.hook_allowed_hosts;
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&host) || a.eq_ignore_ascii_case(&with_port)) {
+            return Err(Error::Denied(format!(
+                "http.post-json: host `{host}` is not on the server's hook allowlist (allowed: {}); add it with `hivemind serve --hook-allowed-hosts {host}` (or HIVEMIND_HOOK_ALLOWED_HOSTS, or hook_allowed_hosts in server.toml)",
+                if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+            )));
+        }
+        let (timeout, limit) = caps.time_left(timeout_ms);
+        let request = caps
+            .services
+            .hook_http
+            .post(parsed)
+            .header("content-type", "application/json")
+            .header("user-agent", concat!("hivemind/", env!("CARGO_PKG_VERSION")))
+            .body(body)
+            .timeout(timeout);
+        let response = request.send().await.map_err(|e| {
+            let why = if e.is_timeout() { format!("no answer within {limit}") } else { format!("{e}") };
+            Error::Failed(format!("POST {url}: {why}"))
+        })?;
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        let mut response = response;
+        while let Ok(Some(chunk)) = response.chunk().await {
+            body.extend_from_slice(&chunk);
+            if body.len() >= 64 << 10 {
+                body.truncate(64 << 10);
+                break;
             }
         }
-        Ok(())
+        Ok(http::Response { status, body: String::from_utf8_lossy(&body).into_owned() })
+    }
+}
+
+impl http::Host for HostState {
+    async fn post_json(&mut self, url: String, body: String, timeout_ms: u32) -> Res<http::Response> {
+        Ok(self.post(url, body, timeout_ms).await)
     }
 }

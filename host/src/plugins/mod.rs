@@ -9,7 +9,7 @@
 mod builtin;
 pub mod capabilities;
 
-pub use capabilities::{Services, StepCaps};
+pub use capabilities::{HookCaps, Services, StepCaps};
 
 use crate::model::PluginRef;
 use anyhow::{Context, Result, anyhow, bail};
@@ -33,9 +33,26 @@ pub mod bindings {
     });
 }
 
+/// The hook world. Its shared interfaces are the strategy world's own types, so one
+/// `HostState` implements both.
+pub mod hook_bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "hivemind:plugin/hook",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "hivemind:plugin/types": super::bindings::hivemind::plugin::types,
+            "hivemind:plugin/progress": super::bindings::hivemind::plugin::progress,
+        },
+    });
+}
+
 pub use bindings::hivemind::plugin::types as wit;
 pub use bindings::{StepContext, StepOutcome};
 use bindings::{Strategy, StrategyPre};
+pub use hook_bindings::Stage;
+use hook_bindings::{Hook, HookPre};
 
 /// How much a plugin call may use.
 #[derive(Debug, Clone)]
@@ -62,7 +79,30 @@ pub enum Origin {
     Installed,
 }
 
-/// A strategy component, compiled, type-checked and ready to instantiate.
+/// Which world a component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Strategy,
+    Hook,
+}
+
+impl Kind {
+    pub fn world(self) -> &'static str {
+        match self {
+            Kind::Strategy => "hivemind:plugin/strategy",
+            Kind::Hook => "hivemind:plugin/hook",
+        }
+    }
+}
+
+/// A component of either world, instantiable.
+enum Pre {
+    Strategy(StrategyPre<HostState>),
+    Hook(HookPre<HostState>),
+}
+
+/// A strategy or hook component, compiled, type-checked and ready to instantiate.
 pub struct LoadedPlugin {
     pub info: PluginRef,
     pub description: String,
@@ -74,7 +114,16 @@ pub struct LoadedPlugin {
     pub exports: Vec<String>,
     /// Switched off with `plugin disable`: no new deployment may use it.
     pub disabled: std::sync::atomic::AtomicBool,
-    pre: StrategyPre<HostState>,
+    pre: Pre,
+}
+
+impl LoadedPlugin {
+    pub fn kind(&self) -> Kind {
+        match self.pre {
+            Pre::Strategy(_) => Kind::Strategy,
+            Pre::Hook(_) => Kind::Hook,
+        }
+    }
 }
 
 /// What a store carries: WASI (empty), limits, captured stderr, and the capabilities of
@@ -85,6 +134,8 @@ pub struct HostState {
     limits: StoreLimits,
     stderr: MemoryOutputPipe,
     pub(crate) caps: Option<StepCaps>,
+    /// The capabilities of the hook being run (none for a strategy).
+    pub(crate) hook: Option<HookCaps>,
 }
 
 impl WasiView for HostState {
@@ -95,7 +146,10 @@ impl WasiView for HostState {
 
 pub struct PluginHost {
     engine: Engine,
+    /// A strategy may import only the strategy world's capabilities, a hook only the
+    /// hook world's: each world has its own linker.
     linker: Linker<HostState>,
+    hook_linker: Linker<HostState>,
     limits: Limits,
     /// Current plugin per name.
     by_name: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
@@ -144,6 +198,9 @@ impl PluginHost {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Strategy::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        let mut hook_linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut hook_linker)?;
+        Hook::add_to_linker::<_, HasSelf<_>>(&mut hook_linker, |state| state)?;
 
         let compatibility = {
             use std::hash::{Hash, Hasher};
@@ -155,6 +212,7 @@ impl PluginHost {
         let host = Arc::new(PluginHost {
             engine,
             linker,
+            hook_linker,
             limits,
             by_name: Default::default(),
             by_sha: Default::default(),
@@ -164,7 +222,7 @@ impl PluginHost {
             cache_hits: Default::default(),
         });
         for (crate_name, bytes) in builtin::BUILTIN {
-            host.load(bytes.to_vec(), Origin::Builtin)
+            host.load(bytes.to_vec(), Origin::Builtin, false)
                 .await
                 .with_context(|| format!("loading the built-in plugin {crate_name}"))?;
         }
@@ -172,6 +230,10 @@ impl PluginHost {
     }
 
     fn new_store(&self, caps: Option<StepCaps>) -> Store<HostState> {
+        self.new_store_with(caps, None)
+    }
+
+    fn new_store_with(&self, caps: Option<StepCaps>, hook: Option<HookCaps>) -> Store<HostState> {
         let stderr = MemoryOutputPipe::new(16 << 10);
         // No preopened directories, no environment, no sockets: the default context
         // denies every address, and we add nothing.
@@ -182,7 +244,8 @@ impl PluginHost {
             .tables(64)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(&self.engine, HostState { wasi, table: ResourceTable::new(), limits, stderr, caps });
+        let mut store =
+            Store::new(&self.engine, HostState { wasi, table: ResourceTable::new(), limits, stderr, caps, hook });
         store.limiter(|state| &mut state.limits);
         store.set_fuel(self.limits.fuel).expect("fuel is enabled");
         store.set_epoch_deadline(1);
@@ -200,17 +263,18 @@ impl PluginHost {
         self.load_errors.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Compiles, type-checks and registers a strategy component. A component that does
-    /// not fit changes nothing.
-    pub async fn load(&self, bytes: Vec<u8>, origin: Origin) -> Result<Arc<LoadedPlugin>> {
-        let result = self.load_checked(bytes, origin).await;
+    /// Compiles, type-checks and registers a strategy or hook component. A component that
+    /// does not fit changes nothing. An installed plugin may take a built-in's name only
+    /// with `replace`; the built-in stays loaded for the deployments pinned to it.
+    pub async fn load(&self, bytes: Vec<u8>, origin: Origin, replace: bool) -> Result<Arc<LoadedPlugin>> {
+        let result = self.load_checked(bytes, origin, replace).await;
         if result.is_err() {
             self.load_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         result
     }
 
-    async fn load_checked(&self, bytes: Vec<u8>, origin: Origin) -> Result<Arc<LoadedPlugin>> {
+    async fn load_checked(&self, bytes: Vec<u8>, origin: Origin, replace: bool) -> Result<Arc<LoadedPlugin>> {
         let sha256 = hex(&Sha256::digest(&bytes));
         if let Some(loaded) = self.by_sha.read().unwrap().get(&sha256) {
             return Ok(loaded.clone());
@@ -219,15 +283,12 @@ impl PluginHost {
         let size = bytes.len();
         let engine = self.engine.clone();
         let linker = self.linker.clone();
+        let hook_linker = self.hook_linker.clone();
         // Compiling takes milliseconds to seconds of CPU: keep it off the executor.
         let cached = self.cache_dir.as_ref().map(|dir| dir.join(format!("{sha256}-{}.cwasm", self.compatibility)));
-        let (pre, from_cache) = tokio::task::spawn_blocking(move || -> Result<(StrategyPre<HostState>, bool)> {
+        let (pre, from_cache) = tokio::task::spawn_blocking(move || -> Result<(Pre, bool)> {
             let (component, from_cache) = compile_or_load(&engine, &bytes, cached.as_deref())?;
-            let pre = linker.instantiate_pre(&component).map_err(|e| {
-                anyhow!("the component imports something the host does not grant (plugins may import only hivemind:plugin capabilities and WASI basics): {e:#}")
-            })?;
-            let pre = StrategyPre::new(pre).map_err(|e| anyhow!("the component is not a hivemind:plugin/strategy@0.1 component: {e:#}"))?;
-            Ok((pre, from_cache))
+            Ok((type_check(&linker, &hook_linker, &component)?, from_cache))
         })
         .await??;
         if from_cache {
@@ -236,15 +297,21 @@ impl PluginHost {
 
         let mut store = self.new_store(None);
         let info = tokio::time::timeout(self.limits.timeout, async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_info(&mut store).await
+            match &pre {
+                Pre::Strategy(pre) => pre.instantiate_async(&mut store).await?.call_info(&mut store).await,
+                Pre::Hook(pre) => pre.instantiate_async(&mut store).await?.call_info(&mut store).await,
+            }
         })
         .await
         .map_err(|_| anyhow!("the plugin's info() did not return within {:?}", self.limits.timeout))?
         .map_err(|e| anyhow!("the plugin's info() failed: {}", describe_trap(&e, &store)))?;
         validate_name(&info.name)?;
 
-        let component_type = pre.instance_pre().component().component_type();
+        let component = match &pre {
+            Pre::Strategy(pre) => pre.instance_pre().component(),
+            Pre::Hook(pre) => pre.instance_pre().component(),
+        };
+        let component_type = component.component_type();
         let imports: Vec<String> = component_type.imports(&self.engine).map(|(name, _)| name.to_string()).collect();
         let exports: Vec<String> = component_type.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
         let api_version = imports
@@ -265,8 +332,14 @@ impl PluginHost {
             pre,
         });
         let mut by_name = self.by_name.write().unwrap();
-        if origin == Origin::Installed && by_name.get(&info.name).is_some_and(|p| p.origin == Origin::Builtin) {
-            bail!("`{}` is the name of a built-in strategy; give your plugin another name", info.name);
+        if origin == Origin::Installed
+            && !replace
+            && by_name.get(&info.name).is_some_and(|p| p.origin == Origin::Builtin)
+        {
+            bail!(
+                "`{}` is the name of a built-in plugin; give yours another name, or install it with --replace to use it instead of the built-in for new deployments",
+                info.name
+            );
         }
         by_name.insert(info.name, plugin.clone());
         self.by_sha.write().unwrap().insert(sha256, plugin.clone());
@@ -294,7 +367,12 @@ impl PluginHost {
             Some(_) => {}
         }
         let plugin = by_name.remove(name).unwrap();
-        self.by_sha.write().unwrap().remove(&plugin.info.sha256);
+        let mut by_sha = self.by_sha.write().unwrap();
+        by_sha.remove(&plugin.info.sha256);
+        // A plugin installed with --replace gives the name back to the built-in.
+        if let Some(builtin) = by_sha.values().find(|p| p.origin == Origin::Builtin && p.info.name == name) {
+            by_name.insert(name.to_string(), builtin.clone());
+        }
         Ok(plugin)
     }
 
@@ -310,9 +388,10 @@ impl PluginHost {
 
     /// Calls the plugin's `validate`.
     pub async fn validate(&self, plugin: &LoadedPlugin, deployment: &wit::Deployment) -> Result<Result<(), String>> {
+        let Pre::Strategy(pre) = &plugin.pre else { bail!("plugin {} is a hook, not a strategy", plugin.info.name) };
         let mut store = self.new_store(None);
         let result = tokio::time::timeout(self.limits.timeout, async {
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            let instance = pre.instantiate_async(&mut store).await?;
             instance.call_validate(&mut store, deployment).await
         })
         .await;
@@ -335,9 +414,12 @@ impl PluginHost {
         deployment: &wit::Deployment,
         context: &StepContext,
     ) -> (Result<StepOutcome, String>, StepCaps) {
+        let Pre::Strategy(pre) = &plugin.pre else {
+            return (Err(format!("plugin {} is a hook, not a strategy", plugin.info.name)), caps);
+        };
         let mut store = self.new_store(Some(caps));
         let result = tokio::time::timeout(self.limits.timeout, async {
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            let instance = pre.instantiate_async(&mut store).await?;
             instance.call_step(&mut store, deployment, context).await
         })
         .await;
@@ -349,6 +431,91 @@ impl PluginHost {
         let caps = store.into_data().caps.expect("a step store carries capabilities");
         (outcome, caps)
     }
+
+    /// Runs a hook in a fresh sandbox, for at most `timeout` (its jobs and requests are
+    /// stopped at that deadline too). Returns its verdict — output on success, the
+    /// reason on failure, a trap or the timeout described for people — and what it logged.
+    pub async fn run_hook(
+        &self,
+        plugin: &LoadedPlugin,
+        caps: HookCaps,
+        deployment: &wit::Deployment,
+        stage: Stage,
+        argument: &str,
+        timeout: Duration,
+    ) -> (Result<String, String>, HookCaps) {
+        let Pre::Hook(pre) = &plugin.pre else {
+            return (Err(format!("plugin {} is a strategy, not a hook", plugin.info.name)), caps);
+        };
+        let mut store = self.new_store_with(None, Some(caps));
+        // A moment past the deadline, so that a job or request stopped at the deadline
+        // reports it itself, with what it printed.
+        let result = tokio::time::timeout(timeout + Duration::from_secs(1), async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, deployment, stage, argument).await
+        })
+        .await;
+        let verdict = match result {
+            Err(_) => Err(format!("it did not finish within its {} s timeout and was stopped", timeout.as_secs())),
+            Ok(Err(e)) => Err(describe_trap(&e, &store)),
+            Ok(Ok(verdict)) => verdict,
+        };
+        let caps = store.into_data().hook.expect("a hook store carries capabilities");
+        (verdict, caps)
+    }
+}
+
+/// The plugin API versions this host accepts: every 0.1.x (WIT package semver).
+pub const API_VERSIONS: &str = "0.1.x";
+
+fn api_compatible(version: &str) -> bool {
+    version.starts_with("0.1.") || version == "0.1"
+}
+
+/// Checks a component against the world it means to implement (a hook exports `run`, a
+/// strategy `step`), with an error of its own for each way it can fail to fit.
+fn type_check(linker: &Linker<HostState>, hook_linker: &Linker<HostState>, component: &Component) -> Result<Pre> {
+    let engine = component.engine();
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    let kind = if exports.iter().any(|e| e == "step") {
+        Kind::Strategy
+    } else if exports.iter().any(|e| e == "run") {
+        Kind::Hook
+    } else {
+        bail!(
+            "the component is not a Hivemind plugin: it exports {} but a strategy ({}) exports `info`, `validate` and `step`, and a hook ({}) exports `info` and `run`; build it with hivemind-sdk's export_strategy! or export_hook!",
+            if exports.is_empty() { "nothing".to_string() } else { format!("`{}`", exports.join("`, `")) },
+            Kind::Strategy.world(),
+            Kind::Hook.world()
+        );
+    };
+    for (import, _) in ty.imports(engine) {
+        if let Some((_, version)) = import.strip_prefix("hivemind:plugin/").and_then(|rest| rest.split_once('@'))
+            && !api_compatible(version)
+        {
+            bail!(
+                "the component was built for plugin API {version} (it imports `{import}`), and this host supports {API_VERSIONS}; rebuild it against a hivemind-sdk for {API_VERSIONS}"
+            );
+        }
+    }
+    let world_linker = if kind == Kind::Strategy { linker } else { hook_linker };
+    let pre = world_linker.instantiate_pre(component).map_err(|e| {
+        anyhow!(
+            "the component imports something the host does not grant to a {}: {e:#}; a {} may import only its world's hivemind:plugin capabilities and WASI basics",
+            kind.world(),
+            match kind { Kind::Strategy => "strategy", Kind::Hook => "hook" }
+        )
+    })?;
+    Ok(match kind {
+        Kind::Strategy => Pre::Strategy(
+            StrategyPre::new(pre)
+                .map_err(|e| anyhow!("the component is not a {}@0.1 component: {e:#}", kind.world()))?,
+        ),
+        Kind::Hook => Pre::Hook(
+            HookPre::new(pre).map_err(|e| anyhow!("the component is not a {}@0.1 component: {e:#}", kind.world()))?,
+        ),
+    })
 }
 
 /// Compiles a component, or loads what an earlier compile of the same bytes on the same
@@ -389,7 +556,7 @@ fn describe_trap(e: &wasmtime::Error, store: &Store<HostState>) -> String {
     let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).trim().to_string();
     let what = match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::OutOfFuel) => {
-            "it ran out of fuel (an endless loop?); each step may run about 500 million instructions".to_string()
+            "it ran out of fuel (an endless loop?); each call may run about 500 million instructions".to_string()
         }
         Some(wasmtime::Trap::StackOverflow) => "its stack overflowed (unbounded recursion?)".to_string(),
         Some(wasmtime::Trap::UnreachableCodeReached) if stderr.contains("panicked") => "it panicked".to_string(),

@@ -146,10 +146,10 @@ impl Router {
 
     /// Stops serving an app and forgets it: its port is free again.
     pub fn remove(&self, app: &str) {
-        if let Some(route) = self.apps.write().unwrap().remove(app) {
-            if let Some(task) = route.listener.lock().unwrap().take() {
-                task.abort();
-            }
+        if let Some(route) = self.apps.write().unwrap().remove(app)
+            && let Some(task) = route.listener.lock().unwrap().take()
+        {
+            task.abort();
         }
     }
 

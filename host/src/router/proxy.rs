@@ -108,10 +108,10 @@ async fn handle(
             Ok(mut response) => {
                 let status = response.status();
                 stats.record(status.as_u16(), started.elapsed().as_secs_f64() * 1000.0);
-                if let Some(goal) = &table.goal_header {
-                    if response.headers().contains_key(goal) {
-                        stats.goals.fetch_add(1, Relaxed);
-                    }
+                if let Some(goal) = &table.goal_header
+                    && response.headers().contains_key(goal)
+                {
+                    stats.goals.fetch_add(1, Relaxed);
                 }
                 if matches!(status.as_u16(), 502..=504) {
                     eject_on_failure(&route, backend);

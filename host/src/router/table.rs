@@ -126,10 +126,10 @@ impl RouteTable {
         let fallback_n = match choice {
             Choice::Schedule(n) | Choice::Sticky(n) | Choice::Forced(_, n) => n,
         };
-        if let Some(i) = preferred {
-            if let Some(b) = two_choices(&self.pools[i].backends, exclude) {
-                return Some((&self.pools[i], b));
-            }
+        if let Some(i) = preferred
+            && let Some(b) = two_choices(&self.pools[i].backends, exclude)
+        {
+            return Some((&self.pools[i], b));
         }
         let start = self.scheduled(fallback_n).unwrap_or(0);
         (0..self.pools.len())

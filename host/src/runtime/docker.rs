@@ -2,7 +2,7 @@
 //! port published on 127.0.0.1. Containers carry `hivemind.*` labels so that a restart
 //! can tell its own from everyone else's.
 
-use super::{Driver, StartSpec, Started};
+use super::{Driver, JobOutcome, StartSpec, Started};
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use bollard::Docker;
@@ -121,20 +121,10 @@ impl Driver for DockerDriver {
         if health_key != port_key {
             ports.push(health_key.clone());
         }
-        let labels = HashMap::from([
-            ("hivemind.app".to_string(), spec.app.clone()),
-            ("hivemind.version".to_string(), spec.version.clone()),
-            ("hivemind.deployment".to_string(), spec.deployment_id.clone()),
-            ("hivemind.replica".to_string(), spec.id.clone()),
-            ("hivemind.server".to_string(), spec.server_id.clone()),
-            ("hivemind.variant".to_string(), spec.version.clone()),
-        ]);
-        let mut env: Vec<String> = vec![format!("PORT={}", spec.container_port)];
-        env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            env: Some(env),
-            labels: Some(labels),
+            env: Some(container_env(spec)),
+            labels: Some(labels(spec)),
             exposed_ports: Some(ports.clone()),
             host_config: Some(HostConfig {
                 // An empty host port lets the engine pick a free one, with no race.
@@ -148,24 +138,11 @@ impl Driver for DockerDriver {
                         })
                         .collect(),
                 ),
-                nano_cpus: spec.resources.cpu.map(|c| (c * 1e9) as i64),
-                memory: spec
-                    .resources
-                    .memory
-                    .as_deref()
-                    .and_then(|m| crate::model::parse_memory(m).ok())
-                    .map(|b| b as i64),
-                binds: (!spec.resources.volumes.is_empty()).then(|| spec.resources.volumes.clone()),
-                ..Default::default()
+                ..limits(spec)
             }),
             ..Default::default()
         };
-        let name = format!("hivemind-{}", spec.id);
-        let created = self
-            .docker
-            .create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), body)
-            .await
-            .with_context(|| format!("creating a container of {}", spec.image))?;
+        let created = self.create(spec, body, "a container").await?;
         if let Err(e) = self.docker.start_container(&created.id, None).await {
             let _ = self.remove(&created.id).await;
             return Err(e).with_context(|| format!("starting a container of {}", spec.image));
@@ -195,6 +172,29 @@ impl Driver for DockerDriver {
         let options = StopContainerOptionsBuilder::default().t(grace.as_secs().max(1) as i32).build();
         let _ = self.docker.stop_container(handle, Some(options)).await;
         self.remove(handle).await
+    }
+
+    async fn run_job(&self, spec: &StartSpec, command: &str, timeout: Duration) -> Result<JobOutcome> {
+        // The command's words replace the image's CMD, as `docker run IMAGE COMMAND` does:
+        // images FROM scratch have no shell to hand a string to.
+        let words = super::process::parse_command(command)?;
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(words),
+            env: Some(container_env(spec)),
+            labels: Some(labels(spec)),
+            host_config: Some(limits(spec)),
+            ..Default::default()
+        };
+        let created = self.create(spec, body, "a job container").await?;
+        let ended = self.wait_job(&created.id, timeout).await;
+        let output = match &ended {
+            // The engine refused to start it: its message says why (a command not in the image).
+            Err(e) => format!("{e:#}"),
+            Ok(_) => super::output_tail(self.logs(&created.id, 200).await.as_bytes()),
+        };
+        let _ = self.remove(&created.id).await;
+        Ok(JobOutcome { exit_code: ended.unwrap_or(Some(127)), output })
     }
 
     async fn is_running(&self, handle: &str) -> bool {
@@ -229,7 +229,62 @@ impl Driver for DockerDriver {
     }
 }
 
+/// The labels that tell a restart which containers are this server's, and whose.
+fn labels(spec: &StartSpec) -> HashMap<String, String> {
+    HashMap::from([
+        ("hivemind.app".to_string(), spec.app.clone()),
+        ("hivemind.version".to_string(), spec.version.clone()),
+        ("hivemind.deployment".to_string(), spec.deployment_id.clone()),
+        ("hivemind.replica".to_string(), spec.id.clone()),
+        ("hivemind.server".to_string(), spec.server_id.clone()),
+        ("hivemind.variant".to_string(), spec.version.clone()),
+    ])
+}
+
+fn container_env(spec: &StartSpec) -> Vec<String> {
+    let mut env: Vec<String> = vec![format!("PORT={}", spec.container_port)];
+    env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+    env
+}
+
+/// `--cpu`, `--memory` and `--volume` as Docker applies them.
+fn limits(spec: &StartSpec) -> HostConfig {
+    HostConfig {
+        nano_cpus: spec.resources.cpu.map(|c| (c * 1e9) as i64),
+        memory: spec.resources.memory.as_deref().and_then(|m| crate::model::parse_memory(m).ok()).map(|b| b as i64),
+        binds: (!spec.resources.volumes.is_empty()).then(|| spec.resources.volumes.clone()),
+        ..Default::default()
+    }
+}
+
 impl DockerDriver {
+    /// Creates the container of replica (or job) `spec.id`, named after it.
+    async fn create(
+        &self,
+        spec: &StartSpec,
+        body: ContainerCreateBody,
+        what: &str,
+    ) -> Result<bollard::models::ContainerCreateResponse> {
+        let name = format!("hivemind-{}", spec.id);
+        self.docker
+            .create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), body)
+            .await
+            .with_context(|| format!("creating {what} of {}", spec.image))
+    }
+
+    /// Runs a created job container to its end or its timeout; returns its exit code.
+    async fn wait_job(&self, id: &str, timeout: Duration) -> Result<Option<i32>> {
+        self.docker.start_container(id, None).await?;
+        let mut wait = self.docker.wait_container(id, None);
+        // The wait answers with an error for a non-zero exit; the exit code is read below.
+        if tokio::time::timeout(timeout, wait.next()).await.is_err() {
+            let _ = self.docker.kill_container(id, None).await;
+            return Ok(None);
+        }
+        let state = self.docker.inspect_container(id, None).await?.state;
+        Ok(Some(state.and_then(|s| s.exit_code).unwrap_or(-1) as i32))
+    }
+
     async fn remove(&self, id: &str) -> Result<()> {
         match self.docker.remove_container(id, Some(RemoveContainerOptionsBuilder::default().force(true).build())).await
         {

@@ -1,7 +1,7 @@
 //! The fleet: every replica the host runs, by app and version, kept in memory and in the
 //! store so that a restart adopts what still runs and removes what no record owns.
 
-use super::{Driver, StartSpec};
+use super::{Driver, JobOutcome, StartSpec};
 use crate::model::{ReplicaRecord, now_ms};
 use crate::store::Store;
 use anyhow::Result;
@@ -153,26 +153,7 @@ impl Fleet {
         // Recorded before it starts: a crash in between leaves a record to clean up, and
         // the replica carries this server's id, so the next start finds it either way.
         self.store.insert_replica(&record).await?;
-        let mut env = vec![
-            ("HIVEMIND_SERVER".to_string(), self.server_id.clone()),
-            ("HIVEMIND_APP".to_string(), spec.app.clone()),
-            ("HIVEMIND_VERSION".to_string(), spec.version.clone()),
-            ("HIVEMIND_DEPLOYMENT".to_string(), spec.deployment_id.clone()),
-            ("HIVEMIND_REPLICA".to_string(), id.clone()),
-        ];
-        env.extend(spec.env.iter().cloned());
-        let start = StartSpec {
-            id: id.clone(),
-            server_id: self.server_id.clone(),
-            app: spec.app.clone(),
-            version: spec.version.clone(),
-            deployment_id: spec.deployment_id.clone(),
-            image: spec.image.clone(),
-            container_port: spec.container_port,
-            health_port: spec.health_port,
-            env,
-            resources: spec.resources.clone(),
-        };
+        let start = self.start_spec(spec, &id);
         let started = match self.driver.start(&start).await {
             Ok(started) => started,
             Err(e) => {
@@ -186,6 +167,39 @@ impl Fleet {
         record.health_address = started.health_address;
         self.replicas.lock().await.insert(id, record.clone());
         Ok(record)
+    }
+
+    /// What the driver needs to start `id`: the replica carries this server's id and its
+    /// own, so that a restart finds it even if the crash came before its record.
+    fn start_spec(&self, spec: &LaunchSpec, id: &str) -> StartSpec {
+        let mut env = vec![
+            ("HIVEMIND_SERVER".to_string(), self.server_id.clone()),
+            ("HIVEMIND_APP".to_string(), spec.app.clone()),
+            ("HIVEMIND_VERSION".to_string(), spec.version.clone()),
+            ("HIVEMIND_DEPLOYMENT".to_string(), spec.deployment_id.clone()),
+            ("HIVEMIND_REPLICA".to_string(), id.to_string()),
+        ];
+        env.extend(spec.env.iter().cloned());
+        StartSpec {
+            id: id.to_string(),
+            server_id: self.server_id.clone(),
+            app: spec.app.clone(),
+            version: spec.version.clone(),
+            deployment_id: spec.deployment_id.clone(),
+            image: spec.image.clone(),
+            container_port: spec.container_port,
+            health_port: spec.health_port,
+            env,
+            resources: spec.resources.clone(),
+        }
+    }
+
+    /// Runs a one-off job in a fresh replica of `spec`'s release (a hook's command). It
+    /// is not one of the app's replicas: the router never sees it. A job left behind by a
+    /// crash carries this server's id, so the next start removes it as an orphan.
+    pub async fn run_job(&self, spec: &LaunchSpec, command: &str, timeout: Duration) -> Result<JobOutcome> {
+        let id = format!("{}-{}-job-{:06x}", spec.app, spec.version, fastrand::u32(..0x100_0000));
+        self.driver.run_job(&self.start_spec(spec, &id), command, timeout).await
     }
 
     /// Stops one replica and forgets it.

@@ -7,6 +7,7 @@ mod process;
 
 pub use docker::DockerDriver;
 pub use fleet::{Fleet, LaunchSpec, Reconciliation};
+
 pub use process::ProcessDriver;
 
 use async_trait::async_trait;
@@ -42,6 +43,24 @@ pub struct Started {
     pub health_address: String,
 }
 
+/// How a one-off job ended.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    /// Its exit code; `None` when it was killed at its timeout.
+    pub exit_code: Option<i32>,
+    /// The last few KiB of what it printed, stdout and stderr merged.
+    pub output: String,
+}
+
+/// The most of a job's output that is kept.
+pub const JOB_OUTPUT_BYTES: usize = 4096;
+
+/// The last `JOB_OUTPUT_BYTES` of `bytes`, as text.
+pub fn output_tail(bytes: &[u8]) -> String {
+    let tail = &bytes[bytes.len().saturating_sub(JOB_OUTPUT_BYTES)..];
+    String::from_utf8_lossy(tail).trim().to_string()
+}
+
 /// A way to run replicas.
 #[async_trait]
 pub trait Driver: Send + Sync + 'static {
@@ -68,6 +87,10 @@ pub trait Driver: Send + Sync + 'static {
 
     /// The last lines a replica printed.
     async fn logs(&self, handle: &str, lines: usize) -> String;
+
+    /// Runs `command` once in a fresh replica of `spec.image` (a release-phase job),
+    /// waits at most `timeout` for it to exit, and removes it. Killed at the timeout.
+    async fn run_job(&self, spec: &StartSpec, command: &str, timeout: Duration) -> anyhow::Result<JobOutcome>;
 
     /// Every replica this server started that still exists, as (replica id, handle),
     /// found by the server id the replicas carry.

@@ -5,7 +5,7 @@
 //! group, so that stopping it reaches the children a shell started, and so that a
 //! crash of the host does not take the replicas down with it (they are adopted on start).
 
-use super::{Driver, StartSpec, Started};
+use super::{Driver, JobOutcome, StartSpec, Started};
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
@@ -116,29 +116,8 @@ impl Driver for ProcessDriver {
         let port = super::free_port()?;
         std::fs::create_dir_all(&self.log_dir)?;
         let log_file = tempfile_in(&self.log_dir, &spec.id)?;
-        let mut cmd = tokio::process::Command::new(&words[0]);
-        cmd.args(&words[1..])
-            .env("PORT", port.to_string())
-            // Replicas are reached through loopback; apps that honour HOST bind only there.
-            .env("HOST", "127.0.0.1")
-            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .process_group(0)
-            .kill_on_drop(false);
-        if let Some(bytes) = spec.resources.memory.as_deref().and_then(|m| crate::model::parse_memory(m).ok()) {
-            // The process runtime applies --memory as a cap on the address space.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
-                    if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
+        let mut cmd = command(&words[0], &words[1..], spec, log_file)?;
+        cmd.env("PORT", port.to_string()).kill_on_drop(false);
         let child = cmd.spawn().with_context(|| format!("starting `{}`", spec.image))?;
         let pid = child.id().context("the replica exited at once")?.to_string();
         // The child is reaped through waitpid in `alive`; dropping the handle does not kill it.
@@ -171,6 +150,32 @@ impl Driver for ProcessDriver {
         Ok(())
     }
 
+    async fn run_job(&self, spec: &StartSpec, job: &str, timeout: Duration) -> Result<JobOutcome> {
+        std::fs::create_dir_all(&self.log_dir)?;
+        let log_path = self.log_dir.join(format!("{}.log", spec.id));
+        let log_file = std::fs::File::create(&log_path)?;
+        // A shell, so that `./migrate.sh && ./seed.sh` works as it would in a terminal.
+        let mut child = command("sh", &["-c".to_string(), job.to_string()], spec, log_file)?
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting the job `{job}`"))?;
+        let pid = child.id().map(|p| p as i32);
+        let exit_code = match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(status) => Some(status?.code().unwrap_or(128 + 9)),
+            Err(_) => {
+                // Its whole process group: the shell and whatever it started.
+                if let Some(pid) = pid {
+                    signal(pid, libc::SIGKILL);
+                }
+                let _ = child.wait().await;
+                None
+            }
+        };
+        let output = super::output_tail(&std::fs::read(&log_path).unwrap_or_default());
+        let _ = std::fs::remove_file(&log_path);
+        Ok(JobOutcome { exit_code, output })
+    }
+
     async fn is_running(&self, handle: &str) -> bool {
         handle.parse().map(alive).unwrap_or(false)
     }
@@ -189,7 +194,7 @@ impl Driver for ProcessDriver {
             }
             let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
             let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
-            if !vars.iter().any(|v| *v == wanted.as_bytes()) {
+            if !vars.contains(&wanted.as_bytes()) {
                 continue;
             }
             let replica = vars
@@ -208,6 +213,34 @@ impl Driver for ProcessDriver {
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
+}
+
+/// A replica's or a job's process: the release's environment, its output to `log`, in a
+/// process group of its own (so that stopping it reaches what it started), and `--memory`
+/// applied as a cap on its address space.
+fn command(program: &str, args: &[String], spec: &StartSpec, log: std::fs::File) -> Result<tokio::process::Command> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        // Replicas are reached through loopback; apps that honour HOST bind only there.
+        .env("HOST", "127.0.0.1")
+        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    if let Some(bytes) = spec.resources.memory.as_deref().and_then(|m| crate::model::parse_memory(m).ok()) {
+        // SAFETY: setrlimit is async-signal-safe, as code between fork and exec must be.
+        unsafe {
+            cmd.pre_exec(move || {
+                let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    Ok(cmd)
 }
 
 fn tempfile_in(dir: &Path, id: &str) -> Result<std::fs::File> {

@@ -71,7 +71,7 @@ pub struct StepWrites {
 
 const DEPLOYMENT_COLUMNS: &str = "id, app, name, strategy, spec, target_version, previous, status, phase, progress, message, error, \
      plugin_name, plugin_version, plugin_sha256, attempt, phase_started_at_ms, rollback_kind, promoted, rollback_of, \
-     last_progress_at_ms, winner, created_at_ms, updated_at_ms";
+     last_progress_at_ms, winner, hook_runs, created_at_ms, updated_at_ms";
 
 impl Store {
     /// Opens (creating if needed) the SQLite database in `data_dir` and migrates it.
@@ -152,7 +152,7 @@ impl Store {
 
     pub async fn insert_deployment(&self, d: &Deployment) -> Result<()> {
         sqlx::query(&format!(
-            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         ))
         .bind(&d.id)
         .bind(&d.app)
@@ -176,6 +176,7 @@ impl Store {
         .bind(&d.rollback_of)
         .bind(d.last_progress_at_ms)
         .bind(&d.winner)
+        .bind(serde_json::to_string(&d.hook_runs)?)
         .bind(d.created_at_ms)
         .bind(d.updated_at_ms)
         .execute(&self.pool)
@@ -302,6 +303,31 @@ impl Store {
                 .await?;
         }
         for (level, message) in &writes.events {
+            insert_event(&mut tx, id, now, level, message).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that a stage's hooks ran, with what they said, atomically: a restart
+    /// sees either both or neither.
+    pub async fn record_hooks(
+        &self,
+        id: &str,
+        runs: &crate::model::HookRuns,
+        events: &[(String, String)],
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        // A hook that ran is progress: its time does not count against the deadline.
+        sqlx::query("UPDATE deployments SET hook_runs = ?, updated_at_ms = ?, last_progress_at_ms = ? WHERE id = ?")
+            .bind(serde_json::to_string(runs)?)
+            .bind(now)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for (level, message) in events {
             insert_event(&mut tx, id, now, level, message).await?;
         }
         tx.commit().await?;
@@ -561,6 +587,7 @@ fn deployment_from_row(r: SqliteRow) -> Result<Deployment> {
         rollback_of: r.get("rollback_of"),
         last_progress_at_ms: r.get("last_progress_at_ms"),
         winner: r.get("winner"),
+        hook_runs: serde_json::from_str(&r.get::<String, _>("hook_runs"))?,
         created_at_ms: r.get("created_at_ms"),
         updated_at_ms: r.get("updated_at_ms"),
     })

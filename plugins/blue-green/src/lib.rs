@@ -111,6 +111,11 @@ impl Strategy for BlueGreen {
             ])?,
             None => routing::set_split(&[Weight { version: green.clone(), weight: 0 }])?,
         }
+        if !cx.verified {
+            // The deployment's verify hooks run now, against the preview route.
+            progress::report(40, &format!("running verify hooks against green {green} on its preview route"));
+            return Ok(Step::Verify);
+        }
         let since = *st.verifying_since.get_or_insert_with(now_ms);
         let counts = metrics::snapshot(&green)?;
         let errors = counts.status_5xx + counts.connection_errors;

@@ -230,6 +230,10 @@ impl Strategy for Canary {
             if !readiness.waiting.is_empty() {
                 return Ok(Step::after_ms(200));
             }
+            if !cx.verified {
+                routing::set_split(&[Weight { version: canary.clone(), weight: 0 }])?;
+                return Ok(Step::Verify);
+            }
             routing::set_split(&[Weight { version: canary.clone(), weight: 100 }])?;
             return Ok(Step::Done);
         };
@@ -245,6 +249,16 @@ impl Strategy for Canary {
                 &format!("starting canary {canary}: {}/{} healthy", readiness.ready.len(), replicas.len()),
             );
             return Ok(Step::after_ms(200));
+        }
+        if !cx.verified {
+            // The deployment's verify hooks run while the canary is reachable on its preview
+            // route (the header x-hivemind-variant) and before any traffic moves to it.
+            routing::set_split(&[
+                Weight { version: stable.clone(), weight: 100 },
+                Weight { version: canary.clone(), weight: 0 },
+            ])?;
+            progress::report(5, &format!("verifying canary {canary} on its preview route"));
+            return Ok(Step::Verify);
         }
         if share >= 100 {
             routing::set_split(&[Weight { version: canary.clone(), weight: 100 }])?;

@@ -1,0 +1,196 @@
+//! Deployment hooks: which hook components a deployment's `--pre-hook` and friends name
+//! (checked and pinned at admission), and running a stage's hooks in their sandboxes,
+//! each with its timeout and retries, recording what they said.
+
+use super::Engine;
+use crate::error::UserError;
+use crate::model::{Deployment, DeploymentSpec, HookRef, HookRuns, HookStage, PluginRef};
+use crate::plugins::{HookCaps, Kind, Stage};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The longest a hook may be given, and the most retries.
+const MAX_HOOK_TIMEOUT_S: u32 = 3600;
+const MAX_HOOK_RETRIES: u32 = 10;
+
+impl Engine {
+    /// Checks every hook of `spec` and pins the components they run. Nothing changes if
+    /// one is wrong: the error names the stage and says what to write instead.
+    pub(super) fn pin_hooks(&self, spec: &DeploymentSpec) -> Result<BTreeMap<String, PluginRef>, UserError> {
+        let hooks = &spec.hooks;
+        if hooks.timeout == 0 || hooks.timeout > MAX_HOOK_TIMEOUT_S {
+            return Err(UserError::invalid(
+                "hooks.timeout",
+                format!("hook timeout {} s must be from 1 to {MAX_HOOK_TIMEOUT_S} seconds", hooks.timeout),
+            ));
+        }
+        if hooks.retries > MAX_HOOK_RETRIES {
+            return Err(UserError::invalid(
+                "hooks.retries",
+                format!("hook retries {} must be from 0 to {MAX_HOOK_RETRIES}", hooks.retries),
+            ));
+        }
+        let mut pinned = BTreeMap::new();
+        for stage in HookStage::ALL {
+            let field = format!("hooks.{}", stage.as_str());
+            for text in hooks.of(stage) {
+                let hook = HookRef::parse(text).map_err(|e| UserError::invalid(&field, e))?;
+                let plugin = self.plugins.get(&hook.plugin).filter(|p| p.kind() == Kind::Hook).ok_or_else(|| {
+                    let hooks: Vec<String> =
+                        self.plugins.list().iter().filter(|p| p.kind() == Kind::Hook).map(|p| p.info.name.clone()).collect();
+                    UserError::invalid(
+                        &field,
+                        format!(
+                            "{} hook `{text}`: no hook plugin named `{}`; installed hooks: {} (`hivemind plugin install FILE.wasm` adds one)",
+                            stage.as_str(),
+                            hook.plugin,
+                            hooks.join(", ")
+                        ),
+                    )
+                })?;
+                if let Some(version) = hook.version.as_ref().filter(|v| **v != plugin.info.version) {
+                    return Err(UserError::invalid(
+                        &field,
+                        format!(
+                            "{} hook `{text}`: plugin {} is installed at version {}, not {version}",
+                            stage.as_str(),
+                            plugin.info.name,
+                            plugin.info.version
+                        ),
+                    ));
+                }
+                if plugin.disabled.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(UserError::invalid(
+                        &field,
+                        format!(
+                            "{} hook `{text}`: plugin {} is disabled; `hivemind plugin enable {}` switches it back on",
+                            stage.as_str(),
+                            plugin.info.name,
+                            plugin.info.name
+                        ),
+                    ));
+                }
+                if hook.plugin == "webhook" {
+                    self.check_webhook_host(stage, &hook.argument).map_err(|e| UserError::invalid(&field, e))?;
+                }
+                pinned.insert(plugin.info.name.clone(), plugin.info.clone());
+            }
+        }
+        Ok(pinned)
+    }
+
+    /// Refuses a webhook to a host the server does not allow, before anything runs. The
+    /// host checks every request again, whoever makes it.
+    fn check_webhook_host(&self, stage: HookStage, url: &str) -> Result<(), String> {
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| format!("{} webhook `{url}` is not a URL: {e}", stage.as_str()))?;
+        let host = parsed.host_str().unwrap_or_default();
+        let with_port = format!("{host}:{}", parsed.port_or_known_default().unwrap_or(80));
+        let allowed = &self.services.hook_allowed_hosts;
+        if allowed.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(&with_port)) {
+            return Ok(());
+        }
+        Err(format!(
+            "{} webhook `{url}`: host `{host}` is not on the server's hook allowlist (allowed: {}); start the server with `--hook-allowed-hosts {host}` (or set HIVEMIND_HOOK_ALLOWED_HOSTS, or hook_allowed_hosts in server.toml)",
+            stage.as_str(),
+            if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+        ))
+    }
+
+    /// Runs the hooks of `stage` one after another, each tried up to 1 + retries times,
+    /// and records that the stage ran with what each hook said. Returns the first
+    /// failure, which stops the stage. A stage that already ran is not run again.
+    pub(super) async fn run_hooks(&self, d: &Deployment, stage: HookStage) -> anyhow::Result<Result<(), String>> {
+        let hooks = d.spec.hooks.of(stage);
+        if hooks.is_empty() || d.hook_runs.ran(stage) {
+            return Ok(Ok(()));
+        }
+        let mut events = Vec::new();
+        let mut verdict = Ok(());
+        for text in hooks {
+            let outcome = self.run_hook(d, stage, text, &mut events).await;
+            if let Err(reason) = outcome {
+                verdict = Err(format!("{} hook `{text}` failed: {reason}", stage.as_str()));
+                break;
+            }
+        }
+        let mut runs: HookRuns = d.hook_runs.clone();
+        runs.done.push(stage);
+        self.store.record_hooks(&d.id, &runs, &events).await?;
+        Ok(verdict)
+    }
+
+    /// One hook, with its retries. Its log lines and verdicts go to `events`.
+    async fn run_hook(
+        &self,
+        d: &Deployment,
+        stage: HookStage,
+        text: &str,
+        events: &mut Vec<(String, String)>,
+    ) -> Result<String, String> {
+        let hook = HookRef::parse(text)?;
+        let pinned = d
+            .hook_runs
+            .pinned
+            .get(&hook.plugin)
+            .ok_or_else(|| format!("hook plugin {} was not pinned", hook.plugin))?;
+        let plugin = self.plugins.pinned(&pinned.sha256).ok_or_else(|| {
+            format!(
+                "hook plugin {} {} (sha256 {}) that this deployment is pinned to is not loaded; install it again",
+                pinned.name,
+                pinned.version,
+                &pinned.sha256[..12]
+            )
+        })?;
+        let timeout = Duration::from_secs(d.spec.hooks.timeout as u64);
+        let tries = d.spec.hooks.retries + 1;
+        let mut last = String::new();
+        for attempt in 1..=tries {
+            let caps = HookCaps {
+                app: d.app.clone(),
+                deployment_id: d.id.clone(),
+                versions: super::drive::allowed_versions(d),
+                container_port: d.spec.container_port,
+                timeout,
+                deadline: Instant::now() + timeout,
+                services: self.services.clone(),
+                log: Vec::new(),
+            };
+            let started = Instant::now();
+            let deployment = super::drive::wit_deployment(d);
+            let (verdict, caps) =
+                self.plugins.run_hook(&plugin, caps, &deployment, wit_stage(stage), &hook.argument, timeout).await;
+            for (level, line) in caps.log {
+                events.push((level, format!("{} hook `{text}`: {line}", stage.as_str())));
+            }
+            let took = format!("{:.1} s", started.elapsed().as_secs_f64());
+            let of = if tries > 1 { format!(" (try {attempt} of {tries})") } else { String::new() };
+            match verdict {
+                Ok(output) => {
+                    events.push((
+                        "info".into(),
+                        format!("{} hook `{text}` passed in {took}{of}: {output}", stage.as_str()),
+                    ));
+                    return Ok(output);
+                }
+                Err(reason) => {
+                    events.push((
+                        "error".into(),
+                        format!("{} hook `{text}` failed after {took}{of}: {reason}", stage.as_str()),
+                    ));
+                    last = reason;
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+fn wit_stage(stage: HookStage) -> Stage {
+    match stage {
+        HookStage::Pre => Stage::Pre,
+        HookStage::Verify => Stage::Verify,
+        HookStage::Post => Stage::Post,
+        HookStage::Rollback => Stage::Rollback,
+    }
+}

@@ -1,0 +1,96 @@
+//! The plugins directory, watched: a component dropped into `DATA_DIR/plugins` is loaded,
+//! and one removed from it is unloaded, with no restart. Polling once a second keeps it
+//! portable and cheap; a half-copied file fails to load and is tried again once its size
+//! or modification time changes.
+
+use super::Engine;
+use crate::plugins::Origin;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How often the directory is scanned.
+const SCAN_EVERY: Duration = Duration::from_secs(1);
+
+/// What a scan saw of one file: enough to tell that it changed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Engine {
+    /// Watches `dir` for components being added and removed, in the background.
+    pub fn watch_plugins_dir(self: &Arc<Self>, dir: PathBuf) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            // File → what it looked like, and the sha256 it loaded as (None: it did not load).
+            let mut known: HashMap<PathBuf, (Seen, Option<String>)> = HashMap::new();
+            loop {
+                engine.scan_plugins_dir(&dir, &mut known).await;
+                tokio::time::sleep(SCAN_EVERY).await;
+            }
+        });
+    }
+
+    async fn scan_plugins_dir(&self, dir: &Path, known: &mut HashMap<PathBuf, (Seen, Option<String>)>) {
+        let mut present = HashMap::new();
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "wasm")
+                    && let Ok(meta) = entry.metadata()
+                {
+                    present.insert(path, Seen { len: meta.len(), modified: meta.modified().ok() });
+                }
+            }
+        }
+        for (path, seen) in &present {
+            if known.get(path).is_some_and(|(before, _)| before == seen) {
+                continue;
+            }
+            let loaded = match std::fs::read(path) {
+                Ok(bytes) => match self.plugins.load(bytes, Origin::Installed, false).await {
+                    Ok(plugin) => {
+                        tracing::info!(
+                            "plugins dir: loaded {} {} from {}",
+                            plugin.info.name,
+                            plugin.info.version,
+                            path.display()
+                        );
+                        Some(plugin.info.sha256.clone())
+                    }
+                    Err(e) => {
+                        tracing::warn!("plugins dir: {} does not load: {e:#}", path.display());
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!("plugins dir: cannot read {}: {e}", path.display());
+                    None
+                }
+            };
+            known.insert(path.clone(), (*seen, loaded));
+        }
+        let gone: Vec<PathBuf> = known.keys().filter(|p| !present.contains_key(*p)).cloned().collect();
+        for path in gone {
+            let Some((_, Some(sha))) = known.remove(&path) else { continue };
+            // Only the plugin the name points to now is unloaded: an older version of it
+            // stays loaded for the deployments pinned to it.
+            let Some(plugin) = self.plugins.pinned(&sha) else { continue };
+            if self.plugins.get(&plugin.info.name).is_none_or(|current| current.info.sha256 != sha) {
+                continue;
+            }
+            match self.remove_plugin(&plugin.info.name, dir).await {
+                Ok(()) => tracing::info!("plugins dir: {} was removed; unloaded {}", path.display(), plugin.info.name),
+                Err(e) => tracing::warn!(
+                    "plugins dir: {} was removed, but {} stays loaded: {}",
+                    path.display(),
+                    plugin.info.name,
+                    e.message
+                ),
+            }
+        }
+    }
+}
