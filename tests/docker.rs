@@ -148,3 +148,61 @@ docker_analysis_tests! {
     docker_quiet_canary_is_inconclusive: quiet_canary_is_inconclusive;
     docker_ab_test_with_manual_winner: ab_test_with_manual_winner;
 }
+
+/// `--cloud-provider NAME` runs the deployment on the Docker endpoint its target names in
+/// the server's config file, even on a server whose own runtime is local processes. An
+/// unknown name lists the configured ones; an endpoint that does not answer is refused.
+#[test]
+fn a_deployment_target_runs_replicas_on_its_own_docker_endpoint() {
+    if !docker_available("a_deployment_target_runs_replicas_on_its_own_docker_endpoint") {
+        return;
+    }
+    demo_images();
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("server.toml");
+    std::fs::write(
+        &config,
+        "[targets.edge]\ndocker_host = \"unix:///var/run/docker.sock\"\n[targets.gone]\ndocker_host = \"unix:///nonexistent/docker.sock\"\n",
+    )
+    .unwrap();
+    let server = Server::start_with(data.path(), "process", &["--config", config.to_str().unwrap()]);
+    let app = format!("edge{}", std::process::id());
+    let deploy = |target: &str| {
+        server.cli(&[
+            "app",
+            "deploy",
+            "--name",
+            &app,
+            "--image",
+            "hivemind-demo:v1",
+            "--replicas",
+            "2",
+            "--health-check-path",
+            "/health",
+            "--cloud-provider",
+            target,
+            "--output",
+            "json",
+        ])
+    };
+    let unknown = deploy("mars");
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("no deployment target named `mars`") && unknown.stderr.contains("edge, gone"),
+        "{}",
+        unknown.stderr
+    );
+    let gone = deploy("gone");
+    assert_eq!(gone.code, 2);
+    assert!(gone.stderr.contains("deployment target `gone` cannot be reached"), "{}", gone.stderr);
+
+    let d = deploy("edge").ok().json();
+    assert_eq!(d["status"], "completed", "{d}");
+    let port = server.app_port(&app);
+    assert_eq!(versions_served(port, 4), vec!["v1"; 4]);
+    assert_eq!(containers(&app).len(), 2, "the replicas are containers of the target's engine");
+    let replicas = server.api(&format!("/api/apps/{app}"))["replicas"].clone();
+    assert!(replicas.as_array().unwrap().iter().all(|r| r["driver"] == "docker@edge"), "{replicas}");
+    server.cli(&["app", "remove", "--name", &app]).ok();
+    assert!(containers(&app).is_empty(), "removed through the target's engine");
+}

@@ -31,8 +31,9 @@ pub struct ServeOptions {
     pub history_limit: u32,
     /// The most replicas the host runs at once.
     pub max_replicas: u32,
-    /// Deployment targets named in the config file.
-    pub targets: Vec<String>,
+    /// Deployment targets named in the config file, with their Docker endpoint if they
+    /// have one of their own.
+    pub targets: std::collections::BTreeMap<String, Option<String>>,
     /// Hosts that hooks may send HTTP requests to.
     pub hook_allowed_hosts: Vec<String>,
 }
@@ -63,12 +64,25 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         started.elapsed(),
         plugins.cache_hits()
     );
-    let fleet = Arc::new(Fleet::new(driver, store.clone(), store.server_id().await?, options.max_replicas));
+    let mut target_drivers = std::collections::BTreeMap::new();
+    for (name, host) in &options.targets {
+        let Some(host) = host else { continue };
+        let connected = match DockerDriver::connect_to(host).await {
+            Ok(d) => Ok(Arc::new(d) as Arc<dyn Driver>),
+            Err(e) => {
+                tracing::warn!("deployment target {name}: {e:#}");
+                Err(format!("{e:#}"))
+            }
+        };
+        target_drivers.insert(name.clone(), connected);
+    }
+    let fleet = Fleet::new(driver, store.clone(), store.server_id().await?, options.max_replicas);
+    let fleet = Arc::new(fleet.with_targets(target_drivers));
     let (router, router_events) = Router::with_events();
     let engine_options = EngineOptions {
         router_ip: options.router_ip,
         history_limit: options.history_limit,
-        targets: options.targets.clone(),
+        targets: options.targets.keys().cloned().collect(),
         hook_allowed_hosts: options.hook_allowed_hosts.clone(),
     };
     let engine = Engine::new(store, plugins, fleet, Arc::new(router), engine_options);

@@ -133,7 +133,7 @@ impl ServeArgs {
             router_ip,
             history_limit: self.history_limit.or(file.history_limit).unwrap_or(100).max(1),
             max_replicas: self.max_replicas.or(file.max_replicas).unwrap_or(64),
-            targets: file.targets.keys().cloned().collect(),
+            targets: file.targets.iter().map(|(name, t)| (name.clone(), t.docker_host.clone())).collect(),
             hook_allowed_hosts: self
                 .hook_allowed_hosts
                 .or(file.hook_allowed_hosts)

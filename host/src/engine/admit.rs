@@ -61,19 +61,6 @@ impl Engine {
                 ),
             ));
         }
-        let driver = self.services.fleet.driver();
-        if let Some(first) = spec.variants.first() {
-            // An A/B test's target is its first variant until a winner is known.
-            spec.image = first.image.clone();
-            for v in &spec.variants {
-                driver
-                    .check_image(&v.image)
-                    .await
-                    .map_err(|e| UserError::invalid("variants", format!("variant {}: {e:#}", v.name)))?;
-            }
-        }
-        driver.check_image(&spec.image).await.map_err(|e| UserError::invalid("image", format!("{e:#}")))?;
-        let mut notes = driver.unsupported(&spec.resources);
         if let Some(target) = &spec.cloud_provider
             && !self.options.targets.contains(target)
         {
@@ -89,6 +76,24 @@ impl Engine {
                 ),
             ));
         }
+        // The target's own Docker endpoint, or the server's runtime.
+        let driver = self
+            .services
+            .fleet
+            .driver_for(spec.cloud_provider.as_deref())
+            .map_err(|why| UserError::invalid("cloud_provider", why))?;
+        if let Some(first) = spec.variants.first() {
+            // An A/B test's target is its first variant until a winner is known.
+            spec.image = first.image.clone();
+            for v in &spec.variants {
+                driver
+                    .check_image(&v.image)
+                    .await
+                    .map_err(|e| UserError::invalid("variants", format!("variant {}: {e:#}", v.name)))?;
+            }
+        }
+        driver.check_image(&spec.image).await.map_err(|e| UserError::invalid("image", format!("{e:#}")))?;
+        let mut notes = driver.unsupported(&spec.resources);
         if let Some(port) = spec.health_check_port.filter(|_| !driver.supports_health_port()) {
             notes.push(format!(
                 "the {} runtime probes each replica on the port it serves ($PORT); --health-check-port {port} is ignored",

@@ -50,7 +50,7 @@ impl Engine {
         let mut replicas = Vec::new();
         for record in self.services.fleet.list(&d.app).await {
             let running = self.services.fleet.is_running(&record).await;
-            let logs = self.services.fleet.driver().logs(&record.handle, lines).await;
+            let logs = self.services.fleet.logs(&record, lines).await;
             let last_probe = self.services.last_probe(&record.id).map(|p| p.message);
             let healthy = self.services.router.is_healthy(&d.app, &record.id);
             replicas.push(ReplicaDiagnosis { record, running, healthy, last_probe, logs });

@@ -93,6 +93,7 @@ impl Engine {
             let caps = StepCaps {
                 app: d.app.clone(),
                 deployment_id: d.id.clone(),
+                target: d.spec.cloud_provider.clone(),
                 versions: allowed_versions(&d),
                 container_port: d.spec.container_port,
                 health_port: d.spec.health_check_port,

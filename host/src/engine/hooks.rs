@@ -149,6 +149,7 @@ impl Engine {
             let caps = HookCaps {
                 app: d.app.clone(),
                 deployment_id: d.id.clone(),
+                target: d.spec.cloud_provider.clone(),
                 versions: super::drive::allowed_versions(d),
                 container_port: d.spec.container_port,
                 timeout,

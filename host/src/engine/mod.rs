@@ -303,7 +303,7 @@ impl Engine {
                 format!("app `{app}` has no running replica `{replica}`; `hivemind app get --name {app}` lists them"),
             )
         })?;
-        Ok(self.services.fleet.driver().logs(&r.handle, lines).await)
+        Ok(self.services.fleet.logs(&r, lines).await)
     }
 
     pub async fn list_deployments(&self, filter: &crate::store::ListFilter) -> Result<Vec<Deployment>, UserError> {

@@ -82,6 +82,8 @@ impl Services {
 pub struct StepCaps {
     pub app: String,
     pub deployment_id: String,
+    /// The deployment target its replicas run on (`--cloud-provider`).
+    pub target: Option<String>,
     /// The versions this deployment may run, with what their replicas run.
     pub versions: HashMap<String, crate::model::Release>,
     pub container_port: u16,
@@ -100,6 +102,7 @@ pub struct StepCaps {
 pub struct HookCaps {
     pub app: String,
     pub deployment_id: String,
+    pub target: Option<String>,
     pub versions: HashMap<String, crate::model::Release>,
     pub container_port: u16,
     /// The hook's whole time (`--hook-timeout`), and when it runs out.
@@ -221,6 +224,7 @@ impl containers::Host for HostState {
             health_port: caps.health_port,
             env: release.env.into_iter().collect(),
             resources: release.resources,
+            target: caps.target.clone(),
         };
         let before = caps.services.fleet.list(&caps.app).await.iter().filter(|r| r.version == version).count();
         let result = caps.services.fleet.scale(&spec, replicas, Duration::from_secs(10)).await;
@@ -503,6 +507,7 @@ impl HostState {
             health_port: None,
             env: release.env.into_iter().collect(),
             resources: release.resources,
+            target: caps.target.clone(),
         };
         let services = caps.services.clone();
         let outcome = services.fleet.run_job(&spec, &command, timeout).await.map_err(failed)?;

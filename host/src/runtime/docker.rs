@@ -23,10 +23,22 @@ impl DockerDriver {
     /// Connects to the local engine and checks that it answers.
     pub async fn connect() -> Result<DockerDriver> {
         let docker = Docker::connect_with_local_defaults().context("connecting to the Docker engine")?;
+        DockerDriver::answering(docker, "the local Docker engine").await
+    }
+
+    /// Connects to the engine at `host` (unix:///var/run/docker.sock, tcp://10.0.0.5:2375),
+    /// a deployment target's endpoint, and checks that it answers.
+    pub async fn connect_to(host: &str) -> Result<DockerDriver> {
+        let docker =
+            Docker::connect_with_host(host).with_context(|| format!("connecting to the Docker engine at {host}"))?;
+        DockerDriver::answering(docker, &format!("the Docker engine at {host}")).await
+    }
+
+    async fn answering(docker: Docker, what: &str) -> Result<DockerDriver> {
         tokio::time::timeout(Duration::from_secs(3), docker.ping())
             .await
-            .context("the Docker engine did not answer within 3 s")?
-            .context("the Docker engine did not answer")?;
+            .with_context(|| format!("{what} did not answer within 3 s"))?
+            .with_context(|| format!("{what} did not answer"))?;
         Ok(DockerDriver { docker })
     }
 }

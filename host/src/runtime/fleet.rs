@@ -21,6 +21,9 @@ pub struct LaunchSpec {
     pub health_port: Option<u16>,
     pub env: Vec<(String, String)>,
     pub resources: crate::model::Resources,
+    /// The deployment target it runs on (`--cloud-provider`); the server's own runtime
+    /// when `None`.
+    pub target: Option<String>,
 }
 
 /// What a restart found, for the event log.
@@ -36,7 +39,11 @@ pub struct Reconciliation {
 }
 
 pub struct Fleet {
+    /// The server's own runtime.
     driver: Arc<dyn Driver>,
+    /// The deployment targets of the config file that name a Docker endpoint of their own,
+    /// by target name: their driver, or why it could not connect.
+    targets: BTreeMap<String, Result<Arc<dyn Driver>, String>>,
     store: Store,
     server_id: String,
     /// The most replicas this host runs at once, across all apps.
@@ -47,7 +54,59 @@ pub struct Fleet {
 
 impl Fleet {
     pub fn new(driver: Arc<dyn Driver>, store: Store, server_id: String, max_replicas: u32) -> Fleet {
-        Fleet { driver, store, server_id, max_replicas, replicas: Mutex::new(BTreeMap::new()) }
+        Fleet {
+            driver,
+            targets: BTreeMap::new(),
+            store,
+            server_id,
+            max_replicas,
+            replicas: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Adds the drivers of deployment targets with endpoints of their own.
+    pub fn with_targets(mut self, targets: BTreeMap<String, Result<Arc<dyn Driver>, String>>) -> Fleet {
+        self.targets = targets;
+        self
+    }
+
+    /// The driver that runs replicas on `target` (the server's own for `None`, or for a
+    /// target with no endpoint of its own), or why it cannot.
+    pub fn driver_for(&self, target: Option<&str>) -> Result<&Arc<dyn Driver>, String> {
+        match target.and_then(|t| self.targets.get(t).map(|d| (t, d))) {
+            None => Ok(&self.driver),
+            Some((_, Ok(driver))) => Ok(driver),
+            Some((t, Err(why))) => Err(format!("deployment target `{t}` cannot be reached: {why}")),
+        }
+    }
+
+    /// How a replica's record names its driver: `docker`, or `docker@TARGET`.
+    fn driver_key(&self, target: Option<&str>) -> String {
+        match target.filter(|t| matches!(self.targets.get(*t), Some(Ok(_)))) {
+            Some(t) => format!("{}@{t}", self.driver_for(Some(t)).map(|d| d.name()).unwrap_or("docker")),
+            None => self.driver.name().to_string(),
+        }
+    }
+
+    /// The driver of a recorded replica, if this server still has it.
+    fn driver_of(&self, record: &ReplicaRecord) -> Option<&Arc<dyn Driver>> {
+        match record.driver.split_once('@') {
+            None => (record.driver == self.driver.name()).then_some(&self.driver),
+            Some((_, target)) => self.targets.get(target).and_then(|d| d.as_ref().ok()),
+        }
+    }
+
+    /// Every driver, each once: the server's own and the targets'.
+    fn drivers(&self) -> impl Iterator<Item = &Arc<dyn Driver>> {
+        std::iter::once(&self.driver).chain(self.targets.values().filter_map(|d| d.as_ref().ok()))
+    }
+
+    /// The last lines a replica printed.
+    pub async fn logs(&self, record: &ReplicaRecord, lines: usize) -> String {
+        match self.driver_of(record) {
+            Some(driver) => driver.logs(&record.handle, lines).await,
+            None => String::new(),
+        }
     }
 
     /// How many more replicas may start now.
@@ -65,9 +124,10 @@ impl Fleet {
     pub async fn reconcile(&self) -> Result<Reconciliation> {
         let mut report = Reconciliation::default();
         for record in self.store.replicas().await? {
-            let runs = !record.handle.is_empty()
-                && record.driver == self.driver.name()
-                && self.driver.is_running(&record.handle).await;
+            let runs = match self.driver_of(&record) {
+                Some(driver) => !record.handle.is_empty() && driver.is_running(&record.handle).await,
+                None => false,
+            };
             if runs {
                 report.adopted.push(record);
             } else {
@@ -76,10 +136,13 @@ impl Fleet {
             }
         }
         let known: HashSet<&str> = report.adopted.iter().map(|r| r.id.as_str()).collect();
-        for (id, handle) in self.driver.owned(&self.server_id).await {
-            if !known.contains(id.as_str()) {
-                self.driver.stop(&handle, Duration::from_secs(5)).await?;
-                report.orphans.push((id, handle));
+        for driver in self.drivers() {
+            for (id, handle) in driver.owned(&self.server_id).await {
+                // Two targets may share an engine: stop each orphan once.
+                if !known.contains(id.as_str()) && !report.orphans.iter().any(|(o, _)| *o == id) {
+                    driver.stop(&handle, Duration::from_secs(5)).await?;
+                    report.orphans.push((id, handle));
+                }
             }
         }
         let mut map = self.replicas.lock().await;
@@ -110,7 +173,7 @@ impl Fleet {
     pub async fn scale(&self, spec: &LaunchSpec, count: u32, grace: Duration) -> Result<Vec<ReplicaRecord>> {
         let mut current = Vec::new();
         for r in self.list(&spec.app).await.into_iter().filter(|r| r.version == spec.version) {
-            if self.driver.is_running(&r.handle).await {
+            if self.is_running(&r).await {
                 current.push(r);
             } else {
                 tracing::warn!(replica = %r.id, "replica exited; replacing it");
@@ -144,7 +207,7 @@ impl Fleet {
             app: spec.app.clone(),
             version: spec.version.clone(),
             deployment_id: spec.deployment_id.clone(),
-            driver: self.driver.name().to_string(),
+            driver: self.driver_key(spec.target.as_deref()),
             handle: String::new(),
             address: String::new(),
             health_address: String::new(),
@@ -154,7 +217,8 @@ impl Fleet {
         // the replica carries this server's id, so the next start finds it either way.
         self.store.insert_replica(&record).await?;
         let start = self.start_spec(spec, &id);
-        let started = match self.driver.start(&start).await {
+        let driver = self.driver_for(spec.target.as_deref()).map_err(anyhow::Error::msg)?;
+        let started = match driver.start(&start).await {
             Ok(started) => started,
             Err(e) => {
                 self.store.delete_replica(&id).await?;
@@ -199,12 +263,15 @@ impl Fleet {
     /// crash carries this server's id, so the next start removes it as an orphan.
     pub async fn run_job(&self, spec: &LaunchSpec, command: &str, timeout: Duration) -> Result<JobOutcome> {
         let id = format!("{}-{}-job-{:06x}", spec.app, spec.version, fastrand::u32(..0x100_0000));
-        self.driver.run_job(&self.start_spec(spec, &id), command, timeout).await
+        let driver = self.driver_for(spec.target.as_deref()).map_err(anyhow::Error::msg)?;
+        driver.run_job(&self.start_spec(spec, &id), command, timeout).await
     }
 
     /// Stops one replica and forgets it.
     pub async fn stop(&self, replica: &ReplicaRecord, grace: Duration) -> Result<()> {
-        self.driver.stop(&replica.handle, grace).await?;
+        if let Some(driver) = self.driver_of(replica) {
+            driver.stop(&replica.handle, grace).await?;
+        }
         self.forget(&replica.id).await
     }
 
@@ -215,6 +282,9 @@ impl Fleet {
     }
 
     pub async fn is_running(&self, replica: &ReplicaRecord) -> bool {
-        self.driver.is_running(&replica.handle).await
+        match self.driver_of(replica) {
+            Some(driver) => driver.is_running(&replica.handle).await,
+            None => false,
+        }
     }
 }
