@@ -21,6 +21,16 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A listening socket on `addr` that other router threads may bind too (SO_REUSEPORT).
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    // Registered with the caller's runtime for a moment; each router thread takes it over.
+    socket.listen(1024)?.into_std()
+}
+
 /// A replica the router may send traffic to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendSpec {
@@ -55,8 +65,8 @@ pub struct AppRoute {
     config: Mutex<RouteConfig>,
     /// Requests answered 503 because no backend was usable.
     pub unroutable: AtomicU64,
-    /// The accept loop, stopped when the app is removed.
-    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The accept loops, one per router thread, stopped when the app is removed.
+    listeners: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     events: Option<tokio::sync::mpsc::UnboundedSender<RouterEvent>>,
 }
 
@@ -77,7 +87,7 @@ impl AppRoute {
             counter: AtomicU64::new(0),
             config: Mutex::new(RouteConfig::default()),
             unroutable: AtomicU64::new(0),
-            listener: Mutex::new(None),
+            listeners: Mutex::new(Vec::new()),
             events,
         }
     }
@@ -110,6 +120,41 @@ impl AppRoute {
 pub struct Router {
     apps: std::sync::RwLock<HashMap<String, Arc<AppRoute>>>,
     events: Option<tokio::sync::mpsc::UnboundedSender<RouterEvent>>,
+    /// Started by the first `listen`.
+    workers: std::sync::OnceLock<Workers>,
+}
+
+/// The threads the proxies run on, as nginx runs a worker per core: one single-threaded
+/// runtime per core, each accepting on every app port through a socket of its own
+/// (SO_REUSEPORT, so the kernel spreads connections) and keeping its own backend pool. A
+/// request and its backend exchange stay on one thread: no cross-thread wake-ups and no
+/// work stealing on the hot path, which is where a work-stealing runtime spent its time.
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+}
+
+impl Workers {
+    fn start() -> Workers {
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let handles = (0..n)
+            .map(|i| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                std::thread::Builder::new()
+                    .name(format!("router-{i}"))
+                    .spawn(move || {
+                        let runtime = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .expect("building a router runtime");
+                        let _ = tx.send(runtime.handle().clone());
+                        runtime.block_on(std::future::pending::<()>());
+                    })
+                    .expect("starting a router thread");
+                rx.recv().expect("a router thread started")
+            })
+            .collect();
+        Workers { handles }
+    }
 }
 
 impl Router {
@@ -120,7 +165,7 @@ impl Router {
     /// A router that reports what it notices (ejections) on a channel.
     pub fn with_events() -> (Router, tokio::sync::mpsc::UnboundedReceiver<RouterEvent>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        (Router { apps: Default::default(), events: Some(tx) }, rx)
+        (Router { apps: Default::default(), events: Some(tx), workers: Default::default() }, rx)
     }
 
     fn app(&self, app: &str) -> Arc<AppRoute> {
@@ -133,12 +178,28 @@ impl Router {
 
     /// Starts serving `app` on `addr`. Returns once the port is bound.
     pub async fn listen(&self, app: &str, addr: SocketAddr) -> Result<()> {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding the router for app {app} to {addr}"))?;
+        let workers = self.workers.get_or_init(Workers::start);
+        let mut sockets = Vec::new();
+        for _ in &workers.handles {
+            sockets
+                .push(reuseport_listener(addr).with_context(|| format!("binding the router for app {app} to {addr}"))?);
+        }
         let route = self.app(app);
-        let task = tokio::spawn(proxy::serve(listener, route.clone()));
-        if let Some(old) = route.listener.lock().unwrap().replace(task) {
+        let tasks = workers
+            .handles
+            .iter()
+            .zip(sockets)
+            .map(|(handle, socket)| {
+                let route = route.clone();
+                handle.spawn(async move {
+                    match tokio::net::TcpListener::from_std(socket) {
+                        Ok(listener) => proxy::serve(listener, route).await,
+                        Err(e) => tracing::error!(app = %route.name, "router socket: {e}"),
+                    }
+                })
+            })
+            .collect();
+        for old in std::mem::replace(&mut *route.listeners.lock().unwrap(), tasks) {
             old.abort();
         }
         Ok(())
@@ -146,10 +207,10 @@ impl Router {
 
     /// Stops serving an app and forgets it: its port is free again.
     pub fn remove(&self, app: &str) {
-        if let Some(route) = self.apps.write().unwrap().remove(app)
-            && let Some(task) = route.listener.lock().unwrap().take()
-        {
-            task.abort();
+        if let Some(route) = self.apps.write().unwrap().remove(app) {
+            for task in route.listeners.lock().unwrap().drain(..) {
+                task.abort();
+            }
         }
     }
 
