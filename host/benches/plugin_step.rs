@@ -69,6 +69,7 @@ fn main() {
             let caps = StepCaps {
                 app: "bench".into(),
                 deployment_id: "dep-bench".into(),
+                target: None,
                 versions: HashMap::from([(
                     "r1".into(),
                     hivemind::model::Release {
