@@ -113,6 +113,8 @@ fn a_component_dropped_into_the_plugins_dir_is_loaded_and_unloaded_when_removed(
     };
     std::fs::copy(test_plugin("noop"), &dropped).unwrap();
     wait("the dropped component is loaded", &|| names().contains(&"test-noop".to_string()));
+    let source = server.cli_json(&["plugin", "inspect", "test-noop"])["source"].as_str().unwrap().to_string();
+    assert!(source.starts_with("plugins dir: ") && source.ends_with("my-noop.wasm"), "{source}");
     // Usable at once.
     let d = server.cli_json(&[
         "deployment",
@@ -269,6 +271,8 @@ fn a_plugin_published_to_an_oci_registry_installs_by_reference_with_its_digest_v
     assert!(run.stderr.contains("(digest verified)"), "{}", run.stderr);
     assert_eq!(run.json()["sha256"], sha.as_str());
     // By digest too: the manifest's digest is checked against the reference.
+    let source = server.cli_json(&["plugin", "inspect", "test-swap"])["source"].as_str().unwrap().to_string();
+    assert!(source.starts_with(&reference) && source.contains(&format!("@{manifest}")), "where it came from: {source}");
     let by_digest = format!("oci://127.0.0.1:{}/hivemind/swap@{manifest}", registry.port);
     assert_eq!(server.cli(&["plugin", "install", &by_digest, "--output", "json"]).ok().json()["sha256"], sha.as_str());
     // Usable at once.

@@ -5,7 +5,7 @@
 //! how long a component takes from bytes to usable (compile, type-check, info()).
 
 #[path = "../../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use hivemind::health::HttpCheck;
@@ -45,9 +45,9 @@ fn main() {
         // strategy (the swap test strategy: scale, probe, split, drain, with the SDK).
         let typical = std::fs::read(common::test_plugin("swap")).expect("the swap test plugin");
         let loaded_at = Instant::now();
-        host.load(typical.clone(), Origin::Installed, false).await.unwrap();
+        host.load(typical.clone(), Origin::Installed, false, "bench".into()).await.unwrap();
         let load = loaded_at.elapsed();
-        let plugin = host.load(bytes.clone(), Origin::Installed, false).await.unwrap();
+        let plugin = host.load(bytes.clone(), Origin::Installed, false, "bench".into()).await.unwrap();
 
         let driver = Arc::new(ProcessDriver::new(data.path().join("logs")));
         let fleet = Arc::new(Fleet::new(driver, store.clone(), "bench".into(), 64));

@@ -311,6 +311,8 @@ pub struct PluginView {
     pub size: usize,
     pub enabled: bool,
     pub api_version: String,
+    /// Where it came from: "built in", a file, an OCI reference, the plugins dir.
+    pub source: String,
     /// `strategy` or `hook`.
     pub kind: crate::plugins::Kind,
 }
@@ -335,6 +337,7 @@ fn plugin_view(p: &crate::plugins::LoadedPlugin) -> PluginView {
         size: p.size,
         enabled: !p.disabled.load(std::sync::atomic::Ordering::Relaxed),
         api_version: p.api_version.clone(),
+        source: p.source.clone(),
         kind: p.kind(),
     }
 }
@@ -348,6 +351,9 @@ async fn list_plugins(State(api): State<Api>) -> ApiResult<Vec<PluginView>> {
 struct InstallQuery {
     /// Take the name of a built-in plugin.
     replace: Option<bool>,
+    /// Where the component came from, shown by `plugin inspect` (the CLI sends the file
+    /// or the OCI reference).
+    source: Option<String>,
 }
 
 async fn install_plugin(
@@ -369,7 +375,15 @@ async fn install_plugin(
         )
         .into());
     }
-    let plugin = api.engine.install_plugin(body.to_vec(), &api.plugins_dir, query.replace.unwrap_or(false)).await?;
+    let source = match query.source {
+        Some(s) if s.chars().count() > 500 => {
+            return Err(UserError::invalid("source", "source must be at most 500 characters").into());
+        }
+        Some(s) => s,
+        None => "uploaded through the API".to_string(),
+    };
+    let plugin =
+        api.engine.install_plugin(body.to_vec(), &api.plugins_dir, query.replace.unwrap_or(false), source).await?;
     Ok((StatusCode::CREATED, Json(plugin_view(&plugin))))
 }
 

@@ -201,9 +201,11 @@ impl Client {
         self.send(self.http.get(self.url(&format!("/api/apps/{name}")))).await
     }
 
-    pub async fn install_plugin(&self, bytes: Vec<u8>, replace: bool) -> Result<PluginView, CliError> {
-        let path = if replace { "/api/plugins?replace=true" } else { "/api/plugins" };
-        self.send(self.http.post(self.url(path)).header("content-type", "application/wasm").body(bytes)).await
+    pub async fn install_plugin(&self, bytes: Vec<u8>, replace: bool, source: &str) -> Result<PluginView, CliError> {
+        let mut url = reqwest::Url::parse(&self.url("/api/plugins"))
+            .map_err(|e| CliError::Usage(format!("the server URL {} is not valid: {e}", self.base)))?;
+        url.query_pairs_mut().append_pair("replace", &replace.to_string()).append_pair("source", source);
+        self.send(self.http.post(url).header("content-type", "application/wasm").body(bytes)).await
     }
 
     pub async fn inspect_plugin(&self, name: &str) -> Result<crate::api::PluginDetails, CliError> {

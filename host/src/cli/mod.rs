@@ -849,18 +849,26 @@ async fn run_client(client: &Client, command: Command, format: output::Format) -
         }
         Command::Plugin(PluginCommand::Install { file, replace }) => {
             let text = file.to_string_lossy();
-            let bytes = if text.starts_with("oci://") {
+            let (bytes, source) = if text.starts_with("oci://") {
                 let reference = oci::Reference::parse(&text).map_err(|e| CliError::Usage(format!("{e:#}")))?;
                 let pulled = oci::pull(&reqwest::Client::new(), &reference).await.map_err(CliError::Other)?;
                 eprintln!(
                     "pulled {reference}: manifest {}, component {} (digest verified)",
                     pulled.manifest_digest, pulled.layer_digest
                 );
-                pulled.component
+                let pinned =
+                    format!("oci://{}/{}@{}", reference.registry, reference.repository, pulled.manifest_digest);
+                (
+                    pulled.component,
+                    if reference.to_string() == pinned { pinned } else { format!("{reference} ({pinned})") },
+                )
             } else {
-                std::fs::read(&file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?
+                let bytes = std::fs::read(&file)
+                    .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+                let path = std::fs::canonicalize(&file).unwrap_or(file.clone());
+                (bytes, format!("file {}", path.display()))
             };
-            output::plugin(&client.install_plugin(bytes, replace).await?, format);
+            output::plugin(&client.install_plugin(bytes, replace, &source).await?, format);
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Publish { file, reference }) => {

@@ -295,6 +295,7 @@ pub fn plugin_details(p: &crate::api::PluginDetails, format: Format) {
         ("api version", v.api_version.clone()),
         ("enabled", v.enabled.to_string()),
         ("origin", format!("{:?}", v.origin).to_lowercase()),
+        ("source", v.source.clone()),
         ("size", format!("{} bytes", v.size)),
         ("sha256", v.sha256.clone()),
         ("description", v.description.clone()),

@@ -391,12 +391,12 @@ impl Engine {
     }
 
     async fn load_installed(&self, plugins_dir: &std::path::Path) -> Result<()> {
-        for sha in self.store.installed_plugins().await? {
+        for (sha, source) in self.store.installed_plugins().await? {
             let path = plugins_dir.join(format!("{sha}.wasm"));
             match std::fs::read(&path) {
                 Ok(bytes) => {
                     // It was accepted when installed, --replace included.
-                    if let Err(e) = self.plugins.load(bytes, Origin::Installed, true).await {
+                    if let Err(e) = self.plugins.load(bytes, Origin::Installed, true, source).await {
                         tracing::error!("installed plugin {} does not load: {e:#}", path.display());
                     }
                 }
@@ -457,16 +457,17 @@ impl Engine {
         bytes: Vec<u8>,
         plugins_dir: &std::path::Path,
         replace: bool,
+        source: String,
     ) -> Result<Arc<LoadedPlugin>, UserError> {
         let plugin = self
             .plugins
-            .load(bytes.clone(), Origin::Installed, replace)
+            .load(bytes.clone(), Origin::Installed, replace, source.clone())
             .await
             .map_err(|e| UserError::invalid("plugin", format!("{e:#}")))?;
         std::fs::create_dir_all(plugins_dir).map_err(|e| UserError::internal(e.into()))?;
         std::fs::write(plugins_dir.join(format!("{}.wasm", plugin.info.sha256)), &bytes)
             .map_err(|e| UserError::internal(e.into()))?;
-        self.store.insert_plugin(&plugin.info.sha256, &plugin.info.name, &plugin.info.version).await?;
+        self.store.insert_plugin(&plugin.info.sha256, &plugin.info.name, &plugin.info.version, &source).await?;
         Ok(plugin)
     }
 }

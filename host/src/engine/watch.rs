@@ -51,7 +51,11 @@ impl Engine {
                 continue;
             }
             let loaded = match std::fs::read(path) {
-                Ok(bytes) => match self.plugins.load(bytes, Origin::Installed, false).await {
+                Ok(bytes) => match self
+                    .plugins
+                    .load(bytes, Origin::Installed, false, format!("plugins dir: {}", path.display()))
+                    .await
+                {
                     Ok(plugin) => {
                         tracing::info!(
                             "plugins dir: loaded {} {} from {}",

@@ -107,6 +107,8 @@ pub struct LoadedPlugin {
     pub info: PluginRef,
     pub description: String,
     pub origin: Origin,
+    /// Where it came from, for people: "built in", a file, an OCI reference.
+    pub source: String,
     pub size: usize,
     /// The plugin API version it was built against, from its imports (`0.1.0`).
     pub api_version: String,
@@ -222,7 +224,7 @@ impl PluginHost {
             cache_hits: Default::default(),
         });
         for (crate_name, bytes) in builtin::BUILTIN {
-            host.load(bytes.to_vec(), Origin::Builtin, false)
+            host.load(bytes.to_vec(), Origin::Builtin, false, "built in".into())
                 .await
                 .with_context(|| format!("loading the built-in plugin {crate_name}"))?;
         }
@@ -266,15 +268,27 @@ impl PluginHost {
     /// Compiles, type-checks and registers a strategy or hook component. A component that
     /// does not fit changes nothing. An installed plugin may take a built-in's name only
     /// with `replace`; the built-in stays loaded for the deployments pinned to it.
-    pub async fn load(&self, bytes: Vec<u8>, origin: Origin, replace: bool) -> Result<Arc<LoadedPlugin>> {
-        let result = self.load_checked(bytes, origin, replace).await;
+    pub async fn load(
+        &self,
+        bytes: Vec<u8>,
+        origin: Origin,
+        replace: bool,
+        source: String,
+    ) -> Result<Arc<LoadedPlugin>> {
+        let result = self.load_checked(bytes, origin, replace, source).await;
         if result.is_err() {
             self.load_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         result
     }
 
-    async fn load_checked(&self, bytes: Vec<u8>, origin: Origin, replace: bool) -> Result<Arc<LoadedPlugin>> {
+    async fn load_checked(
+        &self,
+        bytes: Vec<u8>,
+        origin: Origin,
+        replace: bool,
+        source: String,
+    ) -> Result<Arc<LoadedPlugin>> {
         let sha256 = hex(&Sha256::digest(&bytes));
         if let Some(loaded) = self.by_sha.read().unwrap().get(&sha256) {
             return Ok(loaded.clone());
@@ -324,6 +338,7 @@ impl PluginHost {
             info: PluginRef { name: info.name.clone(), version: info.version, sha256: sha256.clone() },
             description: info.description,
             origin,
+            source,
             size,
             api_version,
             imports,

@@ -494,14 +494,17 @@ impl Store {
 
     // ---- installed plugins ----
 
-    pub async fn insert_plugin(&self, sha256: &str, name: &str, version: &str) -> Result<()> {
-        sqlx::query("INSERT OR REPLACE INTO plugins (sha256, name, version, installed_at_ms) VALUES (?, ?, ?, ?)")
-            .bind(sha256)
-            .bind(name)
-            .bind(version)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
+    pub async fn insert_plugin(&self, sha256: &str, name: &str, version: &str, source: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO plugins (sha256, name, version, source, installed_at_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(sha256)
+        .bind(name)
+        .bind(version)
+        .bind(source)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -525,9 +528,11 @@ impl Store {
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 
-    pub async fn installed_plugins(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT sha256 FROM plugins ORDER BY installed_at_ms").fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    /// Installed plugins as (sha256, where they came from), oldest first.
+    pub async fn installed_plugins(&self) -> Result<Vec<(String, String)>> {
+        let rows =
+            sqlx::query("SELECT sha256, source FROM plugins ORDER BY installed_at_ms").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 }
 
