@@ -324,9 +324,11 @@ fn a_webhook_to_a_host_not_on_the_allowlist_is_refused() {
 fn a_hook_that_hangs_is_stopped_at_its_timeout() {
     let server = hook_server();
     deploy(&server, "web", &demo_command("v1", ""), &[]).ok();
-    let marker = format!("hivemind-hang-{}", fastrand::u32(..));
+    // The marker is in sleep's own argument (600.NNN seconds), so a sleep that outlived
+    // its shell would be found below.
+    let marker = format!("600.{}", fastrand::u32(1_000_000..));
     for (hook, says) in [
-        (format!("sleep 600; echo {marker}"), "did not finish within the hook's 2 s timeout and was stopped"),
+        (format!("sleep {marker}"), "did not finish within the hook's 2 s timeout and was stopped"),
         ("plugin:test-hostile-hook sleep".to_string(), "did not finish within its 2 s timeout"),
     ] {
         let started = Instant::now();

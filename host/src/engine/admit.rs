@@ -36,31 +36,10 @@ impl Engine {
         rollback_of: Option<(&Deployment, &Release)>,
     ) -> Result<Deployment, UserError> {
         super::validate::spec(&spec)?;
-        let plugin =
-            self.plugins.get(&spec.strategy).filter(|p| p.kind() == crate::plugins::Kind::Strategy).ok_or_else(
-                || {
-                    let strategies: Vec<String> = self
-                        .plugins
-                        .list()
-                        .iter()
-                        .filter(|p| p.kind() == crate::plugins::Kind::Strategy)
-                        .map(|p| p.info.name.clone())
-                        .collect();
-                    UserError::invalid(
-                        "strategy",
-                        format!("unknown strategy `{}`; available: {}", spec.strategy, strategies.join(", ")),
-                    )
-                },
-            )?;
-        if plugin.disabled.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(UserError::invalid(
-                "strategy",
-                format!(
-                    "strategy `{}` is disabled; `hivemind plugin enable {}` switches it back on",
-                    spec.strategy, spec.strategy
-                ),
-            ));
-        }
+        let plugin = self
+            .plugins
+            .usable(&spec.strategy, crate::plugins::Kind::Strategy)
+            .map_err(|why| UserError::invalid("strategy", why))?;
         if let Some(target) = &spec.cloud_provider
             && !self.options.targets.contains(target)
         {

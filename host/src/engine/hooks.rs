@@ -35,19 +35,10 @@ impl Engine {
             let field = format!("hooks.{}", stage.as_str());
             for text in hooks.of(stage) {
                 let hook = HookRef::parse(text).map_err(|e| UserError::invalid(&field, e))?;
-                let plugin = self.plugins.get(&hook.plugin).filter(|p| p.kind() == Kind::Hook).ok_or_else(|| {
-                    let hooks: Vec<String> =
-                        self.plugins.list().iter().filter(|p| p.kind() == Kind::Hook).map(|p| p.info.name.clone()).collect();
-                    UserError::invalid(
-                        &field,
-                        format!(
-                            "{} hook `{text}`: no hook plugin named `{}`; installed hooks: {} (`hivemind plugin install FILE.wasm` adds one)",
-                            stage.as_str(),
-                            hook.plugin,
-                            hooks.join(", ")
-                        ),
-                    )
-                })?;
+                let plugin = self
+                    .plugins
+                    .usable(&hook.plugin, Kind::Hook)
+                    .map_err(|why| UserError::invalid(&field, format!("{} hook `{text}`: {why}", stage.as_str())))?;
                 if let Some(version) = hook.version.as_ref().filter(|v| **v != plugin.info.version) {
                     return Err(UserError::invalid(
                         &field,
@@ -59,42 +50,17 @@ impl Engine {
                         ),
                     ));
                 }
-                if plugin.disabled.load(std::sync::atomic::Ordering::Relaxed) {
-                    return Err(UserError::invalid(
-                        &field,
-                        format!(
-                            "{} hook `{text}`: plugin {} is disabled; `hivemind plugin enable {}` switches it back on",
-                            stage.as_str(),
-                            plugin.info.name,
-                            plugin.info.name
-                        ),
-                    ));
-                }
                 if hook.plugin == "webhook" {
-                    self.check_webhook_host(stage, &hook.argument).map_err(|e| UserError::invalid(&field, e))?;
+                    // Refused before anything runs; the host checks every request again,
+                    // whoever makes it.
+                    self.services.check_hook_url(&hook.argument).map_err(|why| {
+                        UserError::invalid(&field, format!("{} webhook `{}`: {why}", stage.as_str(), hook.argument))
+                    })?;
                 }
                 pinned.insert(plugin.info.name.clone(), plugin.info.clone());
             }
         }
         Ok(pinned)
-    }
-
-    /// Refuses a webhook to a host the server does not allow, before anything runs. The
-    /// host checks every request again, whoever makes it.
-    fn check_webhook_host(&self, stage: HookStage, url: &str) -> Result<(), String> {
-        let parsed =
-            reqwest::Url::parse(url).map_err(|e| format!("{} webhook `{url}` is not a URL: {e}", stage.as_str()))?;
-        let host = parsed.host_str().unwrap_or_default();
-        let with_port = format!("{host}:{}", parsed.port_or_known_default().unwrap_or(80));
-        let allowed = &self.services.hook_allowed_hosts;
-        if allowed.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(&with_port)) {
-            return Ok(());
-        }
-        Err(format!(
-            "{} webhook `{url}`: host `{host}` is not on the server's hook allowlist (allowed: {}); start the server with `--hook-allowed-hosts {host}` (or set HIVEMIND_HOOK_ALLOWED_HOSTS, or hook_allowed_hosts in server.toml)",
-            stage.as_str(),
-            if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
-        ))
     }
 
     /// Runs the hooks of `stage` one after another, each tried up to 1 + retries times,

@@ -360,12 +360,9 @@ impl Engine {
         validate::app_name(name).map_err(|_| {
             UserError::invalid("pipeline", format!("pipeline name `{name}` must be lowercase letters, digits and '-'"))
         })?;
-        if self.plugins.get(&spec.strategy).is_none() {
-            return Err(UserError::invalid(
-                "strategy",
-                format!("unknown strategy `{}`; available: {}", spec.strategy, self.plugins.names().join(", ")),
-            ));
-        }
+        self.plugins
+            .usable(&spec.strategy, crate::plugins::Kind::Strategy)
+            .map_err(|why| UserError::invalid("strategy", why))?;
         spec.app.clear();
         spec.image.clear();
         Ok(self.store.put_pipeline(name, &spec).await?)

@@ -47,6 +47,25 @@ impl Services {
         }
     }
 
+    /// Checks that a hook may send a request to `url`: an http:// URL whose host (or
+    /// host:port) is on the server's allowlist. The error says how to allow it.
+    pub fn check_hook_url(&self, url: &str) -> Result<reqwest::Url, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        if parsed.scheme() != "http" {
+            return Err(format!("only http:// URLs are supported; got `{url}`"));
+        }
+        let host = parsed.host_str().unwrap_or_default();
+        let with_port = format!("{host}:{}", parsed.port_or_known_default().unwrap_or(80));
+        let allowed = &self.hook_allowed_hosts;
+        if allowed.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(&with_port)) {
+            return Ok(parsed);
+        }
+        Err(format!(
+            "host `{host}` is not on the server's hook allowlist (allowed: {}); start the server with `--hook-allowed-hosts {host}` (or set HIVEMIND_HOOK_ALLOWED_HOSTS, or hook_allowed_hosts in server.toml)",
+            if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+        ))
+    }
+
     /// The latest probe of a replica, if it was probed.
     pub fn last_probe(&self, replica: &str) -> Option<crate::health::ProbeResult> {
         self.probes.lock().unwrap().get(replica).cloned()
@@ -522,20 +541,8 @@ impl HostState {
 
     async fn post(&mut self, url: String, body: String, timeout_ms: u32) -> Result<http::Response, Error> {
         let caps = self.hook_caps()?;
-        let parsed = reqwest::Url::parse(&url)
-            .map_err(|e| Error::Invalid(format!("http.post-json: `{url}` is not a URL: {e}")))?;
-        if parsed.scheme() != "http" {
-            return Err(Error::Invalid(format!("http.post-json: only http:// URLs are supported; got `{url}`")));
-        }
-        let host = parsed.host_str().unwrap_or_default().to_string();
-        let with_port = format!("{host}:{}", parsed.port_or_known_default().unwrap_or(80));
-        let allowed = &caps.services.hook_allowed_hosts;
-        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&host) || a.eq_ignore_ascii_case(&with_port)) {
-            return Err(Error::Denied(format!(
-                "http.post-json: host `{host}` is not on the server's hook allowlist (allowed: {}); add it with `hivemind serve --hook-allowed-hosts {host}` (or HIVEMIND_HOOK_ALLOWED_HOSTS, or hook_allowed_hosts in server.toml)",
-                if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
-            )));
-        }
+        let parsed =
+            caps.services.check_hook_url(&url).map_err(|why| Error::Denied(format!("http.post-json: {why}")))?;
         let (timeout, limit) = caps.time_left(timeout_ms);
         let request = caps
             .services

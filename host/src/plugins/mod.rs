@@ -88,6 +88,14 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// What people call it: "strategy", "hook".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Strategy => "strategy",
+            Kind::Hook => "hook",
+        }
+    }
+
     pub fn world(self) -> &'static str {
         match self {
             Kind::Strategy => "hivemind:plugin/strategy",
@@ -300,9 +308,10 @@ impl PluginHost {
         let hook_linker = self.hook_linker.clone();
         // Compiling takes milliseconds to seconds of CPU: keep it off the executor.
         let cached = self.cache_dir.as_ref().map(|dir| dir.join(format!("{sha256}-{}.cwasm", self.compatibility)));
-        let (pre, from_cache) = tokio::task::spawn_blocking(move || -> Result<(Pre, bool)> {
+        let (pre, api_version, from_cache) = tokio::task::spawn_blocking(move || -> Result<(Pre, String, bool)> {
             let (component, from_cache) = compile_or_load(&engine, &bytes, cached.as_deref())?;
-            Ok((type_check(&linker, &hook_linker, &component)?, from_cache))
+            let (pre, api_version) = type_check(&linker, &hook_linker, &component)?;
+            Ok((pre, api_version, from_cache))
         })
         .await??;
         if from_cache {
@@ -328,12 +337,6 @@ impl PluginHost {
         let component_type = component.component_type();
         let imports: Vec<String> = component_type.imports(&self.engine).map(|(name, _)| name.to_string()).collect();
         let exports: Vec<String> = component_type.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
-        let api_version = imports
-            .iter()
-            .find_map(|i| {
-                i.strip_prefix("hivemind:plugin/").and_then(|rest| rest.split_once('@')).map(|(_, v)| v.to_string())
-            })
-            .unwrap_or_else(|| "none".into());
         let plugin = Arc::new(LoadedPlugin {
             info: PluginRef { name: info.name.clone(), version: info.version, sha256: sha256.clone() },
             description: info.description,
@@ -397,8 +400,21 @@ impl PluginHost {
         all
     }
 
-    pub fn names(&self) -> Vec<String> {
-        self.list().iter().map(|p| p.info.name.clone()).collect()
+    /// The current plugin called `name` if it is a `kind` that new deployments may use;
+    /// otherwise what is wrong, with the names to pick from or the command that fixes it.
+    pub fn usable(&self, name: &str, kind: Kind) -> std::result::Result<Arc<LoadedPlugin>, String> {
+        let Some(plugin) = self.get(name).filter(|p| p.kind() == kind) else {
+            let names: Vec<String> =
+                self.list().iter().filter(|p| p.kind() == kind).map(|p| p.info.name.clone()).collect();
+            return Err(format!("unknown {} `{name}`; available: {}", kind.noun(), names.join(", ")));
+        };
+        if plugin.disabled.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(format!(
+                "{} `{name}` is disabled; `hivemind plugin enable {name}` switches it back on",
+                kind.noun()
+            ));
+        }
+        Ok(plugin)
     }
 
     /// Calls the plugin's `validate`.
@@ -488,8 +504,13 @@ fn api_compatible(version: &str) -> bool {
 }
 
 /// Checks a component against the world it means to implement (a hook exports `run`, a
-/// strategy `step`), with an error of its own for each way it can fail to fit.
-fn type_check(linker: &Linker<HostState>, hook_linker: &Linker<HostState>, component: &Component) -> Result<Pre> {
+/// strategy `step`), with an error of its own for each way it can fail to fit. Returns it
+/// ready to instantiate, with the plugin API version its imports name ("none" if none).
+fn type_check(
+    linker: &Linker<HostState>,
+    hook_linker: &Linker<HostState>,
+    component: &Component,
+) -> Result<(Pre, String)> {
     let engine = component.engine();
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
@@ -505,24 +526,27 @@ fn type_check(linker: &Linker<HostState>, hook_linker: &Linker<HostState>, compo
             Kind::Hook.world()
         );
     };
+    let mut api_version = "none".to_string();
     for (import, _) in ty.imports(engine) {
-        if let Some((_, version)) = import.strip_prefix("hivemind:plugin/").and_then(|rest| rest.split_once('@'))
-            && !api_compatible(version)
-        {
+        let Some((_, version)) = import.strip_prefix("hivemind:plugin/").and_then(|rest| rest.split_once('@')) else {
+            continue;
+        };
+        if !api_compatible(version) {
             bail!(
                 "the component was built for plugin API {version} (it imports `{import}`), and this host supports {API_VERSIONS}; rebuild it against a hivemind-sdk for {API_VERSIONS}"
             );
         }
+        api_version = version.to_string();
     }
     let world_linker = if kind == Kind::Strategy { linker } else { hook_linker };
     let pre = world_linker.instantiate_pre(component).map_err(|e| {
         anyhow!(
             "the component imports something the host does not grant to a {}: {e:#}; a {} may import only its world's hivemind:plugin capabilities and WASI basics",
             kind.world(),
-            match kind { Kind::Strategy => "strategy", Kind::Hook => "hook" }
+            kind.noun()
         )
     })?;
-    Ok(match kind {
+    let pre = match kind {
         Kind::Strategy => Pre::Strategy(
             StrategyPre::new(pre)
                 .map_err(|e| anyhow!("the component is not a {}@0.1 component: {e:#}", kind.world()))?,
@@ -530,7 +554,8 @@ fn type_check(linker: &Linker<HostState>, hook_linker: &Linker<HostState>, compo
         Kind::Hook => Pre::Hook(
             HookPre::new(pre).map_err(|e| anyhow!("the component is not a {}@0.1 component: {e:#}", kind.world()))?,
         ),
-    })
+    };
+    Ok((pre, api_version))
 }
 
 /// Compiles a component, or loads what an earlier compile of the same bytes on the same
