@@ -12,7 +12,7 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap();
     let plugins = root.join("plugins");
-    for watched in ["plugins", "sdk", "wit"] {
+    for watched in ["plugins", "sdk"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 

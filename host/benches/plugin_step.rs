@@ -10,7 +10,7 @@ mod common;
 
 use hivemind::health::HttpCheck;
 use hivemind::plugins::bindings::Phase;
-use hivemind::plugins::{Limits, Origin, PluginHost, Services, StepCaps, StepContext, StepOutcome, wit};
+use hivemind::plugins::{Limits, Origin, PluginHost, PluginState, Services, StepCaps, StepContext, StepOutcome, wit};
 use hivemind::router::Router;
 use hivemind::runtime::{Fleet, ProcessDriver};
 use hivemind::store::{StepWrites, Store};
@@ -50,7 +50,7 @@ fn main() {
         let plugin = host.load(bytes.clone(), Origin::Installed, false, "bench".into()).await.unwrap();
 
         let driver = Arc::new(ProcessDriver::new(data.path().join("logs")));
-        let fleet = Arc::new(Fleet::new(driver, store.clone(), "bench".into(), 64));
+        let fleet = Arc::new(Fleet::new(driver, store.clone(), "bench".into(), 64, 64));
         let services = Arc::new(Services::new(fleet, Arc::new(Router::new()), store, Vec::new()));
         let release = wit::Release { version: "r1".into(), image: "true".into(), replicas: 1 };
         let deployment = wit::Deployment {
@@ -63,7 +63,7 @@ fn main() {
             health: wit::HealthCheck { path: "/".into(), timeout_ms: 1000, ready_timeout_ms: 1000 },
         };
         let context = StepContext { phase: Phase::Deploy, attempt: 0, elapsed_ms: 0, promoted: false, winner: None, verified: true };
-        let mut state = HashMap::new();
+        let mut state = PluginState::default();
         let mut samples = Vec::with_capacity(STEPS);
         for i in 0..WARMUP + STEPS {
             let caps = StepCaps {
@@ -85,19 +85,23 @@ fn main() {
                 health: HttpCheck { path: "/".into(), timeout: Duration::from_secs(1) },
                 metrics_endpoint: "/metrics".into(),
                 services: services.clone(),
+                rollback_of: None,
+                promotions: 0,
                 state,
                 writes: StepWrites::default(),
             };
             let started = Instant::now();
-            let (outcome, caps) = host.step(&plugin, caps, &deployment, &context).await;
+            let (outcome, caps) = host.step(&plugin, caps, &deployment, &context, std::future::pending()).await;
             let took = started.elapsed();
-            assert!(matches!(outcome, Ok(StepOutcome::Done)), "{outcome:?}");
+            assert!(matches!(outcome, Some(Ok(StepOutcome::Done))), "{outcome:?}");
+            // As the step loop does once the store holds the step's writes.
             state = caps.state;
+            state.commit(&caps.writes.state);
             if i >= WARMUP {
                 samples.push(took);
             }
         }
-        let calls: serde_json::Value = serde_json::from_slice(&state["sdk.state"]).unwrap();
+        let calls: serde_json::Value = serde_json::from_slice(&state.values["sdk.state"]).unwrap();
         assert_eq!(calls["count"], (WARMUP + STEPS) as u64, "the typed state survived every step");
         samples.sort();
         let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];

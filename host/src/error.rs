@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct UserError {
     #[serde(skip)]
     pub status: u16,
@@ -31,6 +31,20 @@ impl UserError {
     /// 409: the request is fine but the state does not allow it now.
     pub fn conflict(code: &str, message: impl Into<String>) -> UserError {
         UserError { status: 409, code: code.to_string(), field: None, message: message.into() }
+    }
+
+    /// 422: a plugin failed (trapped, overran a budget, timed out) while the server asked
+    /// it something. The plugin's fault, never the server's; nothing changed.
+    pub fn plugin_failed(plugin: &crate::model::PluginRef, while_doing: &str, failure: &str) -> UserError {
+        UserError {
+            status: 422,
+            code: "plugin_failed".into(),
+            field: Some("strategy".into()),
+            message: format!(
+                "strategy {} {} failed while {while_doing}, and nothing was changed: {failure}; this is the plugin's fault: tell its author, or use another --strategy",
+                plugin.name, plugin.version
+            ),
+        }
     }
 
     pub fn internal(e: anyhow::Error) -> UserError {

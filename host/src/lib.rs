@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod model;
 pub mod plugins;
+pub mod ports;
 pub mod router;
 pub mod runtime;
 pub mod server;

@@ -75,6 +75,11 @@ pub struct DeploymentSpec {
     /// What runs before, during and after the deployment (`--pre-hook` and friends).
     #[serde(default, skip_serializing_if = "Hooks::is_empty")]
     pub hooks: Hooks,
+    /// The most replicas the app may run at once, all its versions together; kept for its
+    /// later deployments. The server gives each app a share of its `--max-replicas`
+    /// (`--app-replica-quota`) unless told otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_quota: Option<u32>,
 }
 
 /// A deployment's hooks. Each entry is `COMMAND` (the built-in `command` hook),
@@ -151,7 +156,7 @@ pub enum PostHookFailure {
 }
 
 /// When a hook runs.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HookStage {
     Pre,
@@ -261,6 +266,7 @@ impl DeploymentSpec {
             auto_rollback: true,
             progress_deadline: default_progress_deadline(),
             hooks: Hooks::default(),
+            replica_quota: None,
         }
     }
 }
@@ -392,7 +398,7 @@ impl VariantSpec {
 }
 
 /// One release of an app: a version label, its image and its replica count.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Release {
     pub version: String,
     pub image: String,
@@ -405,7 +411,7 @@ pub struct Release {
 }
 
 /// Where a deployment stands.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Recorded, not running (`deployment execute` runs it).
@@ -474,7 +480,7 @@ impl Status {
 }
 
 /// Why a rollback phase runs; it decides the status the deployment ends in.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RollbackKind {
     /// A step, a health gate or the progress deadline failed: ends `failed`.
@@ -508,7 +514,7 @@ impl RollbackKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Deploy,
@@ -525,7 +531,7 @@ impl Phase {
 }
 
 /// The exact plugin a deployment is pinned to.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct PluginRef {
     pub name: String,
     pub version: String,
@@ -533,7 +539,7 @@ pub struct PluginRef {
 }
 
 /// A deployment as stored and as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Deployment {
     pub id: String,
     pub name: String,
@@ -553,8 +559,10 @@ pub struct Deployment {
     pub attempt: u32,
     pub phase_started_at_ms: i64,
     pub rollback_kind: Option<RollbackKind>,
-    /// Promoted since the strategy last awaited approval.
+    /// Someone promoted the deployment (it stays true); `promotions` counts how often.
     pub promoted: bool,
+    #[serde(default)]
+    pub promotions: u32,
     /// The completed deployment this one rolls back, if it is a rollback.
     pub rollback_of: Option<String>,
     pub last_progress_at_ms: i64,
@@ -568,7 +576,7 @@ pub struct Deployment {
 }
 
 /// What a deployment's hooks are and have done, kept with it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct HookRuns {
     /// Each hook component the deployment uses, by name, pinned when it was created: an
     /// upgrade of a hook never changes a deployment under way.
@@ -623,7 +631,7 @@ impl Deployment {
 }
 
 /// One line of a deployment's event log.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Event {
     pub id: i64,
     pub deployment_id: String,
@@ -633,20 +641,27 @@ pub struct Event {
 }
 
 /// An app as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct App {
     pub name: String,
     pub port: u16,
     pub release: Option<Release>,
     pub split: Vec<(String, u32)>,
     pub sticky: bool,
+    /// Set when the app is not as any deployment meant it to be (a rollback that failed
+    /// and could not be repaired): why, and what serves. Cleared by the next release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
+    /// The app's own replica quota (`--replica-quota`), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_quota: Option<u32>,
     pub release_counter: i64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
 
 /// A replica the host started, as recorded so that a restart can adopt it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ReplicaRecord {
     pub id: String,
     pub app: String,

@@ -31,6 +31,8 @@ pub struct ServeOptions {
     pub history_limit: u32,
     /// The most replicas the host runs at once.
     pub max_replicas: u32,
+    /// The most replicas one app runs at once, unless it has a quota of its own.
+    pub app_replica_quota: u32,
     /// Deployment targets named in the config file, with their Docker endpoint if they
     /// have one of their own.
     pub targets: std::collections::BTreeMap<String, Option<String>>,
@@ -76,7 +78,15 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         };
         target_drivers.insert(name.clone(), connected);
     }
-    let fleet = Fleet::new(driver, store.clone(), store.server_id().await?, options.max_replicas);
+    if options.app_replica_quota == 0 || options.app_replica_quota > options.max_replicas {
+        bail!(
+            "--app-replica-quota {} must be from 1 to --max-replicas ({})",
+            options.app_replica_quota,
+            options.max_replicas
+        );
+    }
+    let fleet =
+        Fleet::new(driver, store.clone(), store.server_id().await?, options.max_replicas, options.app_replica_quota);
     let fleet = Arc::new(fleet.with_targets(target_drivers));
     let (router, router_events) = Router::with_events();
     let engine_options = EngineOptions {

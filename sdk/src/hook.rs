@@ -6,7 +6,7 @@ use crate::{Error, Params, Result};
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "hivemind:plugin/hook",
         pub_export_macro: true,
         export_macro_name: "__export_hook_world",

@@ -1,7 +1,8 @@
 //! # hivemind-sdk
 //!
-//! Write [Hivemind](https://github.com/) deployment strategies and hooks in plain Rust,
-//! compiled to WebAssembly components (`wasm32-wasip2`).
+//! Write Hivemind deployment strategies and hooks in plain Rust, compiled to
+//! WebAssembly components (`wasm32-wasip2`). The plugin contract, `wit/plugin.wit`, ships
+//! inside this crate: depend on it by version or by git reference, nothing else is needed.
 //!
 //! A strategy is a small state machine. The host calls it again and again; each call
 //! ([`Strategy::deploy`] or [`Strategy::rollback`]) does a short piece of work through the
@@ -72,8 +73,8 @@ pub mod prelude {
     #[cfg(feature = "strategy")]
     pub use crate::strategy::{
         Amount, Deployment, DrainState, Phase, Readiness, Release, Replica, ReplicaState, Step, StepContext, Strategy,
-        Variant, Weight, check_ready_in_time, containers, drain_and_stop, health, metrics, no_variants, now_ms, probe,
-        progress, restore_previous, routing,
+        Variant, Weight, check_ready_in_time, containers, context, drain_and_stop, health, metrics, no_variants,
+        now_ms, probe, progress, restore_previous, routing,
     };
 
     #[cfg(feature = "hook")]

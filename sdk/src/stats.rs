@@ -64,7 +64,9 @@ pub fn two_proportions(xa: u64, na: u64, xb: u64, nb: u64) -> Option<Test> {
 /// assert!((t.p - 0.05567).abs() < 1e-4);
 /// ```
 pub fn mann_whitney(a: &[u64], b: &[u64]) -> Option<Test> {
-    assert_eq!(a.len(), b.len(), "both histograms need the same buckets");
+    // Buckets one histogram lacks (it never saw a request, say) are empty in it.
+    let len = a.len().max(b.len());
+    let bucket = |h: &[u64], i: usize| h.get(i).copied().unwrap_or(0);
     let (na, nb) = (a.iter().sum::<u64>() as f64, b.iter().sum::<u64>() as f64);
     if na == 0.0 || nb == 0.0 {
         return None;
@@ -74,13 +76,13 @@ pub fn mann_whitney(a: &[u64], b: &[u64]) -> Option<Test> {
     let mut below = 0.0;
     let mut rank_sum_a = 0.0;
     let mut tie_term = 0.0;
-    for (ca, cb) in a.iter().zip(b) {
-        let t = (*ca + *cb) as f64;
+    for (ca, cb) in (0..len).map(|i| (bucket(a, i), bucket(b, i))) {
+        let t = (ca + cb) as f64;
         if t == 0.0 {
             continue;
         }
         let mid_rank = below + (t + 1.0) / 2.0;
-        rank_sum_a += *ca as f64 * mid_rank;
+        rank_sum_a += ca as f64 * mid_rank;
         tie_term += t * t * t - t;
         below += t;
     }
@@ -176,5 +178,14 @@ mod tests {
         assert!(!t.significant(0.05), "{t:?}");
         assert!(mann_whitney(&[0, 0], &[1, 2]).is_none());
         assert!(mann_whitney(&[5, 0], &[7, 0]).is_none(), "all tied: no variance");
+    }
+
+    /// A version that never got a request has no buckets at all: no test, no panic.
+    #[test]
+    fn a_histogram_without_buckets_gives_no_test() {
+        assert!(mann_whitney(&[], &[3, 4, 5]).is_none());
+        let short = mann_whitney(&[2, 1], &[1, 2, 0]).unwrap();
+        let padded = mann_whitney(&[2, 1, 0], &[1, 2, 0]).unwrap();
+        assert_eq!(short.statistic, padded.statistic);
     }
 }

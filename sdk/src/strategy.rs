@@ -8,7 +8,7 @@ use std::time::Duration;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "hivemind:plugin/strategy",
         pub_export_macro: true,
         export_macro_name: "__export_strategy_world",
@@ -23,6 +23,9 @@ use bindings::hivemind::plugin::types;
 
 /// Start, list and stop the app's replicas.
 pub use bindings::hivemind::plugin::containers;
+/// What the engine knows beyond the deployment's record: whether it is a rollback of a
+/// completed deployment, and how often it was promoted (plugin API 0.1.1).
+pub use bindings::hivemind::plugin::context;
 /// Read the router's counts per version.
 pub use bindings::hivemind::plugin::metrics;
 /// Report progress and write to the deployment's event log.
@@ -290,6 +293,8 @@ impl Amount {
 }
 
 const STATE_KEY: &str = "sdk.state";
+/// The most the host keeps under one state key.
+const STATE_BYTES: usize = 1 << 20;
 
 #[doc(hidden)]
 pub fn __info<S: Strategy>() -> types::PluginInfo {
@@ -324,6 +329,12 @@ pub fn __step<S: Strategy>(d: Deployment, cx: StepContext) -> bindings::StepOutc
         Err(e) => StepOutcome::Failed(e.0),
         Ok(step) => {
             match serde_json::to_vec(&state) {
+                Ok(bytes) if bytes.len() > STATE_BYTES => {
+                    return StepOutcome::Failed(format!(
+                        "the strategy's state is {} bytes as JSON, and the host keeps at most 1 MiB per value: keep less in `State`",
+                        bytes.len()
+                    ));
+                }
                 Ok(bytes) => bindings::hivemind::plugin::state::set(STATE_KEY, &bytes),
                 Err(e) => return StepOutcome::Failed(format!("plugin state does not encode: {e}")),
             }

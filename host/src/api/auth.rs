@@ -97,7 +97,7 @@ pub async fn require_token(State(api): State<Api>, request: Request, next: Next)
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Rotated {
     pub token: String,
 }

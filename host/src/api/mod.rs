@@ -26,59 +26,64 @@ pub struct Api {
 }
 
 /// Declares every route once: the router is built from this table, and so is the
-/// OpenAPI document (`/api/openapi.json`), so the two cannot drift apart.
+/// OpenAPI document (`/api/openapi.json`), so the two cannot drift apart. Each route has
+/// a summary, its request body's schema, its query parameters (`name` or `name:type`), its
+/// success status and its response's schema (`Name`, `Name[]` for a list, `text`, `sse`,
+/// `json`, or "" for none).
 macro_rules! api_routes {
-    ($($method:ident $path:literal => $handler:expr, $summary:literal, $body:literal;)*) => {
+    ($($method:ident $path:literal => $handler:expr, $summary:literal, body $body:literal, query $query:literal, $ok:literal $response:literal;)*) => {
         fn routes() -> Router<Api> {
             Router::new()$(.route($path, axum::routing::$method($handler)))*
         }
 
-        /// (method, path, summary, request body schema) of every route.
         pub const ROUTES: &[openapi::RouteDoc] = &[$(openapi::RouteDoc {
             method: stringify!($method),
             path: $path,
             summary: $summary,
             body: $body,
+            query: $query,
+            ok: $ok,
+            response: $response,
         }),*];
     };
 }
 
 api_routes! {
-    get "/healthz" => || async { "ok\n" }, "Whether the server runs (needs no token)", "";
-    get "/metrics" => metrics, "The server's counts in the Prometheus text format", "";
-    get "/api/openapi.json" => openapi::document, "This API's OpenAPI document", "";
-    post "/api/token/rotate" => auth::rotate, "Replace the API token; the old one stops working", "";
-    get "/api/deployments" => list_deployments, "List deployments, newest first, filtered by app, status and strategy", "";
-    post "/api/deployments" => create_deployment, "Create a deployment without running it", "DeploymentSpec";
-    post "/api/deployments/zero-downtime" => zero_downtime, "Create and run a zero-downtime deployment", "DeploymentSpec";
-    get "/api/deployments/{id}" => get_deployment, "Get a deployment", "";
-    get "/api/deployments/{id}/status" => deployment_status, "Get a deployment's status", "";
-    post "/api/deployments/{id}/execute" => execute_deployment, "Run a pending deployment", "";
-    get "/api/deployments/{id}/events" => deployment_events, "A deployment's event log", "";
-    get "/api/deployments/{id}/events/stream" => stream::deployment_stream, "A deployment's events as server-sent events", "";
-    get "/api/deployments/{id}/diagnose" => diagnose, "What happened to a deployment and why, cause first", "";
-    post "/api/deployments/{id}/rollback" => rollback, "Roll a deployment back", "";
-    post "/api/deployments/{id}/pause" => pause, "Pause a deployment in progress", "";
-    post "/api/deployments/{id}/resume" => resume, "Resume a paused deployment", "";
-    post "/api/deployments/{id}/promote" => promote, "Release a deployment's manual gate", "";
-    post "/api/deployments/{id}/abort" => abort, "Stop a deployment and roll back what it did", "";
-    post "/api/deployments/{id}/select-winner" => select_winner, "Pick the winner of an A/B test", "WinnerBody";
-    get "/api/deployments/{id}/metrics" => deployment_metrics, "Live figures per version or variant, with significance tests", "";
-    get "/api/deployments/status/{id}" => deployment_status, "Get a deployment's status (the docs' older path)", "";
-    post "/api/deployments/rollback/{id}" => rollback, "Roll a deployment back (the docs' older path)", "";
-    get "/api/apps" => list_apps, "List apps with their release, split and replicas", "";
-    post "/api/apps/deploy" => deploy, "Create and run a deployment", "DeploymentSpec";
-    get "/api/apps/{name}" => get_app, "Get an app", "";
-    delete "/api/apps/{name}" => remove_app, "Remove an app: drain and stop its replicas, free its port", "";
-    get "/api/apps/{name}/replicas/{id}/logs" => replica_logs, "The last lines a replica printed", "";
-    get "/api/pipelines" => list_pipelines, "List deployment profiles for CI", "";
-    put "/api/pipelines/{name}" => put_pipeline, "Store a deployment profile for CI", "DeploymentSpec";
-    get "/api/plugins" => list_plugins, "List loaded plugins", "";
-    post "/api/plugins" => install_plugin, "Install a strategy component (body: the .wasm bytes)", "component";
-    get "/api/plugins/{name}" => inspect_plugin, "A plugin's world, API version, imports, exports, size and sha256", "";
-    delete "/api/plugins/{name}" => remove_plugin, "Unload an installed plugin (refused while a deployment uses it)", "";
-    post "/api/plugins/{name}/enable" => enable_plugin, "Let new deployments use a plugin", "";
-    post "/api/plugins/{name}/disable" => disable_plugin, "Stop new deployments from using a plugin", "";
+    get "/healthz" => || async { "ok\n" }, "Whether the server runs (needs no token)", body "", query "", 200 "text";
+    get "/metrics" => metrics, "The server's counts in the Prometheus text format", body "", query "", 200 "text";
+    get "/api/openapi.json" => openapi::document, "This API's OpenAPI document", body "", query "", 200 "json";
+    post "/api/token/rotate" => auth::rotate, "Replace the API token; the old one stops working", body "", query "", 200 "Rotated";
+    get "/api/deployments" => list_deployments, "List deployments, newest first, filtered by app, status and strategy", body "", query "app,status,strategy,limit:integer,offset:integer", 200 "DeploymentView[]";
+    post "/api/deployments" => create_deployment, "Create a deployment without running it", body "DeploymentSpec", query "", 201 "DeploymentView";
+    post "/api/deployments/zero-downtime" => zero_downtime, "Create and run a zero-downtime deployment", body "DeploymentSpec", query "", 201 "DeploymentView";
+    get "/api/deployments/{id}" => get_deployment, "Get a deployment", body "", query "", 200 "DeploymentView";
+    get "/api/deployments/{id}/status" => deployment_status, "Get a deployment's status", body "", query "", 200 "StatusView";
+    post "/api/deployments/{id}/execute" => execute_deployment, "Run a pending deployment", body "", query "", 200 "DeploymentView";
+    get "/api/deployments/{id}/events" => deployment_events, "A deployment's event log", body "", query "after:integer", 200 "Event[]";
+    get "/api/deployments/{id}/events/stream" => stream::deployment_stream, "A deployment's events as server-sent events", body "", query "", 200 "sse";
+    get "/api/deployments/{id}/diagnose" => diagnose, "What happened to a deployment and why, cause first", body "", query "verbose:boolean", 200 "Diagnosis";
+    post "/api/deployments/{id}/rollback" => rollback, "Roll a deployment back", body "", query "", 200 "DeploymentView";
+    post "/api/deployments/{id}/pause" => pause, "Pause a deployment in progress", body "", query "", 200 "DeploymentView";
+    post "/api/deployments/{id}/resume" => resume, "Resume a paused deployment", body "", query "", 200 "DeploymentView";
+    post "/api/deployments/{id}/promote" => promote, "Release a deployment's manual gate", body "", query "", 200 "DeploymentView";
+    post "/api/deployments/{id}/abort" => abort, "Stop a deployment and roll back what it did", body "", query "", 200 "DeploymentView";
+    post "/api/deployments/{id}/select-winner" => select_winner, "Pick the winner of an A/B test", body "WinnerBody", query "", 200 "DeploymentView";
+    get "/api/deployments/{id}/metrics" => deployment_metrics, "Live figures per version or variant, with significance tests", body "", query "variant", 200 "MetricsView";
+    get "/api/deployments/status/{id}" => deployment_status, "Get a deployment's status (the docs' older path)", body "", query "", 200 "StatusView";
+    post "/api/deployments/rollback/{id}" => rollback, "Roll a deployment back (the docs' older path)", body "", query "", 200 "DeploymentView";
+    get "/api/apps" => list_apps, "List apps with their release, split and replicas", body "", query "", 200 "AppView[]";
+    post "/api/apps/deploy" => deploy, "Create and run a deployment", body "DeploymentSpec", query "", 201 "DeploymentView";
+    get "/api/apps/{name}" => get_app, "Get an app", body "", query "", 200 "AppView";
+    delete "/api/apps/{name}" => remove_app, "Remove an app: drain and stop its replicas, free its port", body "", query "force:boolean", 204 "";
+    get "/api/apps/{name}/replicas/{id}/logs" => replica_logs, "The last lines a replica printed", body "", query "", 200 "text";
+    get "/api/pipelines" => list_pipelines, "List deployment profiles for CI", body "", query "", 200 "PipelineView[]";
+    put "/api/pipelines/{name}" => put_pipeline, "Store a deployment profile for CI", body "DeploymentSpec", query "", 200 "PipelineView";
+    get "/api/plugins" => list_plugins, "List loaded plugins", body "", query "", 200 "PluginView[]";
+    post "/api/plugins" => install_plugin, "Install a strategy or hook component (body: the .wasm bytes)", body "component", query "replace:boolean,source", 201 "PluginView";
+    get "/api/plugins/{name}" => inspect_plugin, "A plugin's world, API version, imports, exports, size and sha256", body "", query "", 200 "PluginDetails";
+    delete "/api/plugins/{name}" => remove_plugin, "Unload an installed plugin (refused while a deployment uses it)", body "", query "", 204 "";
+    post "/api/plugins/{name}/enable" => enable_plugin, "Let new deployments use a plugin", body "", query "", 200 "PluginView";
+    post "/api/plugins/{name}/disable" => disable_plugin, "Stop new deployments from using a plugin", body "", query "", 200 "PluginView";
 }
 
 pub fn router(api: Api) -> Router {
@@ -152,7 +157,7 @@ impl From<QueryRejection> for ApiError {
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// A deployment as the API shows it: the record plus timestamps people can read.
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, schemars::JsonSchema)]
 pub struct DeploymentView {
     #[serde(flatten)]
     pub deployment: Deployment,
@@ -244,7 +249,7 @@ async fn get_deployment(State(api): State<Api>, Path(id): Path<String>) -> ApiRe
 }
 
 /// The status summary the product's docs describe.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, schemars::JsonSchema)]
 pub struct StatusView {
     pub id: String,
     pub app: String,
@@ -301,7 +306,7 @@ async fn get_app(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<
     Ok(Json(api.engine.app(&name).await?))
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, schemars::JsonSchema)]
 pub struct PluginView {
     pub name: String,
     pub version: String,
@@ -318,7 +323,7 @@ pub struct PluginView {
 }
 
 /// Everything `plugin inspect` shows.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, schemars::JsonSchema)]
 pub struct PluginDetails {
     #[serde(flatten)]
     pub plugin: PluginView,
@@ -476,7 +481,7 @@ async fn remove_app(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, schemars::JsonSchema)]
 pub struct PipelineView {
     pub name: String,
     pub spec: DeploymentSpec,

@@ -87,6 +87,10 @@ struct ServeArgs {
     /// The most replicas this host runs at once, across all apps. [default: 64]
     #[arg(long, env = "HIVEMIND_MAX_REPLICAS")]
     max_replicas: Option<u32>,
+    /// The most replicas one app runs at once, unless its deployment gives it a
+    /// --replica-quota of its own. [default: half of --max-replicas]
+    #[arg(long, env = "HIVEMIND_APP_REPLICA_QUOTA")]
+    app_replica_quota: Option<u32>,
     /// Finished deployments kept per app; older ones are deleted with their events. [default: 100]
     #[arg(long, env = "HIVEMIND_HISTORY_LIMIT")]
     history_limit: Option<u32>,
@@ -126,13 +130,15 @@ impl ServeArgs {
                 .map_err(|_| anyhow::anyhow!("runtime `{r}` in the config file must be auto, docker or process"))?,
             (None, None) => RuntimeChoice::Auto,
         };
+        let max_replicas = self.max_replicas.or(file.max_replicas).unwrap_or(64);
         Ok(ServeOptions {
             data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./hivemind-data")),
             api_addr,
             runtime,
             router_ip,
             history_limit: self.history_limit.or(file.history_limit).unwrap_or(100).max(1),
-            max_replicas: self.max_replicas.or(file.max_replicas).unwrap_or(64),
+            max_replicas,
+            app_replica_quota: self.app_replica_quota.or(file.app_replica_quota).unwrap_or(max_replicas.div_ceil(2)),
             targets: file.targets.iter().map(|(name, t)| (name.clone(), t.docker_host.clone())).collect(),
             hook_allowed_hosts: self
                 .hook_allowed_hosts
@@ -482,6 +488,10 @@ struct SpecArgs {
     /// [default: 600]
     #[arg(long)]
     progress_deadline: Option<u32>,
+    /// The most replicas the app may run at once, all versions together (kept for its
+    /// later deployments). [default: the server's --app-replica-quota]
+    #[arg(long)]
+    replica_quota: Option<u32>,
     #[command(flatten)]
     hooks: HookFlags,
 }
@@ -564,6 +574,7 @@ impl SpecArgs {
             progress_deadline
         );
         spec.port = self.port.or(spec.port);
+        spec.replica_quota = self.replica_quota.or(spec.replica_quota);
         spec.health_check_port = self.health_check_port.or(spec.health_check_port);
         if self.cpu.is_some() {
             spec.resources.cpu = self.cpu;
@@ -609,9 +620,15 @@ struct StrategyFlags {
     /// zero-downtime: the router service's name (the app's by default).
     #[arg(long)]
     service: Option<String>,
-    /// blue-green: seconds green is verified before the switch.
+    /// blue-green: the most seconds verification may take once green is healthy (a soak
+    /// may not be longer). Not a wait: traffic switches as soon as green is verified.
+    /// [default: 30]
     #[arg(long, allow_hyphen_values = true)]
     verification_timeout: Option<String>,
+    /// blue-green: seconds green must stay healthy and error-free on its preview route
+    /// after it is verified, before the switch. [default: 0]
+    #[arg(long, allow_hyphen_values = true)]
+    verification_soak: Option<String>,
     /// blue-green: switch on its own after verification (false: wait for `deployment promote`).
     #[arg(long)]
     auto_promote: Option<String>,
@@ -665,6 +682,7 @@ impl StrategyFlags {
             ("drain-timeout", self.drain_timeout),
             ("service", self.service),
             ("verification-timeout", self.verification_timeout),
+            ("verification-soak", self.verification_soak),
             ("auto-promote", self.auto_promote),
             ("scale-down-delay", self.scale_down_delay),
             ("percentage", self.percentage),

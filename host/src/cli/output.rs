@@ -238,8 +238,13 @@ pub fn app(a: &serde_json::Value, format: Format) {
         .flatten()
         .map(|s| format!("{}={}", s[0].as_str().unwrap_or("?"), s[1]))
         .collect();
+    let state = match a["degraded"].as_str() {
+        Some(why) => format!("degraded: {why}"),
+        None => "ok".to_string(),
+    };
     fields(&[
         ("name", a["name"].as_str().unwrap_or_default().to_string()),
+        ("state", state),
         ("port", a["port"].to_string()),
         ("release", a["release"]["version"].as_str().unwrap_or("-").to_string()),
         ("image", a["release"]["image"].as_str().unwrap_or("-").to_string()),

@@ -108,6 +108,8 @@ impl Engine {
             return Err(UserError::invalid("port", format!("port {port} is used by another app")));
         }
 
+        self.check_quota(&spec, existing.as_ref())?;
+
         let previous = existing.as_ref().and_then(|a| a.release.clone());
         let target_version = match (rollback_of, spec.variants.first()) {
             (Some((_, release)), _) => release.version.clone(),
@@ -144,6 +146,7 @@ impl Engine {
             phase_started_at_ms: now,
             rollback_kind: None,
             promoted: false,
+            promotions: 0,
             rollback_of: rollback_of.map(|(d, _)| d.id.clone()),
             last_progress_at_ms: now,
             winner: None,
@@ -151,27 +154,35 @@ impl Engine {
             created_at_ms: now,
             updated_at_ms: now,
         };
-        if let Err(message) = self.plugins.validate(&plugin, &super::drive::wit_deployment(&d)).await? {
-            return Err(UserError::invalid(
-                "params",
-                format!("strategy {} refused the deployment: {message}", plugin.info.name),
-            ));
+        match self.plugins.validate(&plugin, &super::drive::wit_deployment(&d)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => {
+                return Err(UserError::invalid(
+                    "params",
+                    format!("strategy {} refused the deployment: {message}", plugin.info.name),
+                ));
+            }
+            Err(failure) => return Err(UserError::plugin_failed(&plugin.info, "checking the deployment", &failure)),
         }
 
         // Everything is valid: only now does anything change.
         if existing.is_none() {
+            let router = &self.services.router;
             let port = match spec.port {
-                Some(p) => p,
-                None => crate::runtime::free_port().map_err(|e| UserError::internal(e.into()))?,
+                Some(port) => router
+                    .listen(&spec.app, SocketAddr::new(self.options.router_ip, port))
+                    .await
+                    .map(|()| port)
+                    .map_err(|e| UserError::invalid("port", format!("{e:#}; pick another with --port")))?,
+                None => router.listen_any(&spec.app, self.options.router_ip).await.map_err(UserError::internal)?,
             };
-            self.services
-                .router
-                .listen(&spec.app, SocketAddr::new(self.options.router_ip, port))
-                .await
-                .map_err(|e| UserError::invalid("port", format!("{e:#}; pick another with --port")))?;
             self.store.insert_app(&spec.app, port).await?;
             spec.port = Some(port);
             d.spec.port = Some(port);
+        }
+        if let Some(quota) = spec.replica_quota {
+            self.store.set_app_replica_quota(&spec.app, quota).await?;
+            self.services.fleet.set_quota(&spec.app, Some(quota));
         }
         if rollback_of.is_none() && spec.variants.is_empty() {
             d.target_version = format!("r{}", self.store.next_release_number(&spec.app).await?);
@@ -194,6 +205,37 @@ impl Engine {
             self.store.event(&d.id, "warn", &note).await?;
         }
         Ok(d)
+    }
+
+    /// A deployment must fit its app's replica quota (`--replica-quota`, or the server's
+    /// default share) and the host's limit.
+    fn check_quota(&self, spec: &DeploymentSpec, existing: Option<&crate::model::App>) -> Result<(), UserError> {
+        let fleet = &self.services.fleet;
+        if let Some(quota) = spec.replica_quota
+            && !(1..=fleet.max_replicas()).contains(&quota)
+        {
+            return Err(UserError::invalid(
+                "replica_quota",
+                format!(
+                    "replica quota must be 1 to the server's --max-replicas, {} (got {quota})",
+                    fleet.max_replicas()
+                ),
+            ));
+        }
+        let quota = spec.replica_quota.or(existing.and_then(|a| a.replica_quota)).unwrap_or(fleet.default_quota());
+        if spec.replicas > quota {
+            return Err(UserError::invalid(
+                "replicas",
+                format!(
+                    "{} replicas is more than app `{}` may run: its replica quota is {quota} (the server gives each app {} unless told otherwise); raise it with --replica-quota, up to the server's --max-replicas, {}",
+                    spec.replicas,
+                    spec.app,
+                    fleet.default_quota(),
+                    fleet.max_replicas()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub(super) async fn start_deploy_phase(self: &Arc<Self>, id: &str) -> Result<Deployment, UserError> {

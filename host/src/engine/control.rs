@@ -108,8 +108,17 @@ impl Engine {
                 spec.name = Some(format!("rollback of {id}"));
                 spec.image = previous.image.clone();
                 spec.env = previous.env.clone();
+                spec.resources = previous.resources.clone();
                 spec.replicas = previous.replicas;
                 spec.port = None;
+                spec.replica_quota = None;
+                if !spec.variants.is_empty() {
+                    // An A/B test is undone by bringing one release back, not by testing
+                    // again: a rolling update, with no A/B parameters.
+                    spec.variants.clear();
+                    spec.strategy = "rolling-update".into();
+                    spec.params.clear();
+                }
                 let rollback = self.admit(spec, Some((&d, &previous))).await?;
                 self.store
                     .event(id, "warn", &format!("rollback requested: {} brings back {}", rollback.id, previous.version))

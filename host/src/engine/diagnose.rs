@@ -5,7 +5,7 @@ use crate::error::UserError;
 use crate::model::{Deployment, Event, ReplicaRecord, Status};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Diagnosis {
     /// One line: the deployment, its status, and the cause when it did not complete.
     pub summary: String,
@@ -19,7 +19,7 @@ pub struct Diagnosis {
     pub replicas: Vec<ReplicaDiagnosis>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReplicaDiagnosis {
     #[serde(flatten)]
     pub record: ReplicaRecord,

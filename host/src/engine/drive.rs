@@ -5,7 +5,7 @@ use super::Engine;
 use crate::health::HttpCheck;
 use crate::model::{Deployment, DeploymentSpec, HookStage, Phase, RollbackKind, Status, now_ms};
 use crate::plugins::{StepCaps, StepContext, StepOutcome, wit};
-use crate::store::{StepWrites, Transition};
+use crate::store::{StepEvent, StepWrites, Transition};
 use anyhow::Result;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +14,19 @@ use tokio::sync::Notify;
 
 /// Between steps the engine never sleeps longer than this, whatever a plugin asks.
 const MAX_STEP_DELAY: Duration = Duration::from_secs(60);
+/// Nor shorter than this: a strategy that asks for no pause at all (or verifies over and
+/// over) takes at most 20 steps a second, not hundreds.
+pub const MIN_STEP_DELAY: Duration = Duration::from_millis(50);
+
+/// The latest step's event, while the steps after it say the same and write nothing else:
+/// they update it with their count instead of adding a line each.
+struct Repeats {
+    event: i64,
+    first: u32,
+    what: String,
+    phase: Phase,
+    count: u32,
+}
 
 impl Engine {
     /// Runs the step loop of a deployment in the background, unless it already runs.
@@ -48,6 +61,11 @@ impl Engine {
             let goal = d.spec.params.get("goal").and_then(|g| g.strip_prefix("header:"));
             self.services.router.set_goal_header(&d.app, goal);
         }
+        // The event of the latest step, while the steps after it say the same thing.
+        let mut repeats: Option<Repeats> = None;
+        // The plugin's state, kept between steps: only this loop writes it.
+        let mut state =
+            crate::plugins::PluginState { sizes: self.store.plugin_state_sizes(id).await?, ..Default::default() };
         loop {
             let Some(d) = self.store.deployment(id).await? else { return Ok(()) };
             if !matches!(d.status, Status::InProgress | Status::RollingBack) {
@@ -59,6 +77,10 @@ impl Engine {
                     "progress deadline exceeded: no progress for {} s (stuck at {}%: {})",
                     d.spec.progress_deadline, d.progress, d.message
                 );
+                if d.phase == Phase::Rollback {
+                    self.rollback_failed(&d, &reason).await?;
+                    return Ok(());
+                }
                 let _decisions = self.decisions.lock().await;
                 self.fail(&d, &reason).await?;
                 continue;
@@ -100,7 +122,9 @@ impl Engine {
                 health: check_of(&d.spec),
                 metrics_endpoint: d.spec.params.get("metrics-endpoint").cloned().unwrap_or_else(|| "/metrics".into()),
                 services: self.services.clone(),
-                state: self.store.plugin_state(id).await?,
+                rollback_of: d.rollback_of.clone(),
+                promotions: d.promotions,
+                state: std::mem::take(&mut state),
                 writes: StepWrites::default(),
             };
             let context = StepContext {
@@ -118,16 +142,68 @@ impl Engine {
                     || d.hook_runs.ran(HookStage::Verify)
                     || d.rollback_of.is_some(),
             };
+            // A user who pauses, aborts or rolls back while the step runs (perhaps waiting
+            // on a slow host call) interrupts it: the deployment acts at once.
+            let interrupted = async {
+                loop {
+                    wake.notified().await;
+                    if !matches!(self.unchanged(&d).await, Ok(true)) {
+                        return;
+                    }
+                }
+            };
             let started = std::time::Instant::now();
-            let (outcome, caps) = self.plugins.step(&plugin, caps, &wit_deployment(&d), &context).await;
+            let (outcome, caps) = self.plugins.step(&plugin, caps, &wit_deployment(&d), &context, interrupted).await;
             self.counts.step(started.elapsed().as_secs_f64());
+            state = caps.state;
             let mut writes = caps.writes;
-            writes.events.push(("debug".into(), step_event(&d, &outcome)));
+            if !matches!(outcome, Some(Ok(_))) {
+                // State is kept only when a step returns normally.
+                writes.state.clear();
+            }
 
             let _decisions = self.decisions.lock().await;
-            self.store.record_step(id, &writes).await?;
-            // A user may have acted while the step ran (abort, rollback, pause): then the
-            // step's outcome belongs to a phase that is over, and only its writes count.
+            let Some(outcome) = outcome else {
+                // What the interrupted step changed is logged; its progress, which it
+                // never finished, is not kept.
+                writes.progress = None;
+                let now = self.store.deployment(id).await?.map(|n| n.status.words()).unwrap_or_default();
+                let message = format!(
+                    "step {} of the {} phase was interrupted after {:.1} s: the deployment is {now}",
+                    d.attempt + 1,
+                    d.phase.as_str(),
+                    started.elapsed().as_secs_f64()
+                );
+                self.store.record_step(id, &writes, &StepEvent::New { level: "info".into(), message }).await?;
+                repeats = None;
+                continue;
+            };
+            let what = step_outcome_text(&outcome);
+            let event = match repeats.as_mut() {
+                Some(r) if r.what == what && r.phase == d.phase && writes.events.is_empty() => {
+                    r.count += 1;
+                    let message = format!(
+                        "steps {} to {} of the {} phase: {what} ({} times)",
+                        r.first,
+                        d.attempt + 1,
+                        d.phase.as_str(),
+                        r.count
+                    );
+                    StepEvent::Repeat { id: r.event, message }
+                }
+                _ => StepEvent::New {
+                    level: "debug".into(),
+                    message: format!("step {} of the {} phase: {what}", d.attempt + 1, d.phase.as_str()),
+                },
+            };
+            let event_id = self.store.record_step(id, &writes, &event).await?;
+            state.commit(&writes.state);
+            repeats = match (repeats, event) {
+                (Some(r), StepEvent::Repeat { .. }) => Some(r),
+                _ => Some(Repeats { event: event_id, first: d.attempt + 1, what, phase: d.phase, count: 1 }),
+            };
+            // A user may have acted between the step's end and this lock: then the step's
+            // outcome belongs to a phase that is over, and only its writes count.
             if !self.unchanged(&d).await? {
                 continue;
             }
@@ -143,12 +219,13 @@ impl Engine {
                 if let (Err(reason), true) = (verdict, self.still_in_phase(&d).await?) {
                     self.hooks_failed(&d, stage, &reason).await?;
                 }
+                repeats = None;
                 continue;
             }
             match outcome {
                 Ok(StepOutcome::Continue(delay_ms)) => {
                     drop(_decisions);
-                    let delay = Duration::from_millis(delay_ms as u64).min(MAX_STEP_DELAY);
+                    let delay = Duration::from_millis(delay_ms as u64).clamp(MIN_STEP_DELAY, MAX_STEP_DELAY);
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = wake.notified() => {}
@@ -158,11 +235,19 @@ impl Engine {
                     self.finish(&d).await?;
                     return Ok(());
                 }
-                // Verified (or nothing to verify): step again at once, with `verified` set.
-                Ok(StepOutcome::Verify) => {}
+                // Verified (or nothing to verify): step again, with `verified` set.
+                Ok(StepOutcome::Verify) => {
+                    drop(_decisions);
+                    tokio::time::sleep(MIN_STEP_DELAY).await;
+                }
                 Ok(StepOutcome::AwaitApproval(reason)) => {
                     let message = format!("awaiting approval: {reason}; run `hivemind deployment promote --id {id}`");
                     self.store.transition(id, Transition::to(Status::AwaitingApproval, &message)).await?;
+                    return Ok(());
+                }
+                Ok(StepOutcome::Failed(reason)) | Err(reason) if d.phase == Phase::Rollback => {
+                    drop(_decisions);
+                    self.rollback_failed(&d, &reason).await?;
                     return Ok(());
                 }
                 Ok(StepOutcome::Failed(reason)) | Err(reason) => {
@@ -179,7 +264,7 @@ impl Engine {
     }
 
     /// Whether the deployment is still active in the phase `d` saw (perhaps paused since).
-    async fn still_in_phase(&self, d: &Deployment) -> Result<bool> {
+    pub(super) async fn still_in_phase(&self, d: &Deployment) -> Result<bool> {
         let now = self.store.deployment(&d.id).await?;
         Ok(now.is_some_and(|n| n.status.is_active() && n.phase == d.phase))
     }
@@ -285,44 +370,33 @@ impl Engine {
         Ok(())
     }
 
-    /// A phase failed. A failed deploy phase starts the rollback phase (unless the user
-    /// turned auto-rollback off); a failed rollback ends the deployment.
+    /// The deploy phase failed: the rollback phase starts, unless the user turned
+    /// auto-rollback off. (A failed rollback phase is `rollback_failed`'s.)
     pub(super) async fn fail(&self, d: &Deployment, reason: &str) -> Result<()> {
-        match d.phase {
-            Phase::Deploy if d.spec.auto_rollback => {
-                let message = format!("{reason}; rolling back");
-                let to = Transition {
-                    phase: Some(Phase::Rollback),
-                    rollback_kind: Some(RollbackKind::Failure),
-                    touch_progress: true,
-                    level: "error",
-                    error: Some(reason),
-                    ..Transition::to(Status::RollingBack, &message)
-                };
-                self.store.transition(&d.id, to).await?;
-            }
-            Phase::Deploy => {
-                let message = format!("{reason}; auto-rollback is off, so replicas and routes are left as they are");
-                let to = Transition { level: "error", error: Some(reason), ..Transition::to(Status::Failed, &message) };
-                self.store.transition(&d.id, to).await?;
-                self.count_outcome(&d.id).await;
-                self.prune_history(&d.app).await;
-            }
-            Phase::Rollback => {
-                let first = d.error.clone().map(|e| format!("{e}; ")).unwrap_or_default();
-                let message = format!("{first}the rollback failed too: {reason}");
-                let error = d.error.clone().unwrap_or_else(|| format!("rollback failed: {reason}"));
-                let to = Transition { level: "error", error: Some(&error), ..Transition::to(Status::Failed, &message) };
-                self.store.transition(&d.id, to).await?;
-                self.count_outcome(&d.id).await;
-                self.prune_history(&d.app).await;
-            }
+        debug_assert_eq!(d.phase, Phase::Deploy, "a failed rollback phase goes to rollback_failed");
+        if d.spec.auto_rollback {
+            let message = format!("{reason}; rolling back");
+            let to = Transition {
+                phase: Some(Phase::Rollback),
+                rollback_kind: Some(RollbackKind::Failure),
+                touch_progress: true,
+                level: "error",
+                error: Some(reason),
+                ..Transition::to(Status::RollingBack, &message)
+            };
+            self.store.transition(&d.id, to).await?;
+        } else {
+            let message = format!("{reason}; auto-rollback is off, so replicas and routes are left as they are");
+            let to = Transition { level: "error", error: Some(reason), ..Transition::to(Status::Failed, &message) };
+            self.store.transition(&d.id, to).await?;
+            self.count_outcome(&d.id).await;
+            self.prune_history(&d.app).await;
         }
         Ok(())
     }
 
     /// Counts how a deployment ended, for /metrics.
-    async fn count_outcome(&self, id: &str) {
+    pub(super) async fn count_outcome(&self, id: &str) {
         if let Ok(Some(d)) = self.store.deployment(id).await
             && d.status.is_terminal()
         {
@@ -330,7 +404,7 @@ impl Engine {
         }
     }
 
-    async fn prune_history(&self, app: &str) {
+    pub(super) async fn prune_history(&self, app: &str) {
         match self.store.prune_history(app, self.options.history_limit as i64).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(app = %app, "deleted {n} old deployments beyond the history limit"),
@@ -353,17 +427,16 @@ fn hooks_due(d: &Deployment, outcome: &Result<StepOutcome, String>) -> Option<Ho
     (!d.spec.hooks.of(stage).is_empty() && !d.hook_runs.ran(stage)).then_some(stage)
 }
 
-/// One line per step for the event log.
-fn step_event(d: &Deployment, outcome: &Result<StepOutcome, String>) -> String {
-    let what = match outcome {
+/// What a step said, for its line of the event log.
+fn step_outcome_text(outcome: &Result<StepOutcome, String>) -> String {
+    match outcome {
         Ok(StepOutcome::Continue(ms)) => format!("continue in {ms} ms"),
         Ok(StepOutcome::Done) => "done".to_string(),
         Ok(StepOutcome::AwaitApproval(reason)) => format!("await approval: {reason}"),
         Ok(StepOutcome::Verify) => "verify: the new release is on its preview route".to_string(),
         Ok(StepOutcome::Failed(reason)) => format!("failed: {reason}"),
         Err(error) => format!("plugin error: {error}"),
-    };
-    format!("step {} of the {} phase: {what}", d.attempt + 1, d.phase.as_str())
+    }
 }
 
 /// One probe never takes longer than this.

@@ -8,7 +8,7 @@ use crate::router::StatsSnapshot;
 use hivemind_sdk::stats;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VersionMetrics {
     pub version: String,
     /// "stable", "canary" or "variant".
@@ -26,7 +26,7 @@ pub struct VersionMetrics {
 }
 
 /// One test of `version` against `baseline`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Comparison {
     pub metric: String,
     pub version: String,
@@ -38,7 +38,7 @@ pub struct Comparison {
     pub verdict: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MetricsView {
     pub deployment_id: String,
     pub strategy: String,

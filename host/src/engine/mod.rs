@@ -13,6 +13,7 @@ mod diagnose;
 mod drive;
 mod hooks;
 mod metrics;
+mod restore;
 mod validate;
 mod watch;
 
@@ -93,14 +94,14 @@ impl Counts {
 }
 
 /// An app with its live replicas, as the API shows it.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct AppView {
     #[serde(flatten)]
     pub app: App,
     pub replicas: Vec<ReplicaView>,
 }
 
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ReplicaView {
     #[serde(flatten)]
     pub record: ReplicaRecord,
@@ -152,6 +153,7 @@ impl Engine {
         tracing::info!("restart: adopted {} running replicas", found.adopted.len());
 
         for app in self.store.apps().await? {
+            self.services.fleet.set_quota(&app.name, app.replica_quota);
             self.services.router.listen(&app.name, SocketAddr::new(self.options.router_ip, app.port)).await?;
             self.services.router.set_split(&app.name, app.split.clone(), app.sticky);
             self.services.sync_router(&app.name).await;
@@ -283,7 +285,9 @@ impl Engine {
         Ok(self.app_view(app).await)
     }
 
-    async fn app_view(&self, app: App) -> AppView {
+    async fn app_view(&self, mut app: App) -> AppView {
+        // What the router does, not what was last written down: the two never differ.
+        (app.split, app.sticky) = self.services.router.split(&app.name);
         let replicas = self
             .services
             .fleet
@@ -351,6 +355,7 @@ impl Engine {
             self.services.fleet.stop(r, Duration::from_secs(10)).await.map_err(UserError::internal)?;
         }
         self.services.router.remove(name);
+        self.services.fleet.set_quota(name, None);
         self.checks.lock().unwrap().remove(name);
         self.store.delete_app(name).await?;
         Ok(())

@@ -2,7 +2,8 @@
 //! scoped to the app of the deployment the call runs for.
 
 use super::HostState;
-use super::bindings::hivemind::plugin::{containers, health, metrics, progress, routing, state, types};
+use super::bindings::hivemind::plugin::{containers, context, health, metrics, progress, routing, state, types};
+use super::bounds;
 use super::hook_bindings::hivemind::plugin::{http, jobs};
 use crate::health::{HttpCheck, Prober};
 use crate::model::ReplicaRecord;
@@ -111,9 +112,33 @@ pub struct StepCaps {
     /// Where replicas expose their own Prometheus counters.
     pub metrics_endpoint: String,
     pub services: Arc<Services>,
-    /// The plugin's saved state, as loaded before the step and changed by it.
-    pub state: HashMap<String, Vec<u8>>,
+    /// The completed deployment this one reverses, if it is a rollback of one.
+    pub rollback_of: Option<String>,
+    /// How many times the deployment was promoted.
+    pub promotions: u32,
+    /// The plugin's saved state as the step loop knows it (what this step writes is in
+    /// `writes` until the step is recorded).
+    pub state: PluginState,
     pub writes: StepWrites,
+}
+
+/// A deployment's plugin state as its step loop knows it: the size of every stored value,
+/// and the values read or written so far. A value is fetched from the store only when a
+/// plugin first asks for it, so a step costs no query once the loop has run a step.
+#[derive(Debug, Default)]
+pub struct PluginState {
+    pub sizes: HashMap<String, usize>,
+    pub values: HashMap<String, Vec<u8>>,
+}
+
+impl PluginState {
+    /// What the step loop knows after the store holds a step's writes.
+    pub fn commit(&mut self, written: &HashMap<String, Vec<u8>>) {
+        for (key, value) in written {
+            self.sizes.insert(key.clone(), value.len());
+            self.values.insert(key.clone(), value.clone());
+        }
+    }
 }
 
 /// The capabilities of one hook run: jobs of the deployment's releases, HTTP to allowed
@@ -157,15 +182,17 @@ impl HostState {
         self.hook.as_mut().ok_or_else(|| Error::Denied("capabilities are only available during run()".into()))
     }
 
-    /// A line for the event log of the step or hook being run; at most 100 per call.
+    /// A line for the event log of the step or hook being run; a bounded number of
+    /// bounded lines per call.
     fn log_line(&mut self, level: &str, message: String) {
-        let line = (level.to_string(), message.chars().take(2000).collect());
+        let line = (level.to_string(), bounds::bounded(message, bounds::LOG_LINE_BYTES));
         if let Some(caps) = self.caps.as_mut() {
-            if caps.writes.events.len() < 100 {
+            if caps.writes.plugin_lines < bounds::LOG_LINES_PER_CALL {
+                caps.writes.plugin_lines += 1;
                 caps.writes.events.push(line);
             }
         } else if let Some(hook) = self.hook.as_mut()
-            && hook.log.len() < 100
+            && hook.log.len() < bounds::LOG_LINES_PER_CALL
         {
             hook.log.push(line);
         }
@@ -229,9 +256,10 @@ impl containers::Host for HostState {
             Ok(r) => r,
             Err(e) => return Ok(Err(e)),
         };
-        if replicas > 100 {
+        if replicas > bounds::SCALE_REPLICAS {
             return Ok(Err(Error::Invalid(format!(
-                "containers.scale: {replicas} replicas is more than the limit of 100"
+                "containers.scale: {replicas} replicas is more than the limit of {} per call",
+                bounds::SCALE_REPLICAS
             ))));
         }
         let spec = LaunchSpec {
@@ -246,11 +274,21 @@ impl containers::Host for HostState {
             target: caps.target.clone(),
         };
         let before = caps.services.fleet.list(&caps.app).await.iter().filter(|r| r.version == version).count();
-        let result = caps.services.fleet.scale(&spec, replicas, Duration::from_secs(10)).await;
-        caps.services.sync_router(&caps.app).await;
+        // On a task of its own, so that a step cancelled meanwhile (abort, pause) never
+        // leaves a replica started and unrecorded: the scale finishes, only the step's
+        // wait for it ends.
+        let services = caps.services.clone();
+        let result = tokio::spawn(async move {
+            let result = services.fleet.scale(&spec, replicas, Duration::from_secs(10)).await;
+            services.sync_router(&spec.app).await;
+            result
+        })
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("scaling stopped: {e}")));
         match result {
             Ok(list) => {
                 if list.len() != before {
+                    caps.writes.progressed = true;
                     caps.log("info", format!("scaled {version} from {before} to {} replicas", list.len()));
                 }
                 Ok(Ok(list.iter().map(wit_replica).collect()))
@@ -269,7 +307,7 @@ impl containers::Host for HostState {
 
     async fn capacity(&mut self) -> wasmtime::Result<u32> {
         let Ok(caps) = self.caps() else { return Ok(0) };
-        Ok(caps.services.fleet.capacity().await)
+        Ok(caps.services.fleet.capacity_for(&caps.app).await)
     }
 
     async fn stop(&mut self, ids: Vec<String>, grace_ms: u32) -> Res<()> {
@@ -286,14 +324,23 @@ impl containers::Host for HostState {
             }
         }
         let grace = Duration::from_millis(grace_ms.min(120_000) as u64);
-        let mut result = Ok(());
-        for r in &owned {
-            if let Err(e) = caps.services.fleet.stop(r, grace).await {
-                result = Err(failed(e));
+        let services = caps.services.clone();
+        let (app, stopping) = (caps.app.clone(), owned.clone());
+        // On a task of its own, as `scale`: a cancelled step never leaves a stop half done.
+        let result = tokio::spawn(async move {
+            let mut result = Ok(());
+            for r in &stopping {
+                if let Err(e) = services.fleet.stop(r, grace).await {
+                    result = Err(failed(e));
+                }
             }
-        }
-        caps.services.sync_router(&caps.app).await;
+            services.sync_router(&app).await;
+            result
+        })
+        .await
+        .unwrap_or_else(|e| Err(Error::Failed(format!("stopping stopped: {e}"))));
         if !owned.is_empty() {
+            caps.writes.progressed = true;
             caps.log("info", format!("stopped {}", owned.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")));
         }
         Ok(result)
@@ -322,6 +369,7 @@ impl HostState {
                 return Ok(Err(failed(e)));
             }
             caps.services.router.set_split(&caps.app, table.clone(), sticky);
+            caps.writes.progressed = true;
             let shown: Vec<String> = table.iter().map(|(v, w)| format!("{v}={w}")).collect();
             let kind = if sticky { "sticky traffic split" } else { "traffic split" };
             caps.log("info", format!("{kind} set to [{}]", shown.join(", ")));
@@ -466,17 +514,63 @@ impl HostState {
 
 impl state::Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        Ok(self.caps.as_ref().and_then(|c| c.state.get(&key).cloned()))
+        let Some(caps) = self.caps.as_mut() else { return Ok(None) };
+        if let Some(value) = caps.writes.state.get(&key).or_else(|| caps.state.values.get(&key)) {
+            return Ok(Some(value.clone()));
+        }
+        if !caps.state.sizes.contains_key(&key) {
+            return Ok(None);
+        }
+        let value = caps
+            .services
+            .store
+            .plugin_state_value(&caps.deployment_id, &key)
+            .await
+            .map_err(|e| wasmtime::Error::msg(format!("state.get: {e:#}")))?;
+        if let Some(v) = &value {
+            caps.state.values.insert(key, v.clone());
+        }
+        Ok(value)
     }
 
+    /// Refused beyond the bounds of `bounds`: the contract of 0.1 has no error here, so a
+    /// write over a bound traps, and the step fails with this message.
     async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        if let Some(caps) = self.caps.as_mut() {
-            if value.len() > 1 << 20 {
-                wasmtime::bail!("state.set: a value may hold at most 1 MiB; `{key}` has {} bytes", value.len());
-            }
-            caps.state.insert(key.clone(), value.clone());
-            caps.writes.state.insert(key, value);
+        let Some(caps) = self.caps.as_mut() else { return Ok(()) };
+        let shown = bounds::bounded(key.clone(), 64);
+        if key.len() > bounds::STATE_KEY_BYTES {
+            wasmtime::bail!(
+                "state.set: a key may be at most {} bytes; `{shown}` has {}",
+                bounds::STATE_KEY_BYTES,
+                key.len()
+            );
         }
+        if value.len() > bounds::STATE_VALUE_BYTES {
+            wasmtime::bail!(
+                "state.set: a value may hold at most 1 MiB; `{shown}` has {} bytes (keep less, or spread it over keys: \
+                 a deployment's state holds at most {} keys and 4 MiB in all)",
+                value.len(),
+                bounds::STATE_KEYS
+            );
+        }
+        // The state as it would be after this write: stored sizes, this step's writes.
+        let mut sizes = caps.state.sizes.clone();
+        sizes.extend(caps.writes.state.iter().map(|(k, v)| (k.clone(), v.len())));
+        if !sizes.contains_key(&key) && sizes.len() >= bounds::STATE_KEYS {
+            wasmtime::bail!(
+                "state.set: a deployment's state holds at most {} keys, and `{shown}` would be one more; reuse keys",
+                bounds::STATE_KEYS
+            );
+        }
+        sizes.insert(key.clone(), value.len());
+        let total: usize = sizes.values().sum();
+        if total > bounds::STATE_TOTAL_BYTES {
+            wasmtime::bail!(
+                "state.set: a deployment's state holds at most 4 MiB in all, and writing {} bytes under `{shown}` would make it {total}; keep less",
+                value.len()
+            );
+        }
+        caps.writes.state.insert(key, value);
         Ok(())
     }
 }
@@ -484,7 +578,7 @@ impl state::Host for HostState {
 impl progress::Host for HostState {
     async fn report(&mut self, percent: u8, message: String) -> wasmtime::Result<()> {
         if let Some(caps) = self.caps.as_mut() {
-            caps.writes.progress = Some((percent.min(100), message));
+            caps.writes.progress = Some((percent.min(100), bounds::bounded(message, bounds::MESSAGE_BYTES)));
         }
         Ok(())
     }
@@ -501,6 +595,16 @@ impl progress::Host for HostState {
     }
 }
 
+impl context::Host for HostState {
+    async fn rollback_of(&mut self) -> wasmtime::Result<Option<String>> {
+        Ok(self.caps.as_ref().and_then(|c| c.rollback_of.clone()))
+    }
+
+    async fn promotions(&mut self) -> wasmtime::Result<u32> {
+        Ok(self.caps.as_ref().map_or(0, |c| c.promotions))
+    }
+}
+
 impl jobs::Host for HostState {
     async fn run_job(&mut self, version: String, command: String, timeout_ms: u32) -> Res<jobs::JobResult> {
         Ok(self.job(version, command, timeout_ms).await)
@@ -510,6 +614,13 @@ impl jobs::Host for HostState {
 impl HostState {
     async fn job(&mut self, version: String, command: String, timeout_ms: u32) -> Result<jobs::JobResult, Error> {
         let caps = self.hook_caps()?;
+        if command.len() > bounds::JOB_COMMAND_BYTES {
+            return Err(Error::Invalid(format!(
+                "jobs.run-job: a command may be at most {} bytes; this one has {}",
+                bounds::JOB_COMMAND_BYTES,
+                command.len()
+            )));
+        }
         let release = caps.versions.get(&version).cloned().ok_or_else(|| {
             Error::Denied(format!(
                 "jobs.run-job: version `{version}` is not part of deployment {} of app `{}`",
@@ -541,6 +652,18 @@ impl HostState {
 
     async fn post(&mut self, url: String, body: String, timeout_ms: u32) -> Result<http::Response, Error> {
         let caps = self.hook_caps()?;
+        if url.len() > 8192 {
+            return Err(Error::Invalid(format!(
+                "http.post-json: a URL may be at most 8192 bytes; this one has {}",
+                url.len()
+            )));
+        }
+        if body.len() > bounds::HTTP_BODY_BYTES {
+            return Err(Error::Invalid(format!(
+                "http.post-json: a request body may be at most 1 MiB; this one has {} bytes",
+                body.len()
+            )));
+        }
         let parsed =
             caps.services.check_hook_url(&url).map_err(|why| Error::Denied(format!("http.post-json: {why}")))?;
         let (timeout, limit) = caps.time_left(timeout_ms);

@@ -6,10 +6,11 @@
 //! covers host calls too. The guest gets no filesystem, sockets or environment: only the
 //! capabilities in `capabilities`, scoped to its deployment's app.
 
+pub mod bounds;
 mod builtin;
 pub mod capabilities;
 
-pub use capabilities::{HookCaps, Services, StepCaps};
+pub use capabilities::{HookCaps, PluginState, Services, StepCaps};
 
 use crate::model::PluginRef;
 use anyhow::{Context, Result, anyhow, bail};
@@ -26,7 +27,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../sdk/wit",
         world: "hivemind:plugin/strategy",
         imports: { default: async | trappable },
         exports: { default: async },
@@ -37,7 +38,7 @@ pub mod bindings {
 /// `HostState` implements both.
 pub mod hook_bindings {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../sdk/wit",
         world: "hivemind:plugin/hook",
         imports: { default: async | trappable },
         exports: { default: async },
@@ -72,7 +73,7 @@ impl Default for Limits {
 }
 
 /// Where a plugin came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     Builtin,
@@ -80,7 +81,7 @@ pub enum Origin {
 }
 
 /// Which world a component implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Strategy,
@@ -329,6 +330,8 @@ impl PluginHost {
         .map_err(|_| anyhow!("the plugin's info() did not return within {:?}", self.limits.timeout))?
         .map_err(|e| anyhow!("the plugin's info() failed: {}", describe_trap(&e, &store)))?;
         validate_name(&info.name)?;
+        validate_version(&info.version)?;
+        let description = bounds::bounded(info.description, bounds::DESCRIPTION_BYTES);
 
         let component = match &pre {
             Pre::Strategy(pre) => pre.instance_pre().component(),
@@ -339,7 +342,7 @@ impl PluginHost {
         let exports: Vec<String> = component_type.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
         let plugin = Arc::new(LoadedPlugin {
             info: PluginRef { name: info.name.clone(), version: info.version, sha256: sha256.clone() },
-            description: info.description,
+            description,
             origin,
             source,
             size,
@@ -417,9 +420,17 @@ impl PluginHost {
         Ok(plugin)
     }
 
-    /// Calls the plugin's `validate`.
-    pub async fn validate(&self, plugin: &LoadedPlugin, deployment: &wit::Deployment) -> Result<Result<(), String>> {
-        let Pre::Strategy(pre) = &plugin.pre else { bail!("plugin {} is a hook, not a strategy", plugin.info.name) };
+    /// Calls the plugin's `validate`: `Ok(Err(why))` when it refuses the deployment, `Err`
+    /// when the plugin itself failed (a trap, a budget overrun, the timeout), described
+    /// for people. Both are the plugin's doing, never the server's.
+    pub async fn validate(
+        &self,
+        plugin: &LoadedPlugin,
+        deployment: &wit::Deployment,
+    ) -> std::result::Result<std::result::Result<(), String>, String> {
+        let Pre::Strategy(pre) = &plugin.pre else {
+            return Err(format!("plugin {} is a hook, not a strategy", plugin.info.name));
+        };
         let mut store = self.new_store(None);
         let result = tokio::time::timeout(self.limits.timeout, async {
             let instance = pre.instantiate_async(&mut store).await?;
@@ -427,38 +438,44 @@ impl PluginHost {
         })
         .await;
         match result {
-            Err(_) => {
-                bail!("validate() of plugin {} did not return within {:?}", plugin.info.name, self.limits.timeout)
-            }
-            Ok(Err(e)) => bail!("validate() of plugin {} failed: {}", plugin.info.name, describe_trap(&e, &store)),
-            Ok(Ok(verdict)) => Ok(verdict),
+            Err(_) => Err(format!("validate() did not return within {} s", self.limits.timeout.as_secs())),
+            Ok(Err(e)) => Err(describe_trap(&e, &store)),
+            Ok(Ok(verdict)) => Ok(verdict.map_err(|why| bounds::bounded(why, bounds::REASON_BYTES))),
         }
     }
 
-    /// Runs one step in a fresh sandbox. Returns the outcome (an error is a trap, a
-    /// budget overrun or a timeout, described for people) and the capabilities back,
-    /// with what the step wrote.
+    /// Runs one step in a fresh sandbox, until it returns or `cancel` resolves (a user
+    /// paused, aborted or rolled back the deployment meanwhile). Returns the outcome (an
+    /// error is a trap, a budget overrun or a timeout, described for people; `None` when
+    /// cancelled) and the capabilities back, with what the step wrote.
     pub async fn step(
         &self,
         plugin: &LoadedPlugin,
         caps: StepCaps,
         deployment: &wit::Deployment,
         context: &StepContext,
-    ) -> (Result<StepOutcome, String>, StepCaps) {
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> (Option<Result<StepOutcome, String>>, StepCaps) {
         let Pre::Strategy(pre) = &plugin.pre else {
-            return (Err(format!("plugin {} is a hook, not a strategy", plugin.info.name)), caps);
+            return (Some(Err(format!("plugin {} is a hook, not a strategy", plugin.info.name))), caps);
         };
         let mut store = self.new_store(Some(caps));
-        let result = tokio::time::timeout(self.limits.timeout, async {
+        // Dropping the call (at the timeout, or when cancelled) unwinds the guest and the
+        // host call it waits on; host calls that change the world finish on their own
+        // task (see `capabilities`), so nothing is left half done.
+        let call = tokio::time::timeout(self.limits.timeout, async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_step(&mut store, deployment, context).await
-        })
-        .await;
-        let outcome = match result {
+        });
+        let result = tokio::select! {
+            result = call => Some(result),
+            () = cancel => None,
+        };
+        let outcome = result.map(|result| match result {
             Err(_) => Err(format!("the step did not finish within its {} s time limit", self.limits.timeout.as_secs())),
             Ok(Err(e)) => Err(describe_trap(&e, &store)),
-            Ok(Ok(outcome)) => Ok(outcome),
-        };
+            Ok(Ok(outcome)) => Ok(bounded_outcome(outcome)),
+        });
         let caps = store.into_data().caps.expect("a step store carries capabilities");
         (outcome, caps)
     }
@@ -489,7 +506,9 @@ impl PluginHost {
         let verdict = match result {
             Err(_) => Err(format!("it did not finish within its {} s timeout and was stopped", timeout.as_secs())),
             Ok(Err(e)) => Err(describe_trap(&e, &store)),
-            Ok(Ok(verdict)) => verdict,
+            Ok(Ok(verdict)) => verdict
+                .map(|output| bounds::bounded(output, bounds::REASON_BYTES))
+                .map_err(|why| bounds::bounded(why, bounds::REASON_BYTES)),
         };
         let caps = store.into_data().hook.expect("a hook store carries capabilities");
         (verdict, caps)
@@ -591,33 +610,70 @@ fn compile_or_load(engine: &Engine, bytes: &[u8], cached: Option<&std::path::Pat
     Ok((component, false))
 }
 
-/// Says what a guest did wrong, in words a plugin author can act on.
+/// A step's outcome with its reasons cut to size.
+fn bounded_outcome(outcome: StepOutcome) -> StepOutcome {
+    match outcome {
+        StepOutcome::Failed(why) => StepOutcome::Failed(bounds::bounded(why, bounds::REASON_BYTES)),
+        StepOutcome::AwaitApproval(why) => StepOutcome::AwaitApproval(bounds::bounded(why, bounds::REASON_BYTES)),
+        other => other,
+    }
+}
+
+/// Says what a guest did wrong, in words a plugin author can act on: which limit it hit,
+/// or what the host call it made said, with where in its code it was and what it printed.
 fn describe_trap(e: &wasmtime::Error, store: &Store<HostState>) -> String {
     let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).trim().to_string();
+    let text = format!("{e:#}");
     let what = match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::OutOfFuel) => {
             "it ran out of fuel (an endless loop?); each call may run about 500 million instructions".to_string()
         }
-        Some(wasmtime::Trap::StackOverflow) => "its stack overflowed (unbounded recursion?)".to_string(),
+        Some(wasmtime::Trap::StackOverflow) => {
+            "its stack overflowed (unbounded recursion?); each call has 1 MiB of host stack".to_string()
+        }
+        // Rust and C keep large locals on a stack in the plugin's own memory, below its
+        // data: overflowing it reads below address 0, which is this trap.
+        Some(wasmtime::Trap::MemoryOutOfBounds) => "it accessed memory out of bounds: usually its own stack \
+             overflowed (large local variables or deep recursion; the stack lives in the plugin's memory, \
+             1 MiB for Rust), otherwise a bug"
+            .to_string(),
         Some(wasmtime::Trap::UnreachableCodeReached) if stderr.contains("panicked") => "it panicked".to_string(),
         Some(wasmtime::Trap::AllocationTooLarge) => "it tried to allocate more memory than its limit".to_string(),
-        _ => {
-            let text = format!("{e:#}");
-            if text.contains("growing memory")
-                || text.contains("memory allocation")
-                || stderr.contains("memory allocation")
-            {
-                "it used more memory than its limit allows".to_string()
-            } else {
-                format!("it trapped: {}", text.lines().next().unwrap_or_default())
-            }
+        _ if text.contains("growing memory")
+            || text.contains("memory allocation")
+            || stderr.contains("memory allocation") =>
+        {
+            "it used more memory than its limit allows".to_string()
         }
+        Some(trap) => format!("it trapped: {trap}"),
+        // Not a trap of the guest's own: a host call refused to go on (a state value over
+        // its limit, say), and its message says which call and which limit.
+        None => e.root_cause().to_string(),
     };
-    if stderr.is_empty() {
-        format!("plugin failed: {what}")
-    } else {
-        format!("plugin failed: {what}: {}", last_lines(&stderr, 5))
+    let place = e.downcast_ref::<wasmtime::WasmBacktrace>().map(innermost_functions).unwrap_or_default();
+    let printed = if stderr.is_empty() { String::new() } else { format!(": {}", last_lines(&stderr, 5)) };
+    bounds::bounded(format!("plugin failed: {what}{place}{printed}"), bounds::REASON_BYTES)
+}
+
+/// " (in f ← g ← h)": the three innermost functions of a trap's backtrace, demangled,
+/// with a recursion shown once.
+fn innermost_functions(trace: &wasmtime::WasmBacktrace) -> String {
+    let mut names: Vec<String> = Vec::new();
+    for name in trace.frames().iter().filter_map(|f| f.func_name()) {
+        let name = format!("{:#}", rustc_demangle::demangle(name));
+        let name = name.split(".llvm.").next().unwrap_or_default().to_string();
+        let full = names.len() == 3;
+        match names.last_mut() {
+            Some(last) if last.trim_end_matches(" (recursing)") == name => {
+                if !last.ends_with(" (recursing)") {
+                    last.push_str(" (recursing)");
+                }
+            }
+            _ if full => break,
+            _ => names.push(name),
+        }
     }
+    if names.is_empty() { String::new() } else { format!(" (in {})", names.join(" ← ")) }
 }
 
 fn last_lines(text: &str, n: usize) -> String {
@@ -647,7 +703,22 @@ fn validate_name(name: &str) -> Result<()> {
         && name.starts_with(|c: char| c.is_ascii_lowercase());
     if !ok {
         bail!(
-            "plugin name `{name}` is not valid: use 1 to 64 lowercase letters, digits and '-', starting with a letter"
+            "plugin name `{}` is not valid: use 1 to 64 lowercase letters, digits and '-', starting with a letter",
+            bounds::bounded(name.to_string(), 64)
+        );
+    }
+    Ok(())
+}
+
+fn validate_version(version: &str) -> Result<()> {
+    if version.is_empty()
+        || version.len() > bounds::VERSION_BYTES
+        || version.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        bail!(
+            "plugin version `{}` is not valid: use 1 to {} characters without spaces, such as 1.2.0",
+            bounds::bounded(version.to_string(), bounds::VERSION_BYTES),
+            bounds::VERSION_BYTES
         );
     }
     Ok(())

@@ -205,6 +205,20 @@ impl Router {
         Ok(())
     }
 
+    /// Starts serving `app` on a port of its own on `ip`, picked by the host; returns
+    /// the port once it is bound.
+    pub async fn listen_any(&self, app: &str, ip: std::net::IpAddr) -> Result<u16> {
+        loop {
+            let reserved = crate::ports::reserve(ip).with_context(|| format!("picking a port for app {app}"))?;
+            match self.listen(app, SocketAddr::new(ip, reserved.port())).await {
+                Ok(()) => return Ok(reserved.port()),
+                // Another program took it since it was picked: pick again.
+                Err(e) if crate::ports::in_use(&e) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Stops serving an app and forgets it: its port is free again.
     pub fn remove(&self, app: &str) {
         if let Some(route) = self.apps.write().unwrap().remove(app) {

@@ -5,7 +5,7 @@ use super::{Driver, JobOutcome, StartSpec};
 use crate::model::{ReplicaRecord, now_ms};
 use crate::store::Store;
 use anyhow::Result;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -48,20 +48,66 @@ pub struct Fleet {
     server_id: String,
     /// The most replicas this host runs at once, across all apps.
     max_replicas: u32,
+    /// The most replicas one app runs at once, unless it has a quota of its own: a share
+    /// that leaves room for the others.
+    default_quota: u32,
+    /// Apps' own quotas (`--replica-quota`).
+    quotas: std::sync::Mutex<HashMap<String, u32>>,
     /// Replica id → record. One lock: changes to the fleet are rare and short.
     replicas: Mutex<BTreeMap<String, ReplicaRecord>>,
+    /// One lock per app, held while its replicas are scaled or stopped, so that a scale
+    /// still finishing for a step that was interrupted never races the next step's.
+    changing: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl Fleet {
-    pub fn new(driver: Arc<dyn Driver>, store: Store, server_id: String, max_replicas: u32) -> Fleet {
+    /// A fleet of at most `max_replicas`, each app at most `default_quota` of them
+    /// unless it has a quota of its own.
+    pub fn new(
+        driver: Arc<dyn Driver>,
+        store: Store,
+        server_id: String,
+        max_replicas: u32,
+        default_quota: u32,
+    ) -> Fleet {
         Fleet {
             driver,
             targets: BTreeMap::new(),
             store,
             server_id,
             max_replicas,
+            default_quota: default_quota.clamp(1, max_replicas.max(1)),
+            quotas: Default::default(),
             replicas: Mutex::new(BTreeMap::new()),
+            changing: Default::default(),
         }
+    }
+
+    pub fn max_replicas(&self) -> u32 {
+        self.max_replicas
+    }
+
+    pub fn default_quota(&self) -> u32 {
+        self.default_quota
+    }
+
+    /// Gives an app a quota of its own, or (None) the default share back.
+    pub fn set_quota(&self, app: &str, quota: Option<u32>) {
+        let mut quotas = self.quotas.lock().unwrap();
+        match quota {
+            Some(q) => quotas.insert(app.to_string(), q),
+            None => quotas.remove(app),
+        };
+    }
+
+    /// The most replicas `app` may run at once.
+    pub fn quota(&self, app: &str) -> u32 {
+        self.quotas.lock().unwrap().get(app).copied().unwrap_or(self.default_quota)
+    }
+
+    /// The lock held while `app`'s replicas change.
+    fn changing(&self, app: &str) -> Arc<Mutex<()>> {
+        self.changing.lock().unwrap().entry(app.to_string()).or_default().clone()
     }
 
     /// Adds the drivers of deployment targets with endpoints of their own.
@@ -109,9 +155,13 @@ impl Fleet {
         }
     }
 
-    /// How many more replicas may start now.
-    pub async fn capacity(&self) -> u32 {
-        self.max_replicas.saturating_sub(self.replicas.lock().await.len() as u32)
+    /// How many more replicas `app` may start now: the smaller of what its quota and
+    /// what the host's limit leave.
+    pub async fn capacity_for(&self, app: &str) -> u32 {
+        let map = self.replicas.lock().await;
+        let of_app = map.values().filter(|r| r.app == app).count() as u32;
+        let host_room = self.max_replicas.saturating_sub(map.len() as u32);
+        host_room.min(self.quota(app).saturating_sub(of_app))
     }
 
     pub fn driver(&self) -> &Arc<dyn Driver> {
@@ -169,8 +219,11 @@ impl Fleet {
     }
 
     /// Brings the live replicas of `spec.version` to exactly `count`. Replicas that
-    /// exited are forgotten and replaced; a surplus is stopped, newest first.
+    /// exited are forgotten and replaced; a surplus is stopped, newest first. Refused,
+    /// before anything starts, when the app's quota or the host's limit has no room.
     pub async fn scale(&self, spec: &LaunchSpec, count: u32, grace: Duration) -> Result<Vec<ReplicaRecord>> {
+        let changing = self.changing(&spec.app);
+        let _changing = changing.lock().await;
         let mut current = Vec::new();
         for r in self.list(&spec.app).await.into_iter().filter(|r| r.version == spec.version) {
             if self.is_running(&r).await {
@@ -182,16 +235,28 @@ impl Fleet {
         }
         while current.len() > count as usize {
             let newest = current.pop().unwrap();
-            self.stop(&newest, grace).await?;
+            self.stop_unlocked(&newest, grace).await?;
         }
         let missing = count as usize - current.len().min(count as usize);
-        let capacity = self.capacity().await as usize;
-        if missing > capacity {
+        let (of_app, all) = {
+            let map = self.replicas.lock().await;
+            (map.values().filter(|r| r.app == spec.app).count(), map.len())
+        };
+        let quota = self.quota(&spec.app) as usize;
+        if of_app + missing > quota {
             anyhow::bail!(
-                "starting {missing} replicas of {} would pass this host's limit of {} replicas ({} run now); raise --max-replicas or free some",
+                "starting {missing} replicas of {} would pass app `{}`'s quota of {quota} replicas ({of_app} run now); \
+                 raise it with --replica-quota on the app's next deployment (up to the server's --max-replicas, {})",
                 spec.version,
-                self.max_replicas,
-                self.max_replicas as usize - capacity
+                spec.app,
+                self.max_replicas
+            );
+        }
+        if all + missing > self.max_replicas as usize {
+            anyhow::bail!(
+                "starting {missing} replicas of {} would pass this host's limit of {} replicas ({all} run now, for all apps); raise --max-replicas or free some",
+                spec.version,
+                self.max_replicas
             );
         }
         while current.len() < count as usize {
@@ -269,6 +334,12 @@ impl Fleet {
 
     /// Stops one replica and forgets it.
     pub async fn stop(&self, replica: &ReplicaRecord, grace: Duration) -> Result<()> {
+        let changing = self.changing(&replica.app);
+        let _changing = changing.lock().await;
+        self.stop_unlocked(replica, grace).await
+    }
+
+    async fn stop_unlocked(&self, replica: &ReplicaRecord, grace: Duration) -> Result<()> {
         if let Some(driver) = self.driver_of(replica) {
             driver.stop(&replica.handle, grace).await?;
         }

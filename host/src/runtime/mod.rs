@@ -107,8 +107,3 @@ pub async fn detect(process_log_dir: std::path::PathBuf) -> std::sync::Arc<dyn D
         }
     }
 }
-
-/// A free TCP port on 127.0.0.1, as the OS hands it out.
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
-}

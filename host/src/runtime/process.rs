@@ -14,11 +14,15 @@ use std::time::{Duration, Instant};
 
 pub struct ProcessDriver {
     log_dir: PathBuf,
+    /// The port of each replica this process started, by handle, held until it stops:
+    /// a replica binds its port some time after it starts, and meanwhile no router or
+    /// other replica may be handed the same one.
+    ports: std::sync::Mutex<std::collections::HashMap<String, crate::ports::ReservedPort>>,
 }
 
 impl ProcessDriver {
     pub fn new(log_dir: PathBuf) -> ProcessDriver {
-        ProcessDriver { log_dir }
+        ProcessDriver { log_dir, ports: Default::default() }
     }
 
     fn log_path(&self, pid: &str) -> PathBuf {
@@ -113,7 +117,8 @@ impl Driver for ProcessDriver {
 
     async fn start(&self, spec: &StartSpec) -> Result<Started> {
         let words = parse_command(&spec.image)?;
-        let port = super::free_port()?;
+        let reserved = crate::ports::reserve(std::net::IpAddr::from([127, 0, 0, 1]))?;
+        let port = reserved.port();
         std::fs::create_dir_all(&self.log_dir)?;
         let log_file = tempfile_in(&self.log_dir, &spec.id)?;
         let mut cmd = command(&words[0], &words[1..], spec, log_file)?;
@@ -124,11 +129,13 @@ impl Driver for ProcessDriver {
         drop(child);
         let _ = std::fs::rename(self.log_dir.join(format!("{}.log", spec.id)), self.log_path(&pid));
         let address = format!("127.0.0.1:{port}");
+        self.ports.lock().unwrap().insert(pid.clone(), reserved);
         Ok(Started { handle: pid, health_address: address.clone(), address })
     }
 
     async fn stop(&self, handle: &str, grace: Duration) -> Result<()> {
         let pid: i32 = handle.parse().with_context(|| format!("bad process handle {handle}"))?;
+        let _port = self.ports.lock().unwrap().remove(handle);
         if !alive(pid) {
             return Ok(());
         }
@@ -177,7 +184,12 @@ impl Driver for ProcessDriver {
     }
 
     async fn is_running(&self, handle: &str) -> bool {
-        handle.parse().map(alive).unwrap_or(false)
+        let running = handle.parse().map(alive).unwrap_or(false);
+        if !running {
+            // It exited on its own: its port is free to hand out again.
+            self.ports.lock().unwrap().remove(handle);
+        }
+        running
     }
 
     async fn owned(&self, server_id: &str) -> Vec<(String, String)> {

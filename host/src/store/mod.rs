@@ -66,12 +66,26 @@ impl<'a> Transition<'a> {
 pub struct StepWrites {
     pub state: HashMap<String, Vec<u8>>,
     pub progress: Option<(u8, String)>,
+    /// Lines for the event log: the plugin's own, and what its capabilities changed.
     pub events: Vec<(String, String)>,
+    /// How many of `events` the plugin wrote itself (they are bounded per step).
+    pub plugin_lines: usize,
+    /// The step changed the traffic split or the replica set: progress, for the
+    /// progress deadline, as a rise of the reported percentage is.
+    pub progressed: bool,
+}
+
+/// The event that records a step's outcome: a new line, or the line of the steps before
+/// it, when they said the same and wrote nothing else, updated with the count.
+#[derive(Debug, Clone)]
+pub enum StepEvent {
+    New { level: String, message: String },
+    Repeat { id: i64, message: String },
 }
 
 const DEPLOYMENT_COLUMNS: &str = "id, app, name, strategy, spec, target_version, previous, status, phase, progress, message, error, \
      plugin_name, plugin_version, plugin_sha256, attempt, phase_started_at_ms, rollback_kind, promoted, rollback_of, \
-     last_progress_at_ms, winner, hook_runs, created_at_ms, updated_at_ms";
+     last_progress_at_ms, winner, hook_runs, created_at_ms, updated_at_ms, promotions";
 
 impl Store {
     /// Opens (creating if needed) the SQLite database in `data_dir` and migrates it.
@@ -127,9 +141,33 @@ impl Store {
         Ok(row.get(0))
     }
 
+    /// Records the release that serves; the app is healthy again if it was degraded.
     pub async fn set_app_release(&self, app: &str, release: Option<&Release>) -> Result<()> {
-        sqlx::query("UPDATE apps SET release = ?, updated_at_ms = ? WHERE name = ?")
+        sqlx::query("UPDATE apps SET release = ?, degraded = NULL, updated_at_ms = ? WHERE name = ?")
             .bind(release.map(|r| serde_json::to_string(r).unwrap()))
+            .bind(now_ms())
+            .bind(app)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_app_replica_quota(&self, app: &str, quota: u32) -> Result<()> {
+        sqlx::query("UPDATE apps SET replica_quota = ?, updated_at_ms = ? WHERE name = ?")
+            .bind(quota as i64)
+            .bind(now_ms())
+            .bind(app)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that the app is not as any deployment meant it to be, why, and the release
+    /// that really serves (none when no single release does).
+    pub async fn set_app_degraded(&self, app: &str, release: Option<&Release>, why: &str) -> Result<()> {
+        sqlx::query("UPDATE apps SET release = ?, degraded = ?, updated_at_ms = ? WHERE name = ?")
+            .bind(release.map(|r| serde_json::to_string(r).unwrap()))
+            .bind(why)
             .bind(now_ms())
             .bind(app)
             .execute(&self.pool)
@@ -152,7 +190,7 @@ impl Store {
 
     pub async fn insert_deployment(&self, d: &Deployment) -> Result<()> {
         sqlx::query(&format!(
-            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         ))
         .bind(&d.id)
         .bind(&d.app)
@@ -179,6 +217,7 @@ impl Store {
         .bind(serde_json::to_string(&d.hook_runs)?)
         .bind(d.created_at_ms)
         .bind(d.updated_at_ms)
+        .bind(d.promotions as i64)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -238,6 +277,7 @@ impl Store {
         sqlx::query(
             "UPDATE deployments SET status = ?, message = ?, updated_at_ms = ?, progress = COALESCE(?, progress), error = COALESCE(?, error), \
              rollback_kind = COALESCE(?, rollback_kind), promoted = COALESCE(?, promoted), \
+             promotions = promotions + CASE WHEN ? THEN 1 ELSE 0 END, \
              last_progress_at_ms = CASE WHEN ? THEN ? ELSE last_progress_at_ms END, \
              phase = COALESCE(?, phase), attempt = CASE WHEN ? IS NULL THEN attempt ELSE 0 END, \
              phase_started_at_ms = CASE WHEN ? IS NULL THEN phase_started_at_ms ELSE ? END WHERE id = ?",
@@ -249,6 +289,7 @@ impl Store {
         .bind(error)
         .bind(rollback_kind.map(|k| k.as_str()))
         .bind(promoted)
+        .bind(promoted == Some(true))
         .bind(touch_progress)
         .bind(now)
         .bind(phase.map(|p| p.as_str()))
@@ -258,6 +299,11 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        if status.is_terminal() {
+            // A finished deployment's plugin never runs again: its state goes (its events,
+            // which `diagnose` reads, stay).
+            sqlx::query("DELETE FROM plugin_state WHERE deployment_id = ?").bind(id).execute(&mut *tx).await?;
+        }
         insert_event(&mut tx, id, now, level, message).await?;
         tx.commit().await?;
         Ok(())
@@ -278,7 +324,9 @@ impl Store {
     }
 
     /// Persists what one step did: its state, progress, log lines and outcome event.
-    pub async fn record_step(&self, id: &str, writes: &StepWrites) -> Result<()> {
+    /// Progress (for the deadline) is a rise of the reported percentage, or a change of
+    /// the split or the replica set. Returns the id of the outcome's event.
+    pub async fn record_step(&self, id: &str, writes: &StepWrites, outcome: &StepEvent) -> Result<i64> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         for (key, value) in &writes.state {
@@ -289,11 +337,18 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("UPDATE deployments SET attempt = attempt + 1, updated_at_ms = ? WHERE id = ?")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let risen = writes.progress.as_ref().map(|(percent, _)| *percent as i64);
+        sqlx::query(
+            "UPDATE deployments SET attempt = attempt + 1, updated_at_ms = ?1, \
+             last_progress_at_ms = CASE WHEN ?2 OR COALESCE(?3 > progress, 0) THEN ?1 ELSE last_progress_at_ms END \
+             WHERE id = ?4",
+        )
+        .bind(now)
+        .bind(writes.progressed)
+        .bind(risen)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         if let Some((percent, message)) = &writes.progress {
             sqlx::query("UPDATE deployments SET progress = ?, message = ? WHERE id = ?")
                 .bind(*percent as i64)
@@ -305,8 +360,21 @@ impl Store {
         for (level, message) in &writes.events {
             insert_event(&mut tx, id, now, level, message).await?;
         }
+        let event_id = match outcome {
+            StepEvent::New { level, message } => insert_event(&mut tx, id, now, level, message).await?,
+            StepEvent::Repeat { id: event, message } => {
+                sqlx::query("UPDATE events SET message = ?, at_ms = ? WHERE id = ? AND deployment_id = ?")
+                    .bind(message)
+                    .bind(now)
+                    .bind(event)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                *event
+            }
+        };
         tx.commit().await?;
-        Ok(())
+        Ok(event_id)
     }
 
     /// Records that a stage's hooks ran, with what they said, atomically: a restart
@@ -359,12 +427,23 @@ impl Store {
         Ok(doomed.len() as u64)
     }
 
-    pub async fn plugin_state(&self, id: &str) -> Result<HashMap<String, Vec<u8>>> {
-        let rows = sqlx::query("SELECT key, value FROM plugin_state WHERE deployment_id = ?")
+    /// The size of each value of a deployment's plugin state, by key.
+    pub async fn plugin_state_sizes(&self, id: &str) -> Result<HashMap<String, usize>> {
+        let rows = sqlx::query("SELECT key, length(value) FROM plugin_state WHERE deployment_id = ?")
             .bind(id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        rows.into_iter().map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? as usize))).collect()
+    }
+
+    /// One value of a deployment's plugin state.
+    pub async fn plugin_state_value(&self, id: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT value FROM plugin_state WHERE deployment_id = ? AND key = ?")
+            .bind(id)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     pub async fn event(&self, id: &str, level: &str, message: &str) -> Result<()> {
@@ -536,15 +615,22 @@ impl Store {
     }
 }
 
-async fn insert_event(tx: &mut sqlx::SqliteConnection, id: &str, at_ms: i64, level: &str, message: &str) -> Result<()> {
-    sqlx::query("INSERT INTO events (deployment_id, at_ms, level, message) VALUES (?, ?, ?, ?)")
+/// Adds a line to a deployment's event log; returns its id.
+async fn insert_event(
+    tx: &mut sqlx::SqliteConnection,
+    id: &str,
+    at_ms: i64,
+    level: &str,
+    message: &str,
+) -> Result<i64> {
+    let done = sqlx::query("INSERT INTO events (deployment_id, at_ms, level, message) VALUES (?, ?, ?, ?)")
         .bind(id)
         .bind(at_ms)
         .bind(level)
         .bind(message)
         .execute(tx)
         .await?;
-    Ok(())
+    Ok(done.last_insert_rowid())
 }
 
 fn app_from_row(r: SqliteRow) -> Result<App> {
@@ -556,6 +642,8 @@ fn app_from_row(r: SqliteRow) -> Result<App> {
         release: release.map(|s| serde_json::from_str(&s)).transpose()?,
         split: serde_json::from_str(&split)?,
         sticky: r.get("sticky"),
+        degraded: r.get("degraded"),
+        replica_quota: r.get::<Option<i64>, _>("replica_quota").map(|q| q as u32),
         release_counter: r.get("release_counter"),
         created_at_ms: r.get("created_at_ms"),
         updated_at_ms: r.get("updated_at_ms"),
@@ -589,6 +677,7 @@ fn deployment_from_row(r: SqliteRow) -> Result<Deployment> {
         phase_started_at_ms: r.get("phase_started_at_ms"),
         rollback_kind: r.get::<Option<String>, _>("rollback_kind").as_deref().and_then(RollbackKind::parse),
         promoted: r.get("promoted"),
+        promotions: r.get::<i64, _>("promotions") as u32,
         rollback_of: r.get("rollback_of"),
         last_progress_at_ms: r.get("last_progress_at_ms"),
         winner: r.get("winner"),

@@ -1,8 +1,12 @@
-//! `blue-green`: start a complete green environment beside blue, wait until it is ready,
-//! verify it for `verification-timeout` seconds while it is reachable on its preview
-//! route (the request header `x-hivemind-variant: GREEN`), switch all traffic at once,
-//! and keep blue idle for `scale-down-delay` seconds so that a rollback is an instant
-//! switch back. A failed verification never switches traffic.
+//! `blue-green`: start a complete green environment beside blue, wait until it is
+//! healthy, then verify it while it is reachable on its preview route (the request header
+//! `x-hivemind-variant: GREEN`): still healthy, answering the preview without errors, its
+//! verify hooks passed, and, if asked, all of that for a soak of `verification-soak`
+//! seconds. Switch all traffic at once as soon as it is verified, and keep blue idle for
+//! `scale-down-delay` seconds so that a rollback is an instant switch back.
+//! `verification-timeout` is the most verification may take, not a wait: a soak may not
+//! be longer (verify hooks are bounded by the deployment's `--hook-timeout`). A failed
+//! verification never switches traffic.
 
 use hivemind_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -12,7 +16,8 @@ struct BlueGreen;
 #[derive(Serialize, Deserialize, Default)]
 struct State {
     capacity_checked: bool,
-    /// When green first was fully healthy (ms since the epoch): verification starts.
+    /// When green first was fully healthy on its preview route (ms since the epoch):
+    /// verification, and the soak, start.
     verifying_since: Option<u64>,
     approved: bool,
     /// When traffic switched to green.
@@ -21,21 +26,35 @@ struct State {
 
 struct Settings {
     verification_ms: u64,
+    soak_ms: u64,
     auto_promote: bool,
     scale_down_delay_ms: u64,
 }
 
 fn settings(d: &Deployment) -> Result<Settings> {
     let verification: i64 = d.get_or("verification-timeout", 30)?;
+    let soak: i64 = d.get_or("verification-soak", 0)?;
     let scale_down_delay: i64 = d.get_or("scale-down-delay", 30)?;
-    if verification < 0 || scale_down_delay < 0 {
-        return Err(Error::msg("verification-timeout and scale-down-delay must be 0 or more seconds"));
+    if verification < 0 || soak < 0 || scale_down_delay < 0 {
+        return Err(Error::msg(
+            "verification-timeout, verification-soak and scale-down-delay must be 0 or more seconds",
+        ));
+    }
+    if soak > verification {
+        return Err(Error(format!(
+            "verification-soak {soak} s is longer than verification-timeout {verification} s, the most verification may take; \
+             raise --verification-timeout or shorten the soak"
+        )));
     }
     let auto_promote: bool =
         d.get_or("auto-promote", true).map_err(|_| Error::msg("auto-promote must be true or false"))?;
+    // A rollback of a completed deployment brings back a release that served before: no
+    // manual gate and no soak stand in its way (health checks still do).
+    let rollback = context::rollback_of().is_some();
     Ok(Settings {
         verification_ms: verification as u64 * 1000,
-        auto_promote,
+        soak_ms: if rollback { 0 } else { soak as u64 * 1000 },
+        auto_promote: auto_promote || rollback,
         scale_down_delay_ms: scale_down_delay as u64 * 1000,
     })
 }
@@ -111,12 +130,12 @@ impl Strategy for BlueGreen {
             ])?,
             None => routing::set_split(&[Weight { version: green.clone(), weight: 0 }])?,
         }
+        let since = *st.verifying_since.get_or_insert_with(now_ms);
         if !cx.verified {
             // The deployment's verify hooks run now, against the preview route.
             progress::report(40, &format!("running verify hooks against green {green} on its preview route"));
             return Ok(Step::Verify);
         }
-        let since = *st.verifying_since.get_or_insert_with(now_ms);
         let counts = metrics::snapshot(&green)?;
         let errors = counts.status_5xx + counts.connection_errors;
         if errors > 0 {
@@ -125,16 +144,17 @@ impl Strategy for BlueGreen {
                 counts.requests
             )));
         }
-        let verified_for = now_ms().saturating_sub(since);
-        if verified_for < p.verification_ms {
-            let left = (p.verification_ms - verified_for) / 1000;
+        // Verified: healthy, no errors, hooks passed. Switch now, unless asked to soak.
+        let soaked = now_ms().saturating_sub(since);
+        if soaked < p.soak_ms {
+            let left = (p.soak_ms - soaked).div_ceil(1000);
             progress::report(
-                50,
+                50 + (soaked * 40 / p.soak_ms.max(1)) as u8,
                 &format!(
-                    "verifying green {green}: healthy, preview with header x-hivemind-variant: {green}; {left} s left"
+                    "green {green} verified; soaking {left} s more (preview with header x-hivemind-variant: {green})"
                 ),
             );
-            return Ok(Step::after_ms(500));
+            return Ok(Step::after_ms((p.soak_ms - soaked).min(500) as u32));
         }
         if !p.auto_promote && !(st.approved || cx.promoted) {
             return Ok(Step::AwaitApproval(format!(

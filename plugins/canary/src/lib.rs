@@ -28,6 +28,9 @@ struct State {
     step: usize,
     /// When this step's analysis window began, and the counts then.
     window_start: Option<(u64, Window, Window)>,
+    /// The promotions already spent on inconclusive windows: each one needs its own.
+    #[serde(default)]
+    promotions_used: u32,
 }
 
 struct Settings {
@@ -55,6 +58,11 @@ fn settings(d: &Deployment) -> Result<Settings> {
     schedule.extend(steps.into_iter().filter(|s| *s > percentage));
     if schedule.last() != Some(&100) {
         schedule.push(100);
+    }
+    // A rollback of a completed deployment brings back a release that served before: it
+    // goes straight to all traffic, without steps and analysis.
+    if context::rollback_of().is_some() {
+        schedule = vec![100];
     }
     let interval: i64 = d.get_or("interval", 60)?;
     if interval < 0 {
@@ -294,7 +302,10 @@ impl Strategy for Canary {
             }
         }
         let elapsed = now.saturating_sub(started);
-        let percent = (share as u64 * 90 / 100) as u8;
+        // Progress rises through the window, from the last step's share to this one's.
+        let from = if st.step == 0 { 0 } else { s.schedule[st.step - 1] } as u64;
+        let through = (share as u64 - from) * elapsed.min(s.interval_ms) / s.interval_ms.max(1);
+        let percent = ((from + through) * 90 / 100) as u8;
         if elapsed < s.interval_ms {
             progress::report(
                 percent,
@@ -307,7 +318,8 @@ impl Strategy for Canary {
             );
             return Ok(Step::after_ms(1000.min((s.interval_ms - elapsed) as u32).max(1)));
         }
-        if !enough && !cx.promoted {
+        let promotions = context::promotions();
+        if !enough && promotions <= st.promotions_used {
             return Ok(Step::AwaitApproval(format!(
                 "canary analysis at {share}% inconclusive: canary got {} and stable {} requests in {} s, and at least {} each are needed \
                  (--min-requests); promote to go on anyway, or abort",
@@ -316,6 +328,9 @@ impl Strategy for Canary {
                 elapsed / 1000,
                 s.min_requests
             )));
+        }
+        if !enough {
+            st.promotions_used = promotions;
         }
         let rate = |w: &Window| if w.requests == 0 { 0.0 } else { w.errors as f64 * 100.0 / w.requests as f64 };
         let verdict = if enough { "pass" } else { "inconclusive, promoted by request" };

@@ -39,7 +39,9 @@ fn limits(d: &Deployment) -> Result<Limits> {
     Ok(Limits {
         surge,
         unavailable,
-        min_ready_ms: min_ready as u64 * 1000,
+        // A rollback of a completed deployment brings back a release that served before:
+        // a replica is ready as soon as it is healthy.
+        min_ready_ms: if context::rollback_of().is_some() { 0 } else { min_ready as u64 * 1000 },
         drain_timeout_ms: drain_timeout.saturating_mul(1000),
     })
 }

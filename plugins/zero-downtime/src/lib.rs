@@ -61,7 +61,9 @@ fn settings(d: &Deployment) -> Result<Settings> {
     }
     Ok(Settings {
         batch_size: batch_size.min(u32::MAX as i64) as u32,
-        batch_delay_ms: batch_delay as u64 * 1000,
+        // A rollback of a completed deployment brings back a release that served before:
+        // it does not wait between batches.
+        batch_delay_ms: if context::rollback_of().is_some() { 0 } else { batch_delay as u64 * 1000 },
         drain_timeout_ms: drain_timeout.min(3600) as u32 * 1000,
     })
 }

@@ -1,0 +1,175 @@
+//! When a strategy's own rollback fails, the host restores the previous release itself:
+//! its replicas up at their count, all traffic on it, every other replica drained and
+//! stopped. Only when even that fails does the app end degraded, and then it says so and
+//! records what really serves, so that `app get` never contradicts the router.
+
+use super::Engine;
+use crate::model::{Deployment, Release, RollbackKind, Status};
+use crate::router::DrainState;
+use crate::runtime::LaunchSpec;
+use crate::store::Transition;
+use anyhow::Result;
+use std::time::{Duration, Instant};
+
+/// How long replicas being replaced get to finish their requests.
+const DRAIN: Duration = Duration::from_secs(10);
+
+impl Engine {
+    /// The rollback phase failed (its strategy said so, trapped, or stopped progressing).
+    /// Called without the decisions lock: restoring takes as long as replicas take to
+    /// become healthy.
+    pub(super) async fn rollback_failed(&self, d: &Deployment, reason: &str) -> Result<()> {
+        let previous = d.previous.as_ref().map(|p| p.version.clone()).unwrap_or_else(|| "nothing".into());
+        let message = format!("the strategy's rollback failed: {reason}; the host restores {previous} itself");
+        self.store.event(&d.id, "error", &message).await?;
+        let restored = self.restore_previous(d).await;
+
+        let _decisions = self.decisions.lock().await;
+        if !self.still_in_phase(d).await? {
+            return Ok(());
+        }
+        let first = d.error.clone().map(|e| format!("{e}; ")).unwrap_or_default();
+        let error = d.error.clone().unwrap_or_else(|| format!("rollback failed: {reason}"));
+        match restored {
+            Ok(serving) => {
+                self.store.set_app_release(&d.app, d.previous.as_ref()).await?;
+                let kind = d.rollback_kind.unwrap_or(RollbackKind::Failure);
+                let message =
+                    format!("{first}the strategy's rollback failed too ({reason}), so the host restored it: {serving}");
+                let to =
+                    Transition { level: "warn", error: Some(&error), ..Transition::to(kind.final_status(), &message) };
+                self.store.transition(&d.id, to).await?;
+            }
+            Err(why) => {
+                let (release, serving) = self.what_serves(d);
+                let degraded = format!(
+                    "deployment {} failed and could not be rolled back: the strategy's rollback failed ({reason}) and the host could not restore {previous} ({why}); {serving}",
+                    d.id
+                );
+                self.store.set_app_degraded(&d.app, release.as_ref(), &degraded).await?;
+                let message = format!("{first}{degraded}; app {} is degraded", d.app);
+                let to = Transition { level: "error", error: Some(&error), ..Transition::to(Status::Failed, &message) };
+                self.store.transition(&d.id, to).await?;
+            }
+        }
+        self.count_outcome(&d.id).await;
+        self.prune_history(&d.app).await;
+        Ok(())
+    }
+
+    /// Puts the previous release back as the only thing that serves. Returns what serves
+    /// now, or why it could not.
+    async fn restore_previous(&self, d: &Deployment) -> Result<String, String> {
+        let services = &self.services;
+        let Some(previous) = &d.previous else {
+            self.route(&d.app, Vec::new()).await?;
+            self.drain_and_stop(&d.app, |_| true).await?;
+            return Ok("the app had no release before, so nothing serves".to_string());
+        };
+        let spec = launch_spec(d, previous);
+        services.fleet.scale(&spec, previous.replicas, DRAIN).await.map_err(|e| format!("{e:#}"))?;
+        services.sync_router(&d.app).await;
+        let check = super::drive::check_of(&d.spec);
+        let deadline = Instant::now() + Duration::from_secs(d.spec.health_check_timeout as u64);
+        loop {
+            let replicas: Vec<_> =
+                services.fleet.list(&d.app).await.into_iter().filter(|r| r.version == previous.version).collect();
+            let mut last = None;
+            for r in &replicas {
+                let probe = services.probe(r, &check).await;
+                if !probe.healthy {
+                    last = Some(probe.message);
+                }
+            }
+            if last.is_none() && replicas.len() == previous.replicas as usize {
+                break;
+            }
+            if Instant::now() > deadline {
+                // What it started and never became healthy serves no one: it goes.
+                let useless = replicas.iter().filter(|r| !services.router.is_healthy(&d.app, &r.id));
+                for r in useless {
+                    let _ = services.fleet.stop(r, DRAIN).await;
+                }
+                services.sync_router(&d.app).await;
+                return Err(format!(
+                    "{} did not become healthy within {} s: {}",
+                    previous.version,
+                    d.spec.health_check_timeout,
+                    last.unwrap_or_else(|| "a replica exited".into())
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.route(&d.app, vec![(previous.version.clone(), 100)]).await?;
+        self.drain_and_stop(&d.app, |r| r.version != previous.version).await?;
+        Ok(format!("{} serves again on {} replicas", previous.version, previous.replicas))
+    }
+
+    /// Sets the app's split, stored first so that a restart comes back with it.
+    async fn route(&self, app: &str, split: Vec<(String, u32)>) -> Result<(), String> {
+        self.store.set_app_split(app, &split, false).await.map_err(|e| format!("{e:#}"))?;
+        self.services.router.set_split(app, split, false);
+        Ok(())
+    }
+
+    /// Drains the app's replicas that `doomed` picks, then stops them.
+    async fn drain_and_stop(
+        &self,
+        app: &str,
+        doomed: impl Fn(&crate::model::ReplicaRecord) -> bool,
+    ) -> Result<(), String> {
+        let services = &self.services;
+        let replicas: Vec<_> = services.fleet.list(app).await.into_iter().filter(|r| doomed(r)).collect();
+        for r in &replicas {
+            services.router.drain(app, &r.id, DRAIN);
+        }
+        while replicas.iter().any(|r| matches!(services.router.drain_state(app, &r.id), Some(DrainState::Draining(_))))
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for r in &replicas {
+            services.fleet.stop(r, DRAIN).await.map_err(|e| format!("{e:#}"))?;
+        }
+        services.sync_router(app).await;
+        Ok(())
+    }
+
+    /// The release the router sends all its traffic to (the app's release, as far as
+    /// anyone can tell), and what serves, in words.
+    fn what_serves(&self, d: &Deployment) -> (Option<Release>, String) {
+        let (split, _) = self.services.router.split(&d.app);
+        let serving: Vec<&(String, u32)> = split.iter().filter(|(_, w)| *w > 0).collect();
+        let release = match serving.as_slice() {
+            [] => return (None, "nothing serves".to_string()),
+            [(only, _)] if *only == d.target_version => Some(d.target()),
+            [(only, _)] => d.previous.clone().filter(|p| p.version == *only),
+            _ => None,
+        };
+        match release {
+            Some(r) => {
+                let words = format!("{} serves all traffic", r.version);
+                (Some(r), words)
+            }
+            None => (None, format!("traffic is split {}", shown(&split))),
+        }
+    }
+}
+
+/// What the fleet needs to start a replica of `release` for deployment `d`.
+pub(super) fn launch_spec(d: &Deployment, release: &Release) -> LaunchSpec {
+    LaunchSpec {
+        app: d.app.clone(),
+        version: release.version.clone(),
+        deployment_id: d.id.clone(),
+        image: release.image.clone(),
+        container_port: d.spec.container_port,
+        health_port: d.spec.health_check_port,
+        env: release.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        resources: release.resources.clone(),
+        target: d.spec.cloud_provider.clone(),
+    }
+}
+
+fn shown(split: &[(String, u32)]) -> String {
+    split.iter().map(|(v, w)| format!("{v}={w}")).collect::<Vec<_>>().join(", ")
+}
