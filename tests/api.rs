@@ -265,3 +265,109 @@ fn random_deployment_bodies_never_get_a_5xx() {
         }
     }
 }
+
+/// The OpenAPI document passes a real validator (openapi-spec-validator, from PyPI), and
+/// every JSON answer of every route, successes and errors, matches the schema the
+/// document gives it.
+#[test]
+fn the_openapi_document_validates_and_every_answer_matches_its_schema() {
+    if !common::python_modules_available(
+        "the OpenAPI check",
+        &["openapi_spec_validator", "jsonschema"],
+        "pip install openapi-spec-validator",
+    ) {
+        return;
+    }
+    let server = Server::start("process");
+    let mut samples: Vec<Value> = Vec::new();
+    let mut call = |method: &str, template: &str, concrete: &str, body: Option<&Value>, token: bool| -> Value {
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let (status, text) = http_request_with(
+            method,
+            &format!("{}{concrete}", server.url),
+            bytes.as_deref().map(|b| ("application/json", b)),
+            token.then_some(server.token.as_str()),
+        );
+        let parsed: Option<Value> = if text.trim().is_empty() {
+            None
+        } else {
+            Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {concrete}: not JSON ({e}): {text}")))
+        };
+        samples.push(json!({"method": method, "path": template, "status": status, "body": parsed}));
+        parsed.unwrap_or(Value::Null)
+    };
+    let image = demo_command("v1", "");
+    let spec = json!({"app": "web", "image": image, "replicas": 2, "health_check_path": "/health"});
+    let first = call("POST", "/api/apps/deploy", "/api/apps/deploy", Some(&spec), true);
+    let id = first["id"].as_str().unwrap().to_string();
+    server.wait_for(&id, std::time::Duration::from_secs(30));
+    let failing = json!({"app": "web", "image": demo_command("v2", "--fail-health"), "health_check_path": "/health",
+        "health_check_timeout": 2, "strategy": "canary", "params": {"steps": "50,100", "interval": "1"}});
+    let failed = call("POST", "/api/apps/deploy", "/api/apps/deploy", Some(&failing), true);
+    let failed = failed["id"].as_str().unwrap().to_string();
+    server.wait_for(&failed, std::time::Duration::from_secs(60));
+    let pending =
+        call("POST", "/api/deployments", "/api/deployments", Some(&json!({"app": "web", "image": image})), true);
+    let pending = pending["id"].as_str().unwrap().to_string();
+
+    for d in [&id, &failed, &pending] {
+        for (template, suffix) in [
+            ("/api/deployments/{id}", ""),
+            ("/api/deployments/{id}/status", "/status"),
+            ("/api/deployments/{id}/events", "/events"),
+            ("/api/deployments/{id}/diagnose", "/diagnose?verbose=true"),
+            ("/api/deployments/{id}/metrics", "/metrics"),
+        ] {
+            call("GET", template, &format!("/api/deployments/{d}{suffix}"), None, true);
+        }
+        call("GET", "/api/deployments/status/{id}", &format!("/api/deployments/status/{d}"), None, true);
+    }
+    call("GET", "/api/deployments", "/api/deployments?app=web&limit=10", None, true);
+    call("POST", "/api/deployments/{id}/abort", &format!("/api/deployments/{pending}/abort"), None, true);
+    call("POST", "/api/deployments/{id}/pause", &format!("/api/deployments/{pending}/pause"), None, true);
+    call("GET", "/api/apps", "/api/apps", None, true);
+    call("GET", "/api/apps/{name}", "/api/apps/web", None, true);
+    call(
+        "PUT",
+        "/api/pipelines/{name}",
+        "/api/pipelines/ci",
+        Some(&json!({"app": "", "strategy": "blue-green"})),
+        true,
+    );
+    call("GET", "/api/pipelines", "/api/pipelines", None, true);
+    call("GET", "/api/plugins", "/api/plugins", None, true);
+    call("GET", "/api/plugins/{name}", "/api/plugins/canary", None, true);
+    call("POST", "/api/plugins/{name}/disable", "/api/plugins/canary/disable", None, true);
+    call("POST", "/api/plugins/{name}/enable", "/api/plugins/canary/enable", None, true);
+    // Errors: unknown ids, bad bodies, a missing token, a refused action.
+    call("GET", "/api/deployments/{id}", "/api/deployments/dep-00000000", None, true);
+    call(
+        "POST",
+        "/api/apps/deploy",
+        "/api/apps/deploy",
+        Some(&json!({"app": "web", "replicas": 0, "image": "x"})),
+        true,
+    );
+    call("POST", "/api/deployments", "/api/deployments", Some(&json!({"nonsense": true})), true);
+    call("GET", "/api/apps", "/api/apps", None, false);
+    call("POST", "/api/deployments/{id}/resume", &format!("/api/deployments/{id}/resume"), None, true);
+    call("DELETE", "/api/apps/{name}", "/api/apps/web?force=true", None, true);
+    let document = server.get("/api/openapi.json").1;
+    call("POST", "/api/token/rotate", "/api/token/rotate", None, true);
+
+    let statuses: std::collections::BTreeSet<u64> = samples.iter().map(|s| s["status"].as_u64().unwrap()).collect();
+    assert!(statuses.is_superset(&[200, 201, 204, 400, 401, 404, 409].into()), "{statuses:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("openapi.json");
+    let answers = dir.path().join("samples.json");
+    std::fs::write(&doc, document).unwrap();
+    std::fs::write(&answers, serde_json::to_string(&samples).unwrap()).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(common::repo_root().join("tests/openapi_check.py"))
+        .args([&doc, &answers])
+        .output()
+        .unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{report}");
+    assert!(out.status.success(), "{report}");
+}

@@ -99,10 +99,10 @@ fn the_example_strategy_builds_out_of_tree_installs_and_deploys() {
     // What `plugin inspect` shows.
     let details = server.cli_json(&["plugin", "inspect", "linear"]);
     assert_eq!(details["world"], "hivemind:plugin/strategy");
-    assert_eq!(details["api_version"], "0.1.0");
+    assert_eq!(details["api_version"], "0.1.1");
     assert_eq!(details["origin"], "installed");
     assert!(details["exports"].as_array().unwrap().iter().any(|e| e == "step"), "{details}");
-    assert!(details["imports"].as_array().unwrap().iter().any(|i| i == "hivemind:plugin/routing@0.1.0"), "{details}");
+    assert!(details["imports"].as_array().unwrap().iter().any(|i| i == "hivemind:plugin/routing@0.1.1"), "{details}");
 
     // Disabled, it takes no new deployment; enabled again, it does.
     server.cli(&["plugin", "disable", "linear"]).ok();

@@ -211,7 +211,7 @@ impl Registry {
     fn start(dir: &std::path::Path) -> Option<Registry> {
         let binary = std::path::Path::new("/usr/bin/docker-registry");
         if !binary.exists() {
-            if std::env::var("HIVEMIND_REQUIRE_DOCKER").as_deref() == Ok("1") {
+            if std::env::var("HIVEMIND_REQUIRE_TOOLS").as_deref() == Ok("1") {
                 panic!("docker-registry is not installed (apt-get install docker-registry; .ci/run does)");
             }
             eprintln!("docker-registry is not installed; the OCI round trip is skipped");

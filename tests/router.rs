@@ -21,7 +21,7 @@ struct Demo {
 
 impl Demo {
     fn start(text: &str) -> Demo {
-        let port = hivemind::runtime::free_port().unwrap();
+        let port = free_port();
         let child = Command::new(common::demo_binary())
             .arg(text)
             .env("PORT", port.to_string())
@@ -57,7 +57,7 @@ async fn router_with(
 ) -> (Arc<Router>, u16, tokio::sync::mpsc::UnboundedReceiver<RouterEvent>) {
     let (router, events) = Router::with_events();
     let router = Arc::new(router);
-    let port = hivemind::runtime::free_port().unwrap();
+    let port = free_port();
     router.listen(app, SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
     set_backends(&router, app, backends);
     (router, port, events)
@@ -307,7 +307,7 @@ fn raw_router_backend(router: &Router, app: &str, version: &str, address: String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_headers_are_set_and_bodies_stream() {
     let router = Router::new();
-    let port = hivemind::runtime::free_port().unwrap();
+    let port = free_port();
     router.listen("raw", SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
 
     // The backend echoes the request head it received.
@@ -356,7 +356,7 @@ async fn forwarded_headers_are_set_and_bodies_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrades_are_passed_through() {
     let router = Router::new();
-    let port = hivemind::runtime::free_port().unwrap();
+    let port = free_port();
     router.listen("ws", SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
     let echo = raw_backend(|head, stream| {
         assert!(head.to_ascii_lowercase().contains("upgrade: echo"), "{head}");
@@ -398,14 +398,14 @@ async fn upgrades_are_passed_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_to_route_to_is_a_503_naming_the_app_and_a_dead_backend_a_502_and_both_are_counted() {
     let router = Router::new();
-    let port = hivemind::runtime::free_port().unwrap();
+    let port = free_port();
     router.listen("empty", SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
     let response = reqwest::get(format!("http://127.0.0.1:{port}/")).await.unwrap();
     assert_eq!(response.status().as_u16(), 503);
     assert!(response.text().await.unwrap().contains("no healthy backend for app empty"));
 
     // A backend whose port is closed, and a POST (not retried): 502.
-    let closed = format!("127.0.0.1:{}", hivemind::runtime::free_port().unwrap());
+    let closed = format!("127.0.0.1:{}", free_port());
     raw_router_backend(&router, "empty", "v1", closed);
     let response = reqwest::Client::new().post(format!("http://127.0.0.1:{port}/")).body("x").send().await.unwrap();
     assert_eq!(response.status().as_u16(), 502);
@@ -423,7 +423,7 @@ async fn nothing_to_route_to_is_a_503_naming_the_app_and_a_dead_backend_a_502_an
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_with_the_goal_header_are_counted_per_version() {
     let router = Router::new();
-    let port = hivemind::runtime::free_port().unwrap();
+    let port = free_port();
     router.listen("goal", SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
     // Every other answer converts.
     let n = Arc::new(AtomicU64::new(0));
@@ -438,4 +438,9 @@ async fn responses_with_the_goal_header_are_counted_per_version() {
     }
     let s = router.stats("goal", "v1").unwrap();
     assert_eq!((s.requests, s.goals), (10, 5));
+}
+
+/// A port free now, for a router of a test's own.
+fn free_port() -> u16 {
+    hivemind::ports::reserve(std::net::IpAddr::from([127, 0, 0, 1])).unwrap().port()
 }

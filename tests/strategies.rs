@@ -47,7 +47,7 @@ fn invalid_strategy_parameters_are_refused_before_anything_starts() {
         (
             "blue-green",
             &["--verification-timeout", "-5"],
-            "verification-timeout and scale-down-delay must be 0 or more",
+            "verification-timeout, verification-soak and scale-down-delay must be 0 or more",
         ),
         ("blue-green", &["--auto-promote", "maybe"], "auto-promote must be true or false"),
     ];

@@ -118,6 +118,22 @@ pub fn docker_available(test: &str) -> bool {
     answers
 }
 
+/// Whether python3 can import every one of `modules` (test tools from PyPI): yes, or a
+/// skip, unless HIVEMIND_REQUIRE_TOOLS=1 (as in CI) turns the skip into a failure.
+pub fn python_modules_available(test: &str, modules: &[&str], install: &str) -> bool {
+    let script = modules.iter().map(|m| format!("import {m}")).collect::<Vec<_>>().join("; ");
+    let ok = Command::new("python3").args(["-c", &script]).output().map(|o| o.status.success()).unwrap_or(false);
+    if !ok {
+        if std::env::var("HIVEMIND_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("{test}: HIVEMIND_REQUIRE_TOOLS=1 but python3 cannot import {modules:?}; {install}");
+        }
+        eprintln!(
+            "{test}: python3 cannot import {modules:?}; skipped ({install}, or set HIVEMIND_REQUIRE_TOOLS=1 to make this a failure)"
+        );
+    }
+    ok
+}
+
 /// Builds the demo images hivemind-demo:v1, :v2 and :v3, FROM scratch, once per test binary.
 pub fn demo_images() {
     static BUILT: OnceLock<()> = OnceLock::new();
