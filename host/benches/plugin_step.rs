@@ -9,10 +9,12 @@
 mod common;
 
 use hivemind::health::HttpCheck;
-use hivemind::plugins::bindings::Phase;
-use hivemind::plugins::{Limits, Origin, PluginHost, PluginState, Services, StepCaps, StepContext, StepOutcome, wit};
+use hivemind::plugins::{
+    Limits, Origin, Phase, PluginHost, PluginState, Scope, StepCaps, StepContext, StepOutcome, wit,
+};
 use hivemind::router::Router;
 use hivemind::runtime::{Fleet, ProcessDriver};
+use hivemind::services::Services;
 use hivemind::store::{StepWrites, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,24 +69,26 @@ fn main() {
         let mut samples = Vec::with_capacity(STEPS);
         for i in 0..WARMUP + STEPS {
             let caps = StepCaps {
-                app: "bench".into(),
-                deployment_id: "dep-bench".into(),
-                target: None,
-                versions: HashMap::from([(
-                    "r1".into(),
-                    hivemind::model::Release {
-                        version: "r1".into(),
-                        image: "true".into(),
-                        replicas: 1,
-                        env: Default::default(),
-                        resources: Default::default(),
-                    },
-                )]),
-                container_port: 8080,
-                health_port: None,
+                scope: Scope {
+                    app: "bench".into(),
+                    deployment_id: "dep-bench".into(),
+                    target: None,
+                    versions: HashMap::from([(
+                        "r1".into(),
+                        hivemind::model::Release {
+                            version: "r1".into(),
+                            image: "true".into(),
+                            replicas: 1,
+                            env: Default::default(),
+                            resources: Default::default(),
+                        },
+                    )]),
+                    container_port: 8080,
+                    health_port: None,
+                    services: services.clone(),
+                },
                 health: HttpCheck { path: "/".into(), timeout: Duration::from_secs(1) },
                 metrics_endpoint: "/metrics".into(),
-                services: services.clone(),
                 rollback_of: None,
                 promotions: 0,
                 state,

@@ -13,4 +13,5 @@ pub mod ports;
 pub mod router;
 pub mod runtime;
 pub mod server;
+pub mod services;
 pub mod store;

@@ -4,10 +4,9 @@
 use super::Engine;
 use crate::health::HttpCheck;
 use crate::model::{Deployment, DeploymentSpec, HookStage, Phase, RollbackKind, Status, now_ms};
-use crate::plugins::{StepCaps, StepContext, StepOutcome, wit};
+use crate::plugins::{Scope, StepCaps, StepContext, StepOutcome, wit};
 use crate::store::{StepEvent, StepWrites, Transition};
 use anyhow::Result;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -113,15 +112,9 @@ impl Engine {
                 continue;
             }
             let caps = StepCaps {
-                app: d.app.clone(),
-                deployment_id: d.id.clone(),
-                target: d.spec.cloud_provider.clone(),
-                versions: allowed_versions(&d),
-                container_port: d.spec.container_port,
-                health_port: d.spec.health_check_port,
+                scope: Scope::of(&d, self.services.clone()),
                 health: check_of(&d.spec),
                 metrics_endpoint: d.spec.params.get("metrics-endpoint").cloned().unwrap_or_else(|| "/metrics".into()),
-                services: self.services.clone(),
                 rollback_of: d.rollback_of.clone(),
                 promotions: d.promotions,
                 state: std::mem::take(&mut state),
@@ -129,8 +122,8 @@ impl Engine {
             };
             let context = StepContext {
                 phase: match d.phase {
-                    Phase::Deploy => crate::plugins::bindings::Phase::Deploy,
-                    Phase::Rollback => crate::plugins::bindings::Phase::Rollback,
+                    Phase::Deploy => crate::plugins::Phase::Deploy,
+                    Phase::Rollback => crate::plugins::Phase::Rollback,
                 },
                 attempt: d.attempt,
                 elapsed_ms: (now_ms() - d.phase_started_at_ms).max(0) as u64,
@@ -447,18 +440,6 @@ pub(super) fn check_of(spec: &DeploymentSpec) -> HttpCheck {
         path: spec.health_check_path.clone(),
         timeout: PROBE_TIMEOUT.min(Duration::from_secs(spec.health_check_timeout.max(1) as u64)),
     }
-}
-
-/// The versions a deployment's plugin may touch: its target and the release it replaces.
-pub(super) fn allowed_versions(d: &Deployment) -> HashMap<String, crate::model::Release> {
-    let mut versions = HashMap::from([(d.target_version.clone(), d.target())]);
-    for v in d.variant_releases() {
-        versions.insert(v.version.clone(), v);
-    }
-    if let Some(p) = &d.previous {
-        versions.insert(p.version.clone(), p.clone());
-    }
-    versions
 }
 
 /// The deployment as a plugin sees it.

@@ -5,7 +5,7 @@
 use super::Engine;
 use crate::error::UserError;
 use crate::model::{Deployment, DeploymentSpec, HookRef, HookRuns, HookStage, PluginRef};
-use crate::plugins::{HookCaps, Kind, Stage};
+use crate::plugins::{HookCaps, Kind, Scope, Stage};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -53,7 +53,7 @@ impl Engine {
                 if hook.plugin == "webhook" {
                     // Refused before anything runs; the host checks every request again,
                     // whoever makes it.
-                    self.services.check_hook_url(&hook.argument).map_err(|why| {
+                    self.services.hook_hosts.check(&hook.argument).map_err(|why| {
                         UserError::invalid(&field, format!("{} webhook `{}`: {why}", stage.as_str(), hook.argument))
                     })?;
                 }
@@ -113,14 +113,9 @@ impl Engine {
         let mut last = String::new();
         for attempt in 1..=tries {
             let caps = HookCaps {
-                app: d.app.clone(),
-                deployment_id: d.id.clone(),
-                target: d.spec.cloud_provider.clone(),
-                versions: super::drive::allowed_versions(d),
-                container_port: d.spec.container_port,
+                scope: Scope::of(d, self.services.clone()),
                 timeout,
                 deadline: Instant::now() + timeout,
-                services: self.services.clone(),
                 log: Vec::new(),
             };
             let started = Instant::now();

@@ -5,8 +5,8 @@
 
 use super::Engine;
 use crate::model::{Deployment, Release, RollbackKind, Status};
+use crate::plugins::Scope;
 use crate::router::DrainState;
-use crate::runtime::LaunchSpec;
 use crate::store::Transition;
 use anyhow::Result;
 use std::time::{Duration, Instant};
@@ -66,7 +66,7 @@ impl Engine {
             self.drain_and_stop(&d.app, |_| true).await?;
             return Ok("the app had no release before, so nothing serves".to_string());
         };
-        let spec = launch_spec(d, previous);
+        let spec = Scope::of(d, services.clone()).launch_spec(previous);
         services.fleet.scale(&spec, previous.replicas, DRAIN).await.map_err(|e| format!("{e:#}"))?;
         services.sync_router(&d.app).await;
         let check = super::drive::check_of(&d.spec);
@@ -152,21 +152,6 @@ impl Engine {
             }
             None => (None, format!("traffic is split {}", shown(&split))),
         }
-    }
-}
-
-/// What the fleet needs to start a replica of `release` for deployment `d`.
-pub(super) fn launch_spec(d: &Deployment, release: &Release) -> LaunchSpec {
-    LaunchSpec {
-        app: d.app.clone(),
-        version: release.version.clone(),
-        deployment_id: d.id.clone(),
-        image: release.image.clone(),
-        container_port: d.spec.container_port,
-        health_port: d.spec.health_check_port,
-        env: release.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        resources: release.resources.clone(),
-        target: d.spec.cloud_provider.clone(),
     }
 }
 

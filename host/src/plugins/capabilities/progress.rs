@@ -1,0 +1,26 @@
+//! `progress`: telling people what is happening. A report sets the deployment's progress
+//! and message (bounded); a log line goes to its event log (bounded, and a bounded number
+//! per call).
+
+use super::{HostState, bounds};
+use crate::plugins::bindings::strategy::hivemind::plugin::progress;
+
+impl progress::Host for HostState {
+    async fn report(&mut self, percent: u8, message: String) -> wasmtime::Result<()> {
+        if let Some(caps) = self.step.as_mut() {
+            caps.writes.progress = Some((percent.min(100), bounds::bounded(message, bounds::MESSAGE_BYTES)));
+        }
+        Ok(())
+    }
+
+    async fn log(&mut self, level: progress::Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            progress::Level::Debug => "debug",
+            progress::Level::Info => "info",
+            progress::Level::Warn => "warn",
+            progress::Level::Error => "error",
+        };
+        self.log_line(level, message);
+        Ok(())
+    }
+}

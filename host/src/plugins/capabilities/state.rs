@@ -1,0 +1,68 @@
+//! `state`: memory that survives between steps, scoped to the deployment. Bounded: 1 MiB
+//! per value, 256 bytes per key, 64 keys and 4 MiB per deployment. The 0.1 contract has
+//! no error for `set`, so a write past a bound traps, and the step fails saying which.
+
+use super::{HostState, bounds};
+use crate::plugins::bindings::strategy::hivemind::plugin::state;
+
+impl state::Host for HostState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        let Some(caps) = self.step.as_mut() else { return Ok(None) };
+        if let Some(value) = caps.writes.state.get(&key).or_else(|| caps.state.values.get(&key)) {
+            return Ok(Some(value.clone()));
+        }
+        if !caps.state.sizes.contains_key(&key) {
+            return Ok(None);
+        }
+        let value = caps
+            .scope
+            .services
+            .store
+            .plugin_state_value(&caps.scope.deployment_id, &key)
+            .await
+            .map_err(|e| wasmtime::Error::msg(format!("state.get: {e:#}")))?;
+        if let Some(v) = &value {
+            caps.state.values.insert(key, v.clone());
+        }
+        Ok(value)
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        let Some(caps) = self.step.as_mut() else { return Ok(()) };
+        let shown = bounds::bounded(key.clone(), 64);
+        if key.len() > bounds::STATE_KEY_BYTES {
+            wasmtime::bail!(
+                "state.set: a key may be at most {} bytes; `{shown}` has {}",
+                bounds::STATE_KEY_BYTES,
+                key.len()
+            );
+        }
+        if value.len() > bounds::STATE_VALUE_BYTES {
+            wasmtime::bail!(
+                "state.set: a value may hold at most 1 MiB; `{shown}` has {} bytes (keep less, or spread it over keys: \
+                 a deployment's state holds at most {} keys and 4 MiB in all)",
+                value.len(),
+                bounds::STATE_KEYS
+            );
+        }
+        // The state as it would be after this write: stored sizes, this step's writes.
+        let mut sizes = caps.state.sizes.clone();
+        sizes.extend(caps.writes.state.iter().map(|(k, v)| (k.clone(), v.len())));
+        if !sizes.contains_key(&key) && sizes.len() >= bounds::STATE_KEYS {
+            wasmtime::bail!(
+                "state.set: a deployment's state holds at most {} keys, and `{shown}` would be one more; reuse keys",
+                bounds::STATE_KEYS
+            );
+        }
+        sizes.insert(key.clone(), value.len());
+        let total: usize = sizes.values().sum();
+        if total > bounds::STATE_TOTAL_BYTES {
+            wasmtime::bail!(
+                "state.set: a deployment's state holds at most 4 MiB in all, and writing {} bytes under `{shown}` would make it {total}; keep less",
+                value.len()
+            );
+        }
+        caps.writes.state.insert(key, value);
+        Ok(())
+    }
+}

@@ -1,0 +1,269 @@
+//! The sandbox every plugin call runs in: one wasmtime engine (Cranelift, pooling
+//! allocator, fuel, epoch interruption), a fresh store per call with a memory cap and an
+//! empty WASI context, a wall-clock timeout around the whole call, and descriptions of
+//! what went wrong in words a plugin author can act on.
+
+use super::bindings::{Stage, StepContext, StepOutcome, wit};
+use super::bounds;
+use super::registry::{LoadedPlugin, PluginHost, Pre};
+use super::scope::{HookCaps, StepCaps};
+use anyhow::{Context, Result};
+use std::time::Duration;
+use wasmtime::component::ResourceTable;
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder,
+};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// How much a plugin call may use.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wasm instructions (roughly) per call.
+    pub fuel: u64,
+    /// Linear memory per instance.
+    pub memory_bytes: usize,
+    /// Wall-clock time per call, host calls included.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { fuel: 500_000_000, memory_bytes: 64 << 20, timeout: Duration::from_secs(60) }
+    }
+}
+
+/// What a store carries: WASI (empty), limits, captured stderr, and the capabilities of
+/// the step or hook being run (none while loading or validating).
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    stderr: MemoryOutputPipe,
+    pub(super) step: Option<StepCaps>,
+    pub(super) hook: Option<HookCaps>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The engine every plugin runs on, and the thread whose epoch ticks make a guest that
+/// runs long yield to the executor, so that the wall-clock timeout can fire and other
+/// tasks keep running.
+pub fn engine(limits: &Limits) -> Result<Engine> {
+    let mut config = Config::new();
+    config.consume_fuel(true);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(1 << 20);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(256)
+        .total_core_instances(2048)
+        .total_memories(512)
+        .total_tables(1024)
+        .total_stacks(256)
+        .max_memory_size(limits.memory_bytes.max(16 << 20) * 2);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&config).map_err(anyhow::Error::from).context("creating the wasm engine")?;
+
+    let ticker = engine.weak();
+    std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || {
+        while let Some(engine) = ticker.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    })?;
+
+    Ok(engine)
+}
+
+impl PluginHost {
+    /// A fresh store for one call, with the step's or the hook's capabilities.
+    pub(super) fn new_store(&self, step: Option<StepCaps>, hook: Option<HookCaps>) -> Store<HostState> {
+        let stderr = MemoryOutputPipe::new(16 << 10);
+        // No preopened directories, no environment, no sockets: the default context
+        // denies every address, and we add nothing.
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .instances(64)
+            .tables(64)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store =
+            Store::new(&self.engine, HostState { wasi, table: ResourceTable::new(), limits, stderr, step, hook });
+        store.limiter(|state| &mut state.limits);
+        store.set_fuel(self.limits.fuel).expect("fuel is enabled");
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        store
+    }
+
+    /// Calls the plugin's `validate`: `Ok(Err(why))` when it refuses the deployment, `Err`
+    /// when the plugin itself failed (a trap, a budget overrun, the timeout), described
+    /// for people. Both are the plugin's doing, never the server's.
+    pub async fn validate(
+        &self,
+        plugin: &LoadedPlugin,
+        deployment: &wit::Deployment,
+    ) -> Result<Result<(), String>, String> {
+        let Pre::Strategy(pre) = &plugin.pre else {
+            return Err(format!("plugin {} is a hook, not a strategy", plugin.info.name));
+        };
+        let mut store = self.new_store(None, None);
+        let result = tokio::time::timeout(self.limits.timeout, async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_validate(&mut store, deployment).await
+        })
+        .await;
+        match result {
+            Err(_) => Err(format!("validate() did not return within {} s", self.limits.timeout.as_secs())),
+            Ok(Err(e)) => Err(describe_trap(&e, &store)),
+            Ok(Ok(verdict)) => Ok(verdict.map_err(|why| bounds::bounded(why, bounds::REASON_BYTES))),
+        }
+    }
+
+    /// Runs one step in a fresh sandbox, until it returns or `cancel` resolves (a user
+    /// paused, aborted or rolled back the deployment meanwhile). Returns the outcome (an
+    /// error is a trap, a budget overrun or a timeout, described for people; `None` when
+    /// cancelled) and the capabilities back, with what the step wrote.
+    pub async fn step(
+        &self,
+        plugin: &LoadedPlugin,
+        caps: StepCaps,
+        deployment: &wit::Deployment,
+        context: &StepContext,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> (Option<Result<StepOutcome, String>>, StepCaps) {
+        let Pre::Strategy(pre) = &plugin.pre else {
+            return (Some(Err(format!("plugin {} is a hook, not a strategy", plugin.info.name))), caps);
+        };
+        let mut store = self.new_store(Some(caps), None);
+        // Dropping the call (at the timeout, or when cancelled) unwinds the guest and the
+        // host call it waits on; host calls that change the world finish on their own
+        // task (see `capabilities`), so nothing is left half done.
+        let call = tokio::time::timeout(self.limits.timeout, async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_step(&mut store, deployment, context).await
+        });
+        let result = tokio::select! {
+            result = call => Some(result),
+            () = cancel => None,
+        };
+        let outcome = result.map(|result| match result {
+            Err(_) => Err(format!("the step did not finish within its {} s time limit", self.limits.timeout.as_secs())),
+            Ok(Err(e)) => Err(describe_trap(&e, &store)),
+            Ok(Ok(outcome)) => Ok(bounded_outcome(outcome)),
+        });
+        let caps = store.into_data().step.expect("a step store carries capabilities");
+        (outcome, caps)
+    }
+
+    /// Runs a hook in a fresh sandbox, for at most `timeout` (its jobs and requests are
+    /// stopped at that deadline too). Returns its verdict — output on success, the
+    /// reason on failure, a trap or the timeout described for people — and what it logged.
+    pub async fn run_hook(
+        &self,
+        plugin: &LoadedPlugin,
+        caps: HookCaps,
+        deployment: &wit::Deployment,
+        stage: Stage,
+        argument: &str,
+        timeout: Duration,
+    ) -> (Result<String, String>, HookCaps) {
+        let Pre::Hook(pre) = &plugin.pre else {
+            return (Err(format!("plugin {} is a strategy, not a hook", plugin.info.name)), caps);
+        };
+        let mut store = self.new_store(None, Some(caps));
+        // A moment past the deadline, so that a job or request stopped at the deadline
+        // reports it itself, with what it printed.
+        let result = tokio::time::timeout(timeout + Duration::from_secs(1), async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, deployment, stage, argument).await
+        })
+        .await;
+        let verdict = match result {
+            Err(_) => Err(format!("it did not finish within its {} s timeout and was stopped", timeout.as_secs())),
+            Ok(Err(e)) => Err(describe_trap(&e, &store)),
+            Ok(Ok(verdict)) => verdict
+                .map(|output| bounds::bounded(output, bounds::REASON_BYTES))
+                .map_err(|why| bounds::bounded(why, bounds::REASON_BYTES)),
+        };
+        let caps = store.into_data().hook.expect("a hook store carries capabilities");
+        (verdict, caps)
+    }
+}
+
+/// A step's outcome with its reasons cut to size.
+fn bounded_outcome(outcome: StepOutcome) -> StepOutcome {
+    match outcome {
+        StepOutcome::Failed(why) => StepOutcome::Failed(bounds::bounded(why, bounds::REASON_BYTES)),
+        StepOutcome::AwaitApproval(why) => StepOutcome::AwaitApproval(bounds::bounded(why, bounds::REASON_BYTES)),
+        other => other,
+    }
+}
+
+/// Says what a guest did wrong, in words a plugin author can act on: which limit it hit,
+/// or what the host call it made said, with where in its code it was and what it printed.
+pub(super) fn describe_trap(e: &wasmtime::Error, store: &Store<HostState>) -> String {
+    let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).trim().to_string();
+    let text = format!("{e:#}");
+    let what = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::OutOfFuel) => {
+            "it ran out of fuel (an endless loop?); each call may run about 500 million instructions".to_string()
+        }
+        Some(wasmtime::Trap::StackOverflow) => {
+            "its stack overflowed (unbounded recursion?); each call has 1 MiB of host stack".to_string()
+        }
+        // Rust and C keep large locals on a stack in the plugin's own memory, below its
+        // data: overflowing it reads below address 0, which is this trap.
+        Some(wasmtime::Trap::MemoryOutOfBounds) => "it accessed memory out of bounds: usually its own stack \
+             overflowed (large local variables or deep recursion; the stack lives in the plugin's memory, \
+             1 MiB for Rust), otherwise a bug"
+            .to_string(),
+        Some(wasmtime::Trap::UnreachableCodeReached) if stderr.contains("panicked") => "it panicked".to_string(),
+        Some(wasmtime::Trap::AllocationTooLarge) => "it tried to allocate more memory than its limit".to_string(),
+        _ if text.contains("growing memory")
+            || text.contains("memory allocation")
+            || stderr.contains("memory allocation") =>
+        {
+            "it used more memory than its limit allows".to_string()
+        }
+        Some(trap) => format!("it trapped: {trap}"),
+        // Not a trap of the guest's own: a host call refused to go on (a state value over
+        // its limit, say), and its message says which call and which limit.
+        None => e.root_cause().to_string(),
+    };
+    let place = e.downcast_ref::<wasmtime::WasmBacktrace>().map(innermost_functions).unwrap_or_default();
+    let printed = if stderr.is_empty() { String::new() } else { format!(": {}", last_lines(&stderr, 5)) };
+    bounds::bounded(format!("plugin failed: {what}{place}{printed}"), bounds::REASON_BYTES)
+}
+
+/// " (in f ← g ← h)": the three innermost functions of a trap's backtrace, demangled,
+/// with a recursion shown once.
+fn innermost_functions(trace: &wasmtime::WasmBacktrace) -> String {
+    let mut names: Vec<String> = Vec::new();
+    for name in trace.frames().iter().filter_map(|f| f.func_name()) {
+        let name = format!("{:#}", rustc_demangle::demangle(name));
+        let name = name.split(".llvm.").next().unwrap_or_default().to_string();
+        let full = names.len() == 3;
+        match names.last_mut() {
+            Some(last) if last.trim_end_matches(" (recursing)") == name => {
+                if !last.ends_with(" (recursing)") {
+                    last.push_str(" (recursing)");
+                }
+            }
+            _ if full => break,
+            _ => names.push(name),
+        }
+    }
+    if names.is_empty() { String::new() } else { format!(" (in {})", names.join(" ← ")) }
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join(" / ")
+}

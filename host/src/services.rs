@@ -1,0 +1,103 @@
+//! The handles the engine and the plugins' capabilities share: the fleet, the router, the
+//! prober and the store, and the allowlist hooks send HTTP through. A bag of the layers
+//! below both, so that neither depends on the other to reach them.
+
+use crate::health::{HttpCheck, ProbeResult, Prober};
+use crate::model::ReplicaRecord;
+use crate::router::{BackendSpec, Router};
+use crate::runtime::Fleet;
+use crate::store::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub struct Services {
+    pub fleet: Arc<Fleet>,
+    pub router: Arc<Router>,
+    pub prober: Prober,
+    pub store: Store,
+    /// Where hooks may send HTTP requests.
+    pub hook_hosts: HookHosts,
+    /// The latest probe of each replica, for `diagnose`.
+    probes: Mutex<HashMap<String, ProbeResult>>,
+}
+
+impl Services {
+    pub fn new(fleet: Arc<Fleet>, router: Arc<Router>, store: Store, hook_allowed_hosts: Vec<String>) -> Services {
+        Services {
+            fleet,
+            router,
+            prober: Prober::new(),
+            store,
+            hook_hosts: HookHosts::new(hook_allowed_hosts),
+            probes: Default::default(),
+        }
+    }
+
+    /// The latest probe of a replica, if it was probed.
+    pub fn last_probe(&self, replica: &str) -> Option<ProbeResult> {
+        self.probes.lock().unwrap().get(replica).cloned()
+    }
+
+    /// Tells the router the app's current replicas.
+    pub async fn sync_router(&self, app: &str) {
+        let specs: Vec<BackendSpec> = self
+            .fleet
+            .list(app)
+            .await
+            .into_iter()
+            .map(|r| BackendSpec { id: r.id, version: r.version, address: r.address })
+            .collect();
+        self.router.set_backends(app, &specs);
+    }
+
+    /// Probes one replica and tells the router the verdict.
+    pub async fn probe(&self, replica: &ReplicaRecord, check: &HttpCheck) -> ProbeResult {
+        let result = self.prober.probe(&replica.health_address, check).await;
+        self.router.set_healthy(&replica.app, &replica.id, result.healthy);
+        let mut probes = self.probes.lock().unwrap();
+        // Forget replicas that are gone, so the map never outgrows the fleet for long.
+        if probes.len() > 4096 {
+            probes.clear();
+        }
+        probes.insert(replica.id.clone(), result.clone());
+        result
+    }
+}
+
+/// The hosts hooks may send HTTP requests to (`--hook-allowed-hosts`), and the client
+/// they go out through: no redirects and no proxy, so the allowlist cannot be stepped
+/// around. Admission checks a webhook's URL here, and so does the `http` capability on
+/// every request, whichever hook makes it.
+pub struct HookHosts {
+    allowed: Vec<String>,
+    pub client: reqwest::Client,
+}
+
+impl HookHosts {
+    fn new(allowed: Vec<String>) -> HookHosts {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .expect("building an HTTP client");
+        HookHosts { allowed, client }
+    }
+
+    /// `url` if it is an http:// URL whose host (or host:port) is allowed; otherwise why
+    /// not, and how to allow it.
+    pub fn check(&self, url: &str) -> Result<reqwest::Url, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        if parsed.scheme() != "http" {
+            return Err(format!("only http:// URLs are supported; got `{url}`"));
+        }
+        let host = parsed.host_str().unwrap_or_default();
+        let with_port = format!("{host}:{}", parsed.port_or_known_default().unwrap_or(80));
+        if self.allowed.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(&with_port)) {
+            return Ok(parsed);
+        }
+        Err(format!(
+            "host `{host}` is not on the server's hook allowlist (allowed: {}); start the server with `--hook-allowed-hosts {host}` (or set HIVEMIND_HOOK_ALLOWED_HOSTS, or hook_allowed_hosts in server.toml)",
+            if self.allowed.is_empty() { "none".to_string() } else { self.allowed.join(", ") }
+        ))
+    }
+}
