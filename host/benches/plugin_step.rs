@@ -9,9 +9,8 @@
 mod common;
 
 use hivemind::health::HttpCheck;
-use hivemind::plugins::{
-    Limits, Origin, Phase, PluginHost, PluginState, Scope, StepCaps, StepContext, StepOutcome, wit,
-};
+use hivemind::model::Origin;
+use hivemind::plugins::{Limits, Phase, PluginHost, PluginState, Scope, StepCaps, StepContext, StepOutcome, wit};
 use hivemind::router::Router;
 use hivemind::runtime::{Fleet, ProcessDriver};
 use hivemind::services::Services;

@@ -3,6 +3,7 @@
 //! health → store.
 
 pub mod api;
+pub mod api_types;
 pub mod cli;
 pub mod engine;
 pub mod error;

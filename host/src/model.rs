@@ -636,8 +636,63 @@ pub struct Event {
     pub id: i64,
     pub deployment_id: String,
     pub at_ms: i64,
-    pub level: String,
+    pub level: Level,
     pub message: String,
+}
+
+/// How much an event matters. `debug` lines (each step's outcome) show with `--verbose`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        })
+    }
+}
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Builtin,
+    Installed,
+}
+
+/// Which world a plugin component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Strategy,
+    Hook,
+}
+
+impl Kind {
+    /// What people call it: "strategy", "hook".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Strategy => "strategy",
+            Kind::Hook => "hook",
+        }
+    }
+
+    pub fn world(self) -> &'static str {
+        match self {
+            Kind::Strategy => "hivemind:plugin/strategy",
+            Kind::Hook => "hivemind:plugin/hook",
+        }
+    }
 }
 
 /// An app as stored.

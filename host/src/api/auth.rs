@@ -3,6 +3,7 @@
 //! replaces it.
 
 use super::{Api, ApiError};
+use crate::api_types::Rotated;
 use crate::error::UserError;
 use axum::Json;
 use axum::extract::{Request, State};
@@ -95,11 +96,6 @@ pub async fn require_token(State(api): State<Api>, request: Request, next: Next)
             ),
         })),
     }
-}
-
-#[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-pub struct Rotated {
-    pub token: String,
 }
 
 /// Replaces the token; the old one stops working at once.

@@ -5,15 +5,18 @@ pub mod auth;
 pub mod openapi;
 mod stream;
 
+use crate::api_types::{
+    AppView, DeploymentView, Diagnosis, MetricsView, PipelineView, PluginDetails, PluginView, StatusView, WinnerBody,
+};
 use crate::engine::Engine;
 use crate::error::UserError;
-use crate::model::{Deployment, DeploymentSpec, rfc3339};
+use crate::model::DeploymentSpec;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -156,29 +159,6 @@ impl From<QueryRejection> for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// A deployment as the API shows it: the record plus timestamps people can read.
-#[derive(Serialize, Deserialize, Debug, Clone, schemars::JsonSchema)]
-pub struct DeploymentView {
-    #[serde(flatten)]
-    pub deployment: Deployment,
-    pub completed: bool,
-    pub successful: bool,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-impl From<Deployment> for DeploymentView {
-    fn from(d: Deployment) -> Self {
-        DeploymentView {
-            completed: d.completed(),
-            successful: d.successful(),
-            created_at: rfc3339(d.created_at_ms),
-            updated_at: rfc3339(d.updated_at_ms),
-            deployment: d,
-        }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -248,35 +228,8 @@ async fn get_deployment(State(api): State<Api>, Path(id): Path<String>) -> ApiRe
     Ok(Json(api.engine.deployment(&id).await?.into()))
 }
 
-/// The status summary the product's docs describe.
-#[derive(Serialize, Deserialize, Debug, schemars::JsonSchema)]
-pub struct StatusView {
-    pub id: String,
-    pub app: String,
-    pub status: String,
-    pub progress: u8,
-    pub message: String,
-    pub error: Option<String>,
-    pub completed: bool,
-    pub successful: bool,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
 async fn deployment_status(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<StatusView> {
-    let d = api.engine.deployment(&id).await?;
-    Ok(Json(StatusView {
-        status: d.status.as_str().to_string(),
-        completed: d.completed(),
-        successful: d.successful(),
-        created_at: rfc3339(d.created_at_ms),
-        updated_at: rfc3339(d.updated_at_ms),
-        id: d.id,
-        app: d.app,
-        progress: d.progress,
-        message: d.message,
-        error: d.error,
-    }))
+    Ok(Json(api.engine.deployment(&id).await?.into()))
 }
 
 async fn execute_deployment(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<DeploymentView> {
@@ -298,38 +251,12 @@ async fn deployment_events(
     Ok(Json(api.engine.events(&id, q.after.unwrap_or(0)).await?))
 }
 
-async fn list_apps(State(api): State<Api>) -> ApiResult<Vec<crate::engine::AppView>> {
+async fn list_apps(State(api): State<Api>) -> ApiResult<Vec<AppView>> {
     Ok(Json(api.engine.apps().await?))
 }
 
-async fn get_app(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<crate::engine::AppView> {
+async fn get_app(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<AppView> {
     Ok(Json(api.engine.app(&name).await?))
-}
-
-#[derive(Serialize, Deserialize, Debug, schemars::JsonSchema)]
-pub struct PluginView {
-    pub name: String,
-    pub version: String,
-    pub sha256: String,
-    pub description: String,
-    pub origin: crate::plugins::Origin,
-    pub size: usize,
-    pub enabled: bool,
-    pub api_version: String,
-    /// Where it came from: "built in", a file, an OCI reference, the plugins dir.
-    pub source: String,
-    /// `strategy` or `hook`.
-    pub kind: crate::plugins::Kind,
-}
-
-/// Everything `plugin inspect` shows.
-#[derive(Serialize, Deserialize, Debug, schemars::JsonSchema)]
-pub struct PluginDetails {
-    #[serde(flatten)]
-    pub plugin: PluginView,
-    pub world: String,
-    pub imports: Vec<String>,
-    pub exports: Vec<String>,
 }
 
 fn plugin_view(p: &crate::plugins::LoadedPlugin) -> PluginView {
@@ -410,7 +337,7 @@ async fn diagnose(
     State(api): State<Api>,
     Path(id): Path<String>,
     query: Result<Query<DiagnoseQuery>, QueryRejection>,
-) -> ApiResult<crate::engine::Diagnosis> {
+) -> ApiResult<Diagnosis> {
     let Query(q) = query?;
     Ok(Json(api.engine.diagnose(&id, q.verbose.unwrap_or(false)).await?))
 }
@@ -435,12 +362,6 @@ async fn abort(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<Depl
     Ok(Json(api.engine.abort(&id).await?.into()))
 }
 
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WinnerBody {
-    variant: String,
-}
-
 async fn select_winner(
     State(api): State<Api>,
     Path(id): Path<String>,
@@ -460,7 +381,7 @@ async fn deployment_metrics(
     State(api): State<Api>,
     Path(id): Path<String>,
     query: Result<Query<MetricsQuery>, QueryRejection>,
-) -> ApiResult<crate::engine::MetricsView> {
+) -> ApiResult<MetricsView> {
     let Query(q) = query?;
     Ok(Json(api.engine.metrics(&id, q.variant.as_deref()).await?))
 }
@@ -479,12 +400,6 @@ async fn remove_app(
     let Query(q) = query?;
     api.engine.remove_app(&name, q.force.unwrap_or(false)).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Serialize, Deserialize, Debug, schemars::JsonSchema)]
-pub struct PipelineView {
-    pub name: String,
-    pub spec: DeploymentSpec,
 }
 
 async fn list_pipelines(State(api): State<Api>) -> ApiResult<Vec<PipelineView>> {

@@ -2,8 +2,11 @@
 //! request and response body's JSON Schema derived from its Rust type. The schemas live
 //! in `components/schemas` and refer to each other there, so every `$ref` resolves.
 
-use super::{Api, DeploymentView, PipelineView, PluginDetails, PluginView, ROUTES, StatusView, WinnerBody};
-use crate::engine::{AppView, Diagnosis, MetricsView};
+use super::{Api, ROUTES};
+use crate::api_types::{
+    AppView, DeploymentView, Diagnosis, ErrorBody, MetricsView, PipelineView, PluginDetails, PluginView, Rotated,
+    StatusView, WinnerBody,
+};
 use crate::model::{DeploymentSpec, Event};
 use axum::Json;
 use axum::extract::State;
@@ -47,16 +50,10 @@ fn schemas() -> Map<String, Value> {
         PipelineView,
         PluginView,
         PluginDetails,
-        super::auth::Rotated
+        Rotated,
+        ErrorBody
     );
-    let mut schemas = generator.take_definitions(true);
-    schemas.insert(
-        "Error".into(),
-        json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
-            "required": ["code", "message"], "properties": {"code": {"type": "string"},
-            "field": {"type": "string"}, "message": {"type": "string"}}}}}),
-    );
-    schemas
+    generator.take_definitions(true)
 }
 
 fn content(response: &str) -> Option<Value> {
@@ -84,7 +81,7 @@ fn operation(route: &RouteDoc) -> Value {
         let (name, ty) = query.split_once(':').unwrap_or((query, "string"));
         params.push(json!({"name": name, "in": "query", "required": false, "schema": {"type": ty}}));
     }
-    let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}});
+    let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
     let mut success = json!({"description": "Success"});
     if let Some(body) = content(route.response) {
         success["content"] = body;

@@ -2,7 +2,8 @@
 //! log, `event: status` whenever status, progress or message change, and the stream ends
 //! after the deployment does.
 
-use super::{Api, ApiError, DeploymentView};
+use super::{Api, ApiError};
+use crate::api_types::DeploymentView;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::Stream;

@@ -1,6 +1,9 @@
 //! A small typed client of the REST API.
 
-use crate::api::{DeploymentView, PluginView, StatusView};
+use crate::api_types::{
+    AppView, DeploymentView, Diagnosis, ErrorBody, MetricsView, PipelineView, PluginDetails, PluginView, Rotated,
+    StatusView,
+};
 use crate::error::UserError;
 use crate::model::{DeploymentSpec, Event};
 use serde::de::DeserializeOwned;
@@ -78,12 +81,8 @@ impl Client {
         if status.is_success() {
             return Ok(body);
         }
-        #[derive(serde::Deserialize)]
-        struct Envelope {
-            error: UserError,
-        }
-        match serde_json::from_slice::<Envelope>(&body) {
-            Ok(Envelope { mut error }) => {
+        match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(ErrorBody { mut error }) => {
                 error.status = status.as_u16();
                 Err(CliError::Refused(error))
             }
@@ -96,6 +95,14 @@ impl Client {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The URL of `path` with a query string, each value percent-encoded.
+    fn url_with(&self, path: &str, query: &[(&str, &str)]) -> Result<reqwest::Url, CliError> {
+        let mut url = reqwest::Url::parse(&self.url(path))
+            .map_err(|e| CliError::Usage(format!("the server URL {} is not valid: {e}", self.base)))?;
+        url.query_pairs_mut().extend_pairs(query);
+        Ok(url)
     }
 
     pub async fn deploy(&self, spec: &DeploymentSpec) -> Result<DeploymentView, CliError> {
@@ -124,12 +131,12 @@ impl Client {
         self.send(self.http.post(self.url(&format!("/api/deployments/{id}/select-winner"))).json(&body)).await
     }
 
-    pub async fn metrics(&self, id: &str, variant: Option<&str>) -> Result<crate::engine::MetricsView, CliError> {
-        let query = variant.map(|v| format!("?variant={v}")).unwrap_or_default();
-        self.send(self.http.get(self.url(&format!("/api/deployments/{id}/metrics{query}")))).await
+    pub async fn metrics(&self, id: &str, variant: Option<&str>) -> Result<MetricsView, CliError> {
+        let query: Vec<(&str, &str)> = variant.map(|v| ("variant", v)).into_iter().collect();
+        self.send(self.http.get(self.url_with(&format!("/api/deployments/{id}/metrics"), &query)?)).await
     }
 
-    pub async fn diagnose(&self, id: &str, verbose: bool) -> Result<crate::engine::Diagnosis, CliError> {
+    pub async fn diagnose(&self, id: &str, verbose: bool) -> Result<Diagnosis, CliError> {
         self.send(self.http.get(self.url(&format!("/api/deployments/{id}/diagnose?verbose={verbose}")))).await
     }
 
@@ -166,49 +173,45 @@ impl Client {
         limit: u32,
         offset: u32,
     ) -> Result<Vec<DeploymentView>, CliError> {
-        let mut query = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+        let (limit, offset) = (limit.to_string(), offset.to_string());
+        let mut query = vec![("limit", limit.as_str()), ("offset", offset.as_str())];
         for (key, value) in [("app", app), ("status", status), ("strategy", strategy)] {
-            if let Some(v) = value {
-                query.push((key, v.to_string()));
-            }
+            query.extend(value.map(|v| (key, v)));
         }
-        let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
-        self.send(self.http.get(self.url(&format!("/api/deployments?{}", query.join("&"))))).await
+        self.send(self.http.get(self.url_with("/api/deployments", &query)?)).await
     }
 
     pub async fn remove_app(&self, name: &str, force: bool) -> Result<(), CliError> {
         self.send_raw(self.http.delete(self.url(&format!("/api/apps/{name}?force={force}")))).await.map(|_| ())
     }
 
-    pub async fn pipelines(&self) -> Result<Vec<crate::api::PipelineView>, CliError> {
+    pub async fn pipelines(&self) -> Result<Vec<PipelineView>, CliError> {
         self.send(self.http.get(self.url("/api/pipelines"))).await
     }
 
-    pub async fn put_pipeline(&self, name: &str, spec: &DeploymentSpec) -> Result<crate::api::PipelineView, CliError> {
+    pub async fn put_pipeline(&self, name: &str, spec: &DeploymentSpec) -> Result<PipelineView, CliError> {
         self.send(self.http.put(self.url(&format!("/api/pipelines/{name}"))).json(spec)).await
     }
 
     pub async fn rotate_token(&self) -> Result<String, CliError> {
-        let rotated: crate::api::auth::Rotated = self.send(self.http.post(self.url("/api/token/rotate"))).await?;
+        let rotated: Rotated = self.send(self.http.post(self.url("/api/token/rotate"))).await?;
         Ok(rotated.token)
     }
 
-    pub async fn apps(&self) -> Result<Vec<serde_json::Value>, CliError> {
+    pub async fn apps(&self) -> Result<Vec<AppView>, CliError> {
         self.send(self.http.get(self.url("/api/apps"))).await
     }
 
-    pub async fn app(&self, name: &str) -> Result<serde_json::Value, CliError> {
+    pub async fn app(&self, name: &str) -> Result<AppView, CliError> {
         self.send(self.http.get(self.url(&format!("/api/apps/{name}")))).await
     }
 
     pub async fn install_plugin(&self, bytes: Vec<u8>, replace: bool, source: &str) -> Result<PluginView, CliError> {
-        let mut url = reqwest::Url::parse(&self.url("/api/plugins"))
-            .map_err(|e| CliError::Usage(format!("the server URL {} is not valid: {e}", self.base)))?;
-        url.query_pairs_mut().append_pair("replace", &replace.to_string()).append_pair("source", source);
+        let url = self.url_with("/api/plugins", &[("replace", &replace.to_string()), ("source", source)])?;
         self.send(self.http.post(url).header("content-type", "application/wasm").body(bytes)).await
     }
 
-    pub async fn inspect_plugin(&self, name: &str) -> Result<crate::api::PluginDetails, CliError> {
+    pub async fn inspect_plugin(&self, name: &str) -> Result<PluginDetails, CliError> {
         self.send(self.http.get(self.url(&format!("/api/plugins/{name}")))).await
     }
 
@@ -223,15 +226,4 @@ impl Client {
     pub async fn plugins(&self) -> Result<Vec<PluginView>, CliError> {
         self.send(self.http.get(self.url("/api/plugins"))).await
     }
-}
-
-/// Percent-encodes a query value.
-fn urlencode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

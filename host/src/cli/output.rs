@@ -1,10 +1,10 @@
 //! How the CLI prints: aligned tables for people, JSON for scripts.
 
-use super::client::{CliError, Client};
-use crate::api::{DeploymentView, PluginView, StatusView};
+use crate::api_types::{
+    AppView, DeploymentView, Diagnosis, MetricsView, PipelineView, PluginDetails, PluginView, StatusView,
+};
 use crate::model::{Event, rfc3339};
 use serde::Serialize;
-use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -13,16 +13,13 @@ pub enum Format {
     Yaml,
 }
 
-/// Prints a value as JSON or YAML, as the chosen format says.
-fn json<T: Serialize + ?Sized>(value: &T) {
-    match FORMAT.get() {
-        Some(Format::Yaml) => print!("{}", yaml(&serde_json::to_value(value).unwrap_or_default(), 0)),
+/// Prints a value as JSON or YAML, as `format` says (a table is the caller's to print).
+pub fn json<T: Serialize + ?Sized>(value: &T, format: Format) {
+    match format {
+        Format::Yaml => print!("{}", yaml(&serde_json::to_value(value).unwrap_or_default(), 0)),
         _ => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
     }
 }
-
-/// The format of this run, for `json` to pick JSON or YAML.
-pub static FORMAT: std::sync::OnceLock<Format> = std::sync::OnceLock::new();
 
 /// A small YAML emitter for JSON values (block style; strings quoted when they must be).
 fn yaml(value: &serde_json::Value, indent: usize) -> String {
@@ -135,7 +132,7 @@ fn fields(pairs: &[(&str, String)]) {
 
 pub fn deployment(d: &DeploymentView, format: Format) {
     if format != Format::Table {
-        return json(d);
+        return json(d, format);
     }
     let x = &d.deployment;
     fields(&[
@@ -158,7 +155,7 @@ pub fn deployment(d: &DeploymentView, format: Format) {
 
 pub fn deployments(list: &[DeploymentView], format: Format) {
     if format != Format::Table {
-        return json(list);
+        return json(list, format);
     }
     let rows = list
         .iter()
@@ -181,12 +178,12 @@ pub fn deployments(list: &[DeploymentView], format: Format) {
 
 pub fn status(s: &StatusView, format: Format) {
     if format != Format::Table {
-        return json(s);
+        return json(s, format);
     }
     fields(&[
         ("id", s.id.clone()),
         ("app", s.app.clone()),
-        ("status", s.status.clone()),
+        ("status", s.status.as_str().to_string()),
         ("progress", format!("{}%", s.progress)),
         ("message", s.message.clone()),
         ("completed", s.completed.to_string()),
@@ -198,78 +195,68 @@ pub fn status(s: &StatusView, format: Format) {
 
 pub fn events(list: &[Event], format: Format) {
     if format != Format::Table {
-        return json(list);
+        return json(list, format);
     }
     for e in list {
         println!("{}  {:<5}  {}", rfc3339(e.at_ms), e.level, e.message);
     }
 }
 
-pub fn apps(list: &[serde_json::Value], format: Format) {
+pub fn apps(list: &[AppView], format: Format) {
     if format != Format::Table {
-        return json(list);
+        return json(list, format);
     }
     let rows = list
         .iter()
         .map(|a| {
-            let release = &a["release"];
-            let replicas = a["replicas"].as_array().map(|r| r.len()).unwrap_or(0);
-            let healthy =
-                a["replicas"].as_array().map(|r| r.iter().filter(|x| x["healthy"] == true).count()).unwrap_or(0);
+            let healthy = a.replicas.iter().filter(|r| r.healthy).count();
             vec![
-                a["name"].as_str().unwrap_or_default().to_string(),
-                a["port"].to_string(),
-                release["version"].as_str().unwrap_or("-").to_string(),
-                release["image"].as_str().unwrap_or("-").to_string(),
-                format!("{healthy}/{replicas}"),
+                a.app.name.clone(),
+                a.app.port.to_string(),
+                a.app.release.as_ref().map_or("-".into(), |r| r.version.clone()),
+                a.app.release.as_ref().map_or("-".into(), |r| r.image.clone()),
+                format!("{healthy}/{}", a.replicas.len()),
+                if a.app.degraded.is_some() { "degraded".into() } else { "ok".into() },
             ]
         })
         .collect();
-    table(&["NAME", "PORT", "RELEASE", "IMAGE", "HEALTHY"], rows);
+    table(&["NAME", "PORT", "RELEASE", "IMAGE", "HEALTHY", "STATE"], rows);
 }
 
-pub fn app(a: &serde_json::Value, format: Format) {
+pub fn app(a: &AppView, format: Format) {
     if format != Format::Table {
-        return json(a);
+        return json(a, format);
     }
-    let split: Vec<String> = a["split"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| format!("{}={}", s[0].as_str().unwrap_or("?"), s[1]))
-        .collect();
-    let state = match a["degraded"].as_str() {
-        Some(why) => format!("degraded: {why}"),
-        None => "ok".to_string(),
-    };
+    let x = &a.app;
+    let split: Vec<String> = x.split.iter().map(|(v, w)| format!("{v}={w}")).collect();
     fields(&[
-        ("name", a["name"].as_str().unwrap_or_default().to_string()),
-        ("state", state),
-        ("port", a["port"].to_string()),
-        ("release", a["release"]["version"].as_str().unwrap_or("-").to_string()),
-        ("image", a["release"]["image"].as_str().unwrap_or("-").to_string()),
+        ("name", x.name.clone()),
+        ("state", x.degraded.as_ref().map_or("ok".into(), |why| format!("degraded: {why}"))),
+        ("port", x.port.to_string()),
+        ("release", x.release.as_ref().map_or("-".into(), |r| r.version.clone())),
+        ("image", x.release.as_ref().map_or("-".into(), |r| r.image.clone())),
         ("split", if split.is_empty() { "-".into() } else { split.join(", ") }),
+        ("replica quota", x.replica_quota.map_or("the server's share".into(), |q| q.to_string())),
     ]);
     println!();
-    let rows = a["replicas"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows = a
+        .replicas
+        .iter()
         .map(|r| {
             vec![
-                r["id"].as_str().unwrap_or_default().to_string(),
-                r["version"].as_str().unwrap_or_default().to_string(),
-                r["address"].as_str().unwrap_or_default().to_string(),
-                if r["healthy"] == true { "healthy".into() } else { "unhealthy".into() },
+                r.record.id.clone(),
+                r.record.version.clone(),
+                r.record.address.clone(),
+                if r.healthy { "healthy".into() } else { "unhealthy".into() },
             ]
         })
         .collect();
     table(&["REPLICA", "VERSION", "ADDRESS", "HEALTH"], rows);
 }
 
-pub fn pipelines(list: &[crate::api::PipelineView], format: Format) {
+pub fn pipelines(list: &[PipelineView], format: Format) {
     if format != Format::Table {
-        return json(list);
+        return json(list, format);
     }
     let rows = list
         .iter()
@@ -283,14 +270,14 @@ pub fn pipelines(list: &[crate::api::PipelineView], format: Format) {
 
 pub fn plugin(p: &PluginView, format: Format) {
     if format != Format::Table {
-        return json(p);
+        return json(p, format);
     }
     println!("installed {} {} (sha256 {}, {} bytes)", p.name, p.version, p.sha256, p.size);
 }
 
-pub fn plugin_details(p: &crate::api::PluginDetails, format: Format) {
+pub fn plugin_details(p: &PluginDetails, format: Format) {
     if format != Format::Table {
-        return json(p);
+        return json(p, format);
     }
     let v = &p.plugin;
     fields(&[
@@ -311,7 +298,7 @@ pub fn plugin_details(p: &crate::api::PluginDetails, format: Format) {
 
 pub fn plugins(list: &[PluginView], format: Format) {
     if format != Format::Table {
-        return json(list);
+        return json(list, format);
     }
     let rows = list
         .iter()
@@ -331,9 +318,9 @@ pub fn plugins(list: &[PluginView], format: Format) {
 }
 
 /// Prints a deployment's traffic figures and comparisons.
-pub fn metrics(m: &crate::engine::MetricsView, format: Format) {
+pub fn metrics(m: &MetricsView, format: Format) {
     if format != Format::Table {
-        return json(m);
+        return json(m, format);
     }
     println!("deployment {} ({})", m.deployment_id, m.strategy);
     let rows = m
@@ -342,7 +329,7 @@ pub fn metrics(m: &crate::engine::MetricsView, format: Format) {
         .map(|v| {
             vec![
                 v.version.clone(),
-                v.role.clone(),
+                v.role.to_string(),
                 v.requests.to_string(),
                 format!("{:.2}%", v.error_rate * 100.0),
                 format!("{:.1}", v.p50_ms),
@@ -360,12 +347,12 @@ pub fn metrics(m: &crate::engine::MetricsView, format: Format) {
             .iter()
             .map(|c| {
                 vec![
-                    c.metric.clone(),
+                    c.metric.to_string(),
                     format!("{} vs {}", c.version, c.baseline),
-                    c.test.clone(),
+                    c.test.to_string(),
                     format!("{:.3}", c.statistic),
                     format!("{:.4}", c.p),
-                    c.verdict.clone(),
+                    c.verdict_words().to_string(),
                 ]
             })
             .collect();
@@ -374,9 +361,9 @@ pub fn metrics(m: &crate::engine::MetricsView, format: Format) {
 }
 
 /// Prints a diagnosis: the cause first, then the timeline, errors and replicas.
-pub fn diagnosis(d: &crate::engine::Diagnosis, format: Format) {
+pub fn diagnosis(d: &Diagnosis, format: Format) {
     if format != Format::Table {
-        return json(d);
+        return json(d, format);
     }
     println!("{}", d.summary);
     let x = &d.deployment;
@@ -423,84 +410,4 @@ pub fn diagnosis(d: &crate::engine::Diagnosis, format: Format) {
             println!("    | {line}");
         }
     }
-}
-
-/// Follows a deployment until it ends (or awaits approval), from its server-sent event
-/// stream: a live progress bar on a terminal, one line per event otherwise. Exits 0 when
-/// it completed (or awaits approval), 1 when it did not.
-pub async fn follow(client: &Client, id: &str, format: Format) -> Result<ExitCode, CliError> {
-    use std::io::IsTerminal;
-    let bar = format == Format::Table && std::io::stdout().is_terminal();
-    if format == Format::Table {
-        println!("deployment {id}");
-    }
-    let mut response = client.stream(id).await?;
-    let mut buffer = String::new();
-    let mut progress = (0u8, String::new());
-    loop {
-        let chunk = match response.chunk().await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) | Err(_) => {
-                return Err(CliError::Unreachable(format!(
-                    "lost the event stream of {id}; `hivemind deployment status --id {id}` shows where it stands"
-                )));
-            }
-        };
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let message: String = buffer.drain(..end + 2).collect();
-            let mut kind = "";
-            let mut data = String::new();
-            for line in message.lines() {
-                if let Some(k) = line.strip_prefix("event:") {
-                    kind = if k.trim() == "status" { "status" } else { "event" };
-                } else if let Some(d) = line.strip_prefix("data:") {
-                    data.push_str(d.trim_start());
-                }
-            }
-            match kind {
-                "event" => {
-                    let Ok(e) = serde_json::from_str::<Event>(&data) else { continue };
-                    if format == Format::Table && e.level != "debug" {
-                        if bar {
-                            print!("\r\x1b[2K");
-                        }
-                        println!("  {:<5} {}", e.level, e.message);
-                        if bar {
-                            draw_bar(progress.0, &progress.1);
-                        }
-                    }
-                }
-                "status" => {
-                    let Ok(d) = serde_json::from_str::<DeploymentView>(&data) else { continue };
-                    let x = &d.deployment;
-                    progress = (x.progress, x.message.clone());
-                    if bar {
-                        draw_bar(progress.0, &progress.1);
-                    }
-                    if x.status.is_terminal() || x.status == crate::model::Status::AwaitingApproval {
-                        if bar {
-                            println!();
-                        }
-                        match format {
-                            Format::Json | Format::Yaml => json(&d),
-                            Format::Table => println!("{}: {} ({}%)", x.status.as_str(), x.message, x.progress),
-                        }
-                        let ok = d.successful || x.status == crate::model::Status::AwaitingApproval;
-                        return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-fn draw_bar(percent: u8, message: &str) {
-    use std::io::Write;
-    let width = 30;
-    let filled = (percent as usize * width / 100).min(width);
-    let text: String = message.chars().take(70).collect();
-    print!("\r\x1b[2K[{}{}] {percent:>3}%  {text}", "#".repeat(filled), "-".repeat(width - filled));
-    let _ = std::io::stdout().flush();
 }

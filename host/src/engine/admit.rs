@@ -3,7 +3,7 @@
 
 use super::Engine;
 use crate::error::UserError;
-use crate::model::{Deployment, DeploymentSpec, Phase, Release, Status, now_ms};
+use crate::model::{Deployment, DeploymentSpec, Level, Phase, Release, Status, now_ms};
 use crate::store::Transition;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,7 +38,7 @@ impl Engine {
         super::validate::spec(&spec)?;
         let plugin = self
             .plugins
-            .usable(&spec.strategy, crate::plugins::Kind::Strategy)
+            .usable(&spec.strategy, crate::model::Kind::Strategy)
             .map_err(|why| UserError::invalid("strategy", why))?;
         if let Some(target) = &spec.cloud_provider
             && !self.options.targets.contains(target)
@@ -200,9 +200,9 @@ impl Engine {
             d.plugin.version,
             &d.plugin.sha256[..12]
         );
-        self.store.event(&d.id, "info", &message).await?;
+        self.store.event(&d.id, Level::Info, &message).await?;
         for note in notes {
-            self.store.event(&d.id, "warn", &note).await?;
+            self.store.event(&d.id, Level::Warn, &note).await?;
         }
         Ok(d)
     }

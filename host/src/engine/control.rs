@@ -3,7 +3,7 @@
 
 use super::Engine;
 use crate::error::UserError;
-use crate::model::{Deployment, Phase, RollbackKind, Status};
+use crate::model::{Deployment, Level, Phase, RollbackKind, Status};
 use crate::store::Transition;
 use std::sync::Arc;
 
@@ -121,7 +121,11 @@ impl Engine {
                 }
                 let rollback = self.admit(spec, Some((&d, &previous))).await?;
                 self.store
-                    .event(id, "warn", &format!("rollback requested: {} brings back {}", rollback.id, previous.version))
+                    .event(
+                        id,
+                        Level::Warn,
+                        &format!("rollback requested: {} brings back {}", rollback.id, previous.version),
+                    )
                     .await?;
                 self.start_deploy_phase(&rollback.id).await
             }
@@ -172,7 +176,7 @@ impl Engine {
             phase: Some(Phase::Rollback),
             rollback_kind: Some(kind),
             touch_progress: true,
-            level: "warn",
+            level: Level::Warn,
             ..Transition::to(Status::RollingBack, message)
         };
         self.store.transition(&d.id, to).await?;

@@ -3,7 +3,7 @@
 
 use super::Engine;
 use crate::health::HttpCheck;
-use crate::model::{Deployment, DeploymentSpec, HookStage, Phase, RollbackKind, Status, now_ms};
+use crate::model::{Deployment, DeploymentSpec, HookStage, Level, Phase, RollbackKind, Status, now_ms};
 use crate::plugins::{Scope, StepCaps, StepContext, StepOutcome, wit};
 use crate::store::{StepEvent, StepWrites, Transition};
 use anyhow::Result;
@@ -89,8 +89,11 @@ impl Engine {
                     "plugin {} {} (sha256 {}) that this deployment is pinned to is not loaded; install it again",
                     d.plugin.name, d.plugin.version, d.plugin.sha256
                 );
-                let to =
-                    Transition { level: "error", error: Some(&message), ..Transition::to(Status::Failed, &message) };
+                let to = Transition {
+                    level: Level::Error,
+                    error: Some(&message),
+                    ..Transition::to(Status::Failed, &message)
+                };
                 self.store.transition(id, to).await?;
                 return Ok(());
             };
@@ -167,7 +170,7 @@ impl Engine {
                     d.phase.as_str(),
                     started.elapsed().as_secs_f64()
                 );
-                self.store.record_step(id, &writes, &StepEvent::New { level: "info".into(), message }).await?;
+                self.store.record_step(id, &writes, &StepEvent::New { level: Level::Info, message }).await?;
                 repeats = None;
                 continue;
             };
@@ -185,7 +188,7 @@ impl Engine {
                     StepEvent::Repeat { id: r.event, message }
                 }
                 _ => StepEvent::New {
-                    level: "debug".into(),
+                    level: Level::Debug,
                     message: format!("step {} of the {} phase: {what}", d.attempt + 1, d.phase.as_str()),
                 },
             };
@@ -269,7 +272,7 @@ impl Engine {
             None => "the app had no release before".to_string(),
         };
         let message = format!("{reason}; the deployment stopped before it changed anything, and {serving}");
-        let to = Transition { level: "error", error: Some(reason), ..Transition::to(Status::Failed, &message) };
+        let to = Transition { level: Level::Error, error: Some(reason), ..Transition::to(Status::Failed, &message) };
         self.store.transition(&d.id, to).await?;
         self.count_outcome(&d.id).await;
         self.prune_history(&d.app).await;
@@ -290,7 +293,7 @@ impl Engine {
                     "{reason}; {} keeps serving (with --post-hook-failure rollback it would be rolled back)",
                     d.target_version
                 );
-                Ok(self.store.event(&d.id, "warn", &message).await?)
+                Ok(self.store.event(&d.id, Level::Warn, &message).await?)
             }
             HookStage::Pre | HookStage::Rollback => Ok(()),
         }
@@ -337,7 +340,10 @@ impl Engine {
                 if let Some(of) = &d.rollback_of {
                     let message = format!("rolled back by {}: {} serves again", d.id, d.target_version);
                     self.store
-                        .transition(of, Transition { level: "warn", ..Transition::to(Status::RolledBack, &message) })
+                        .transition(
+                            of,
+                            Transition { level: Level::Warn, ..Transition::to(Status::RolledBack, &message) },
+                        )
                         .await?;
                 }
             }
@@ -354,7 +360,10 @@ impl Engine {
                     _ => restored,
                 };
                 self.store
-                    .transition(&d.id, Transition { level: "warn", ..Transition::to(kind.final_status(), &message) })
+                    .transition(
+                        &d.id,
+                        Transition { level: Level::Warn, ..Transition::to(kind.final_status(), &message) },
+                    )
                     .await?;
             }
         }
@@ -373,14 +382,15 @@ impl Engine {
                 phase: Some(Phase::Rollback),
                 rollback_kind: Some(RollbackKind::Failure),
                 touch_progress: true,
-                level: "error",
+                level: Level::Error,
                 error: Some(reason),
                 ..Transition::to(Status::RollingBack, &message)
             };
             self.store.transition(&d.id, to).await?;
         } else {
             let message = format!("{reason}; auto-rollback is off, so replicas and routes are left as they are");
-            let to = Transition { level: "error", error: Some(reason), ..Transition::to(Status::Failed, &message) };
+            let to =
+                Transition { level: Level::Error, error: Some(reason), ..Transition::to(Status::Failed, &message) };
             self.store.transition(&d.id, to).await?;
             self.count_outcome(&d.id).await;
             self.prune_history(&d.app).await;

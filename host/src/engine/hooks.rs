@@ -4,8 +4,9 @@
 
 use super::Engine;
 use crate::error::UserError;
-use crate::model::{Deployment, DeploymentSpec, HookRef, HookRuns, HookStage, PluginRef};
-use crate::plugins::{HookCaps, Kind, Scope, Stage};
+use crate::model::Kind;
+use crate::model::{Deployment, DeploymentSpec, HookRef, HookRuns, HookStage, Level, PluginRef};
+use crate::plugins::{HookCaps, Scope, Stage};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -92,7 +93,7 @@ impl Engine {
         d: &Deployment,
         stage: HookStage,
         text: &str,
-        events: &mut Vec<(String, String)>,
+        events: &mut Vec<(Level, String)>,
     ) -> Result<String, String> {
         let hook = HookRef::parse(text)?;
         let pinned = d
@@ -130,14 +131,14 @@ impl Engine {
             match verdict {
                 Ok(output) => {
                     events.push((
-                        "info".into(),
+                        Level::Info,
                         format!("{} hook `{text}` passed in {took}{of}: {output}", stage.as_str()),
                     ));
                     return Ok(output);
                 }
                 Err(reason) => {
                     events.push((
-                        "error".into(),
+                        Level::Error,
                         format!("{} hook `{text}` failed after {took}{of}: {reason}", stage.as_str()),
                     ));
                     last = reason;

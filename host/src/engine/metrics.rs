@@ -3,55 +3,17 @@
 //! the strategies use.
 
 use super::Engine;
+use crate::api_types::{Comparison, Metric, MetricsView, Role, StatTest, Verdict, VersionMetrics};
 use crate::error::UserError;
 use crate::router::StatsSnapshot;
 use hivemind_sdk::stats;
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct VersionMetrics {
-    pub version: String,
-    /// "stable", "canary" or "variant".
-    pub role: String,
-    pub requests: u64,
-    /// 5xx answers and connection errors.
-    pub errors: u64,
-    pub error_rate: f64,
-    pub goals: u64,
-    pub goal_rate: f64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub in_flight: u64,
-}
-
-/// One test of `version` against `baseline`.
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Comparison {
-    pub metric: String,
-    pub version: String,
-    pub baseline: String,
-    pub test: String,
-    pub statistic: f64,
-    /// One-sided p-value that `version` is worse (or, for goals, better).
-    pub p: f64,
-    pub verdict: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct MetricsView {
-    pub deployment_id: String,
-    pub strategy: String,
-    pub versions: Vec<VersionMetrics>,
-    pub comparisons: Vec<Comparison>,
-}
-
-fn view(version: &str, role: &str, s: &StatsSnapshot) -> VersionMetrics {
+fn view(version: &str, role: Role, s: &StatsSnapshot) -> VersionMetrics {
     let errors = s.status_5xx + s.connection_errors;
     let rate = |x: u64| if s.requests == 0 { 0.0 } else { x as f64 / s.requests as f64 };
     VersionMetrics {
         version: version.to_string(),
-        role: role.to_string(),
+        role,
         requests: s.requests,
         errors,
         error_rate: rate(errors),
@@ -64,25 +26,27 @@ fn view(version: &str, role: &str, s: &StatsSnapshot) -> VersionMetrics {
     }
 }
 
-fn verdict(t: Option<stats::Test>, worse: &str) -> (f64, f64, String) {
+/// The statistic, the p-value and the verdict of a test; `significant` is what a
+/// significant result means for the version (worse, or, for goals, better).
+fn verdict(t: Option<stats::Test>, significant: Verdict) -> (f64, f64, Verdict) {
     match t {
-        None => (0.0, 1.0, "not enough data".into()),
-        Some(t) if t.significant(0.05) => (t.statistic, t.p, format!("significantly {worse}")),
-        Some(t) => (t.statistic, t.p, "no significant difference".into()),
+        None => (0.0, 1.0, Verdict::NotEnoughData),
+        Some(t) if t.significant(0.05) => (t.statistic, t.p, significant),
+        Some(t) => (t.statistic, t.p, Verdict::NoSignificantDifference),
     }
 }
 
 impl Engine {
     pub async fn metrics(&self, id: &str, variant: Option<&str>) -> Result<MetricsView, UserError> {
         let d = self.deployment(id).await?;
-        let mut pairs: Vec<(String, &str)> = Vec::new();
+        let mut pairs: Vec<(String, Role)> = Vec::new();
         if d.spec.variants.is_empty() {
             if let Some(p) = &d.previous {
-                pairs.push((p.version.clone(), "stable"));
+                pairs.push((p.version.clone(), Role::Stable));
             }
-            pairs.push((d.target_version.clone(), if d.previous.is_some() { "canary" } else { "stable" }));
+            pairs.push((d.target_version.clone(), if d.previous.is_some() { Role::Canary } else { Role::Stable }));
         } else {
-            pairs.extend(d.spec.variants.iter().map(|v| (v.name.clone(), "variant")));
+            pairs.extend(d.spec.variants.iter().map(|v| (v.name.clone(), Role::Variant)));
         }
         if let Some(v) = variant
             && !pairs.iter().any(|(name, _)| name == v)
@@ -93,7 +57,7 @@ impl Engine {
                 format!("deployment {id} has no variant `{v}`; it has {}", names.join(", ")),
             ));
         }
-        let snapshots: Vec<(String, &str, StatsSnapshot)> = pairs
+        let snapshots: Vec<(String, Role, StatsSnapshot)> = pairs
             .into_iter()
             .map(|(v, role)| {
                 let s = self.services.router.stats(&d.app, &v).unwrap_or_default();
@@ -107,36 +71,41 @@ impl Engine {
                     continue;
                 }
                 let errors = |x: &StatsSnapshot| x.status_5xx + x.connection_errors;
-                let (statistic, p, v) =
-                    verdict(stats::two_proportions(errors(s), s.requests, errors(base), base.requests), "higher");
+                let (statistic, p, v) = verdict(
+                    stats::two_proportions(errors(s), s.requests, errors(base), base.requests),
+                    Verdict::SignificantlyWorse,
+                );
                 comparisons.push(Comparison {
-                    metric: "error-rate".into(),
+                    metric: Metric::ErrorRate,
                     version: version.clone(),
                     baseline: baseline.clone(),
-                    test: "two-proportion z".into(),
+                    test: StatTest::TwoProportionZ,
                     statistic,
                     p,
                     verdict: v,
                 });
                 let counts = |x: &StatsSnapshot| x.latency_buckets.iter().map(|(_, c)| *c).collect::<Vec<_>>();
-                let (statistic, p, v) = verdict(stats::mann_whitney(&counts(s), &counts(base)), "slower");
+                let (statistic, p, v) =
+                    verdict(stats::mann_whitney(&counts(s), &counts(base)), Verdict::SignificantlyWorse);
                 comparisons.push(Comparison {
-                    metric: "latency".into(),
+                    metric: Metric::Latency,
                     version: version.clone(),
                     baseline: baseline.clone(),
-                    test: "Mann-Whitney U".into(),
+                    test: StatTest::MannWhitneyU,
                     statistic,
                     p,
                     verdict: v,
                 });
                 if s.goals + base.goals > 0 {
-                    let (statistic, p, v) =
-                        verdict(stats::two_proportions(s.goals, s.requests, base.goals, base.requests), "higher");
+                    let (statistic, p, v) = verdict(
+                        stats::two_proportions(s.goals, s.requests, base.goals, base.requests),
+                        Verdict::SignificantlyBetter,
+                    );
                     comparisons.push(Comparison {
-                        metric: "goal".into(),
+                        metric: Metric::Goal,
                         version: version.clone(),
                         baseline: baseline.clone(),
-                        test: "two-proportion z".into(),
+                        test: StatTest::TwoProportionZ,
                         statistic,
                         p,
                         verdict: v,
@@ -147,7 +116,7 @@ impl Engine {
         let versions = snapshots
             .iter()
             .filter(|(v, _, _)| variant.is_none_or(|want| want == v))
-            .map(|(v, role, s)| view(v, role, s))
+            .map(|(v, role, s)| view(v, *role, s))
             .collect();
         Ok(MetricsView { deployment_id: d.id, strategy: d.strategy, versions, comparisons })
     }

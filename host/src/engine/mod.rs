@@ -17,13 +17,12 @@ mod restore;
 mod validate;
 mod watch;
 
-pub use diagnose::Diagnosis;
-pub use metrics::MetricsView;
-
+use crate::api_types::{AppView, ReplicaView};
 use crate::error::UserError;
 use crate::health::HttpCheck;
-use crate::model::{App, Deployment, Event, ReplicaRecord, Status};
-use crate::plugins::{LoadedPlugin, Origin, PluginHost};
+use crate::model::Origin;
+use crate::model::{App, Deployment, Event, Level, Status};
+use crate::plugins::{LoadedPlugin, PluginHost};
 use crate::router::{Router, RouterEvent};
 use crate::runtime::Fleet;
 use crate::services::Services;
@@ -94,21 +93,6 @@ impl Counts {
     }
 }
 
-/// An app with its live replicas, as the API shows it.
-#[derive(Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-pub struct AppView {
-    #[serde(flatten)]
-    pub app: App,
-    pub replicas: Vec<ReplicaView>,
-}
-
-#[derive(Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-pub struct ReplicaView {
-    #[serde(flatten)]
-    pub record: ReplicaRecord,
-    pub healthy: bool,
-}
-
 impl Engine {
     pub fn new(
         store: Store,
@@ -140,7 +124,7 @@ impl Engine {
         let found = self.services.fleet.reconcile().await?;
         for r in &found.gone {
             let message = format!("restart: replica {} ({}) no longer runs; forgot it", r.id, r.version);
-            self.event_for_app_or_log(&r.app, Some(&r.deployment_id), "warn", &message).await;
+            self.event_for_app_or_log(&r.app, Some(&r.deployment_id), Level::Warn, &message).await;
         }
         for (id, handle) in &found.orphans {
             tracing::warn!(
@@ -149,7 +133,7 @@ impl Engine {
             let app = id.split('-').next().unwrap_or_default().to_string();
             let message =
                 format!("restart: removed orphan replica {id}: started but never recorded (a crash in between)");
-            self.event_for_app_or_log(&app, None, "warn", &message).await;
+            self.event_for_app_or_log(&app, None, Level::Warn, &message).await;
         }
         tracing::info!("restart: adopted {} running replicas", found.adopted.len());
 
@@ -167,7 +151,7 @@ impl Engine {
             if matches!(d.status, Status::InProgress | Status::RollingBack) {
                 let message =
                     format!("server restarted; resuming the {} phase at step {}", d.phase.as_str(), d.attempt + 1);
-                self.store.event(&d.id, "info", &message).await?;
+                self.store.event(&d.id, Level::Info, &message).await?;
                 self.spawn_drive(d.id.clone());
             }
         }
@@ -183,7 +167,7 @@ impl Engine {
 
     /// Writes an event to a deployment (the given one, or the app's active one), or logs
     /// it when there is none.
-    async fn event_for_app_or_log(&self, app: &str, deployment: Option<&str>, level: &str, message: &str) {
+    async fn event_for_app_or_log(&self, app: &str, deployment: Option<&str>, level: Level, message: &str) {
         let target = match deployment {
             Some(id) => Some(id.to_string()),
             None => self.active_deployment(app).await.ok().flatten().map(|d| d.id),
@@ -213,7 +197,7 @@ impl Engine {
                     crate::router::EJECT_AFTER_FAILURES,
                     crate::router::EJECT_FOR_MS / 1000
                 );
-                engine.event_for_app_or_log(&app, None, "warn", &message).await;
+                engine.event_for_app_or_log(&app, None, Level::Warn, &message).await;
             }
         });
     }
@@ -333,7 +317,7 @@ impl Engine {
                 ));
             }
             let to = crate::store::Transition {
-                level: "warn",
+                level: Level::Warn,
                 ..crate::store::Transition::to(Status::Aborted, "aborted: the app was removed")
             };
             self.store.transition(&active.id, to).await?;
@@ -367,7 +351,7 @@ impl Engine {
             UserError::invalid("pipeline", format!("pipeline name `{name}` must be lowercase letters, digits and '-'"))
         })?;
         self.plugins
-            .usable(&spec.strategy, crate::plugins::Kind::Strategy)
+            .usable(&spec.strategy, crate::model::Kind::Strategy)
             .map_err(|why| UserError::invalid("strategy", why))?;
         spec.app.clear();
         spec.image.clear();

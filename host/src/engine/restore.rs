@@ -4,7 +4,7 @@
 //! records what really serves, so that `app get` never contradicts the router.
 
 use super::Engine;
-use crate::model::{Deployment, Release, RollbackKind, Status};
+use crate::model::{Deployment, Level, Release, RollbackKind, Status};
 use crate::plugins::Scope;
 use crate::router::DrainState;
 use crate::store::Transition;
@@ -21,7 +21,7 @@ impl Engine {
     pub(super) async fn rollback_failed(&self, d: &Deployment, reason: &str) -> Result<()> {
         let previous = d.previous.as_ref().map(|p| p.version.clone()).unwrap_or_else(|| "nothing".into());
         let message = format!("the strategy's rollback failed: {reason}; the host restores {previous} itself");
-        self.store.event(&d.id, "error", &message).await?;
+        self.store.event(&d.id, Level::Error, &message).await?;
         let restored = self.restore_previous(d).await;
 
         let _decisions = self.decisions.lock().await;
@@ -36,8 +36,11 @@ impl Engine {
                 let kind = d.rollback_kind.unwrap_or(RollbackKind::Failure);
                 let message =
                     format!("{first}the strategy's rollback failed too ({reason}), so the host restored it: {serving}");
-                let to =
-                    Transition { level: "warn", error: Some(&error), ..Transition::to(kind.final_status(), &message) };
+                let to = Transition {
+                    level: Level::Warn,
+                    error: Some(&error),
+                    ..Transition::to(kind.final_status(), &message)
+                };
                 self.store.transition(&d.id, to).await?;
             }
             Err(why) => {
@@ -48,7 +51,8 @@ impl Engine {
                 );
                 self.store.set_app_degraded(&d.app, release.as_ref(), &degraded).await?;
                 let message = format!("{first}{degraded}; app {} is degraded", d.app);
-                let to = Transition { level: "error", error: Some(&error), ..Transition::to(Status::Failed, &message) };
+                let to =
+                    Transition { level: Level::Error, error: Some(&error), ..Transition::to(Status::Failed, &message) };
                 self.store.transition(&d.id, to).await?;
             }
         }

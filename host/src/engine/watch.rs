@@ -4,7 +4,7 @@
 //! or modification time changes.
 
 use super::Engine;
-use crate::plugins::Origin;
+use crate::model::Origin;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

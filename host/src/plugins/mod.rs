@@ -17,6 +17,6 @@ mod scope;
 
 pub use bindings::{Phase, Stage, StepContext, StepOutcome, wit};
 pub use capabilities::CapabilityError;
-pub use registry::{API_VERSIONS, Kind, LoadedPlugin, Origin, PluginHost, hex};
+pub use registry::{API_VERSIONS, LoadedPlugin, PluginHost, hex};
 pub use sandbox::Limits;
 pub use scope::{HookCaps, PluginState, Scope, StepCaps};

@@ -6,46 +6,13 @@ use super::bindings::hook::HookPre;
 use super::bindings::strategy::StrategyPre;
 use super::sandbox::{HostState, Limits, describe_trap};
 use super::{bounds, builtin};
-use crate::model::PluginRef;
+use crate::model::{Kind, Origin, PluginRef};
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
-
-/// Where a plugin came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Origin {
-    Builtin,
-    Installed,
-}
-
-/// Which world a component implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Strategy,
-    Hook,
-}
-
-impl Kind {
-    /// What people call it: "strategy", "hook".
-    pub fn noun(self) -> &'static str {
-        match self {
-            Kind::Strategy => "strategy",
-            Kind::Hook => "hook",
-        }
-    }
-
-    pub fn world(self) -> &'static str {
-        match self {
-            Kind::Strategy => "hivemind:plugin/strategy",
-            Kind::Hook => "hivemind:plugin/hook",
-        }
-    }
-}
 
 /// A component of either world, instantiable.
 pub(super) enum Pre {

@@ -4,7 +4,7 @@
 
 use super::capabilities::CapabilityError;
 use crate::health::HttpCheck;
-use crate::model::{Deployment, Release, ReplicaRecord};
+use crate::model::{Deployment, Level, Release, ReplicaRecord};
 use crate::runtime::LaunchSpec;
 use crate::services::Services;
 use crate::store::StepWrites;
@@ -108,7 +108,7 @@ pub struct StepCaps {
 impl StepCaps {
     /// A line in the event log for what a capability changed.
     pub fn note(&mut self, message: String) {
-        self.writes.events.push(("info".to_string(), message));
+        self.writes.events.push((Level::Info, message));
     }
 }
 
@@ -139,7 +139,7 @@ pub struct HookCaps {
     pub timeout: Duration,
     pub deadline: Instant,
     /// What the hook logged, as (level, message).
-    pub log: Vec<(String, String)>,
+    pub log: Vec<(Level, String)>,
 }
 
 impl HookCaps {

@@ -4,7 +4,9 @@
 //! Every write a step makes (its state, its progress, its event) lands in one transaction,
 //! so a crash leaves either the whole step or none of it.
 
-use crate::model::{App, Deployment, Event, Phase, PluginRef, Release, ReplicaRecord, RollbackKind, Status, now_ms};
+use crate::model::{
+    App, Deployment, Event, Level, Phase, PluginRef, Release, ReplicaRecord, RollbackKind, Status, now_ms,
+};
 use anyhow::{Context, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
@@ -41,7 +43,7 @@ pub struct Transition<'a> {
     pub phase: Option<Phase>,
     pub progress: Option<u8>,
     pub message: &'a str,
-    pub level: &'a str,
+    pub level: Level,
     pub error: Option<&'a str>,
 }
 
@@ -55,7 +57,7 @@ impl<'a> Transition<'a> {
             phase: None,
             progress: None,
             message,
-            level: "info",
+            level: Level::Info,
             error: None,
         }
     }
@@ -67,7 +69,7 @@ pub struct StepWrites {
     pub state: HashMap<String, Vec<u8>>,
     pub progress: Option<(u8, String)>,
     /// Lines for the event log: the plugin's own, and what its capabilities changed.
-    pub events: Vec<(String, String)>,
+    pub events: Vec<(Level, String)>,
     /// How many of `events` the plugin wrote itself (they are bounded per step).
     pub plugin_lines: usize,
     /// The step changed the traffic split or the replica set: progress, for the
@@ -79,7 +81,7 @@ pub struct StepWrites {
 /// it, when they said the same and wrote nothing else, updated with the count.
 #[derive(Debug, Clone)]
 pub enum StepEvent {
-    New { level: String, message: String },
+    New { level: Level, message: String },
     Repeat { id: i64, message: String },
 }
 
@@ -318,7 +320,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        insert_event(&mut tx, id, now_ms(), "info", message).await?;
+        insert_event(&mut tx, id, now_ms(), Level::Info, message).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -358,10 +360,10 @@ impl Store {
                 .await?;
         }
         for (level, message) in &writes.events {
-            insert_event(&mut tx, id, now, level, message).await?;
+            insert_event(&mut tx, id, now, *level, message).await?;
         }
         let event_id = match outcome {
-            StepEvent::New { level, message } => insert_event(&mut tx, id, now, level, message).await?,
+            StepEvent::New { level, message } => insert_event(&mut tx, id, now, *level, message).await?,
             StepEvent::Repeat { id: event, message } => {
                 sqlx::query("UPDATE events SET message = ?, at_ms = ? WHERE id = ? AND deployment_id = ?")
                     .bind(message)
@@ -383,7 +385,7 @@ impl Store {
         &self,
         id: &str,
         runs: &crate::model::HookRuns,
-        events: &[(String, String)],
+        events: &[(Level, String)],
     ) -> Result<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -396,7 +398,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         for (level, message) in events {
-            insert_event(&mut tx, id, now, level, message).await?;
+            insert_event(&mut tx, id, now, *level, message).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -446,7 +448,7 @@ impl Store {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
-    pub async fn event(&self, id: &str, level: &str, message: &str) -> Result<()> {
+    pub async fn event(&self, id: &str, level: Level, message: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         insert_event(&mut tx, id, now_ms(), level, message).await?;
         tx.commit().await?;
@@ -620,7 +622,7 @@ async fn insert_event(
     tx: &mut sqlx::SqliteConnection,
     id: &str,
     at_ms: i64,
-    level: &str,
+    level: Level,
     message: &str,
 ) -> Result<i64> {
     let done = sqlx::query("INSERT INTO events (deployment_id, at_ms, level, message) VALUES (?, ?, ?, ?)")

@@ -20,7 +20,7 @@ use super::bindings::strategy::hivemind::plugin::types;
 use super::bounds;
 use super::sandbox::HostState;
 use super::scope::{HookCaps, StepCaps};
-use crate::model::ReplicaRecord;
+use crate::model::{Level, ReplicaRecord};
 
 /// Why a host call failed. The first three reach the guest as the WIT `error` of the
 /// same name, with a message for people; `Trap` ends the call.
@@ -69,8 +69,8 @@ impl HostState {
 
     /// A line for the event log of the step or hook being run; a bounded number of
     /// bounded lines per call.
-    fn log_line(&mut self, level: &str, message: String) {
-        let line = (level.to_string(), bounds::bounded(message, bounds::LOG_LINE_BYTES));
+    fn log_line(&mut self, level: Level, message: String) {
+        let line = (level, bounds::bounded(message, bounds::LOG_LINE_BYTES));
         if let Some(caps) = self.step.as_mut() {
             if caps.writes.plugin_lines < bounds::LOG_LINES_PER_CALL {
                 caps.writes.plugin_lines += 1;

@@ -3,6 +3,7 @@
 //! per call).
 
 use super::{HostState, bounds};
+use crate::model::Level;
 use crate::plugins::bindings::strategy::hivemind::plugin::progress;
 
 impl progress::Host for HostState {
@@ -15,10 +16,10 @@ impl progress::Host for HostState {
 
     async fn log(&mut self, level: progress::Level, message: String) -> wasmtime::Result<()> {
         let level = match level {
-            progress::Level::Debug => "debug",
-            progress::Level::Info => "info",
-            progress::Level::Warn => "warn",
-            progress::Level::Error => "error",
+            progress::Level::Debug => Level::Debug,
+            progress::Level::Info => Level::Info,
+            progress::Level::Warn => Level::Warn,
+            progress::Level::Error => Level::Error,
         };
         self.log_line(level, message);
         Ok(())

@@ -1,0 +1,278 @@
+//! What the REST API sends and receives, beyond the shared records of `model`: the views
+//! the server builds (engine and api) and the CLI reads. The CLI depends on these and on
+//! `model` only. Every type has a JSON Schema, which the OpenAPI document is built from.
+
+use crate::error::UserError;
+use crate::model::{App, Deployment, DeploymentSpec, Event, Kind, Origin, ReplicaRecord, Status, rfc3339};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A deployment as the API shows it: the record plus timestamps people can read.
+#[derive(Serialize, Deserialize, Debug, Clone, JsonSchema)]
+pub struct DeploymentView {
+    #[serde(flatten)]
+    pub deployment: Deployment,
+    pub completed: bool,
+    pub successful: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Deployment> for DeploymentView {
+    fn from(d: Deployment) -> Self {
+        DeploymentView {
+            completed: d.completed(),
+            successful: d.successful(),
+            created_at: rfc3339(d.created_at_ms),
+            updated_at: rfc3339(d.updated_at_ms),
+            deployment: d,
+        }
+    }
+}
+
+/// The status summary the product's docs describe.
+#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+pub struct StatusView {
+    pub id: String,
+    pub app: String,
+    pub status: Status,
+    pub progress: u8,
+    pub message: String,
+    pub error: Option<String>,
+    pub completed: bool,
+    pub successful: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Deployment> for StatusView {
+    fn from(d: Deployment) -> Self {
+        StatusView {
+            status: d.status,
+            completed: d.completed(),
+            successful: d.successful(),
+            created_at: rfc3339(d.created_at_ms),
+            updated_at: rfc3339(d.updated_at_ms),
+            id: d.id,
+            app: d.app,
+            progress: d.progress,
+            message: d.message,
+            error: d.error,
+        }
+    }
+}
+
+/// An app with its live replicas.
+#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+pub struct AppView {
+    #[serde(flatten)]
+    pub app: App,
+    pub replicas: Vec<ReplicaView>,
+}
+
+#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+pub struct ReplicaView {
+    #[serde(flatten)]
+    pub record: ReplicaRecord,
+    pub healthy: bool,
+}
+
+/// `deployment diagnose`: what happened to a deployment and why, cause first.
+#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+pub struct Diagnosis {
+    /// One line: the deployment, its status, and the cause when it did not complete.
+    pub summary: String,
+    pub cause: Option<String>,
+    pub deployment: Deployment,
+    /// The event log, oldest first (step-by-step lines only with `verbose`).
+    pub timeline: Vec<Event>,
+    /// Errors of the deployment's plugin and its steps.
+    pub errors: Vec<Event>,
+    /// The app's replicas as they are now, with their latest probe and recent output.
+    pub replicas: Vec<ReplicaDiagnosis>,
+}
+
+#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+pub struct ReplicaDiagnosis {
+    #[serde(flatten)]
+    pub record: ReplicaRecord,
+    pub running: bool,
+    pub healthy: bool,
+    /// The latest probe's message, for example "GET http://127.0.0.1:4123/health returned 503".
+    pub last_probe: Option<String>,
+    pub logs: String,
+}
+
+/// `metrics get`: live figures per version or variant, and how they compare.
+#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+pub struct MetricsView {
+    pub deployment_id: String,
+    pub strategy: String,
+    pub versions: Vec<VersionMetrics>,
+    pub comparisons: Vec<Comparison>,
+}
+
+/// What a version plays in a deployment's comparison.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Stable,
+    Canary,
+    Variant,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Stable => "stable",
+            Role::Canary => "canary",
+            Role::Variant => "variant",
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+pub struct VersionMetrics {
+    pub version: String,
+    pub role: Role,
+    pub requests: u64,
+    /// 5xx answers and connection errors.
+    pub errors: u64,
+    pub error_rate: f64,
+    pub goals: u64,
+    pub goal_rate: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub in_flight: u64,
+}
+
+/// What a comparison compares.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Metric {
+    ErrorRate,
+    Latency,
+    Goal,
+}
+
+/// The statistical test a comparison ran.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatTest {
+    /// A pooled two-proportion z-test (error rates, goal rates).
+    TwoProportionZ,
+    /// A Mann-Whitney U test on latency histograms.
+    MannWhitneyU,
+}
+
+/// What a comparison concluded.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Too few requests on a side for the test.
+    NotEnoughData,
+    NoSignificantDifference,
+    /// Significantly worse: a higher error rate, or slower.
+    SignificantlyWorse,
+    /// Significantly better: a higher goal rate.
+    SignificantlyBetter,
+}
+
+/// One test of `version` against `baseline`.
+#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+pub struct Comparison {
+    pub metric: Metric,
+    pub version: String,
+    pub baseline: String,
+    pub test: StatTest,
+    pub statistic: f64,
+    /// One-sided p-value that `version` is worse (or, for goals, better).
+    pub p: f64,
+    pub verdict: Verdict,
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Metric::ErrorRate => "error-rate",
+            Metric::Latency => "latency",
+            Metric::Goal => "goal",
+        })
+    }
+}
+
+impl std::fmt::Display for StatTest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StatTest::TwoProportionZ => "two-proportion z",
+            StatTest::MannWhitneyU => "Mann-Whitney U",
+        })
+    }
+}
+
+impl Comparison {
+    /// The verdict as people read it in a table: "significantly higher" for an error
+    /// rate, "significantly slower" for latency.
+    pub fn verdict_words(&self) -> &'static str {
+        match (self.verdict, self.metric) {
+            (Verdict::NotEnoughData, _) => "not enough data",
+            (Verdict::NoSignificantDifference, _) => "no significant difference",
+            (Verdict::SignificantlyWorse, Metric::Latency) => "significantly slower",
+            (Verdict::SignificantlyWorse, _) => "significantly higher",
+            (Verdict::SignificantlyBetter, _) => "significantly higher",
+        }
+    }
+}
+
+/// A loaded plugin.
+#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+pub struct PluginView {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub description: String,
+    pub origin: Origin,
+    pub size: usize,
+    pub enabled: bool,
+    pub api_version: String,
+    /// Where it came from: "built in", a file, an OCI reference, the plugins dir.
+    pub source: String,
+    pub kind: Kind,
+}
+
+/// Everything `plugin inspect` shows.
+#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+pub struct PluginDetails {
+    #[serde(flatten)]
+    pub plugin: PluginView,
+    pub world: String,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+/// A deployment profile for CI.
+#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+pub struct PipelineView {
+    pub name: String,
+    pub spec: DeploymentSpec,
+}
+
+/// `POST /api/token/rotate`: the new token.
+#[derive(Serialize, Deserialize, JsonSchema)]
+pub struct Rotated {
+    pub token: String,
+}
+
+/// `POST /api/deployments/{id}/select-winner`.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WinnerBody {
+    pub variant: String,
+}
+
+/// Every error the API sends: `{"error": {"code", "field", "message"}}`.
+#[derive(Serialize, Deserialize, JsonSchema)]
+pub struct ErrorBody {
+    pub error: UserError,
+}

@@ -1,0 +1,104 @@
+//! `hivemind serve`: the server's flags, resolved over its environment variables, its
+//! config file and the defaults, then the server itself.
+
+use super::client::CliError;
+use super::config;
+use crate::server::{self, RuntimeChoice, ServeOptions};
+use clap::Args;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
+    let options = args.resolve().map_err(|e| CliError::Usage(format!("{e:#}")))?;
+    server::serve(options).await.map(|()| ExitCode::SUCCESS).map_err(CliError::Other)
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// A TOML config file [default: $XDG_CONFIG_HOME/hivemind/server.toml, if it exists].
+    #[arg(long, env = "HIVEMIND_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the database, token, plugins and logs live. [default: ./hivemind-data]
+    #[arg(long, env = "HIVEMIND_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Where the API listens. [default: 127.0.0.1:7070]
+    #[arg(long, env = "HIVEMIND_API_ADDR")]
+    api_addr: Option<SocketAddr>,
+    /// How replicas run. [default: auto]
+    #[arg(long, value_enum, env = "HIVEMIND_RUNTIME")]
+    runtime: Option<RuntimeChoice>,
+    /// The address the apps' routers bind to. [default: 127.0.0.1]
+    #[arg(long, env = "HIVEMIND_ROUTER_ADDR")]
+    router_addr: Option<IpAddr>,
+    /// The most replicas this host runs at once, across all apps. [default: 64]
+    #[arg(long, env = "HIVEMIND_MAX_REPLICAS")]
+    max_replicas: Option<u32>,
+    /// The most replicas one app runs at once, unless its deployment gives it a
+    /// --replica-quota of its own. [default: half of --max-replicas]
+    #[arg(long, env = "HIVEMIND_APP_REPLICA_QUOTA")]
+    app_replica_quota: Option<u32>,
+    /// Finished deployments kept per app; older ones are deleted with their events. [default: 100]
+    #[arg(long, env = "HIVEMIND_HISTORY_LIMIT")]
+    history_limit: Option<u32>,
+    /// Wall-clock limit of one plugin call, in seconds. [default: 60]
+    #[arg(long, env = "HIVEMIND_PLUGIN_TIMEOUT")]
+    plugin_timeout: Option<u64>,
+    /// Linear memory limit of one plugin instance, in MiB. [default: 64]
+    #[arg(long, env = "HIVEMIND_PLUGIN_MEMORY_MIB")]
+    plugin_memory_mib: Option<usize>,
+    /// Hosts that hooks (webhook:URL) may send HTTP requests to, as HOST or HOST:PORT,
+    /// comma-separated. [default: none]
+    #[arg(long, env = "HIVEMIND_HOOK_ALLOWED_HOSTS", value_delimiter = ',')]
+    hook_allowed_hosts: Option<Vec<String>>,
+}
+
+impl ServeArgs {
+    /// Flags (and their environment variables) over the config file over the defaults.
+    fn resolve(self) -> anyhow::Result<ServeOptions> {
+        let file: config::ServerFile = config::load(self.config.as_deref(), "server.toml")?;
+        let file_api_addr = file.api_addr.map(|a| a.trim().to_string()).filter(|a| !a.is_empty());
+        let api_addr = match (self.api_addr, file_api_addr) {
+            (Some(a), _) => a,
+            (None, Some(a)) => a.parse().map_err(|e| anyhow::anyhow!("api_addr `{a}` in the config file: {e}"))?,
+            (None, None) => "127.0.0.1:7070".parse().unwrap(),
+        };
+        let router_ip = match (self.router_addr, file.router_addr) {
+            (Some(a), _) => a,
+            (None, Some(a)) => a.parse().map_err(|e| anyhow::anyhow!("router_addr `{a}` in the config file: {e}"))?,
+            (None, None) => IpAddr::from([127, 0, 0, 1]),
+        };
+        let runtime = match (self.runtime, file.runtime) {
+            (Some(r), _) => r,
+            (None, Some(r)) => <RuntimeChoice as clap::ValueEnum>::from_str(&r, true)
+                .map_err(|_| anyhow::anyhow!("runtime `{r}` in the config file must be auto, docker or process"))?,
+            (None, None) => RuntimeChoice::Auto,
+        };
+        let max_replicas = self.max_replicas.or(file.max_replicas).unwrap_or(64);
+        Ok(ServeOptions {
+            data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./hivemind-data")),
+            api_addr,
+            runtime,
+            router_ip,
+            history_limit: self.history_limit.or(file.history_limit).unwrap_or(100).max(1),
+            max_replicas,
+            app_replica_quota: self.app_replica_quota.or(file.app_replica_quota).unwrap_or(max_replicas.div_ceil(2)),
+            targets: file.targets.iter().map(|(name, t)| (name.clone(), t.docker_host.clone())).collect(),
+            hook_allowed_hosts: self
+                .hook_allowed_hosts
+                .or(file.hook_allowed_hosts)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            limits: crate::plugins::Limits {
+                timeout: std::time::Duration::from_secs(
+                    self.plugin_timeout.or(file.plugin_timeout).unwrap_or(60).max(1),
+                ),
+                memory_bytes: self.plugin_memory_mib.or(file.plugin_memory_mib).unwrap_or(64).max(1) << 20,
+                ..Default::default()
+            },
+        })
+    }
+}
