@@ -26,7 +26,7 @@ impl Token {
         let value = match std::fs::read_to_string(&path) {
             Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
             _ => {
-                let fresh = generate();
+                let fresh = generate()?;
                 write_private(&path, &fresh)?;
                 fresh
             }
@@ -46,22 +46,19 @@ impl Token {
     }
 
     fn rotate(&self) -> anyhow::Result<String> {
-        let fresh = generate();
+        let fresh = generate()?;
         write_private(&self.path, &fresh)?;
         *self.value.write().unwrap() = fresh.clone();
         Ok(fresh)
     }
 }
 
-fn generate() -> String {
+/// 256 bits from the operating system's generator. A token is never made of anything
+/// weaker: if the generator fails, there is no token, and the error says so.
+fn generate() -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
-    // getrandom(2) through std's hasher seeds is not exposed; read the kernel's pool.
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut bytes);
-    } else {
-        bytes.iter_mut().for_each(|b| *b = fastrand::u8(..));
-    }
-    format!("hm_{}", crate::plugins::hex(&bytes))
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the system's random generator failed: {e}"))?;
+    Ok(format!("hm_{}", crate::plugins::hex(&bytes)))
 }
 
 fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {

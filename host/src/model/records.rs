@@ -1,0 +1,105 @@
+//! The other records every layer shares: apps, their replicas, the event log, and what
+//! kind of plugin a component is and where it came from.
+
+use super::Release;
+use serde::{Deserialize, Serialize};
+
+/// One line of a deployment's event log.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, sqlx::FromRow)]
+pub struct Event {
+    pub id: i64,
+    pub deployment_id: String,
+    pub at_ms: i64,
+    pub level: Level,
+    pub message: String,
+}
+
+/// How much an event matters. `debug` lines (each step's outcome) show with `--verbose`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        })
+    }
+}
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Builtin,
+    Installed,
+}
+
+/// Which world a plugin component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Strategy,
+    Hook,
+}
+
+impl Kind {
+    /// What people call it: "strategy", "hook".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Strategy => "strategy",
+            Kind::Hook => "hook",
+        }
+    }
+
+    pub fn world(self) -> &'static str {
+        match self {
+            Kind::Strategy => "hivemind:plugin/strategy",
+            Kind::Hook => "hivemind:plugin/hook",
+        }
+    }
+}
+
+/// An app as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct App {
+    pub name: String,
+    pub port: u16,
+    pub release: Option<Release>,
+    pub split: Vec<(String, u32)>,
+    pub sticky: bool,
+    /// Set when the app is not as any deployment meant it to be (a rollback that failed
+    /// and could not be repaired): why, and what serves. Cleared by the next release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
+    /// The app's own replica quota (`--replica-quota`), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_quota: Option<u32>,
+    pub release_counter: i64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A replica the host started, as recorded so that a restart can adopt it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema, sqlx::FromRow)]
+pub struct ReplicaRecord {
+    pub id: String,
+    pub app: String,
+    pub version: String,
+    pub deployment_id: String,
+    pub driver: String,
+    /// The driver's handle: a process id, or a container id.
+    pub handle: String,
+    pub address: String,
+    pub health_address: String,
+    pub started_at_ms: i64,
+}

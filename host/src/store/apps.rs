@@ -1,0 +1,137 @@
+//! Apps: their router port, the release that serves, the split, their quota and health.
+
+use super::Store;
+use crate::model::{App, Release, now_ms};
+use anyhow::Result;
+use sqlx::types::Json;
+
+#[derive(sqlx::FromRow)]
+struct AppRow {
+    name: String,
+    port: i64,
+    release: Option<Json<Release>>,
+    split: Json<Vec<(String, u32)>>,
+    sticky: bool,
+    degraded: Option<String>,
+    replica_quota: Option<i64>,
+    release_counter: i64,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+}
+
+impl From<AppRow> for App {
+    fn from(r: AppRow) -> App {
+        App {
+            name: r.name,
+            port: r.port as u16,
+            release: r.release.map(|j| j.0),
+            split: r.split.0,
+            sticky: r.sticky,
+            degraded: r.degraded,
+            replica_quota: r.replica_quota.map(|q| q as u32),
+            release_counter: r.release_counter,
+            created_at_ms: r.created_at_ms,
+            updated_at_ms: r.updated_at_ms,
+        }
+    }
+}
+
+impl Store {
+    pub async fn app(&self, name: &str) -> Result<Option<App>> {
+        let row = sqlx::query_as::<_, AppRow>("SELECT * FROM apps WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(App::from))
+    }
+
+    pub async fn apps(&self) -> Result<Vec<App>> {
+        let rows = sqlx::query_as::<_, AppRow>("SELECT * FROM apps ORDER BY name").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(App::from).collect())
+    }
+
+    pub async fn insert_app(&self, name: &str, port: u16) -> Result<App> {
+        let now = now_ms();
+        sqlx::query("INSERT INTO apps (name, port, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?)")
+            .bind(name)
+            .bind(port as i64)
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(self.app(name).await?.expect("just inserted"))
+    }
+
+    /// Takes the app's next release number (1, 2, ...).
+    pub async fn next_release_number(&self, app: &str) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "UPDATE apps SET release_counter = release_counter + 1 WHERE name = ? RETURNING release_counter",
+        )
+        .bind(app)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// Records the release that serves; the app is healthy again if it was degraded.
+    pub async fn set_app_release(&self, app: &str, release: Option<&Release>) -> Result<()> {
+        sqlx::query("UPDATE apps SET release = ?, degraded = NULL, updated_at_ms = ? WHERE name = ?")
+            .bind(release.map(Json))
+            .bind(now_ms())
+            .bind(app)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_app_replica_quota(&self, app: &str, quota: u32) -> Result<()> {
+        sqlx::query("UPDATE apps SET replica_quota = ?, updated_at_ms = ? WHERE name = ?")
+            .bind(quota as i64)
+            .bind(now_ms())
+            .bind(app)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that the app is not as any deployment meant it to be, why, and the release
+    /// that really serves (none when no single release does).
+    pub async fn set_app_degraded(&self, app: &str, release: Option<&Release>, why: &str) -> Result<()> {
+        sqlx::query("UPDATE apps SET release = ?, degraded = ?, updated_at_ms = ? WHERE name = ?")
+            .bind(release.map(Json))
+            .bind(why)
+            .bind(now_ms())
+            .bind(app)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_app_split(&self, app: &str, split: &[(String, u32)], sticky: bool) -> Result<()> {
+        sqlx::query("UPDATE apps SET split = ?, sticky = ?, updated_at_ms = ? WHERE name = ?")
+            .bind(Json(split))
+            .bind(sticky)
+            .bind(now_ms())
+            .bind(app)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes an app and all its records: deployments, their events and state.
+    pub async fn delete_app(&self, app: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["events", "plugin_state"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE deployment_id IN (SELECT id FROM deployments WHERE app = ?)"
+            ))
+            .bind(app)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM deployments WHERE app = ?").bind(app).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM apps WHERE name = ?").bind(app).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
