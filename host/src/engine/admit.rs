@@ -177,6 +177,7 @@ impl Engine {
                 None => router.listen_any(&spec.app, self.options.router_ip).await.map_err(UserError::internal)?,
             };
             self.store.insert_app(&spec.app, port).await?;
+            self.services.fleet.open(&spec.app);
             spec.port = Some(port);
             d.spec.port = Some(port);
         }

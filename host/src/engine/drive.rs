@@ -40,10 +40,25 @@ impl Engine {
         }
         let engine = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = engine.drive(&id, &wake).await {
-                tracing::error!(deployment = %id, "the step loop stopped: {e:#}");
+            loop {
+                let ended = engine.drive(&id, &wake).await;
+                engine.driving.lock().unwrap().remove(&id);
+                if let Err(e) = ended {
+                    tracing::error!(deployment = %id, "the step loop stopped: {e:#}");
+                    break;
+                }
+                // A user who resumed (or promoted) the deployment while this loop was
+                // ending found it still running and started no other: look once more.
+                let runs = matches!(
+                    engine.store.deployment(&id).await,
+                    Ok(Some(d)) if matches!(d.status, Status::InProgress | Status::RollingBack)
+                );
+                let mut driving = engine.driving.lock().unwrap();
+                if !runs || driving.contains_key(&id) {
+                    break;
+                }
+                driving.insert(id.clone(), wake.clone());
             }
-            engine.driving.lock().unwrap().remove(&id);
         });
     }
 
@@ -221,7 +236,14 @@ impl Engine {
             match outcome {
                 Ok(StepOutcome::Continue(delay_ms)) => {
                     drop(_decisions);
-                    let delay = Duration::from_millis(delay_ms as u64).clamp(MIN_STEP_DELAY, MAX_STEP_DELAY);
+                    let mut delay = Duration::from_millis(delay_ms as u64).clamp(MIN_STEP_DELAY, MAX_STEP_DELAY);
+                    // Never past the progress deadline: it fails the deployment on time.
+                    if deadline_ms > 0
+                        && let Some(now) = self.store.deployment(id).await?
+                    {
+                        let left = (now.last_progress_at_ms + deadline_ms - now_ms()).max(0) as u64;
+                        delay = delay.min(Duration::from_millis(left + 50));
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = wake.notified() => {}

@@ -14,6 +14,8 @@ mod drive;
 mod hooks;
 mod metrics;
 mod restore;
+#[cfg(test)]
+mod tests;
 mod validate;
 mod watch;
 
@@ -324,6 +326,9 @@ impl Engine {
             self.wake(&active.id);
         }
         self.services.router.set_split(name, Vec::new(), false);
+        // A step of the aborted deployment may still be starting a replica: wait for it,
+        // and let nothing start after.
+        self.services.fleet.close(name).await;
         let replicas = self.services.fleet.list(name).await;
         for r in &replicas {
             self.services.router.drain(name, &r.id, Duration::from_secs(10));

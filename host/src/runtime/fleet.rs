@@ -58,6 +58,8 @@ pub struct Fleet {
     /// One lock per app, held while its replicas are scaled or stopped, so that a scale
     /// still finishing for a step that was interrupted never races the next step's.
     changing: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Apps being removed: nothing starts for them any more.
+    closed: std::sync::Mutex<HashSet<String>>,
 }
 
 impl Fleet {
@@ -80,6 +82,7 @@ impl Fleet {
             quotas: Default::default(),
             replicas: Mutex::new(BTreeMap::new()),
             changing: Default::default(),
+            closed: Default::default(),
         }
     }
 
@@ -103,6 +106,19 @@ impl Fleet {
     /// The most replicas `app` may run at once.
     pub fn quota(&self, app: &str) -> u32 {
         self.quotas.lock().unwrap().get(app).copied().unwrap_or(self.default_quota)
+    }
+
+    /// Starts nothing more for `app` (it is being removed), and waits until no scale or
+    /// stop of it is under way, so that what is listed next is all there is.
+    pub async fn close(&self, app: &str) {
+        self.closed.lock().unwrap().insert(app.to_string());
+        let changing = self.changing(app);
+        drop(changing.lock().await);
+    }
+
+    /// Lets replicas start for `app` again (an app of that name is created anew).
+    pub fn open(&self, app: &str) {
+        self.closed.lock().unwrap().remove(app);
     }
 
     /// The lock held while `app`'s replicas change.
@@ -224,6 +240,9 @@ impl Fleet {
     pub async fn scale(&self, spec: &LaunchSpec, count: u32, grace: Duration) -> Result<Vec<ReplicaRecord>> {
         let changing = self.changing(&spec.app);
         let _changing = changing.lock().await;
+        if self.closed.lock().unwrap().contains(&spec.app) {
+            anyhow::bail!("app `{}` is being removed; no replica starts for it", spec.app);
+        }
         let mut current = Vec::new();
         for r in self.list(&spec.app).await.into_iter().filter(|r| r.version == spec.version) {
             if self.is_running(&r).await {

@@ -3,6 +3,8 @@
 
 mod docker;
 mod fleet;
+#[cfg(test)]
+pub mod memory;
 mod process;
 
 pub use docker::DockerDriver;
