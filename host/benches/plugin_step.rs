@@ -4,7 +4,7 @@
 //! Run: `cargo bench -p hivemind --bench plugin_step` (a release build). It also prints
 //! how long a component takes from bytes to usable (compile, type-check, info()).
 
-#[path = "../../tests/common/mod.rs"]
+#[path = "../../tests/e2e/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
 
@@ -126,4 +126,63 @@ fn main() {
             cold.as_secs_f64() / warm.as_secs_f64()
         );
     });
+    compare_compiled_code_caches();
+}
+
+/// Ours (each component's compiled code written once with `serialize`, mapped back with
+/// `deserialize_file`) against wasmtime's own (`Config::cache`, which hashes the bytes,
+/// and compresses what it stores), loading the same components warm.
+fn compare_compiled_code_caches() {
+    use wasmtime::component::Component;
+    use wasmtime::{Cache, CacheConfig, Config, Engine};
+    let built = common::repo_root().join("target/wasm-plugins/wasm32-wasip2/release");
+    let components: Vec<Vec<u8>> = std::fs::read_dir(&built)
+        .expect("the built-in plugins were built")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wasm"))
+        .map(|e| std::fs::read(e.path()).unwrap())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut config = Config::new();
+        config.consume_fuel(true).epoch_interruption(true);
+        config
+    };
+
+    let plain = Engine::new(&config()).unwrap();
+    let mut ours = Vec::new();
+    for (i, bytes) in components.iter().enumerate() {
+        let path = dir.path().join(format!("{i}.cwasm"));
+        std::fs::write(&path, Component::new(&plain, bytes).unwrap().serialize().unwrap()).unwrap();
+        ours.push(path);
+    }
+    let started = Instant::now();
+    for path in &ours {
+        // SAFETY: the files were written just above by this engine's `serialize`.
+        unsafe { Component::deserialize_file(&plain, path) }.unwrap();
+    }
+    let ours_took = started.elapsed();
+
+    let mut cache = CacheConfig::new();
+    cache.with_directory(dir.path().join("wasmtime"));
+    let mut cached = config();
+    cached.cache(Some(Cache::new(cache).unwrap()));
+    let theirs = Engine::new(&cached).unwrap();
+    for bytes in &components {
+        Component::new(&theirs, bytes).unwrap();
+    }
+    // wasmtime writes its cache from a worker thread: give it time to land.
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    for bytes in &components {
+        Component::new(&theirs, bytes).unwrap();
+    }
+    let theirs_took = started.elapsed();
+    println!(
+        "compiled-code cache, {} built-ins warm: ours {:.1} ms, wasmtime's Config::cache {:.1} ms ({:.1}x)",
+        components.len(),
+        ours_took.as_secs_f64() * 1e3,
+        theirs_took.as_secs_f64() * 1e3,
+        theirs_took.as_secs_f64() / ours_took.as_secs_f64()
+    );
 }

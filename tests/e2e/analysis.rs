@@ -1,31 +1,28 @@
 //! Canary analysis and A/B testing end to end with the process runtime, under load
 //! through the router (tests/docker.rs runs the same scenarios on Docker).
 
-mod common;
-mod scenarios;
-
-use common::{Load, Server, demo_command};
-use scenarios::Images;
+use crate::common::{Load, Server, demo_command};
+use crate::scenarios::Images;
 use std::time::Duration;
 
 #[test]
 fn a_healthy_canary_walks_its_steps_and_completes() {
-    scenarios::healthy_canary_completes(Images::Process);
+    crate::scenarios::healthy_canary_completes(Images::Process);
 }
 
 #[test]
 fn a_canary_with_a_20_percent_error_rate_rolls_back_at_its_first_analysis() {
-    scenarios::failing_canary_rolls_back(Images::Process);
+    crate::scenarios::failing_canary_rolls_back(Images::Process);
 }
 
 #[test]
 fn a_canary_without_enough_traffic_pauses_as_inconclusive() {
-    scenarios::quiet_canary_is_inconclusive(Images::Process);
+    crate::scenarios::quiet_canary_is_inconclusive(Images::Process);
 }
 
 #[test]
 fn an_ab_test_of_three_variants_splits_sticks_and_takes_the_chosen_winner() {
-    scenarios::ab_test_with_manual_winner(Images::Process);
+    crate::scenarios::ab_test_with_manual_winner(Images::Process);
 }
 
 /// Two variants, one failing 30% of its requests: with --winner-metric error-rate the

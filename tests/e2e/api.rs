@@ -2,9 +2,7 @@
 //! every route, JSON errors for every kind of bad request, lists that filter and page,
 //! and token rotation.
 
-mod common;
-
-use common::{Server, demo_command, http_request_with};
+use crate::common::{Server, demo_command, http_request_with};
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 
@@ -271,7 +269,7 @@ fn random_deployment_bodies_never_get_a_5xx() {
 /// document gives it.
 #[test]
 fn the_openapi_document_validates_and_every_answer_matches_its_schema() {
-    if !common::python_modules_available(
+    if !crate::common::python_modules_available(
         "the OpenAPI check",
         &["openapi_spec_validator", "jsonschema"],
         "pip install openapi-spec-validator",
@@ -363,7 +361,7 @@ fn the_openapi_document_validates_and_every_answer_matches_its_schema() {
     std::fs::write(&doc, document).unwrap();
     std::fs::write(&answers, serde_json::to_string(&samples).unwrap()).unwrap();
     let out = std::process::Command::new("python3")
-        .arg(common::repo_root().join("tests/openapi_check.py"))
+        .arg(crate::common::repo_root().join("tests/openapi_check.py"))
         .args([&doc, &answers])
         .output()
         .unwrap();

@@ -2,16 +2,8 @@
 //! never gets healthy, bad input, and a restart. Everything goes through the real CLI,
 //! the real API, the real router and real replica processes.
 
-mod common;
-
-use common::{Server, demo_command, versions_served};
+use crate::common::{Server, demo_command, versions_served};
 use std::time::Duration;
-
-fn deploy(server: &Server, app: &str, image: &str, extra: &[&str]) -> common::CliRun {
-    let mut args = vec!["app", "deploy", "--name", app, "--image", image, "--health-check-path", "/health"];
-    args.extend_from_slice(extra);
-    server.cli(&args)
-}
 
 fn pid_alive(pid: &str) -> bool {
     unsafe { libc::kill(pid.parse().unwrap(), 0) == 0 }
@@ -20,7 +12,7 @@ fn pid_alive(pid: &str) -> bool {
 #[test]
 fn deploys_v1_then_v2_with_the_process_runtime() {
     let server = Server::start("process");
-    let v1 = deploy(&server, "web", &demo_command("v1", ""), &["--replicas", "3"]).ok();
+    let v1 = server.deploy("web", &demo_command("v1", ""), &["--replicas", "3"]).ok();
     assert!(v1.stdout.contains("completed"), "{}", v1.stdout);
     let port = server.app_port("web");
     assert_eq!(versions_served(port, 12), vec!["v1"; 12]);
@@ -32,7 +24,7 @@ fn deploys_v1_then_v2_with_the_process_runtime() {
         .collect();
     assert_eq!(old_pids.len(), 3);
 
-    let v2 = deploy(&server, "web", &demo_command("v2", ""), &["--replicas", "3", "--output", "json"]).ok().json();
+    let v2 = server.deploy("web", &demo_command("v2", ""), &["--replicas", "3"]).ok().json();
     let id = v2["id"].as_str().unwrap();
     assert_eq!(versions_served(port, 12), vec!["v2"; 12]);
 
@@ -66,11 +58,10 @@ fn deploys_v1_then_v2_with_the_process_runtime() {
 #[test]
 fn a_version_that_never_gets_healthy_fails_and_the_previous_release_keeps_serving() {
     let server = Server::start("process");
-    deploy(&server, "shop", &demo_command("v1", ""), &["--replicas", "2"]).ok();
+    server.deploy("shop", &demo_command("v1", ""), &["--replicas", "2"]).ok();
     let port = server.app_port("shop");
 
-    let run = deploy(
-        &server,
+    let run = server.deploy(
         "shop",
         &demo_command("v2", "--fail-health"),
         &["--replicas", "2", "--health-check-timeout", "2"],
@@ -97,8 +88,7 @@ fn a_version_that_never_gets_healthy_fails_and_the_previous_release_keeps_servin
 #[test]
 fn a_first_deployment_that_never_gets_healthy_leaves_nothing_routed() {
     let server = Server::start("process");
-    let run = deploy(
-        &server,
+    let run = server.deploy(
         "fresh",
         &demo_command("v1", "--fail-health"),
         &["--replicas", "2", "--health-check-timeout", "2"],
@@ -107,7 +97,7 @@ fn a_first_deployment_that_never_gets_healthy_leaves_nothing_routed() {
     let app = server.api("/api/apps/fresh");
     assert_eq!(app["split"], serde_json::json!([]));
     assert_eq!(app["replicas"].as_array().unwrap().len(), 0, "{app}");
-    let (status, body) = common::http_get(&format!("http://127.0.0.1:{}/", app["port"]));
+    let (status, body) = crate::common::http_get(&format!("http://127.0.0.1:{}/", app["port"]));
     assert_eq!(status, 503);
     assert!(body.contains("no healthy backend for app fresh"), "{body}");
 }
@@ -115,7 +105,7 @@ fn a_first_deployment_that_never_gets_healthy_leaves_nothing_routed() {
 #[test]
 fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
     let server = Server::start("process");
-    deploy(&server, "web", &demo_command("v1", ""), &["--replicas", "2"]).ok();
+    server.deploy("web", &demo_command("v1", ""), &["--replicas", "2"]).ok();
     let port = server.app_port("web");
     let v2 = demo_command("v2", "");
 
@@ -127,7 +117,7 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
         (vec!["--replicas", "0"], "replicas must be at least 1"),
     ];
     for (flags, expected) in cases {
-        let run = deploy(&server, "web", &v2, &flags);
+        let run = server.deploy("web", &v2, &flags);
         assert_eq!(run.code, 2, "{flags:?}: {run:?}");
         assert!(run.stderr.contains(expected), "{flags:?}: {}", run.stderr);
     }
@@ -135,11 +125,11 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
         ("sh -c 'echo unterminated", "does not parse as shell words"),
         ("/no/such/server --port 1", "is not an executable file nor a program on PATH"),
     ] {
-        let run = deploy(&server, "web", image, &[]);
+        let run = server.deploy("web", image, &[]);
         assert_eq!(run.code, 2, "{image}: {run:?}");
         assert!(run.stderr.contains(expected), "{image}: {}", run.stderr);
     }
-    let run = deploy(&server, "Web App", &v2, &[]);
+    let run = server.deploy("Web App", &v2, &[]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("app name `Web App` must be"), "{}", run.stderr);
 
@@ -173,8 +163,8 @@ fn history_and_the_running_app_survive_a_restart() {
     let data = tempfile::tempdir().unwrap();
     let mut first = Server::start_in(data.path(), "process");
     let server = &first;
-    deploy(server, "web", &demo_command("v1", ""), &["--replicas", "2"]).ok();
-    deploy(server, "web", &demo_command("v2", ""), &["--replicas", "2"]).ok();
+    server.deploy("web", &demo_command("v1", ""), &["--replicas", "2"]).ok();
+    server.deploy("web", &demo_command("v2", ""), &["--replicas", "2"]).ok();
     let before = server.cli_json(&["deployment", "list"]);
     let port = server.app_port("web");
     // SIGTERM: the server stops, its replicas keep running (it is dropped at the end).
@@ -217,5 +207,5 @@ fn a_restart_loads_the_plugins_from_the_compiled_code_cache() {
     let third = Server::start_in(data.path(), "process");
     let log = third.log();
     assert!(log.contains("(7 from the compiled-code cache)") && log.contains("does not load"), "{log}");
-    deploy(&third, "web", &demo_command("v1", ""), &[]).ok();
+    third.deploy("web", &demo_command("v1", ""), &[]).ok();
 }

@@ -1,9 +1,7 @@
 //! The first path end to end with the docker runtime and the demo images, built locally
 //! FROM scratch. In CI (HIVEMIND_REQUIRE_DOCKER=1) a missing engine fails these tests.
 
-mod common;
-
-use common::{Server, demo_images, docker_available, versions_served};
+use crate::common::{Server, demo_images, docker_available, versions_served};
 use std::process::Command;
 
 fn containers(app: &str) -> Vec<(String, String, String)> {
@@ -94,8 +92,7 @@ fn docker_refuses_malformed_and_missing_images() {
     assert!(server.cli_json(&["app", "list"]).as_array().unwrap().is_empty());
 }
 
-mod scenarios;
-use scenarios::Images;
+use crate::scenarios::Images;
 
 macro_rules! docker_scenario_tests {
     ($($name:ident: $scenario:ident($strategy:literal);)*) => {
@@ -106,7 +103,7 @@ macro_rules! docker_scenario_tests {
                     return;
                 }
                 demo_images();
-                scenarios::$scenario(Images::Docker, $strategy);
+                crate::scenarios::$scenario(Images::Docker, $strategy);
             }
         )*
     };
@@ -136,7 +133,7 @@ macro_rules! docker_analysis_tests {
                     return;
                 }
                 demo_images();
-                scenarios::$scenario(Images::Docker);
+                crate::scenarios::$scenario(Images::Docker);
             }
         )*
     };

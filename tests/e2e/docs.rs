@@ -4,15 +4,13 @@
 //! nginx and the docs' other images. The docs' hook examples create deployments whose
 //! hooks are recorded; tests/hooks.rs runs hooks of every kind.
 
-mod common;
-
-use common::{Server, demo_images, docker_available, versions_served};
+use crate::common::{Server, demo_images, docker_available, versions_served};
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs a documented command line as a user types it.
-fn run(server: &Server, line: &str) -> common::CliRun {
+fn run(server: &Server, line: &str) -> crate::common::CliRun {
     let words = shell_words::split(line).unwrap();
     assert_eq!(words[0], "hivemind");
     let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();

@@ -2,30 +2,15 @@
 //! promote, auto-rollback, the progress deadline, diagnose, the event stream, one
 //! deployment per app, and a server killed at random moments.
 
-mod common;
-
-use common::{Load, Server, demo_command, versions_served};
+use crate::common::{Load, Server, demo_command, versions_served, wait_until};
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn deploy(server: &Server, app: &str, version: &str, extra: &[&str]) -> common::CliRun {
-    let image = demo_command(version, "");
-    let mut args = vec![
-        "app",
-        "deploy",
-        "--name",
-        app,
-        "--image",
-        &image,
-        "--replicas",
-        "4",
-        "--health-check-path",
-        "/health",
-        "--output",
-        "json",
-    ];
+/// Deploys demo `version` on 4 replicas.
+fn deploy(server: &Server, app: &str, version: &str, extra: &[&str]) -> crate::common::CliRun {
+    let mut args = vec!["--replicas", "4"];
     args.extend_from_slice(extra);
-    server.cli(&args)
+    server.deploy(app, &demo_command(version, ""), &args)
 }
 
 /// A zero-downtime deployment slow enough to act on: one replica per batch, a pause
@@ -35,22 +20,6 @@ const SLOW: [&str; 8] =
 
 fn status(server: &Server, id: &str) -> Value {
     server.cli_json(&["deployment", "get", "--id", id])
-}
-
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn replica_versions(server: &Server, app: &str) -> Vec<String> {
-    let app = server.api(&format!("/api/apps/{app}"));
-    let mut v: Vec<String> =
-        app["replicas"].as_array().unwrap().iter().map(|r| r["version"].as_str().unwrap().into()).collect();
-    v.sort();
-    v
 }
 
 #[test]
@@ -66,12 +35,12 @@ fn pause_stops_stepping_and_resume_goes_on() {
     assert_eq!(paused["status"], "paused");
     std::thread::sleep(Duration::from_millis(300)); // a step under way when paused finishes
     let at_pause = status(&server, &id);
-    let replicas_at_pause = replica_versions(&server, "web");
+    let replicas_at_pause = server.replica_versions("web");
     std::thread::sleep(Duration::from_millis(2500));
     let later = status(&server, &id);
     assert_eq!(later["status"], "paused");
     assert_eq!(later["attempt"], at_pause["attempt"], "a paused deployment took steps");
-    assert_eq!(replica_versions(&server, "web"), replicas_at_pause, "a paused deployment changed replicas");
+    assert_eq!(server.replica_versions("web"), replicas_at_pause, "a paused deployment changed replicas");
 
     let resumed = server.cli_json(&["deployment", "resume", "--id", &id]);
     assert_eq!(resumed["status"], "in_progress");
@@ -95,14 +64,14 @@ fn abort_stops_a_deployment_and_puts_the_previous_release_back() {
     args.extend(SLOW);
     let id = deploy(&server, "web", "v2", &args).ok().json()["id"].as_str().unwrap().to_string();
     wait_until("a replica of r2", Duration::from_secs(20), || {
-        replica_versions(&server, "web").contains(&"r2".to_string())
+        server.replica_versions("web").contains(&"r2".to_string())
     });
     let aborted = server.cli_json(&["deployment", "abort", "--id", &id]);
     assert_eq!(aborted["status"], "rolling_back");
     let end = server.wait_for(&id, Duration::from_secs(60));
     load.stop().assert_no_failures("abort");
     assert_eq!(end["status"], "aborted", "{end}");
-    assert_eq!(replica_versions(&server, "web"), vec!["r1"; 4]);
+    assert_eq!(server.replica_versions("web"), vec!["r1"; 4]);
     assert_eq!(versions_served(port, 4), vec!["v1"; 4]);
 }
 
@@ -178,7 +147,7 @@ fn with_auto_rollback_off_a_failure_leaves_things_as_they_are() {
     assert_eq!(d["status"], "failed");
     assert!(d["message"].as_str().unwrap().contains("auto-rollback is off"), "{d}");
     assert!(
-        replica_versions(&server, "web").contains(&"r2".to_string()),
+        server.replica_versions("web").contains(&"r2".to_string()),
         "the failed release's replicas stay for inspection"
     );
 }
@@ -194,7 +163,7 @@ fn a_deployment_that_stops_advancing_fails_at_its_progress_deadline() {
     let d = run.json();
     assert_eq!(d["status"], "failed");
     assert!(d["error"].as_str().unwrap().starts_with("progress deadline exceeded: no progress for 2 s"), "{d}");
-    assert_eq!(replica_versions(&server, "web"), vec!["r1"; 4]);
+    assert_eq!(server.replica_versions("web"), vec!["r1"; 4]);
 }
 
 #[test]

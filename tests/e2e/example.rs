@@ -2,15 +2,13 @@
 //! built on its own with `cargo build --target wasm32-wasip2`, installed on a running
 //! server, and used for a deployment under load.
 
-mod common;
-
-use common::{Load, Server, demo_command, versions_served};
+use crate::common::{Load, Server, demo_command, versions_served};
 use std::process::Command;
 
 #[test]
 fn the_example_strategy_builds_out_of_tree_installs_and_deploys() {
-    let example = common::repo_root().join("examples/custom-strategy");
-    let target = common::repo_root().join("target/examples");
+    let example = crate::common::repo_root().join("examples/custom-strategy");
+    let target = crate::common::repo_root().join("target/examples");
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
         .arg(&target)

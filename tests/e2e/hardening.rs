@@ -4,18 +4,9 @@
 //! waited, one replica pool for all apps, port races. The hostile strategy
 //! (tests/plugins/hostile) picks its attack with `--param mode=...`.
 
-mod common;
-
-use common::{Load, Server, demo_command, test_plugin, versions_served};
+use crate::common::{Load, Server, demo_command, test_plugin, versions_served, wait_until};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-fn deploy(server: &Server, app: &str, image: &str, extra: &[&str]) -> common::CliRun {
-    let mut args =
-        vec!["app", "deploy", "--name", app, "--image", image, "--health-check-path", "/health", "--output", "json"];
-    args.extend_from_slice(extra);
-    server.cli(&args)
-}
 
 /// A server with the hostile strategy installed.
 fn hostile_server(flags: &[&str]) -> Server {
@@ -30,28 +21,8 @@ fn hostile(server: &Server, app: &str, mode: &str, extra: &[&str]) -> String {
     let param = format!("mode={mode}");
     let mut args = vec!["--detach", "--strategy", "test-hostile", "--param", &param];
     args.extend_from_slice(extra);
-    let run = deploy(server, app, &image, &args);
+    let run = server.deploy(app, &image, &args);
     run.ok().json()["id"].as_str().unwrap().to_string()
-}
-
-fn replica_versions(server: &Server, app: &str) -> Vec<String> {
-    let app = server.api(&format!("/api/apps/{app}"));
-    let mut v: Vec<String> =
-        app["replicas"].as_array().unwrap().iter().map(|r| r["version"].as_str().unwrap().into()).collect();
-    v.sort();
-    v
-}
-
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn events(server: &Server, id: &str) -> Vec<Value> {
-    server.api(&format!("/api/deployments/{id}/events")).as_array().unwrap().clone()
 }
 
 /// The product docs' canary (`--steps 20,50,100 --interval 300`, 900 s over a 600 s
@@ -59,7 +30,7 @@ fn events(server: &Server, id: &str) -> Vec<Value> {
 #[test]
 fn the_docs_canary_shape_completes_past_its_progress_deadline() {
     let server = Server::start("process");
-    deploy(&server, "web", &demo_command("v1", ""), &["--replicas", "2"]).ok();
+    server.deploy("web", &demo_command("v1", ""), &["--replicas", "2"]).ok();
     let load = Load::start(server.app_port("web"), 1);
     let started = Instant::now();
     let flags = [
@@ -76,7 +47,7 @@ fn the_docs_canary_shape_completes_past_its_progress_deadline() {
         "--replicas",
         "2",
     ];
-    let run = deploy(&server, "web", &demo_command("v2", ""), &flags);
+    let run = server.deploy("web", &demo_command("v2", ""), &flags);
     load.stop().assert_no_failures("the canary");
     let d = run.ok().json();
     assert_eq!(d["status"], "completed", "{d}");
@@ -90,12 +61,12 @@ fn the_docs_canary_shape_completes_past_its_progress_deadline() {
 #[test]
 fn a_strategy_that_never_pauses_is_paced_and_its_repeated_steps_are_one_event() {
     let server = hostile_server(&[]);
-    deploy(&server, "web", &demo_command("v1", ""), &[]).ok();
+    server.deploy("web", &demo_command("v1", ""), &[]).ok();
     let id = hostile(&server, "web", "busy", &["--progress-deadline", "3"]);
     let d = server.wait_for(&id, Duration::from_secs(30));
     assert_eq!(d["status"], "failed", "{d}");
     assert!(d["error"].as_str().unwrap().starts_with("progress deadline exceeded: no progress for 3 s"), "{d}");
-    let log = events(&server, &id);
+    let log = server.events(&id);
     let repeated: Vec<&str> = log
         .iter()
         .filter_map(|e| e["message"].as_str())
@@ -113,7 +84,7 @@ fn a_strategy_that_never_pauses_is_paced_and_its_repeated_steps_are_one_event() 
 #[test]
 fn plugin_state_is_bounded_and_deleted_when_the_deployment_ends() {
     let server = hostile_server(&[]);
-    deploy(&server, "web", &demo_command("v1", ""), &[]).ok();
+    server.deploy("web", &demo_command("v1", ""), &[]).ok();
     let id = hostile(&server, "web", "state-keys", &[]);
     let d = server.wait_for(&id, Duration::from_secs(30));
     assert_eq!(d["status"], "failed", "{d}");
@@ -138,7 +109,7 @@ fn plugin_state_is_bounded_and_deleted_when_the_deployment_ends() {
 #[test]
 fn a_state_value_over_1_mib_fails_with_the_limit_in_the_message() {
     let server = hostile_server(&[]);
-    deploy(&server, "web", &demo_command("v1", ""), &[]).ok();
+    server.deploy("web", &demo_command("v1", ""), &[]).ok();
     let sdk = hostile(&server, "web", "big-state", &[]);
     let d = server.wait_for(&sdk, Duration::from_secs(30));
     let error = d["error"].as_str().unwrap();
@@ -156,15 +127,14 @@ fn a_state_value_over_1_mib_fails_with_the_limit_in_the_message() {
 #[test]
 fn a_stack_overflow_says_so_and_in_validate_is_a_4xx_naming_the_plugin() {
     let server = hostile_server(&[]);
-    deploy(&server, "web", &demo_command("v1", ""), &[]).ok();
+    server.deploy("web", &demo_command("v1", ""), &[]).ok();
     let id = hostile(&server, "web", "deep-step", &[]);
     let d = server.wait_for(&id, Duration::from_secs(30));
     let error = d["error"].as_str().unwrap();
     assert!(error.contains("out of bounds") && error.contains("stack"), "{error}");
     assert!(error.contains("hostile::deep"), "the message says where: {error}");
 
-    let run = deploy(
-        &server,
+    let run = server.deploy(
         "fresh",
         &demo_command("v1", ""),
         &["--strategy", "test-hostile", "--param", "mode=deep-validate"],
@@ -189,7 +159,7 @@ fn a_stack_overflow_says_so_and_in_validate_is_a_4xx_naming_the_plugin() {
 #[test]
 fn plugin_output_is_bounded_and_marked_where_it_was_cut() {
     let server = hostile_server(&[]);
-    deploy(&server, "web", &demo_command("v1", ""), &[]).ok();
+    server.deploy("web", &demo_command("v1", ""), &[]).ok();
     let marker = "… [truncated, 10485760 bytes]";
 
     let id = hostile(&server, "web", "shout-failed", &[]);
@@ -213,7 +183,7 @@ fn plugin_output_is_bounded_and_marked_where_it_was_cut() {
     let d = server.api(&format!("/api/deployments/{id}"));
     let message = d["message"].as_str().unwrap();
     assert!(message.len() < 1100 && message.contains(marker), "{} bytes", message.len());
-    let lines: Vec<Value> = events(&server, &id);
+    let lines: Vec<Value> = server.events(&id);
     let longest = lines.iter().map(|e| e["message"].as_str().unwrap().len()).max().unwrap();
     assert!(longest < 2100, "the longest event is {longest} bytes");
     assert!(lines.iter().any(|e| e["message"].as_str().unwrap().ends_with("… [truncated, 2621440 bytes]")));
@@ -230,7 +200,7 @@ fn plugin_output_is_bounded_and_marked_where_it_was_cut() {
 #[test]
 fn when_a_rollback_fails_the_host_restores_the_previous_release() {
     let server = hostile_server(&[]);
-    deploy(&server, "web", &demo_command("v1", ""), &["--replicas", "2"]).ok();
+    server.deploy("web", &demo_command("v1", ""), &["--replicas", "2"]).ok();
     let port = server.app_port("web");
     let id = hostile(&server, "web", "bad-rollback", &["--replicas", "2"]);
     let d = server.wait_for(&id, Duration::from_secs(60));
@@ -243,7 +213,7 @@ fn when_a_rollback_fails_the_host_restores_the_previous_release() {
     assert_eq!(app["release"]["version"], "r1", "{app}");
     assert!(app["degraded"].is_null(), "{app}");
     assert_eq!(app["split"], serde_json::json!([["r1", 100]]), "{app}");
-    assert_eq!(replica_versions(&server, "web"), vec!["r1", "r1"]);
+    assert_eq!(server.replica_versions("web"), vec!["r1", "r1"]);
     assert_eq!(versions_served(port, 4), vec!["v1"; 4]);
 }
 
@@ -255,7 +225,7 @@ fn when_the_host_cannot_restore_either_the_app_says_it_is_degraded_and_what_serv
     let flag = server.data_dir.join("v1-may-start");
     std::fs::write(&flag, "").unwrap();
     let v1 = format!("sh -c 'test -f {} && exec {}'", flag.display(), demo_command("v1", ""));
-    deploy(&server, "web", &v1, &["--replicas", "2"]).ok();
+    server.deploy("web", &v1, &["--replicas", "2"]).ok();
     std::fs::remove_file(&flag).unwrap();
     let id = hostile(&server, "web", "bad-rollback", &["--replicas", "2", "--health-check-timeout", "3"]);
     let d = server.wait_for(&id, Duration::from_secs(60));
@@ -272,7 +242,7 @@ fn when_the_host_cannot_restore_either_the_app_says_it_is_degraded_and_what_serv
     assert!(shown.contains("degraded"), "{shown}");
 
     // The next release that serves makes the app healthy again.
-    deploy(&server, "web", &demo_command("v3", ""), &["--replicas", "2", "--strategy", "rolling-update"]).ok();
+    server.deploy("web", &demo_command("v3", ""), &["--replicas", "2", "--strategy", "rolling-update"]).ok();
     assert!(server.api("/api/apps/web")["degraded"].is_null());
 }
 
@@ -281,19 +251,19 @@ fn when_the_host_cannot_restore_either_the_app_says_it_is_degraded_and_what_serv
 #[test]
 fn abort_and_pause_interrupt_a_step_that_waits_on_host_calls() {
     let server = hostile_server(&[]);
-    deploy(&server, "web", &demo_command("v1", ""), &[]).ok();
+    server.deploy("web", &demo_command("v1", ""), &[]).ok();
     let slow = ["--param", "metrics-endpoint=/slow?ms=1500"];
     for action in ["pause", "abort"] {
         let id = hostile(&server, "web", "stall", &slow);
         wait_until("the stalling step", Duration::from_secs(20), || {
-            replica_versions(&server, "web").iter().any(|v| v != "r1")
+            server.replica_versions("web").iter().any(|v| v != "r1")
         });
         std::thread::sleep(Duration::from_millis(1500));
         let asked = Instant::now();
         let d = server.cli_json(&["deployment", action, "--id", &id]);
         assert_eq!(d["status"], if action == "pause" { "paused" } else { "rolling_back" }, "{d}");
         wait_until("the step's interruption", Duration::from_secs(5), || {
-            events(&server, &id).iter().any(|e| e["message"].as_str().unwrap().contains("was interrupted after"))
+            server.events(&id).iter().any(|e| e["message"].as_str().unwrap().contains("was interrupted after"))
         });
         assert!(asked.elapsed() < Duration::from_secs(5), "{action} acted in {:?}", asked.elapsed());
         if action == "pause" {
@@ -301,7 +271,7 @@ fn abort_and_pause_interrupt_a_step_that_waits_on_host_calls() {
         }
         let end = server.wait_for(&id, Duration::from_secs(30));
         assert_eq!(end["status"], "aborted", "{end}");
-        assert_eq!(replica_versions(&server, "web"), vec!["r1"]);
+        assert_eq!(server.replica_versions("web"), vec!["r1"]);
     }
 }
 
@@ -316,16 +286,16 @@ fn each_app_has_a_replica_quota_that_leaves_room_for_the_others() {
     let error = d["error"].as_str().unwrap();
     assert!(error.contains("would pass app `greedy`'s quota of 4 replicas"), "{error}");
     assert!(error.contains("--replica-quota"), "{error}");
-    deploy(&server, "other", &demo_command("v1", ""), &["--replicas", "4"]).ok();
+    server.deploy("other", &demo_command("v1", ""), &["--replicas", "4"]).ok();
 
-    let run = deploy(&server, "big", &demo_command("v1", ""), &["--replicas", "5"]);
+    let run = server.deploy("big", &demo_command("v1", ""), &["--replicas", "5"]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("its replica quota is 4"), "{}", run.stderr);
-    let run = deploy(&server, "big", &demo_command("v1", ""), &["--replicas", "5", "--replica-quota", "9"]);
+    let run = server.deploy("big", &demo_command("v1", ""), &["--replicas", "5", "--replica-quota", "9"]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("replica quota must be 1 to the server's --max-replicas, 8"), "{}", run.stderr);
     // A quota of its own, within the host's limit: 4 run, 4 more fit.
-    let run = deploy(&server, "big", &demo_command("v1", ""), &["--replicas", "4", "--replica-quota", "6"]);
+    let run = server.deploy("big", &demo_command("v1", ""), &["--replicas", "4", "--replica-quota", "6"]);
     let d = run.ok().json();
     assert_eq!(d["status"], "completed", "{d}");
     assert_eq!(server.api("/api/apps/big")["replica_quota"], 6);
@@ -345,7 +315,7 @@ fn apps_deployed_at_once_never_collide_on_ports() {
             std::thread::spawn(move || {
                 let spec =
                     serde_json::json!({"app": format!("app{i}"), "image": image, "health_check_path": "/health"});
-                common::http_request_with(
+                crate::common::http_request_with(
                     "POST",
                     &format!("{url}/api/apps/deploy"),
                     Some(("application/json", spec.to_string().as_bytes())),
@@ -377,10 +347,10 @@ fn apps_deployed_at_once_never_collide_on_ports() {
 fn blue_green_switches_once_green_is_verified_unless_asked_to_soak() {
     let server = Server::start("process");
     let flags = ["--strategy", "blue-green", "--scale-down-delay", "0", "--replicas", "2"];
-    deploy(&server, "web", &demo_command("v1", ""), &flags).ok();
+    server.deploy("web", &demo_command("v1", ""), &flags).ok();
     let switched_after = |d: &Value| -> Duration {
         let id = d["id"].as_str().unwrap();
-        let log = events(&server, id);
+        let log = server.events(id);
         let created = log[0]["at_ms"].as_i64().unwrap();
         let switch = log
             .iter()
@@ -389,20 +359,20 @@ fn blue_green_switches_once_green_is_verified_unless_asked_to_soak() {
         Duration::from_millis((switch["at_ms"].as_i64().unwrap() - created) as u64)
     };
     // The default window is 30 s: a healthy green switches long before it ends.
-    let d = deploy(&server, "web", &demo_command("v2", ""), &flags).ok().json();
+    let d = server.deploy("web", &demo_command("v2", ""), &flags).ok().json();
     assert_eq!(d["status"], "completed", "{d}");
     let quick = switched_after(&d);
     assert!(quick < Duration::from_secs(15), "switched after {quick:?}");
 
     let mut soaked = flags.to_vec();
     soaked.extend(["--verification-soak", "3"]);
-    let d = deploy(&server, "web", &demo_command("v3", ""), &soaked).ok().json();
+    let d = server.deploy("web", &demo_command("v3", ""), &soaked).ok().json();
     assert!(switched_after(&d) >= Duration::from_secs(3), "the soak lasted: {:?}", switched_after(&d));
     assert_eq!(versions_served(server.app_port("web"), 2), vec!["v3"; 2]);
 
     let mut too_long = flags.to_vec();
     too_long.extend(["--verification-soak", "40"]);
-    let run = deploy(&server, "web", &demo_command("v1", ""), &too_long);
+    let run = server.deploy("web", &demo_command("v1", ""), &too_long);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("verification-soak 40 s is longer than verification-timeout 30 s"), "{}", run.stderr);
 }
@@ -415,7 +385,7 @@ fn a_rollback_of_a_completed_deployment_skips_the_strategys_gate() {
     let gated = ["--strategy", "blue-green", "--auto-promote", "false", "--scale-down-delay", "0"];
     let mut id = String::new();
     for version in ["v1", "v2"] {
-        let d = deploy(&server, "web", &demo_command(version, ""), &gated).ok().json();
+        let d = server.deploy("web", &demo_command(version, ""), &gated).ok().json();
         assert_eq!(d["status"], "awaiting_approval", "the gate holds a deployment: {d}");
         id = d["id"].as_str().unwrap().to_string();
         server.cli(&["deployment", "promote", "--id", &id]).ok();
@@ -432,9 +402,9 @@ fn a_rollback_of_a_completed_deployment_skips_the_strategys_gate() {
 #[test]
 fn every_inconclusive_canary_window_needs_its_own_promotion() {
     let server = Server::start("process");
-    deploy(&server, "web", &demo_command("v1", ""), &[]).ok();
+    server.deploy("web", &demo_command("v1", ""), &[]).ok();
     let quiet = ["--strategy", "canary", "--steps", "20,50,100", "--interval", "1", "--min-requests", "1000"];
-    let d = deploy(&server, "web", &demo_command("v2", ""), &quiet).ok().json();
+    let d = server.deploy("web", &demo_command("v2", ""), &quiet).ok().json();
     assert_eq!(d["status"], "awaiting_approval", "{d}");
     let id = d["id"].as_str().unwrap().to_string();
     assert!(d["message"].as_str().unwrap().contains("canary analysis at 20% inconclusive"), "{d}");
@@ -454,7 +424,7 @@ fn a_plugin_built_for_api_0_1_0_still_loads_and_deploys() {
     let server = Server::start("process");
     let installed = server.cli_json(&["plugin", "install", test_plugin("legacy").to_str().unwrap()]);
     assert_eq!(installed["api_version"], "0.1.0", "{installed}");
-    let d = deploy(&server, "web", &demo_command("v1", ""), &["--strategy", "test-legacy", "--replicas", "2"]);
+    let d = server.deploy("web", &demo_command("v1", ""), &["--strategy", "test-legacy", "--replicas", "2"]);
     assert_eq!(d.ok().json()["status"], "completed");
     assert_eq!(versions_served(server.app_port("web"), 2), vec!["v1"; 2]);
     let builtin = server.cli_json(&["plugin", "inspect", "canary"]);

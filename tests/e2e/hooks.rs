@@ -2,21 +2,18 @@
 //! `--rollback-hook` with commands, webhooks and hook components, on real servers with
 //! real replicas. A tiny HTTP server in the test stands in for the team's webhook.
 
-mod common;
-
-use common::{Server, demo_binary, demo_command, demo_images, docker_available, test_plugin, versions_served};
+use crate::common::{Server, demo_binary, demo_command, demo_images, docker_available, test_plugin, versions_served};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn deploy(server: &Server, app: &str, image: &str, extra: &[&str]) -> common::CliRun {
-    let mut args =
-        vec!["app", "deploy", "--name", app, "--image", image, "--replicas", "2", "--health-check-path", "/health"];
+/// Deploys `image` on 2 replicas.
+fn deploy(server: &Server, app: &str, image: &str, extra: &[&str]) -> crate::common::CliRun {
+    let mut args = vec!["--replicas", "2"];
     args.extend_from_slice(extra);
-    args.extend(["--output", "json"]);
-    server.cli(&args)
+    server.deploy(app, image, &args)
 }
 
 /// The newest deployment of `app`.
@@ -370,7 +367,7 @@ fn hostile_hook_components_are_contained() {
         assert_eq!(versions_served(port, 2), vec!["v1"; 2], "{hook}");
     }
     assert!(bait.accept().is_err(), "the hook reached no socket");
-    assert_eq!(common::http_get(&format!("{}/healthz", server.url)).0, 200, "the server is fine");
+    assert_eq!(crate::common::http_get(&format!("{}/healthz", server.url)).0, 200, "the server is fine");
 }
 
 #[test]

@@ -3,9 +3,7 @@
 //! with, a watched plugins directory, and components that do not fit refused, each with
 //! its own clear error, leaving the registry as it was.
 
-mod common;
-
-use common::{Load, Server, demo_command, named_swap_plugin, swap_plugin, test_plugin, versions_served};
+use crate::common::{Load, Server, demo_command, named_swap_plugin, swap_plugin, test_plugin, versions_served};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -14,13 +12,11 @@ fn sha256_of(path: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
 }
 
+/// Deploys demo `version` of app web on 2 replicas; the deployment as it ended.
 fn deploy(server: &Server, version: &str, extra: &[&str]) -> Value {
-    let image = demo_command(version, "");
-    let mut args =
-        vec!["app", "deploy", "--name", "web", "--image", &image, "--replicas", "2", "--health-check-path", "/health"];
+    let mut args = vec!["--replicas", "2"];
     args.extend_from_slice(extra);
-    args.extend(["--output", "json"]);
-    server.cli(&args).ok().json()
+    server.deploy("web", &demo_command(version, ""), &args).ok().json()
 }
 
 #[test]
@@ -235,7 +231,7 @@ impl Registry {
             .unwrap();
         let registry = Registry { child, port };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while common::http_get(&format!("http://127.0.0.1:{port}/v2/")).0 != 200 {
+        while crate::common::http_get(&format!("http://127.0.0.1:{port}/v2/")).0 != 200 {
             assert!(
                 Instant::now() < deadline,
                 "the registry did not start: {}",

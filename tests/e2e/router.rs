@@ -2,8 +2,6 @@
 //! processes (or tiny raw-socket backends where a test needs to see or hold the bytes)
 //! behind the real proxy on a real port.
 
-mod common;
-
 use hivemind::router::{BackendSpec, DrainState, Router, RouterEvent};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -22,7 +20,7 @@ struct Demo {
 impl Demo {
     fn start(text: &str) -> Demo {
         let port = free_port();
-        let child = Command::new(common::demo_binary())
+        let child = Command::new(crate::common::demo_binary())
             .arg(text)
             .env("PORT", port.to_string())
             .stdout(std::process::Stdio::null())

@@ -2,9 +2,7 @@
 //! app each fail their own step with a clear error, while the server keeps serving and a
 //! deployment running at the same time completes.
 
-mod common;
-
-use common::{Server, demo_command, test_plugin, versions_served};
+use crate::common::{Server, demo_command, test_plugin, versions_served};
 use std::time::Duration;
 
 #[test]

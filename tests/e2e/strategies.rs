@@ -1,11 +1,8 @@
 //! The built-in strategies end to end with the process runtime, under load through the
 //! router (the docker runtime runs the same scenarios in tests/docker.rs).
 
-mod common;
-mod scenarios;
-
-use common::{Load, Server, versions_served};
-use scenarios::{Images, deploy, flags};
+use crate::common::{Load, Server, versions_served};
+use crate::scenarios::{Images, deploy, flags};
 use std::time::{Duration, Instant};
 
 macro_rules! scenario_tests {
@@ -13,7 +10,7 @@ macro_rules! scenario_tests {
         $(
             #[test]
             fn $name() {
-                scenarios::$scenario(Images::Process, $strategy);
+                crate::scenarios::$scenario(Images::Process, $strategy);
             }
         )*
     };
@@ -38,7 +35,7 @@ scenario_tests! {
 #[test]
 fn invalid_strategy_parameters_are_refused_before_anything_starts() {
     let server = Server::start("process");
-    let image = common::demo_command("v1", "");
+    let image = crate::common::demo_command("v1", "");
     let cases: [(&str, &[&str], &str); 6] = [
         ("zero-downtime", &["--batch-size", "-2"], "batch-size must be at least 1 (got -2)"),
         ("zero-downtime", &["--drain-timeout", "0"], "drain-timeout must be at least 1 second (got 0)"),
@@ -65,8 +62,8 @@ fn invalid_strategy_parameters_are_refused_before_anything_starts() {
 #[test]
 fn blue_green_rolls_back_inside_the_scale_down_window_in_under_a_second() {
     let server = Server::start("process");
-    let v1 = common::demo_command("v1", "");
-    let v2 = common::demo_command("v2", "");
+    let v1 = crate::common::demo_command("v1", "");
+    let v2 = crate::common::demo_command("v2", "");
     let bg = [
         "--strategy",
         "blue-green",
@@ -121,8 +118,8 @@ fn blue_green_fails_before_touching_blue_when_two_environments_do_not_fit() {
     let data = tempfile::tempdir().unwrap();
     // A host that may run 5 replicas: blue has 3, green would need 3 more.
     let server = Server::start_with(data.path(), "process", &["--max-replicas", "5"]);
-    let v1 = common::demo_command("v1", "");
-    let v2 = common::demo_command("v2", "");
+    let v1 = crate::common::demo_command("v1", "");
+    let v2 = crate::common::demo_command("v2", "");
     for image in [&v1, &v2] {
         let run = server.cli(&[
             "app",
@@ -161,11 +158,11 @@ fn blue_green_fails_before_touching_blue_when_two_environments_do_not_fit() {
 #[test]
 fn zero_downtime_deploy_is_reachable_by_its_own_command_and_route() {
     let server = Server::start("process");
-    let v1 = common::demo_command("v1", "");
+    let v1 = crate::common::demo_command("v1", "");
     server
         .cli(&["app", "deploy", "--name", "zd", "--image", &v1, "--replicas", "2", "--health-check-path", "/health"])
         .ok();
-    let v2 = common::demo_command("v2", "");
+    let v2 = crate::common::demo_command("v2", "");
     // The product docs' command, word for word but for the image (the process runtime
     // ignores --health-check-port, and says so in the events).
     let d = server

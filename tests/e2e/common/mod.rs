@@ -317,6 +317,40 @@ impl Server {
         }
     }
 
+    /// `hivemind app deploy --name APP --image IMAGE --health-check-path /health --output
+    /// json`, with `extra` flags after them; without --detach, it returns when the
+    /// deployment ends (or awaits approval).
+    pub fn deploy(&self, app: &str, image: &str, extra: &[&str]) -> CliRun {
+        let mut args = vec![
+            "app",
+            "deploy",
+            "--name",
+            app,
+            "--image",
+            image,
+            "--health-check-path",
+            "/health",
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        self.cli(&args)
+    }
+
+    /// The versions of an app's replicas, sorted.
+    pub fn replica_versions(&self, app: &str) -> Vec<String> {
+        let app = self.api(&format!("/api/apps/{app}"));
+        let mut v: Vec<String> =
+            app["replicas"].as_array().unwrap().iter().map(|r| r["version"].as_str().unwrap().to_string()).collect();
+        v.sort();
+        v
+    }
+
+    /// A deployment's event log.
+    pub fn events(&self, id: &str) -> Vec<Value> {
+        self.api(&format!("/api/deployments/{id}/events")).as_array().unwrap().clone()
+    }
+
     /// The router port of an app.
     pub fn app_port(&self, app: &str) -> u16 {
         self.api(&format!("/api/apps/{app}"))["port"].as_u64().unwrap() as u16
@@ -376,6 +410,15 @@ pub fn remove_replicas(data_dir: &Path, runtime: &str) {
                 }
             }
         }
+    }
+}
+
+/// Waits until `check` holds, polling every 50 ms; fails the test after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -43,34 +43,12 @@ pub fn flags(strategy: &str) -> Vec<&'static str> {
     }
 }
 
+/// Deploys `image` with `strategy` (and the flags it runs with here) on 4 replicas.
 pub fn deploy(server: &Server, app: &str, image: &str, strategy: &str, extra: &[&str]) -> crate::common::CliRun {
-    let mut args = vec![
-        "app",
-        "deploy",
-        "--name",
-        app,
-        "--image",
-        image,
-        "--strategy",
-        strategy,
-        "--replicas",
-        "4",
-        "--health-check-path",
-        "/health",
-        "--output",
-        "json",
-    ];
+    let mut args = vec!["--strategy", strategy, "--replicas", "4"];
     args.extend(flags(strategy));
     args.extend_from_slice(extra);
-    server.cli(&args)
-}
-
-fn replica_versions(server: &Server, app: &str) -> Vec<String> {
-    let app = server.api(&format!("/api/apps/{app}"));
-    let mut v: Vec<String> =
-        app["replicas"].as_array().unwrap().iter().map(|r| r["version"].as_str().unwrap().to_string()).collect();
-    v.sort();
-    v
+    server.deploy(app, image, &args)
 }
 
 /// v1 then v2 under load: completes with zero failed requests; prints the figures.
@@ -88,7 +66,7 @@ pub fn good_version_completes_without_failed_requests(images: Images, strategy: 
     assert_eq!(d["status"], "completed", "{d}");
     report.assert_no_failures(strategy);
     assert_eq!(versions_served(port, 8), vec!["v2"; 8]);
-    assert_eq!(replica_versions(&server, &app), vec!["r2"; 4]);
+    assert_eq!(server.replica_versions(&app), vec!["r2"; 4]);
     eprintln!(
         "FIGURES {strategy} ({}): 4 replicas v1 -> v2 in {:.1} s, {} requests, {} failed",
         images.runtime(),
@@ -114,7 +92,7 @@ pub fn failing_version_rolls_back_without_failed_requests(images: Images, strate
     assert_eq!(d["status"], "failed", "{d}");
     assert!(d["error"].as_str().unwrap().contains("health check failed"), "{d}");
     report.assert_no_failures(strategy);
-    assert_eq!(replica_versions(&server, &app), vec!["r1"; 4]);
+    assert_eq!(server.replica_versions(&app), vec!["r1"; 4]);
     assert_eq!(versions_served(port, 8), vec!["v1"; 8]);
 }
 
@@ -134,7 +112,7 @@ pub fn manual_rollback_restores_the_previous_version(images: Images, strategy: &
     assert_eq!(back["target_version"], "r1");
     assert_eq!(server.cli_json(&["deployment", "status", "--id", id])["status"], "rolled_back");
     assert_eq!(versions_served(port, 8), vec!["v1"; 8]);
-    assert_eq!(replica_versions(&server, &app), vec!["r1"; 4]);
+    assert_eq!(server.replica_versions(&app), vec!["r1"; 4]);
     if strategy != "simple" {
         report.assert_no_failures(strategy);
     }
@@ -161,7 +139,7 @@ pub fn crash_mid_deployment_ends_cleanly(images: Images, strategy: &str) {
     );
     let served = versions_served(port, 4);
     assert!(served.iter().all(|v| v == if status == "completed" { "v2" } else { "v1" }), "{served:?}");
-    assert_eq!(replica_versions(&server, &app).len(), 4);
+    assert_eq!(server.replica_versions(&app).len(), 4);
 }
 
 // ---- canary and A/B testing ----
@@ -185,7 +163,7 @@ pub fn healthy_canary_completes(images: Images) {
         events.as_array().unwrap().iter().filter(|e| e["message"].as_str().unwrap().contains(": pass")).count();
     assert_eq!(passes, 2, "an analysis passed at 20% and at 50%: {events}");
     assert_eq!(versions_served(port, 8), vec!["v2"; 8]);
-    assert_eq!(replica_versions(&server, "cn"), vec!["r2"; 4]);
+    assert_eq!(server.replica_versions("cn"), vec!["r2"; 4]);
 }
 
 /// A canary that fails 20% of its requests is rolled back at its first analysis, and the
@@ -224,7 +202,7 @@ pub fn failing_canary_rolls_back(images: Images) {
     );
     assert!(report.ok > 0);
     assert_eq!(versions_served(port, 8), vec!["v1"; 8]);
-    assert_eq!(replica_versions(&server, "cf"), vec!["r1"; 4]);
+    assert_eq!(server.replica_versions("cf"), vec!["r1"; 4]);
 }
 
 /// A canary with too little traffic pauses as inconclusive instead of passing.
@@ -313,6 +291,6 @@ pub fn ab_test_with_manual_winner(images: Images) {
     assert_eq!(end["winner"], "green");
     let app = server.api("/api/apps/ab");
     assert_eq!(app["release"]["version"], "green");
-    assert_eq!(replica_versions(&server, "ab"), vec!["green"; 2]);
+    assert_eq!(server.replica_versions("ab"), vec!["green"; 2]);
     assert_eq!(versions_served(port, 6), vec![texts[1]; 6]);
 }
