@@ -68,6 +68,32 @@ pub struct AppView {
     #[serde(flatten)]
     pub app: App,
     pub replicas: Vec<ReplicaView>,
+    /// Replica slots of the serving release whose replicas keep dying: each is restarted
+    /// with back-off, and none serves now.
+    #[serde(default)]
+    pub crash_looping: Vec<CrashLoop>,
+}
+
+/// A replica slot in a crash loop.
+#[derive(Serialize, Deserialize, Debug, Clone, JsonSchema)]
+pub struct CrashLoop {
+    pub version: String,
+    pub slot: u32,
+    /// Deaths in a row (forgiven after 10 minutes healthy).
+    pub restarts: u32,
+    /// How the last replica ended ("exited with code 3").
+    pub last_exit: Option<String>,
+    /// The last lines it printed.
+    pub last_logs: String,
+    /// When the next replica starts.
+    pub next_restart_in_ms: u64,
+}
+
+/// `POST /api/apps/{name}/scale`.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleBody {
+    pub replicas: u32,
 }
 
 #[derive(Serialize, Deserialize, Debug, JsonSchema)]

@@ -38,6 +38,8 @@ pub struct ServeOptions {
     pub targets: std::collections::BTreeMap<String, Option<String>>,
     /// Hosts that hooks may send HTTP requests to.
     pub hook_allowed_hosts: Vec<String>,
+    /// How often replicas are probed and the healer looks at every app.
+    pub probe_interval: std::time::Duration,
 }
 
 pub async fn serve(options: ServeOptions) -> Result<()> {
@@ -94,6 +96,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         history_limit: options.history_limit,
         targets: options.targets.keys().cloned().collect(),
         hook_allowed_hosts: options.hook_allowed_hosts.clone(),
+        probe_interval: options.probe_interval,
     };
     let engine = Engine::new(store, plugins, fleet, Arc::new(router), engine_options);
     engine.watch_router(router_events);

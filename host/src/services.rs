@@ -17,8 +17,21 @@ pub struct Services {
     pub store: Store,
     /// Where hooks may send HTTP requests.
     pub hook_hosts: HookHosts,
-    /// The latest probe of each replica, for `diagnose`.
-    probes: Mutex<HashMap<String, ProbeResult>>,
+    /// What the probes said of each replica lately: for `diagnose`, and for the healer's
+    /// liveness check.
+    health: Mutex<HashMap<String, ReplicaHealth>>,
+}
+
+/// What the probes said of one replica.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaHealth {
+    pub last: Option<ProbeResult>,
+    /// Probes failed since the last that passed.
+    pub failures_in_a_row: u32,
+    /// Since when it passes its probes, if it does now (ms since the epoch).
+    pub healthy_since_ms: Option<i64>,
+    /// Whether it ever passed one: a replica that never did is still starting.
+    pub ever_healthy: bool,
 }
 
 impl Services {
@@ -29,13 +42,23 @@ impl Services {
             prober: Prober::new(),
             store,
             hook_hosts: HookHosts::new(hook_allowed_hosts),
-            probes: Default::default(),
+            health: Default::default(),
         }
     }
 
     /// The latest probe of a replica, if it was probed.
     pub fn last_probe(&self, replica: &str) -> Option<ProbeResult> {
-        self.probes.lock().unwrap().get(replica).cloned()
+        self.health.lock().unwrap().get(replica).and_then(|h| h.last.clone())
+    }
+
+    /// What the probes said of a replica lately.
+    pub fn health_of(&self, replica: &str) -> ReplicaHealth {
+        self.health.lock().unwrap().get(replica).cloned().unwrap_or_default()
+    }
+
+    /// Forgets a replica that is gone.
+    pub fn forget(&self, replica: &str) {
+        self.health.lock().unwrap().remove(replica);
     }
 
     /// Tells the router the app's current replicas.
@@ -54,12 +77,21 @@ impl Services {
     pub async fn probe(&self, replica: &ReplicaRecord, check: &HttpCheck) -> ProbeResult {
         let result = self.prober.probe(&replica.health_address, check).await;
         self.router.set_healthy(&replica.app, &replica.id, result.healthy);
-        let mut probes = self.probes.lock().unwrap();
-        // Forget replicas that are gone, so the map never outgrows the fleet for long.
-        if probes.len() > 4096 {
-            probes.clear();
+        let mut all = self.health.lock().unwrap();
+        // A safety net: replicas are forgotten as they go, but never let the map grow.
+        if all.len() > 4096 {
+            all.clear();
         }
-        probes.insert(replica.id.clone(), result.clone());
+        let health = all.entry(replica.id.clone()).or_default();
+        if result.healthy {
+            health.failures_in_a_row = 0;
+            health.healthy_since_ms.get_or_insert_with(crate::model::now_ms);
+            health.ever_healthy = true;
+        } else {
+            health.failures_in_a_row += 1;
+            health.healthy_since_ms = None;
+        }
+        health.last = Some(result.clone());
         result
     }
 }

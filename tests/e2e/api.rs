@@ -325,6 +325,9 @@ fn the_openapi_document_validates_and_every_answer_matches_its_schema() {
     call("POST", "/api/deployments/{id}/pause", &format!("/api/deployments/{pending}/pause"), None, true);
     call("GET", "/api/apps", "/api/apps", None, true);
     call("GET", "/api/apps/{name}", "/api/apps/web", None, true);
+    call("POST", "/api/apps/{name}/scale", "/api/apps/web/scale", Some(&json!({"replicas": 3})), true);
+    call("POST", "/api/apps/{name}/scale", "/api/apps/web/scale", Some(&json!({"replicas": 0})), true);
+    call("GET", "/api/apps/{name}/events", "/api/apps/web/events", None, true);
     call(
         "PUT",
         "/api/pipelines/{name}",

@@ -144,6 +144,7 @@ docker_analysis_tests! {
     docker_failing_canary_rolls_back: failing_canary_rolls_back;
     docker_quiet_canary_is_inconclusive: quiet_canary_is_inconclusive;
     docker_ab_test_with_manual_winner: ab_test_with_manual_winner;
+    docker_replicas_killed_at_random_come_back_under_load: replicas_killed_at_random_come_back_under_load;
 }
 
 /// `--cloud-provider NAME` runs the deployment on the Docker endpoint its target names in

@@ -17,6 +17,7 @@ mod docs;
 mod engine;
 mod example;
 mod hardening;
+mod heal;
 mod hooks;
 mod parsers;
 mod plugins;

@@ -6,7 +6,8 @@ pub mod openapi;
 mod stream;
 
 use crate::api_types::{
-    AppView, DeploymentView, Diagnosis, MetricsView, PipelineView, PluginDetails, PluginView, StatusView, WinnerBody,
+    AppView, DeploymentView, Diagnosis, MetricsView, PipelineView, PluginDetails, PluginView, ScaleBody, StatusView,
+    WinnerBody,
 };
 use crate::engine::Engine;
 use crate::error::UserError;
@@ -78,6 +79,8 @@ api_routes! {
     post "/api/apps/deploy" => deploy, "Create and run a deployment", body "DeploymentSpec", query "", 201 "DeploymentView";
     get "/api/apps/{name}" => get_app, "Get an app", body "", query "", 200 "AppView";
     delete "/api/apps/{name}" => remove_app, "Remove an app: drain and stop its replicas, free its port", body "", query "force:boolean", 204 "";
+    post "/api/apps/{name}/scale" => scale_app, "Change how many replicas the app's release runs, without a deployment", body "ScaleBody", query "", 200 "AppView";
+    get "/api/apps/{name}/events" => app_events, "The app's own event log: replicas replaced, crash loops, scaling", body "", query "after:integer", 200 "AppEvent[]";
     get "/api/apps/{name}/replicas/{id}/logs" => replica_logs, "The last lines a replica printed", body "", query "", 200 "text";
     get "/api/pipelines" => list_pipelines, "List deployment profiles for CI", body "", query "", 200 "PipelineView[]";
     put "/api/pipelines/{name}" => put_pipeline, "Store a deployment profile for CI", body "DeploymentSpec", query "", 200 "PipelineView";
@@ -253,6 +256,24 @@ async fn deployment_events(
 
 async fn list_apps(State(api): State<Api>) -> ApiResult<Vec<AppView>> {
     Ok(Json(api.engine.apps().await?))
+}
+
+async fn scale_app(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    body: Result<Json<ScaleBody>, JsonRejection>,
+) -> ApiResult<AppView> {
+    let Json(body) = body?;
+    Ok(Json(api.engine.scale_app(&name, body.replicas).await?))
+}
+
+async fn app_events(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> ApiResult<Vec<crate::model::AppEvent>> {
+    let Query(q) = query?;
+    Ok(Json(api.engine.app_events(&name, q.after.unwrap_or(0)).await?))
 }
 
 async fn get_app(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<AppView> {

@@ -5,9 +5,9 @@
 use super::{Api, ROUTES};
 use crate::api_types::{
     AppView, DeploymentView, Diagnosis, ErrorBody, MetricsView, PipelineView, PluginDetails, PluginView, Rotated,
-    StatusView, WinnerBody,
+    ScaleBody, StatusView, WinnerBody,
 };
-use crate::model::{DeploymentSpec, Event};
+use crate::model::{AppEvent, DeploymentSpec, Event};
 use axum::Json;
 use axum::extract::State;
 use schemars::generate::SchemaSettings;
@@ -51,6 +51,8 @@ fn schemas() -> Map<String, Value> {
         PluginView,
         PluginDetails,
         Rotated,
+        ScaleBody,
+        AppEvent,
         ErrorBody
     );
     generator.take_definitions(true)

@@ -63,6 +63,21 @@ pub enum AppCommand {
         #[arg(long)]
         name: String,
     },
+    /// Change how many replicas the app's release runs, without a deployment: new ones
+    /// start, a surplus is drained before it stops.
+    #[command(after_help = "Example:\n  hivemind app scale --name web --replicas 5")]
+    Scale {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        replicas: u32,
+    },
+    /// The app's own event log: replicas replaced, crash loops, scaling.
+    #[command(after_help = "Example:\n  hivemind app events --name web")]
+    Events {
+        #[arg(long)]
+        name: String,
+    },
     /// Remove an app: drain and stop its replicas, free its port, delete its history.
     #[command(after_help = "Example:\n  hivemind app remove --name web")]
     Remove {
@@ -98,6 +113,14 @@ pub async fn run(client: &Client, command: AppCommand, format: Format) -> Result
         }
         AppCommand::Get { name } => {
             output::app(&client.app(&name).await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        AppCommand::Scale { name, replicas } => {
+            output::app(&client.scale_app(&name, replicas).await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        AppCommand::Events { name } => {
+            output::app_events(&client.app_events(&name).await?, format);
             Ok(ExitCode::SUCCESS)
         }
         AppCommand::Remove { name, force } => {

@@ -2,9 +2,10 @@
 
 use crate::api_types::{
     AppView, DeploymentView, Diagnosis, ErrorBody, MetricsView, PipelineView, PluginDetails, PluginView, Rotated,
-    StatusView,
+    ScaleBody, StatusView,
 };
 use crate::error::UserError;
+use crate::model::AppEvent;
 use crate::model::{DeploymentSpec, Event};
 use serde::de::DeserializeOwned;
 use std::process::ExitCode;
@@ -200,6 +201,15 @@ impl Client {
 
     pub async fn apps(&self) -> Result<Vec<AppView>, CliError> {
         self.send(self.http.get(self.url("/api/apps"))).await
+    }
+
+    pub async fn scale_app(&self, name: &str, replicas: u32) -> Result<AppView, CliError> {
+        let body = ScaleBody { replicas };
+        self.send(self.http.post(self.url(&format!("/api/apps/{name}/scale"))).json(&body)).await
+    }
+
+    pub async fn app_events(&self, name: &str) -> Result<Vec<AppEvent>, CliError> {
+        self.send(self.http.get(self.url(&format!("/api/apps/{name}/events")))).await
     }
 
     pub async fn app(&self, name: &str) -> Result<AppView, CliError> {

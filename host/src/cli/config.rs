@@ -25,6 +25,7 @@ pub struct ServerFile {
     pub router_addr: Option<String>,
     pub max_replicas: Option<u32>,
     pub app_replica_quota: Option<u32>,
+    pub probe_interval: Option<f64>,
     pub history_limit: Option<u32>,
     pub plugin_timeout: Option<u64>,
     pub plugin_memory_mib: Option<usize>,

@@ -3,7 +3,7 @@
 use crate::api_types::{
     AppView, DeploymentView, Diagnosis, MetricsView, PipelineView, PluginDetails, PluginView, StatusView,
 };
-use crate::model::{Event, rfc3339};
+use crate::model::{AppEvent, Event, rfc3339};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -202,6 +202,15 @@ pub fn events(list: &[Event], format: Format) {
     }
 }
 
+pub fn app_events(list: &[AppEvent], format: Format) {
+    if format != Format::Table {
+        return json(list, format);
+    }
+    for e in list {
+        println!("{}  {:<5}  {}", rfc3339(e.at_ms), e.level, e.message);
+    }
+}
+
 pub fn apps(list: &[AppView], format: Format) {
     if format != Format::Table {
         return json(list, format);
@@ -216,7 +225,13 @@ pub fn apps(list: &[AppView], format: Format) {
                 a.app.release.as_ref().map_or("-".into(), |r| r.version.clone()),
                 a.app.release.as_ref().map_or("-".into(), |r| r.image.clone()),
                 format!("{healthy}/{}", a.replicas.len()),
-                if a.app.degraded.is_some() { "degraded".into() } else { "ok".into() },
+                if a.app.degraded.is_some() {
+                    "degraded".into()
+                } else if !a.crash_looping.is_empty() {
+                    "crash_looping".into()
+                } else {
+                    "ok".into()
+                },
             ]
         })
         .collect();
@@ -238,6 +253,18 @@ pub fn app(a: &AppView, format: Format) {
         ("split", if split.is_empty() { "-".into() } else { split.join(", ") }),
         ("replica quota", x.replica_quota.map_or("the server's share".into(), |q| q.to_string())),
     ]);
+    for c in &a.crash_looping {
+        println!(
+            "crash_looping: a replica of {} died {} times in a row ({}); next start in {:.0} s",
+            c.version,
+            c.restarts,
+            c.last_exit.as_deref().unwrap_or("how is unknown"),
+            c.next_restart_in_ms as f64 / 1000.0
+        );
+        for line in c.last_logs.lines() {
+            println!("  | {line}");
+        }
+    }
     println!();
     let rows = a
         .replicas

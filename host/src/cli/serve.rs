@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// The address the apps' routers bind to. [default: 127.0.0.1]
     #[arg(long, env = "HIVEMIND_ROUTER_ADDR")]
     router_addr: Option<IpAddr>,
+    /// Seconds between two health probes of every replica; the healer looks at every app
+    /// as often. [default: 1]
+    #[arg(long, env = "HIVEMIND_PROBE_INTERVAL")]
+    probe_interval: Option<f64>,
     /// The most replicas this host runs at once, across all apps. [default: 64]
     #[arg(long, env = "HIVEMIND_MAX_REPLICAS")]
     max_replicas: Option<u32>,
@@ -84,6 +88,13 @@ impl ServeArgs {
             max_replicas,
             app_replica_quota: self.app_replica_quota.or(file.app_replica_quota).unwrap_or(max_replicas.div_ceil(2)),
             targets: file.targets.iter().map(|(name, t)| (name.clone(), t.docker_host.clone())).collect(),
+            probe_interval: {
+                let seconds = self.probe_interval.or(file.probe_interval).unwrap_or(1.0);
+                if !(0.1..=60.0).contains(&seconds) {
+                    anyhow::bail!("--probe-interval {seconds} must be from 0.1 to 60 seconds");
+                }
+                std::time::Duration::from_secs_f64(seconds)
+            },
             hook_allowed_hosts: self
                 .hook_allowed_hosts
                 .or(file.hook_allowed_hosts)

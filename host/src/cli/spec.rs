@@ -74,6 +74,10 @@ pub struct SpecArgs {
     /// later deployments). [default: the server's --app-replica-quota]
     #[arg(long)]
     replica_quota: Option<u32>,
+    /// Failed health checks in a row (after a replica once passed) that make the healer
+    /// replace a replica of the serving release. [default: 3]
+    #[arg(long)]
+    liveness_failures: Option<u32>,
     #[command(flatten)]
     hooks: HookFlags,
 }
@@ -153,7 +157,8 @@ impl SpecArgs {
             health_check_path,
             health_check_timeout,
             auto_rollback,
-            progress_deadline
+            progress_deadline,
+            liveness_failures
         );
         spec.port = self.port.or(spec.port);
         spec.replica_quota = self.replica_quota.or(spec.replica_quota);

@@ -324,6 +324,8 @@ impl Engine {
     /// A phase is done. The deploy phase completes the deployment; a rollback phase ends
     /// it as failed, rolled back or aborted, with the previous release serving.
     async fn finish(&self, d: &Deployment) -> Result<()> {
+        // Whatever serves now, the healer starts afresh with it: old slots, old deaths go.
+        self.healer.forget(&d.app);
         match d.phase {
             Phase::Deploy if !d.spec.variants.is_empty() => {
                 // An A/B test ends with its winner serving alone: the release is what the

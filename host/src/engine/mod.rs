@@ -11,6 +11,7 @@ mod admit;
 mod control;
 mod diagnose;
 mod drive;
+mod heal;
 mod hooks;
 mod metrics;
 mod restore;
@@ -47,6 +48,8 @@ pub struct EngineOptions {
     pub targets: Vec<String>,
     /// The hosts hooks may send HTTP requests to (`--hook-allowed-hosts`).
     pub hook_allowed_hosts: Vec<String>,
+    /// How often every replica is probed, and the healer looks at every app.
+    pub probe_interval: Duration,
 }
 
 pub struct Engine {
@@ -61,6 +64,8 @@ pub struct Engine {
     driving: Mutex<HashMap<String, Arc<Notify>>>,
     /// The engine's own counts for /metrics.
     counts: Counts,
+    /// Keeps each app's release running between deployments.
+    healer: heal::Healer,
     /// Serialises decisions about deployments: admission (one active deployment per
     /// app), user controls, and applying a step's outcome, so that none of them acts on
     /// a status another has just changed.
@@ -112,6 +117,7 @@ impl Engine {
             checks: Mutex::new(HashMap::new()),
             driving: Mutex::new(HashMap::new()),
             counts: Counts::default(),
+            healer: Default::default(),
             decisions: tokio::sync::Mutex::new(()),
         })
     }
@@ -160,23 +166,27 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(engine.options.probe_interval).await;
                 engine.probe_all().await;
+                engine.heal_all().await;
             }
         });
         Ok(())
     }
 
-    /// Writes an event to a deployment (the given one, or the app's active one), or logs
-    /// it when there is none.
+    /// Writes an event to a deployment (the given one, or the app's active one), or to
+    /// the app's own log when no deployment runs.
     async fn event_for_app_or_log(&self, app: &str, deployment: Option<&str>, level: Level, message: &str) {
         let target = match deployment {
             Some(id) => Some(id.to_string()),
             None => self.active_deployment(app).await.ok().flatten().map(|d| d.id),
         };
-        match target {
-            Some(id) if self.store.event(&id, level, message).await.is_ok() => {}
-            _ => tracing::warn!(app = %app, "{message}"),
+        let written = match target {
+            Some(id) => self.store.event(&id, level, message).await,
+            None => self.store.app_event(app, level, message).await,
+        };
+        if written.is_err() {
+            tracing::warn!(app = %app, "{message}");
         }
     }
 
@@ -233,6 +243,7 @@ impl Engine {
         let _ = writeln!(out, "# HELP hivemind_plugin_load_errors_total Plugin components that failed to load.");
         let _ = writeln!(out, "# TYPE hivemind_plugin_load_errors_total counter");
         let _ = writeln!(out, "hivemind_plugin_load_errors_total {}", self.plugins.load_errors());
+        self.healer.prometheus(&mut out, |id| self.services.health_of(id).healthy_since_ms.is_some());
         out.push_str(&self.services.router.prometheus());
         out
     }
@@ -283,7 +294,54 @@ impl Engine {
             .into_iter()
             .map(|r| ReplicaView { healthy: self.services.router.is_healthy(&app.name, &r.id), record: r })
             .collect();
-        AppView { app, replicas }
+        let crash_looping = self.healer.crash_loops(&app.name, |id| self.services.router.is_healthy(&app.name, id));
+        AppView { app, replicas, crash_looping }
+    }
+
+    /// An app's own event log: what kept its release running between deployments.
+    pub async fn app_events(&self, name: &str, after: i64) -> Result<Vec<crate::model::AppEvent>, UserError> {
+        self.app(name).await?;
+        Ok(self.store.app_events(name, after).await?)
+    }
+
+    /// Changes how many replicas the app's serving release runs, without a deployment:
+    /// the healer starts the new ones, or drains the surplus before stopping it.
+    pub async fn scale_app(&self, name: &str, replicas: u32) -> Result<AppView, UserError> {
+        let _decisions = self.decisions.lock().await;
+        let app = self.store.app(name).await?.ok_or_else(|| {
+            UserError::not_found("app", format!("no app named `{name}`; `hivemind app list` shows them"))
+        })?;
+        if let Some(active) = self.active_deployment(name).await? {
+            return Err(UserError::conflict(
+                "deployment_in_progress",
+                format!(
+                    "app `{name}` has deployment {} {}, whose strategy owns the replicas until it ends; scale after it, or give the deployment --replicas",
+                    active.id,
+                    active.status.words()
+                ),
+            ));
+        }
+        let Some(mut release) = app.release.clone() else {
+            return Err(UserError::conflict(
+                "no_release",
+                format!("app `{name}` has no release that serves yet; deploy one first"),
+            ));
+        };
+        let quota = self.services.fleet.quota(name);
+        if replicas == 0 || replicas > quota {
+            return Err(UserError::invalid(
+                "replicas",
+                format!(
+                    "replicas must be from 1 to app `{name}`'s replica quota, {quota} (got {replicas}); a deployment's --replica-quota raises the quota"
+                ),
+            ));
+        }
+        let was = release.replicas;
+        release.replicas = replicas;
+        self.store.set_app_release(name, Some(&release)).await?;
+        let message = format!("scaled {} from {was} to {replicas} replicas by request", release.version);
+        self.store.app_event(name, Level::Info, &message).await?;
+        self.app(name).await
     }
 
     /// The last lines a replica of the app printed.
@@ -346,6 +404,7 @@ impl Engine {
         }
         self.services.router.remove(name);
         self.services.fleet.set_quota(name, None);
+        self.healer.forget(name);
         self.checks.lock().unwrap().remove(name);
         self.store.delete_app(name).await?;
         Ok(())

@@ -28,6 +28,7 @@ impl Engine {
         if !self.still_in_phase(d).await? {
             return Ok(());
         }
+        self.healer.forget(&d.app);
         let first = d.error.clone().map(|e| format!("{e}; ")).unwrap_or_default();
         let error = d.error.clone().unwrap_or_else(|| format!("rollback failed: {reason}"));
         match restored {

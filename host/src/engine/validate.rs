@@ -22,6 +22,12 @@ pub fn spec(s: &DeploymentSpec) -> Result<(), UserError> {
             format!("health check path `{}` must start with '/' and hold no spaces", s.health_check_path),
         ));
     }
+    if s.liveness_failures == 0 || s.liveness_failures > 100 {
+        return Err(UserError::invalid(
+            "liveness_failures",
+            format!("liveness failures must be 1 to 100 probes (got {})", s.liveness_failures),
+        ));
+    }
     if s.health_check_timeout == 0 || s.health_check_timeout > 3600 {
         return Err(UserError::invalid(
             "health_check_timeout",

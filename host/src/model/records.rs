@@ -14,6 +14,17 @@ pub struct Event {
     pub message: String,
 }
 
+/// One line of an app's own event log: what kept its release running between
+/// deployments (a replica replaced, a crash loop, a scale by request).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, sqlx::FromRow)]
+pub struct AppEvent {
+    pub id: i64,
+    pub app: String,
+    pub at_ms: i64,
+    pub level: Level,
+    pub message: String,
+}
+
 /// How much an event matters. `debug` lines (each step's outcome) show with `--verbose`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema, sqlx::Type)]
 #[serde(rename_all = "lowercase")]

@@ -65,6 +65,10 @@ pub struct DeploymentSpec {
     /// What runs before, during and after the deployment (`--pre-hook` and friends).
     #[serde(default, skip_serializing_if = "Hooks::is_empty")]
     pub hooks: Hooks,
+    /// Failed health checks in a row, after a replica once passed, that make the healer
+    /// replace it (`--liveness-failures`).
+    #[serde(default = "default_liveness_failures")]
+    pub liveness_failures: u32,
     /// The most replicas the app may run at once, all its versions together; kept for its
     /// later deployments. The server gives each app a share of its `--max-replicas`
     /// (`--app-replica-quota`) unless told otherwise.
@@ -256,9 +260,14 @@ impl DeploymentSpec {
             auto_rollback: true,
             progress_deadline: default_progress_deadline(),
             hooks: Hooks::default(),
+            liveness_failures: default_liveness_failures(),
             replica_quota: None,
         }
     }
+}
+
+fn default_liveness_failures() -> u32 {
+    3
 }
 
 fn default_replicas() -> u32 {

@@ -216,6 +216,18 @@ impl Driver for DockerDriver {
         }
     }
 
+    async fn exit_status(&self, handle: &str) -> Option<String> {
+        let state = self.docker.inspect_container(handle, None).await.ok()?.state?;
+        if state.running == Some(true) {
+            return None;
+        }
+        Some(match (state.oom_killed, state.exit_code) {
+            (Some(true), _) => "was killed for running out of memory".to_string(),
+            (_, Some(code)) => format!("exited with code {code}"),
+            _ => "ended".to_string(),
+        })
+    }
+
     async fn owned(&self, server_id: &str) -> Vec<(String, String)> {
         let filters = HashMap::from([("label".to_string(), vec![format!("hivemind.server={server_id}")])]);
         let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();

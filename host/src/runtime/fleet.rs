@@ -371,6 +371,11 @@ impl Fleet {
         Ok(())
     }
 
+    /// How a replica that no longer runs ended, when its driver knows.
+    pub async fn exit_status(&self, replica: &ReplicaRecord) -> Option<String> {
+        self.driver_of(replica)?.exit_status(&replica.handle).await
+    }
+
     pub async fn is_running(&self, replica: &ReplicaRecord) -> bool {
         match self.driver_of(replica) {
             Some(driver) => driver.is_running(&replica.handle).await,

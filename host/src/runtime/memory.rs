@@ -7,14 +7,16 @@
 //! - `crash`: starts and exits at once;
 //! - `slow-start:MS`: takes MS milliseconds to start, then answers 200.
 //!
-//! Replicas run on a runtime of the driver's own, so they outlive an engine whose runtime
-//! is dropped (a crash, in a test).
+//! A test can also break an image (its next replicas crash at start) and make a running
+//! replica answer 503. Replicas run on a runtime of the driver's own, so they outlive an
+//! engine whose runtime is dropped (a crash, in a test).
 
 use super::{Driver, JobOutcome, StartSpec, Started};
 use anyhow::{Result, bail};
 use async_trait::async_trait;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct MemoryDriver {
@@ -22,6 +24,8 @@ pub struct MemoryDriver {
     /// may not be dropped inside another's async context).
     runtime: Option<tokio::runtime::Runtime>,
     replicas: Mutex<HashMap<String, Replica>>,
+    /// Images whose replicas crash at start, for now.
+    broken: Mutex<std::collections::HashSet<String>>,
 }
 
 struct Replica {
@@ -29,6 +33,8 @@ struct Replica {
     id: String,
     server_id: String,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// What it answers now.
+    status: Arc<AtomicU16>,
 }
 
 impl Default for MemoryDriver {
@@ -38,7 +44,7 @@ impl Default for MemoryDriver {
             .enable_all()
             .build()
             .expect("building the memory driver's runtime");
-        MemoryDriver { runtime: Some(runtime), replicas: Mutex::new(HashMap::new()) }
+        MemoryDriver { runtime: Some(runtime), replicas: Mutex::new(HashMap::new()), broken: Default::default() }
     }
 }
 
@@ -71,9 +77,34 @@ impl MemoryDriver {
     /// and recording leaves.
     pub fn plant_orphan(&self, id: &str, server_id: &str) -> String {
         let handle = format!("mem-{:08x}", fastrand::u32(..));
-        let replica = Replica { id: id.to_string(), server_id: server_id.to_string(), task: None };
+        let replica =
+            Replica { id: id.to_string(), server_id: server_id.to_string(), task: None, status: Default::default() };
         self.replicas.lock().unwrap().insert(handle.clone(), replica);
         handle
+    }
+
+    /// From now on (or no longer), replicas of `image` crash as they start.
+    pub fn break_image(&self, image: &str, broken: bool) {
+        let mut set = self.broken.lock().unwrap();
+        if broken {
+            set.insert(image.to_string());
+        } else {
+            set.remove(image);
+        }
+    }
+
+    /// Makes a running replica answer `status` from now on.
+    pub fn answer_with(&self, handle: &str, status: u16) {
+        if let Some(r) = self.replicas.lock().unwrap().get(handle) {
+            r.status.store(status, Ordering::Relaxed);
+        }
+    }
+
+    /// Kills a replica behind the engine's back, as `kill -9` would.
+    pub fn kill(&self, handle: &str) {
+        if let Some(task) = self.replicas.lock().unwrap().get_mut(handle).and_then(|r| r.task.take()) {
+            task.abort();
+        }
     }
 
     /// Whether a handle is known to the driver at all (running or not).
@@ -82,11 +113,12 @@ impl MemoryDriver {
     }
 }
 
-/// Answers every request on `listener` with `status`.
-async fn answer(listener: tokio::net::TcpListener, status: u16) {
+/// Answers every request on `listener` with what `status` holds at the time.
+async fn answer(listener: tokio::net::TcpListener, status: Arc<AtomicU16>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     loop {
         let Ok((mut socket, _)) = listener.accept().await else { return };
+        let status = status.clone();
         tokio::spawn(async move {
             let mut buffer = [0u8; 4096];
             let mut seen = Vec::new();
@@ -97,6 +129,7 @@ async fn answer(listener: tokio::net::TcpListener, status: u16) {
                 }
                 while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
                     seen.drain(..end + 4);
+                    let status = status.load(Ordering::Relaxed);
                     let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 3\r\n\r\nmem");
                     if socket.write_all(reply.as_bytes()).await.is_err() {
                         return;
@@ -129,7 +162,10 @@ impl Driver for MemoryDriver {
     }
 
     async fn start(&self, spec: &StartSpec) -> Result<Started> {
-        let behaviour = behaviour(&spec.image).ok_or_else(|| anyhow::anyhow!("unknown image {}", spec.image))?;
+        let mut behaviour = behaviour(&spec.image).ok_or_else(|| anyhow::anyhow!("unknown image {}", spec.image))?;
+        if self.broken.lock().unwrap().contains(&spec.image) {
+            behaviour = Behaviour::Crash;
+        }
         let status = match behaviour {
             Behaviour::SlowStart(ms) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -142,13 +178,14 @@ impl Driver for MemoryDriver {
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?.to_string();
         let runtime = self.runtime.as_ref().expect("the driver's runtime runs until it is dropped");
+        let answers = Arc::new(AtomicU16::new(status));
         let task = (status != 0).then(|| {
             let _guard = runtime.enter();
             let listener = tokio::net::TcpListener::from_std(listener).expect("a loopback listener");
-            runtime.spawn(answer(listener, status))
+            runtime.spawn(answer(listener, answers.clone()))
         });
         let handle = format!("mem-{:08x}", fastrand::u32(..));
-        let replica = Replica { id: spec.id.clone(), server_id: spec.server_id.clone(), task };
+        let replica = Replica { id: spec.id.clone(), server_id: spec.server_id.clone(), task, status: answers };
         self.replicas.lock().unwrap().insert(handle.clone(), replica);
         Ok(Started { handle, health_address: address.clone(), address })
     }
@@ -164,6 +201,14 @@ impl Driver for MemoryDriver {
 
     async fn is_running(&self, handle: &str) -> bool {
         self.replicas.lock().unwrap().get(handle).is_some_and(|r| r.task.as_ref().is_some_and(|t| !t.is_finished()))
+    }
+
+    async fn exit_status(&self, handle: &str) -> Option<String> {
+        let replicas = self.replicas.lock().unwrap();
+        match replicas.get(handle) {
+            Some(r) if r.task.as_ref().is_none_or(|t| t.is_finished()) => Some("exited with code 1".into()),
+            _ => None,
+        }
     }
 
     async fn logs(&self, _handle: &str, _lines: usize) -> String {

@@ -87,6 +87,10 @@ pub trait Driver: Send + Sync + 'static {
     /// Whether the replica still runs.
     async fn is_running(&self, handle: &str) -> bool;
 
+    /// How a replica that no longer runs ended ("exited with code 3", "killed by signal
+    /// 9"), when the driver knows.
+    async fn exit_status(&self, handle: &str) -> Option<String>;
+
     /// The last lines a replica printed.
     async fn logs(&self, handle: &str, lines: usize) -> String;
 

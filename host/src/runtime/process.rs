@@ -18,11 +18,26 @@ pub struct ProcessDriver {
     /// a replica binds its port some time after it starts, and meanwhile no router or
     /// other replica may be handed the same one.
     ports: std::sync::Mutex<std::collections::HashMap<String, crate::ports::ReservedPort>>,
+    /// How replicas this process started ended, by handle: a task waits on each.
+    ended: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    /// The replicas this process started (the others were adopted: how they end is
+    /// not ours to see).
+    children: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl ProcessDriver {
     pub fn new(log_dir: PathBuf) -> ProcessDriver {
-        ProcessDriver { log_dir, ports: Default::default() }
+        ProcessDriver { log_dir, ports: Default::default(), ended: Default::default(), children: Default::default() }
+    }
+
+    /// Whether the replica `handle` runs.
+    fn running(&self, handle: &str) -> bool {
+        let running = handle.parse().map(alive).unwrap_or(false);
+        if !running {
+            // It exited: its port is free to hand out again.
+            self.ports.lock().unwrap().remove(handle);
+        }
+        running
     }
 
     fn log_path(&self, pid: &str) -> PathBuf {
@@ -63,14 +78,11 @@ fn signal(pid: i32, sig: i32) -> bool {
     unsafe { libc::kill(-pid, sig) == 0 || libc::kill(pid, sig) == 0 }
 }
 
+/// Whether a replica's process runs. Our own children are reaped by the task that waits
+/// on each; a replica adopted after a restart is not our child, and when it exits it stays
+/// a zombie until init reaps it: a zombie still answers kill(pid, 0), so its state in
+/// /proc is what says.
 fn alive(pid: i32) -> bool {
-    // Reap it if it is our exited child, so that it does not linger as a zombie.
-    unsafe {
-        let mut status = 0;
-        libc::waitpid(pid, &mut status, libc::WNOHANG);
-    }
-    // A replica adopted after a restart is not our child: when it exits it stays a zombie
-    // until init reaps it, and a zombie still answers kill(pid, 0). Its state says more.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
@@ -123,10 +135,21 @@ impl Driver for ProcessDriver {
         let log_file = tempfile_in(&self.log_dir, &spec.id)?;
         let mut cmd = command(&words[0], &words[1..], spec, log_file)?;
         cmd.env("PORT", port.to_string()).kill_on_drop(false);
-        let child = cmd.spawn().with_context(|| format!("starting `{}`", spec.image))?;
+        let mut child = cmd.spawn().with_context(|| format!("starting `{}`", spec.image))?;
         let pid = child.id().context("the replica exited at once")?.to_string();
-        // The child is reaped through waitpid in `alive`; dropping the handle does not kill it.
-        drop(child);
+        // A task waits on it: it reaps it, and notes how it ended for the healer.
+        self.children.lock().unwrap().insert(pid.clone());
+        let (ended, children, handle) = (self.ended.clone(), self.children.clone(), pid.clone());
+        tokio::spawn(async move {
+            let how = match child.wait().await {
+                Ok(status) => describe(status),
+                Err(e) => format!("ended, its status unknown ({e})"),
+            };
+            // Noted only if nobody stopped it on purpose.
+            if children.lock().unwrap().contains(&handle) {
+                ended.lock().unwrap().insert(handle, how);
+            }
+        });
         let _ = std::fs::rename(self.log_dir.join(format!("{}.log", spec.id)), self.log_path(&pid));
         let address = format!("127.0.0.1:{port}");
         self.ports.lock().unwrap().insert(pid.clone(), reserved);
@@ -136,20 +159,23 @@ impl Driver for ProcessDriver {
     async fn stop(&self, handle: &str, grace: Duration) -> Result<()> {
         let pid: i32 = handle.parse().with_context(|| format!("bad process handle {handle}"))?;
         let _port = self.ports.lock().unwrap().remove(handle);
-        if !alive(pid) {
+        // Stopped on purpose: how it ends is nobody's concern.
+        self.children.lock().unwrap().remove(handle);
+        self.ended.lock().unwrap().remove(handle);
+        if !self.running(handle) {
             return Ok(());
         }
         signal(pid, libc::SIGTERM);
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
-            if !alive(pid) {
+            if !self.running(handle) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         signal(pid, libc::SIGKILL);
         for _ in 0..50 {
-            if !alive(pid) {
+            if !self.running(handle) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -184,12 +210,23 @@ impl Driver for ProcessDriver {
     }
 
     async fn is_running(&self, handle: &str) -> bool {
-        let running = handle.parse().map(alive).unwrap_or(false);
-        if !running {
-            // It exited on its own: its port is free to hand out again.
-            self.ports.lock().unwrap().remove(handle);
+        self.running(handle)
+    }
+
+    async fn exit_status(&self, handle: &str) -> Option<String> {
+        if !self.children.lock().unwrap().contains(handle) {
+            return None;
         }
-        running
+        // Its waiting task notes how it ended a moment after it does.
+        for _ in 0..20 {
+            if let Some(how) = self.ended.lock().unwrap().remove(handle) {
+                self.children.lock().unwrap().remove(handle);
+                return Some(how);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.children.lock().unwrap().remove(handle);
+        None
     }
 
     async fn owned(&self, server_id: &str) -> Vec<(String, String)> {
@@ -224,6 +261,16 @@ impl Driver for ProcessDriver {
         let text = std::fs::read_to_string(self.log_path(handle)).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// How a process ended, for people: "exited with code 3", "killed by signal 9".
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => "ended".to_string(),
     }
 }
 

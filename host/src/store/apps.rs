@@ -1,7 +1,7 @@
 //! Apps: their router port, the release that serves, the split, their quota and health.
 
 use super::Store;
-use crate::model::{App, Release, now_ms};
+use crate::model::{App, AppEvent, Level, Release, now_ms};
 use anyhow::Result;
 use sqlx::types::Json;
 
@@ -129,9 +129,34 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("DELETE FROM deployments WHERE app = ?").bind(app).execute(&mut *tx).await?;
+        for table in ["deployments", "app_events"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE app = ?")).bind(app).execute(&mut *tx).await?;
+        }
         sqlx::query("DELETE FROM apps WHERE name = ?").bind(app).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Adds a line to an app's own event log.
+    pub async fn app_event(&self, app: &str, level: Level, message: &str) -> Result<()> {
+        sqlx::query("INSERT INTO app_events (app, at_ms, level, message) VALUES (?, ?, ?, ?)")
+            .bind(app)
+            .bind(now_ms())
+            .bind(level)
+            .bind(message)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// An app's own event log after event `after`, oldest first.
+    pub async fn app_events(&self, app: &str, after: i64) -> Result<Vec<AppEvent>> {
+        Ok(sqlx::query_as::<_, AppEvent>(
+            "SELECT id, app, at_ms, level, message FROM app_events WHERE app = ? AND id > ? ORDER BY id",
+        )
+        .bind(app)
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?)
     }
 }

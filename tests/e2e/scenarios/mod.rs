@@ -294,3 +294,71 @@ pub fn ab_test_with_manual_winner(images: Images) {
     assert_eq!(server.replica_versions("ab"), vec!["green"; 2]);
     assert_eq!(versions_served(port, 6), vec![texts[1]; 6]);
 }
+
+/// 20 replicas of 10 killed with SIGKILL over 60 s (a random one of the older half each
+/// time, so kills spread over the slots), under a load loop through the router: no request
+/// fails, and each time the healer has all 10 healthy again within 10 s.
+pub fn replicas_killed_at_random_come_back_under_load(images: Images) {
+    let server = Server::start(images.runtime());
+    server.deploy("kills", &images.demo("v1"), &["--replicas", "10"]).ok();
+    let load = Load::start(server.app_port("kills"), 2);
+    let started = Instant::now();
+    let mut recoveries = Vec::new();
+    for kill in 0..20u32 {
+        let app = server.api("/api/apps/kills");
+        let mut replicas: Vec<(i64, String, String)> = app["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let text = |k: &str| r[k].as_str().unwrap().to_string();
+                (r["started_at_ms"].as_i64().unwrap(), text("id"), text("handle"))
+            })
+            .collect();
+        replicas.sort();
+        let (_, victim, handle) = replicas[fastrand::usize(..replicas.len() / 2)].clone();
+        match images {
+            Images::Process => unsafe {
+                libc::kill(handle.parse().unwrap(), libc::SIGKILL);
+            },
+            Images::Docker => {
+                let killed = std::process::Command::new("docker").args(["kill", "-s", "KILL", &handle]).output();
+                assert!(killed.is_ok_and(|o| o.status.success()), "docker kill {handle}");
+            }
+        }
+        let killed_at = Instant::now();
+        loop {
+            let app = server.api("/api/apps/kills");
+            let replicas = app["replicas"].as_array().unwrap();
+            let healthy = replicas.iter().filter(|r| r["healthy"] == true && r["id"] != victim.as_str()).count();
+            if healthy == 10 && replicas.len() == 10 {
+                break;
+            }
+            assert!(killed_at.elapsed() < Duration::from_secs(20), "kill {kill}: not healed after 20 s: {app}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        recoveries.push(killed_at.elapsed());
+        let next = Duration::from_secs(3) * (kill + 1);
+        std::thread::sleep(next.saturating_sub(started.elapsed()));
+    }
+    let report = load.stop();
+    recoveries.sort();
+    eprintln!(
+        "{}: 20 kills healed in {:.1} s median, {:.1} s at most; {} requests, {} failed",
+        images.runtime(),
+        recoveries[10].as_secs_f64(),
+        recoveries[19].as_secs_f64(),
+        report.ok + report.failures.len() as u64,
+        report.failures.len()
+    );
+    report.assert_no_failures("random kills");
+    assert!(recoveries[19] < Duration::from_secs(10), "the slowest heal took {:?}", recoveries[19]);
+    let events: Vec<String> = server
+        .api("/api/apps/kills/events")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().into())
+        .collect();
+    assert!(events.iter().filter(|e| e.contains(" exited (")).count() >= 20, "{events:#?}");
+}

@@ -5,6 +5,8 @@
 //! the status and error, the events, which replicas run and where the router sends
 //! traffic.
 
+mod heal;
+
 use super::{Engine, EngineOptions};
 use crate::error::UserError;
 use crate::model::{Deployment, DeploymentSpec, Status};
@@ -28,6 +30,7 @@ struct World {
     engine: Arc<Engine>,
     store: Store,
     router: Arc<Router>,
+    driver: Arc<MemoryDriver>,
     /// Kept for the world's life: the data dir goes with it.
     _dir: tempfile::TempDir,
 }
@@ -40,8 +43,8 @@ impl World {
     async fn with(max_replicas: u32, history_limit: u32) -> World {
         let dir = tempfile::tempdir().unwrap();
         let driver = Arc::new(MemoryDriver::default());
-        let (engine, store, router) = start(dir.path(), driver, max_replicas, history_limit).await;
-        World { engine, store, router, _dir: dir }
+        let (engine, store, router) = start(dir.path(), driver.clone(), max_replicas, history_limit).await;
+        World { engine, store, router, driver, _dir: dir }
     }
 
     async fn deploy(&self, app: &str, image: &str, strategy: &str, replicas: u32) -> Result<Deployment, UserError> {
@@ -90,6 +93,30 @@ impl World {
         self.router.split(app).0
     }
 
+    /// The app's replicas of `version` that are healthy now.
+    async fn healthy(&self, app: &str, version: &str) -> usize {
+        let replicas = self.engine.services.fleet.list(app).await;
+        replicas.iter().filter(|r| r.version == version && self.router.is_healthy(app, &r.id)).count()
+    }
+
+    /// Waits until `check` holds, polling every 20 ms, for at most `timeout`.
+    async fn eventually<F: std::future::Future<Output = bool>>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn() -> F,
+    ) {
+        let deadline = Instant::now() + timeout;
+        while !check().await {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn app_events(&self, app: &str) -> Vec<(i64, String)> {
+        self.store.app_events(app, 0).await.unwrap().into_iter().map(|e| (e.at_ms, e.message)).collect()
+    }
+
     async fn release(&self, app: &str) -> Option<String> {
         self.store.app(app).await.unwrap().and_then(|a| a.release).map(|r| r.version)
     }
@@ -112,6 +139,7 @@ async fn start(
         history_limit,
         targets: Vec::new(),
         hook_allowed_hosts: Vec::new(),
+        probe_interval: Duration::from_millis(200),
     };
     let engine = Engine::new(store.clone(), plugins, Arc::new(fleet), router.clone(), options);
     engine.start().await.unwrap();
@@ -469,7 +497,6 @@ async fn pausing_and_resuming_at_once_loses_no_step() {
 fn a_crash_between_two_steps_resumes_from_the_last_persisted_step() {
     let dir = tempfile::tempdir().unwrap();
     let driver = Arc::new(MemoryDriver::default());
-    let runtime = || tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
     let first = runtime();
     let id = first.block_on(async {
@@ -501,6 +528,11 @@ fn a_crash_between_two_steps_resumes_from_the_last_persisted_step() {
     second.shutdown_background();
 }
 
+/// A runtime of a test's own, to drop as a crash would.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
 async fn wait(store: &Store, id: &str) -> Deployment {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -517,7 +549,6 @@ async fn wait(store: &Store, id: &str) -> Deployment {
 fn a_restart_forgets_replicas_that_are_gone_and_removes_orphans() {
     let dir = tempfile::tempdir().unwrap();
     let driver = Arc::new(MemoryDriver::default());
-    let runtime = || tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let first = runtime();
     let (gone, server_id) = first.block_on(async {
         let (engine, store, _) = start(dir.path(), driver.clone(), 16, 100).await;
