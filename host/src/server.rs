@@ -5,6 +5,7 @@ use crate::api::{self, Api};
 use crate::engine::{Engine, EngineOptions};
 use crate::plugins::{Limits, PluginHost};
 use crate::router::Router;
+use crate::router::link::Link;
 use crate::runtime::{self, DockerDriver, Driver, Fleet, ProcessDriver};
 use crate::store::Store;
 use anyhow::{Context, Result, bail};
@@ -20,8 +21,22 @@ pub enum RuntimeChoice {
     Process,
 }
 
+/// Where the app routers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RouterMode {
+    /// In `hivemind router`, a process of its own that outlives `serve` (started when
+    /// none runs for the data dir).
+    Process,
+    /// In `hivemind router`, run by a supervisor (the systemd unit in deploy/systemd):
+    /// `serve` connects to it and never starts one itself.
+    External,
+    /// Inside `serve`: its restarts take the routes down with it.
+    Embedded,
+}
+
 pub struct ServeOptions {
     pub data_dir: PathBuf,
+    pub router_mode: RouterMode,
     pub api_addr: SocketAddr,
     pub runtime: RuntimeChoice,
     /// The address app routers bind to.
@@ -91,6 +106,16 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         Fleet::new(driver, store.clone(), store.server_id().await?, options.max_replicas, options.app_replica_quota);
     let fleet = Arc::new(fleet.with_targets(target_drivers));
     let (router, router_events) = Router::with_events();
+    let router = Arc::new(router);
+    let link = match options.router_mode {
+        RouterMode::Embedded => None,
+        RouterMode::Process | RouterMode::External => {
+            let link = Link::connect_or_start(&data_dir, options.router_mode == RouterMode::External).await?;
+            router.mirror(link.clone());
+            link.adopt(&router).await.context("adopting the router's table")?;
+            Some(link)
+        }
+    };
     let engine_options = EngineOptions {
         router_ip: options.router_ip,
         history_limit: options.history_limit,
@@ -98,12 +123,24 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         hook_allowed_hosts: options.hook_allowed_hosts.clone(),
         probe_interval: options.probe_interval,
     };
-    let engine = Engine::new(store, plugins, fleet, Arc::new(router), engine_options);
+    let engine = Engine::new(store.clone(), plugins, fleet, router.clone(), engine_options);
     engine.watch_router(router_events);
     let plugins_dir = data_dir.join("plugins");
     engine.load_installed_plugins(&plugins_dir).await?;
     engine.watch_plugins_dir(plugins_dir.clone());
     engine.start().await?;
+    if let Some(link) = &link {
+        // Every app is restored: the router may take the control plane's table now, less
+        // the apps it still serves that this data dir no longer has.
+        let known: Vec<String> = store.apps().await?.into_iter().map(|app| app.name).collect();
+        for app in router.table().apps.into_iter().filter(|app| !known.contains(&app.name)) {
+            tracing::warn!("the router served app {}, which no longer exists: it stops", app.name);
+            router.remove(&app.name);
+        }
+        link.ready();
+        link.spawn_sync(router.clone());
+        router.flush().await;
+    }
 
     let token = Arc::new(crate::api::auth::Token::load_or_create(&data_dir)?);
     let listener = tokio::net::TcpListener::bind(options.api_addr)

@@ -61,7 +61,7 @@ impl Services {
         self.health.lock().unwrap().remove(replica);
     }
 
-    /// Tells the router the app's current replicas.
+    /// Tells the router the app's current replicas, and returns once it serves them.
     pub async fn sync_router(&self, app: &str) {
         let specs: Vec<BackendSpec> = self
             .fleet
@@ -71,6 +71,7 @@ impl Services {
             .map(|r| BackendSpec { id: r.id, version: r.version, address: r.address })
             .collect();
         self.router.set_backends(app, &specs);
+        self.router.flush().await;
     }
 
     /// Probes one replica and tells the router the verdict.

@@ -345,7 +345,7 @@ async fn replica_logs(State(api): State<Api>, Path((name, id)): Path<(String, St
 }
 
 async fn metrics(State(api): State<Api>) -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], api.engine.prometheus())
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], api.engine.prometheus().await)
 }
 
 #[derive(Deserialize)]

@@ -22,6 +22,7 @@ pub struct ServerFile {
     pub data_dir: Option<PathBuf>,
     pub api_addr: Option<String>,
     pub runtime: Option<String>,
+    pub router_mode: Option<String>,
     pub router_addr: Option<String>,
     pub max_replicas: Option<u32>,
     pub app_replica_quota: Option<u32>,

@@ -13,6 +13,7 @@ mod metrics;
 mod oci;
 mod output;
 mod plugin;
+mod router;
 mod serve;
 mod spec;
 mod token;
@@ -48,9 +49,14 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server: API, routers, engine.
+    /// Run the server: API, engine, and (unless one runs) the router process.
     #[command(after_help = "Example:\n  hivemind serve --data-dir ./data --api-addr 127.0.0.1:7070 --runtime process")]
     Serve(serve::ServeArgs),
+    /// Run a data dir's router (the data plane) as a process of its own, or upgrade it.
+    #[command(
+        after_help = "Examples:\n  hivemind router --data-dir ./data      # serve starts one for you when none runs\n  hivemind router upgrade --data-dir ./data"
+    )]
+    Router(router::RouterArgs),
     /// Deploy and inspect apps.
     #[command(subcommand)]
     App(app::AppCommand),
@@ -81,6 +87,7 @@ pub async fn run() -> ExitCode {
     let format = cli.output;
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Router(args) => router::run(args).await,
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "hivemind", &mut std::io::stdout());
@@ -94,7 +101,9 @@ pub async fn run() -> ExitCode {
                 Command::Metrics(c) => metrics::run(&client, c, format).await,
                 Command::Cicd(c) => cicd::run(&client, c, format).await,
                 Command::Token(c) => token::run(&client, c).await,
-                Command::Serve(_) | Command::Completions { .. } => unreachable!("handled above"),
+                Command::Serve(_) | Command::Router(_) | Command::Completions { .. } => {
+                    unreachable!("handled above")
+                }
             },
             Err(e) => Err(e),
         },

@@ -3,7 +3,7 @@
 
 use super::client::CliError;
 use super::config;
-use crate::server::{self, RuntimeChoice, ServeOptions};
+use crate::server::{self, RouterMode, RuntimeChoice, ServeOptions};
 use clap::Args;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -25,6 +25,11 @@ pub struct ServeArgs {
     /// Where the API listens. [default: 127.0.0.1:7070]
     #[arg(long, env = "HIVEMIND_API_ADDR")]
     api_addr: Option<SocketAddr>,
+    /// Where the app routers run: `process`, a `hivemind router` process that outlives
+    /// `serve` (started, and restarted if it dies, by `serve`); `external`, the same run by
+    /// a supervisor such as systemd; `embedded`, inside `serve`. [default: process]
+    #[arg(long, value_enum, env = "HIVEMIND_ROUTER_MODE")]
+    router_mode: Option<RouterMode>,
     /// How replicas run. [default: auto]
     #[arg(long, value_enum, env = "HIVEMIND_RUNTIME")]
     runtime: Option<RuntimeChoice>,
@@ -79,7 +84,15 @@ impl ServeArgs {
             (None, None) => RuntimeChoice::Auto,
         };
         let max_replicas = self.max_replicas.or(file.max_replicas).unwrap_or(64);
+        let router_mode = match (self.router_mode, file.router_mode) {
+            (Some(m), _) => m,
+            (None, Some(m)) => <RouterMode as clap::ValueEnum>::from_str(&m, true).map_err(|_| {
+                anyhow::anyhow!("router_mode `{m}` in the config file must be process, external or embedded")
+            })?,
+            (None, None) => RouterMode::Process,
+        };
         Ok(ServeOptions {
+            router_mode,
             data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./hivemind-data")),
             api_addr,
             runtime,

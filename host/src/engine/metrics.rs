@@ -57,6 +57,8 @@ impl Engine {
                 format!("deployment {id} has no variant `{v}`; it has {}", names.join(", ")),
             ));
         }
+        // What the router counted up to now, not as of the last pull.
+        self.services.router.refresh().await;
         let snapshots: Vec<(String, Role, StatsSnapshot)> = pairs
             .into_iter()
             .map(|(v, role)| {

@@ -203,21 +203,35 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
-                let RouterEvent::Ejected { app, replica, version } = event;
-                let message = format!(
-                    "router ejected replica {replica} ({version}) after {} failed requests in a row; it gets no traffic for {} s",
-                    crate::router::EJECT_AFTER_FAILURES,
-                    crate::router::EJECT_FOR_MS / 1000
-                );
-                engine.event_for_app_or_log(&app, None, Level::Warn, &message).await;
+                match event {
+                    RouterEvent::Ejected { app, replica, version } => {
+                        let message = format!(
+                            "router ejected replica {replica} ({version}) after {} failed requests in a row; it gets no traffic for {} s",
+                            crate::router::EJECT_AFTER_FAILURES,
+                            crate::router::EJECT_FOR_MS / 1000
+                        );
+                        engine.event_for_app_or_log(&app, None, Level::Warn, &message).await;
+                    }
+                    // Every app went through it: each one's log says so.
+                    RouterEvent::ProcessRestarted { after } => {
+                        let message = format!(
+                            "the router process stopped answering; a new one serves every app again, {} ms later",
+                            after.as_millis()
+                        );
+                        for app in engine.store.apps().await.unwrap_or_default() {
+                            let _ = engine.store.app_event(&app.name, Level::Error, &message).await;
+                        }
+                    }
+                }
             }
         });
     }
 
     /// The server's own counts in the Prometheus text format: deployments by strategy and
     /// outcome, step durations, plugin load errors, and the router's counts.
-    pub fn prometheus(&self) -> String {
+    pub async fn prometheus(&self) -> String {
         use std::fmt::Write;
+        self.services.router.refresh().await;
         let mut out = String::new();
         let _ = writeln!(out, "# HELP hivemind_deployments_total Deployments that ended, by strategy and outcome.");
         let _ = writeln!(out, "# TYPE hivemind_deployments_total counter");
@@ -403,6 +417,8 @@ impl Engine {
             self.services.fleet.stop(r, Duration::from_secs(10)).await.map_err(UserError::internal)?;
         }
         self.services.router.remove(name);
+        // The port is free once the answer says the app is gone.
+        self.services.router.flush().await;
         self.services.fleet.set_quota(name, None);
         self.healer.forget(name);
         self.checks.lock().unwrap().remove(name);

@@ -4,8 +4,12 @@
 //! the backends and their health current. Every change builds a new [`RouteTable`] and
 //! swaps it in atomically; requests in flight keep the backend they started on.
 
+pub mod control;
+pub mod link;
+pub mod process;
 mod proxy;
 pub mod stats;
+mod sync;
 mod table;
 
 pub use stats::StatsSnapshot;
@@ -17,7 +21,7 @@ use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,6 +49,8 @@ pub enum RouterEvent {
     /// A backend failed `EJECT_AFTER_FAILURES` exchanges in a row and gets no traffic for
     /// `EJECT_FOR_MS`.
     Ejected { app: String, replica: String, version: String },
+    /// The router process died, and a new one served again this long after.
+    ProcessRestarted { after: Duration },
 }
 
 /// Where the drain of a backend stands.
@@ -67,6 +73,10 @@ pub struct AppRoute {
     pub unroutable: AtomicU64,
     /// The accept loops, one per router thread, stopped when the app is removed.
     listeners: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Where it listens (in the control plane's mirror: where the router process does).
+    addr: Mutex<Option<SocketAddr>>,
+    /// A copy of each listening socket, to hand to a new router process that takes over.
+    sockets: Mutex<Vec<std::net::TcpListener>>,
     events: Option<tokio::sync::mpsc::UnboundedSender<RouterEvent>>,
 }
 
@@ -88,6 +98,8 @@ impl AppRoute {
             config: Mutex::new(RouteConfig::default()),
             unroutable: AtomicU64::new(0),
             listeners: Mutex::new(Vec::new()),
+            addr: Mutex::new(None),
+            sockets: Mutex::new(Vec::new()),
             events,
         }
     }
@@ -116,12 +128,63 @@ impl AppRoute {
     }
 }
 
+/// The router of every app. It runs the proxies itself (in `hivemind router`, or inside
+/// `serve` with `--router-mode embedded`), or, in `serve` by default, it is the control
+/// plane's mirror of the router process's: changes are made here and pushed there as
+/// whole tables (`link`), and the counts read here are pulled from there.
 #[derive(Default)]
 pub struct Router {
     apps: std::sync::RwLock<HashMap<String, Arc<AppRoute>>>,
     events: Option<tokio::sync::mpsc::UnboundedSender<RouterEvent>>,
     /// Started by the first `listen`.
     workers: std::sync::OnceLock<Workers>,
+    /// Set when this router is the mirror of a router process.
+    link: std::sync::OnceLock<Arc<link::Link>>,
+    /// Counts pulled from the router process so far (a drain is over only by a pull that
+    /// came after it).
+    pulls: AtomicU64,
+    /// The counts last pulled, and what came before the router process last restarted:
+    /// the mirror's counters never go backwards.
+    bases: Mutex<sync::Bases>,
+    /// Whether this router hands its listeners over and winds down (a router process that
+    /// a new one replaces), and the connections it still has open.
+    retirement: Arc<Retirement>,
+}
+
+/// How a router process that is replaced lets go of its clients without failing one.
+#[derive(Default)]
+pub(crate) struct Retirement {
+    now: AtomicBool,
+    signal: tokio::sync::watch::Sender<bool>,
+    open_connections: AtomicU64,
+}
+
+impl Retirement {
+    pub(crate) fn retiring(&self) -> bool {
+        self.now.load(Relaxed)
+    }
+
+    /// Resolves once the router retires (at once if it has).
+    pub(crate) fn retired(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut signal = self.signal.subscribe();
+        async move {
+            let _ = signal.wait_for(|retired| *retired).await;
+        }
+    }
+
+    /// Counts a client connection while the guard lives.
+    pub(crate) fn open(self: &Arc<Self>) -> OpenConnection {
+        self.open_connections.fetch_add(1, Relaxed);
+        OpenConnection(self.clone())
+    }
+}
+
+pub(crate) struct OpenConnection(Arc<Retirement>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Relaxed);
+    }
 }
 
 /// The threads the proxies run on, as nginx runs a worker per core: one single-threaded
@@ -165,7 +228,47 @@ impl Router {
     /// A router that reports what it notices (ejections) on a channel.
     pub fn with_events() -> (Router, tokio::sync::mpsc::UnboundedReceiver<RouterEvent>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        (Router { apps: Default::default(), events: Some(tx), workers: Default::default() }, rx)
+        (Router { events: Some(tx), ..Router::default() }, rx)
+    }
+
+    /// Makes this router the mirror of the router process at the other end of `link`.
+    pub fn mirror(&self, link: Arc<link::Link>) {
+        let _ = self.link.set(link);
+    }
+
+    /// Tells the engine that the router process died and serves again.
+    fn notify_restart(&self, after: Duration) {
+        if let Some(events) = &self.events {
+            let _ = events.send(RouterEvent::ProcessRestarted { after });
+        }
+    }
+
+    /// Tells the router process, if there is one, that the table changed.
+    fn changed(&self) {
+        if let Some(link) = self.link.get() {
+            link.changed();
+        }
+    }
+
+    /// Pulls the router process's counts now (if there is one), for a reader that wants
+    /// them as of this moment rather than of the last pull (every 100 ms).
+    pub async fn refresh(&self) {
+        if let Some(link) = self.link.get() {
+            link.pull(self).await;
+        }
+    }
+
+    /// Returns once the router process (if there is one) serves the table as it is now:
+    /// after a change a deployment relies on (a split, new backends, a drain).
+    pub async fn flush(&self) {
+        if let Some(link) = self.link.get() {
+            link.flush(self).await;
+        }
+    }
+
+    /// The app's route, if it has one.
+    fn existing(&self, app: &str) -> Option<Arc<AppRoute>> {
+        self.apps.read().unwrap().get(app).cloned()
     }
 
     fn app(&self, app: &str) -> Arc<AppRoute> {
@@ -176,24 +279,41 @@ impl Router {
         apps.entry(app.to_string()).or_insert_with(|| Arc::new(AppRoute::new(app, self.events.clone()))).clone()
     }
 
-    /// Starts serving `app` on `addr`. Returns once the port is bound.
+    /// Starts serving `app` on `addr`. Returns once the port is bound (by the router
+    /// process, for a mirror).
     pub async fn listen(&self, app: &str, addr: SocketAddr) -> Result<()> {
+        if let Some(link) = self.link.get() {
+            link.listen(app, addr).await?;
+            *self.app(app).addr.lock().unwrap() = Some(addr);
+            return Ok(());
+        }
+        if *self.app(app).addr.lock().unwrap() == Some(addr) {
+            return Ok(());
+        }
         let workers = self.workers.get_or_init(Workers::start);
         let mut sockets = Vec::new();
         for _ in &workers.handles {
             sockets
                 .push(reuseport_listener(addr).with_context(|| format!("binding the router for app {app} to {addr}"))?);
         }
+        self.serve_on(app, addr, sockets)
+    }
+
+    /// Serves `app` on sockets already listening on `addr` (bound here, or handed over by
+    /// the router process this one replaces), spread over the router threads.
+    pub fn serve_on(&self, app: &str, addr: SocketAddr, sockets: Vec<std::net::TcpListener>) -> Result<()> {
+        let workers = self.workers.get_or_init(Workers::start);
         let route = self.app(app);
-        let tasks = workers
-            .handles
-            .iter()
-            .zip(sockets)
-            .map(|(handle, socket)| {
+        let copies = sockets.iter().map(|s| s.try_clone()).collect::<std::io::Result<Vec<_>>>()?;
+        let tasks = sockets
+            .into_iter()
+            .enumerate()
+            .map(|(i, socket)| {
                 let route = route.clone();
-                handle.spawn(async move {
-                    match tokio::net::TcpListener::from_std(socket) {
-                        Ok(listener) => proxy::serve(listener, route).await,
+                let retirement = self.retirement.clone();
+                workers.handles[i % workers.handles.len()].spawn(async move {
+                    match socket.set_nonblocking(true).and_then(|()| tokio::net::TcpListener::from_std(socket)) {
+                        Ok(listener) => proxy::serve(listener, route, retirement).await,
                         Err(e) => tracing::error!(app = %route.name, "router socket: {e}"),
                     }
                 })
@@ -202,12 +322,19 @@ impl Router {
         for old in std::mem::replace(&mut *route.listeners.lock().unwrap(), tasks) {
             old.abort();
         }
+        *route.addr.lock().unwrap() = Some(addr);
+        *route.sockets.lock().unwrap() = copies;
         Ok(())
     }
 
     /// Starts serving `app` on a port of its own on `ip`, picked by the host; returns
     /// the port once it is bound.
     pub async fn listen_any(&self, app: &str, ip: std::net::IpAddr) -> Result<u16> {
+        if let Some(link) = self.link.get() {
+            let port = link.listen_any(app, ip).await?;
+            *self.app(app).addr.lock().unwrap() = Some(SocketAddr::new(ip, port));
+            return Ok(port);
+        }
         loop {
             let reserved = crate::ports::reserve(ip).with_context(|| format!("picking a port for app {app}"))?;
             match self.listen(app, SocketAddr::new(ip, reserved.port())).await {
@@ -225,7 +352,10 @@ impl Router {
             for task in route.listeners.lock().unwrap().drain(..) {
                 task.abort();
             }
+            // Open connections keep the route alive a while: the port must not wait for them.
+            route.sockets.lock().unwrap().clear();
         }
+        self.changed();
     }
 
     /// Replaces the app's split. Versions with weight 0 get no traffic unless a request
@@ -237,6 +367,8 @@ impl Router {
         config.split = split;
         config.sticky = sticky;
         route.rebuild(&mut config);
+        drop(config);
+        self.changed();
     }
 
     /// Counts responses that carry `header` as goals (conversions), per version.
@@ -247,6 +379,8 @@ impl Router {
         if config.goal_header != header {
             config.goal_header = header;
             route.rebuild(&mut config);
+            drop(config);
+            self.changed();
         }
     }
 
@@ -271,12 +405,16 @@ impl Router {
             })
             .collect();
         route.rebuild(&mut config);
+        drop(config);
+        self.changed();
     }
 
     /// Records a probe's verdict for one backend.
     pub fn set_healthy(&self, app: &str, id: &str, healthy: bool) {
-        if let Some(b) = self.app(app).backend(id) {
-            b.healthy.store(healthy, Relaxed);
+        if let Some(b) = self.app(app).backend(id)
+            && b.healthy.swap(healthy, Relaxed) != healthy
+        {
+            self.changed();
         }
     }
 
@@ -291,14 +429,22 @@ impl Router {
         let mut deadline = b.drain_deadline.lock().unwrap();
         if deadline.is_none() {
             *deadline = Some(Instant::now() + timeout);
+            // A mirror's in-flight counts are the router process's as of a pull: the
+            // drain is over only by a pull that came after the router knew of it.
+            b.drained_by_pull.store(self.pulls.load(Relaxed) + 2, Relaxed);
         }
         b.draining.store(true, Relaxed);
+        drop(deadline);
+        self.changed();
         true
     }
 
     pub fn drain_state(&self, app: &str, id: &str) -> Option<DrainState> {
         let b = self.app(app).backend(id)?;
-        let in_flight = b.in_flight.load(Relaxed);
+        let mut in_flight = b.in_flight.load(Relaxed);
+        if self.link.get().is_some() && self.pulls.load(Relaxed) < b.drained_by_pull.load(Relaxed) {
+            in_flight = in_flight.max(1);
+        }
         let deadline = *b.drain_deadline.lock().unwrap();
         Some(match deadline {
             _ if in_flight == 0 => DrainState::Drained,
@@ -382,6 +528,9 @@ impl Router {
         names.sort();
         for (app, n) in names {
             let _ = writeln!(out, "hivemind_router_unroutable_total{{app=\"{app}\"}} {n}");
+        }
+        if let Some(link) = self.link.get() {
+            link.prometheus(&mut out);
         }
         out
     }

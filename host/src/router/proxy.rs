@@ -3,7 +3,7 @@
 use super::stats::VersionStats;
 use super::table::Backend;
 use super::table::{Choice, EJECT_AFTER_FAILURES};
-use super::{AppRoute, RouterEvent};
+use super::{AppRoute, Retirement, RouterEvent};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -25,7 +25,12 @@ use tokio::net::TcpListener;
 type Body = BoxBody<Bytes, hyper::Error>;
 type HttpClient = Client<HttpConnector, Body>;
 
-pub async fn serve(listener: TcpListener, route: Arc<AppRoute>) {
+/// How long a retiring router keeps an idle keep-alive connection open: a client that
+/// keeps sending gets its next answer with `Connection: close` meanwhile, and reconnects
+/// to the router process that took over instead of racing a close.
+const RETIRE_GRACE: Duration = Duration::from_secs(1);
+
+pub async fn serve(listener: TcpListener, route: Arc<AppRoute>, retirement: Arc<Retirement>) {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(2)));
@@ -33,8 +38,15 @@ pub async fn serve(listener: TcpListener, route: Arc<AppRoute>) {
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(512)
         .build(connector);
+    let retired = retirement.retired();
+    tokio::pin!(retired);
     loop {
-        let (stream, remote) = match listener.accept().await {
+        let accepted = tokio::select! {
+            biased;
+            () = &mut retired => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, remote) = match accepted {
             Ok(conn) => conn,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -46,13 +58,41 @@ pub async fn serve(listener: TcpListener, route: Arc<AppRoute>) {
         let _ = stream.set_nodelay(true);
         let route = route.clone();
         let client = client.clone();
+        let retirement = retirement.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(route.clone(), client.clone(), remote, req));
-            let _ = hyper::server::conn::http1::Builder::new()
+            let _open = retirement.open();
+            let service = {
+                let retirement = retirement.clone();
+                service_fn(move |req| {
+                    // Read as the request comes (no shared counter touched per request): a
+                    // request that was under way at the handover closes its connection
+                    // with the next one.
+                    let close = retirement.retiring();
+                    let answer = handle(route.clone(), client.clone(), remote, req);
+                    async move {
+                        let mut response = answer.await?;
+                        if close && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                        }
+                        Ok::<_, Infallible>(response)
+                    }
+                })
+            };
+            let connection = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                () = retirement.retired() => {}
+            }
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                () = tokio::time::sleep(RETIRE_GRACE) => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
         });
     }
 }

@@ -39,7 +39,76 @@ pub struct StatsSnapshot {
     pub latency_buckets: Vec<(f64, u64)>,
 }
 
+/// A version's counters as numbers: what the router process hands the control plane, and
+/// a new router process takes over from the one it replaces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RawCounts {
+    pub requests: u64,
+    pub status_2xx: u64,
+    pub status_3xx: u64,
+    pub status_4xx: u64,
+    pub status_5xx: u64,
+    pub connection_errors: u64,
+    pub in_flight: u64,
+    pub goals: u64,
+    pub latency: [u64; BUCKETS_MS.len() + 1],
+}
+
+impl RawCounts {
+    /// These counts on top of `base` (a router process restarted since `base` was seen:
+    /// its counters began again at zero). In-flight is not a counter: it is taken as is.
+    pub fn after(&self, base: &RawCounts) -> RawCounts {
+        let mut sum = *self;
+        for (a, b) in [
+            (&mut sum.requests, base.requests),
+            (&mut sum.status_2xx, base.status_2xx),
+            (&mut sum.status_3xx, base.status_3xx),
+            (&mut sum.status_4xx, base.status_4xx),
+            (&mut sum.status_5xx, base.status_5xx),
+            (&mut sum.connection_errors, base.connection_errors),
+            (&mut sum.goals, base.goals),
+        ] {
+            *a += b;
+        }
+        for (a, b) in sum.latency.iter_mut().zip(base.latency) {
+            *a += b;
+        }
+        sum
+    }
+}
+
 impl VersionStats {
+    /// The counters as numbers.
+    pub fn raw(&self) -> RawCounts {
+        RawCounts {
+            requests: self.requests.load(Relaxed),
+            status_2xx: self.status_2xx.load(Relaxed),
+            status_3xx: self.status_3xx.load(Relaxed),
+            status_4xx: self.status_4xx.load(Relaxed),
+            status_5xx: self.status_5xx.load(Relaxed),
+            connection_errors: self.connection_errors.load(Relaxed),
+            in_flight: self.in_flight.load(Relaxed),
+            goals: self.goals.load(Relaxed),
+            latency: std::array::from_fn(|i| self.latency[i].load(Relaxed)),
+        }
+    }
+
+    /// Makes the counters `raw`: the control plane's mirror of the router process's counts,
+    /// or a new router process taking over the counts of the one it replaces.
+    pub fn set(&self, raw: &RawCounts) {
+        self.requests.store(raw.requests, Relaxed);
+        self.status_2xx.store(raw.status_2xx, Relaxed);
+        self.status_3xx.store(raw.status_3xx, Relaxed);
+        self.status_4xx.store(raw.status_4xx, Relaxed);
+        self.status_5xx.store(raw.status_5xx, Relaxed);
+        self.connection_errors.store(raw.connection_errors, Relaxed);
+        self.in_flight.store(raw.in_flight, Relaxed);
+        self.goals.store(raw.goals, Relaxed);
+        for (bucket, n) in self.latency.iter().zip(raw.latency) {
+            bucket.store(n, Relaxed);
+        }
+    }
+
     /// Counts a finished exchange with the status the client saw.
     pub fn record(&self, status: u16, latency_ms: f64) {
         let class = match status {
@@ -121,5 +190,22 @@ mod tests {
         assert!((s.p50_ms - 1.0).abs() < 1e-9, "p50 {}", s.p50_ms);
         assert!((s.p90_ms - 9.5).abs() < 1e-9, "p90 {}", s.p90_ms);
         assert_eq!(quantile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn counts_after_a_restart_add_to_what_came_before() {
+        let before = VersionStats::default();
+        for _ in 0..30 {
+            before.record(200, 2.0);
+        }
+        before.requests.store(30, Relaxed);
+        let restarted = VersionStats::default();
+        restarted.record(500, 2.0);
+        restarted.requests.store(1, Relaxed);
+        let total = restarted.raw().after(&before.raw());
+        assert_eq!((total.requests, total.status_2xx, total.status_5xx), (31, 30, 1));
+        let mirror = VersionStats::default();
+        mirror.set(&total);
+        assert_eq!(mirror.raw(), total);
     }
 }

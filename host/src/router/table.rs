@@ -22,6 +22,8 @@ pub struct Backend {
     /// Set when the backend is drained: it takes no new requests.
     pub draining: AtomicBool,
     pub drain_deadline: std::sync::Mutex<Option<Instant>>,
+    /// In a mirror: the pull from which on in-flight counts tell of the drain.
+    pub drained_by_pull: AtomicU64,
     /// Passive health: failures in a row, and until when (ms since the epoch) the
     /// backend is ejected. 0 means not ejected.
     pub consecutive_failures: AtomicU32,
@@ -38,6 +40,7 @@ impl Backend {
             in_flight: AtomicU64::new(0),
             draining: AtomicBool::new(false),
             drain_deadline: std::sync::Mutex::new(None),
+            drained_by_pull: AtomicU64::new(0),
             consecutive_failures: AtomicU32::new(0),
             ejected_until_ms: AtomicU64::new(0),
         }

@@ -29,6 +29,8 @@ impl HostState {
         // Stored first: after a restart the router comes back with this split.
         services.store.set_app_split(&caps.scope.app, &table, sticky).await?;
         services.router.set_split(&caps.scope.app, table.clone(), sticky);
+        // The step returns once the router serves the split, not just the control plane.
+        services.router.flush().await;
         caps.writes.progressed = true;
         let shown: Vec<String> = table.iter().map(|(v, w)| format!("{v}={w}")).collect();
         let kind = if sticky { "sticky traffic split" } else { "traffic split" };

@@ -1,0 +1,106 @@
+//! `hivemind router`: run the data plane of a data dir as a process of its own (`serve`
+//! starts one when none runs), or replace the running one without dropping a request.
+
+use super::client::CliError;
+use crate::router::control::{Connection, Paths, Request, Response};
+use clap::{Args, Subcommand};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RouterArgs {
+    /// The data dir whose apps it serves: its control socket and last table live there.
+    /// [default: ./hivemind-data]
+    #[arg(long, env = "HIVEMIND_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Take the listeners, table and counts over from the router that runs now (what
+    /// `router upgrade` starts).
+    #[arg(long)]
+    takeover: bool,
+    #[command(subcommand)]
+    command: Option<RouterCommand>,
+}
+
+#[derive(Subcommand)]
+pub enum RouterCommand {
+    /// Replace the running router with this binary's: the new process takes the listening
+    /// sockets over, the old one finishes its in-flight requests and exits.
+    #[command(
+        after_help = "Example, after installing a new hivemind binary:\n  hivemind router upgrade --data-dir /var/lib/hivemind"
+    )]
+    Upgrade {
+        /// [default: ./hivemind-data]
+        #[arg(long, env = "HIVEMIND_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn data_dir(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| PathBuf::from("./hivemind-data"))
+}
+
+pub async fn run(args: RouterArgs) -> Result<ExitCode, CliError> {
+    match args.command {
+        None => {
+            crate::router::process::run(&data_dir(args.data_dir), args.takeover).await.map_err(CliError::Other)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(RouterCommand::Upgrade { data_dir: dir }) => upgrade(&data_dir(dir)).await,
+    }
+}
+
+/// The pid of the router that answers at `socket`.
+async fn router_pid(socket: &Path) -> anyhow::Result<u32> {
+    match Connection::connect(socket).await?.ask(&Request::Hello).await? {
+        Response::Hello { pid, .. } => Ok(pid),
+        other => anyhow::bail!("the router answered {other:?}"),
+    }
+}
+
+async fn upgrade(data_dir: &Path) -> Result<ExitCode, CliError> {
+    let paths = Paths::of(data_dir);
+    let old = router_pid(&paths.socket).await.map_err(|e| {
+        CliError::Usage(format!(
+            "no router answers for {} ({e:#}); start one with `hivemind router`",
+            data_dir.display()
+        ))
+    })?;
+    let exe = std::env::current_exe().map_err(|e| CliError::Other(e.into()))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&paths.log)
+        .map_err(|e| CliError::Other(e.into()))?;
+    let log_err = log.try_clone().map_err(|e| CliError::Other(e.into()))?;
+    std::process::Command::new(exe)
+        .args(["router", "--takeover", "--data-dir"])
+        .arg(data_dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| CliError::Other(e.into()))?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match router_pid(&paths.socket).await {
+            Ok(new) if new != old => {
+                println!(
+                    "the router of {} is now pid {new} (was {old}); the old one finishes its in-flight requests and exits",
+                    data_dir.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ if Instant::now() > deadline => {
+                return Err(CliError::Other(anyhow::anyhow!(
+                    "the new router did not take over within 15 s; see {}",
+                    paths.log.display()
+                )));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
