@@ -22,5 +22,6 @@ mod hooks;
 mod parsers;
 mod plugins;
 mod router;
+mod router_process;
 mod sandbox;
 mod strategies;

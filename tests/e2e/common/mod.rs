@@ -377,9 +377,34 @@ impl Drop for Server {
         if !handed_over {
             remove_replicas(&self.data_dir, &self.runtime);
         }
+        // The router process outlives `serve` by design: stop it with the last server of its
+        // data dir (a data dir this server owns goes with it).
+        if !handed_over || self._temp.is_some() {
+            stop_router(&self.data_dir);
+        }
         if std::thread::panicking() {
             eprintln!("---- server log ----\n{}", self.log());
         }
+    }
+}
+
+/// The pid of the router process of a data dir, from its pid file.
+pub fn router_pid(data_dir: &Path) -> Option<i32> {
+    std::fs::read_to_string(data_dir.join("router.pid")).ok()?.trim().parse().ok()
+}
+
+/// Whether a process runs (and is not a zombie).
+pub fn process_runs(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()))
+        .is_some_and(|state| !matches!(state, 'Z' | 'X'))
+}
+
+/// Kills the router process of a data dir, if one runs.
+pub fn stop_router(data_dir: &Path) {
+    if let Some(pid) = router_pid(data_dir) {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
 
@@ -514,23 +539,77 @@ impl LoadReport {
 }
 
 impl Load {
+    /// Each request on a new connection.
     pub fn start(port: u16, threads: usize) -> Load {
+        Load::spawn(threads, move |ok, failures| {
+            let (status, body) = http_get(&format!("http://127.0.0.1:{port}/"));
+            if (200..300).contains(&status) {
+                *ok += 1;
+            } else {
+                failures.push(format!("{status} {}", body.trim()));
+                // A client that failed does not retry in a tight loop.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    }
+
+    /// Each thread on a keep-alive connection, as wrk and browsers send: a new connection
+    /// only when the router answered with `Connection: close`, or after a failure. A
+    /// connection closed before its answer came is a failed request (wrk counts it so;
+    /// nothing is retried).
+    pub fn keep_alive(port: u16, threads: usize) -> Load {
+        Load::spawn(threads, move |ok, failures| {
+            thread_local! {
+                static CONNECTION: std::cell::RefCell<Option<BufReader<TcpStream>>> = const { std::cell::RefCell::new(None) };
+            }
+            CONNECTION.with_borrow_mut(|connection| {
+                if connection.is_none() {
+                    match TcpStream::connect(("127.0.0.1", port)) {
+                        Ok(stream) => {
+                            stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                            *connection = Some(BufReader::new(stream));
+                        }
+                        Err(e) => {
+                            failures.push(format!("connect: {e}"));
+                            std::thread::sleep(Duration::from_millis(5));
+                            return;
+                        }
+                    }
+                }
+                match keep_alive_get(connection.as_mut().unwrap()) {
+                    Ok((status, close)) => {
+                        if (200..300).contains(&status) {
+                            *ok += 1;
+                        } else {
+                            failures.push(format!("{status} (keep-alive)"));
+                        }
+                        if close {
+                            *connection = None;
+                        }
+                    }
+                    Err(e) => {
+                        failures.push(format!("keep-alive connection: {e}"));
+                        *connection = None;
+                    }
+                }
+            })
+        })
+    }
+
+    /// `threads` threads that run `request` until stopped, or for two minutes at most.
+    fn spawn(threads: usize, request: impl Fn(&mut u64, &mut Vec<String>) + Send + Clone + 'static) -> Load {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let threads = (0..threads)
             .map(|_| {
                 let stop = stop.clone();
+                let request = request.clone();
                 std::thread::spawn(move || {
                     let started = Instant::now();
                     let (mut ok, mut failures) = (0u64, Vec::new());
                     while !stop.load(std::sync::atomic::Ordering::Relaxed)
                         && started.elapsed() < Duration::from_secs(120)
                     {
-                        let (status, body) = http_get(&format!("http://127.0.0.1:{port}/"));
-                        if (200..300).contains(&status) {
-                            ok += 1;
-                        } else {
-                            failures.push(format!("{status} {}", body.trim()));
-                        }
+                        request(&mut ok, &mut failures);
                     }
                     (ok, failures)
                 })
@@ -549,6 +628,53 @@ impl Load {
         }
         report
     }
+}
+
+/// One GET on a keep-alive connection: the status, and whether the server said it closes
+/// the connection after it.
+fn keep_alive_get(connection: &mut BufReader<TcpStream>) -> std::io::Result<(u16, bool)> {
+    use std::io::{Error, ErrorKind};
+    connection.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: load\r\n\r\n")?;
+    let mut line = String::new();
+    if connection.read_line(&mut line)? == 0 {
+        return Err(Error::new(ErrorKind::UnexpectedEof, "closed before the answer"));
+    }
+    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (mut length, mut chunked, mut close) = (0usize, false, false);
+    loop {
+        line.clear();
+        if connection.read_line(&mut line)? == 0 {
+            return Err(Error::new(ErrorKind::UnexpectedEof, "closed in the answer's headers"));
+        }
+        let header = line.trim_end().to_ascii_lowercase();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            match (name.trim(), value.trim()) {
+                ("content-length", n) => length = n.parse().unwrap_or(0),
+                ("transfer-encoding", v) => chunked = v.contains("chunked"),
+                ("connection", v) => close = v.contains("close"),
+                _ => {}
+            }
+        }
+    }
+    if chunked {
+        loop {
+            line.clear();
+            connection.read_line(&mut line)?;
+            let n = usize::from_str_radix(line.trim(), 16).map_err(|e| Error::new(ErrorKind::InvalidData, e))?;
+            let mut chunk = vec![0; n + 2];
+            connection.read_exact(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+        }
+    } else {
+        let mut body = vec![0; length];
+        connection.read_exact(&mut body)?;
+    }
+    Ok((status, close))
 }
 
 /// GETs `/` through a router as one sticky client: sends `cookie` if given, and returns
