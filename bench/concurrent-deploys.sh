@@ -22,6 +22,7 @@ work=$(mktemp -d)
 server=""
 cleanup() {
     [ -n "$server" ] && kill "$server" 2>/dev/null || true
+    [ -f "$work/data/router.pid" ] && kill "$(cat "$work/data/router.pid")" 2>/dev/null || true
     # Replicas outlive the server by design: stop the ones still recorded.
     pkill -f "$demo concurrent" 2>/dev/null || true
     rm -rf "$work"

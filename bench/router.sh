@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Drives one small backend four ways in one run — directly, through Hivemind's router,
-# through nginx and through HAProxy — with wrk, and prints requests per second, p50 and
-# p99 latency for each, and the ratios router/nginx and router/direct.
+# Drives one small backend five ways in one run — directly, through Hivemind's router
+# process (`hivemind router`, the default), through the router embedded in `serve`
+# (`--router-mode embedded`), through nginx and through HAProxy — with wrk, and prints
+# requests per second, p50 and p99 latency for each, and the ratios router/nginx,
+# router/haproxy and router/direct.
 #
 #   bench/router.sh [DURATION_S] [CONNECTIONS]      (defaults: 10 s, 64 connections)
 #
@@ -31,8 +33,11 @@ pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+    # The router process outlives `serve` by design: stop it too.
+    [ -f "$work/data/router.pid" ] && kill "$(cat "$work/data/router.pid")" 2>/dev/null || true
     # The backend replica outlives the server by design; stop its process group.
     [ -n "${backend_pid:-}" ] && kill -TERM "-$backend_pid" 2>/dev/null || true
+    [ -n "${embedded_backend_pid:-}" ] && kill -TERM "-$embedded_backend_pid" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -40,6 +45,8 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 api=$(free_port)
 router_port=$(free_port)
+embedded_api=$(free_port)
+embedded_port=$(free_port)
 nginx_port=$(free_port)
 haproxy_port=$(free_port)
 export HIVEMIND_URL=http://127.0.0.1:$api
@@ -52,6 +59,16 @@ export HIVEMIND_TOKEN=$(cat "$work/data/token")
 replica=$("$hivemind" app get --name bench --output json)
 backend=$(echo "$replica" | python3 -c 'import json,sys; print(json.load(sys.stdin)["replicas"][0]["address"])')
 backend_pid=$(echo "$replica" | python3 -c 'import json,sys; print(json.load(sys.stdin)["replicas"][0]["handle"])')
+
+# The router embedded in `serve` (what wave 1 shipped), on a data dir of its own: its
+# replica is a second demo process, the same binary as the first.
+"$hivemind" serve --router-mode embedded --data-dir "$work/embedded" --api-addr "127.0.0.1:$embedded_api" --runtime process >"$work/embedded.out" 2>"$work/embedded.log" &
+pids+=($!)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$embedded_api/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+HIVEMIND_URL=http://127.0.0.1:$embedded_api HIVEMIND_TOKEN=$(cat "$work/embedded/token") \
+    "$hivemind" app deploy --name bench --image "$demo bench" --replicas 1 --port "$embedded_port" --health-check-path /health >/dev/null
+embedded_backend_pid=$(HIVEMIND_URL=http://127.0.0.1:$embedded_api HIVEMIND_TOKEN=$(cat "$work/embedded/token") \
+    "$hivemind" app get --name bench --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["replicas"][0]["handle"])')
 
 cat >"$work/nginx.conf" <<NGINX
 worker_processes auto;
@@ -97,7 +114,7 @@ HAPROXY
 haproxy -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
 pids+=($!)
 
-for port in "${backend#*:}" "$router_port" "$nginx_port" "$haproxy_port"; do
+for port in "${backend#*:}" "$router_port" "$embedded_port" "$nginx_port" "$haproxy_port"; do
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
@@ -119,16 +136,18 @@ run() {
 }
 run direct "${backend#*:}"
 run hivemind "$router_port"
+run embedded "$embedded_port"
 run nginx "$nginx_port"
 run haproxy "$haproxy_port"
 
 echo
 echo "wrk -t$threads -c$connections -d${duration}s, backend: hivemind-demo on $backend ($(nproc) cores, $(uname -m))"
 printf '%-10s %12s %10s %10s\n' target req/s p50_ms p99_ms
-for name in direct hivemind nginx haproxy; do
+for name in direct hivemind embedded nginx haproxy; do
     printf '%-10s %12s %10s %10s\n' "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}"
 done
 ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
 echo
 echo "throughput  router/nginx $(ratio "${rps[hivemind]}" "${rps[nginx]}")   router/haproxy $(ratio "${rps[hivemind]}" "${rps[haproxy]}")   router/direct $(ratio "${rps[hivemind]}" "${rps[direct]}")"
 echo "p99         router/nginx $(ratio "${p99[hivemind]}" "${p99[nginx]}")   router/haproxy $(ratio "${p99[hivemind]}" "${p99[haproxy]}")   router/direct $(ratio "${p99[hivemind]}" "${p99[direct]}")"
+echo "router process/embedded: throughput $(ratio "${rps[hivemind]}" "${rps[embedded]}"), p99 $(ratio "${p99[hivemind]}" "${p99[embedded]}")"

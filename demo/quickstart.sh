@@ -30,6 +30,8 @@ cleanup() {
         kill -TERM "-$pid" 2>/dev/null || true
     done
     kill "$server" 2>/dev/null || true
+    # So does the router process (`hivemind router`), which serve started.
+    [ -f "$data/router.pid" ] && kill "$(cat "$data/router.pid")" 2>/dev/null || true
     rm -rf "$data"
 }
 trap cleanup EXIT
