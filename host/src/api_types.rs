@@ -89,6 +89,17 @@ pub struct CrashLoop {
     pub next_restart_in_ms: u64,
 }
 
+/// `POST /api/certs`: a host's certificate chain and private key, in PEM.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertBody {
+    pub host: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+pub use crate::router::tls::CertInfo;
+
 /// `POST /api/apps/{name}/scale`.
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -38,6 +38,9 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     pub router_mode: RouterMode,
     pub api_addr: SocketAddr,
+    /// The HTTP and HTTPS entrypoints, shared by every app by host name, if they are open.
+    pub http_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
     pub runtime: RuntimeChoice,
     /// The address app routers bind to.
     pub router_ip: IpAddr,
@@ -122,6 +125,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         targets: options.targets.keys().cloned().collect(),
         hook_allowed_hosts: options.hook_allowed_hosts.clone(),
         probe_interval: options.probe_interval,
+        data_dir: data_dir.clone(),
     };
     let engine = Engine::new(store.clone(), plugins, fleet, router.clone(), engine_options);
     engine.watch_router(router_events);
@@ -129,6 +133,21 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     engine.load_installed_plugins(&plugins_dir).await?;
     engine.watch_plugins_dir(plugins_dir.clone());
     engine.start().await?;
+    // Apps are restored with their host names: the entrypoint can open.
+    if link.is_none() {
+        router.use_cert_store(&data_dir);
+    }
+    for (name, addr, flag) in [
+        (crate::router::HTTP_ENTRYPOINT, options.http_addr, "--http-addr"),
+        (crate::router::HTTPS_ENTRYPOINT, options.https_addr, "--https-addr"),
+    ] {
+        match addr {
+            Some(addr) => router.listen_entrypoint(name, addr).await.with_context(|| {
+                format!("opening the entrypoint on {addr} ({flag}): is another program listening there, or is the port below 1024 without the right to bind it?")
+            })?,
+            None => router.stop_entrypoint(name),
+        }
+    }
     if let Some(link) = &link {
         // Every app is restored: the router may take the control plane's table now, less
         // the apps it still serves that this data dir no longer has.
@@ -148,6 +167,12 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         .with_context(|| format!("binding the API to {}", options.api_addr))?;
     let api_addr = listener.local_addr()?;
     println!("hivemind serving the API on http://{api_addr} (data dir {}, runtime {runtime_name})", data_dir.display());
+    if let Some(addr) = options.http_addr {
+        println!("the HTTP entrypoint serves every app by host name on http://{addr}");
+    }
+    if let Some(addr) = options.https_addr {
+        println!("the HTTPS entrypoint serves every app by host name on https://{addr} (hivemind cert add)");
+    }
     println!(
         "the API token is in {} (export HIVEMIND_TOKEN=$(cat {}))",
         token.path().display(),

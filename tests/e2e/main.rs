@@ -15,6 +15,7 @@ mod deploy;
 mod docker;
 mod docs;
 mod engine;
+mod entrypoint;
 mod example;
 mod hardening;
 mod heal;

@@ -6,8 +6,8 @@ pub mod openapi;
 mod stream;
 
 use crate::api_types::{
-    AppView, DeploymentView, Diagnosis, MetricsView, PipelineView, PluginDetails, PluginView, ScaleBody, StatusView,
-    WinnerBody,
+    AppView, CertBody, CertInfo, DeploymentView, Diagnosis, MetricsView, PipelineView, PluginDetails, PluginView,
+    ScaleBody, StatusView, WinnerBody,
 };
 use crate::engine::Engine;
 use crate::error::UserError;
@@ -82,6 +82,9 @@ api_routes! {
     post "/api/apps/{name}/scale" => scale_app, "Change how many replicas the app's release runs, without a deployment", body "ScaleBody", query "", 200 "AppView";
     get "/api/apps/{name}/events" => app_events, "The app's own event log: replicas replaced, crash loops, scaling", body "", query "after:integer", 200 "AppEvent[]";
     get "/api/apps/{name}/replicas/{id}/logs" => replica_logs, "The last lines a replica printed", body "", query "", 200 "text";
+    get "/api/certs" => list_certs, "The TLS certificates the HTTPS entrypoint serves, by host", body "", query "", 200 "CertInfo[]";
+    post "/api/certs" => add_cert, "Add (or replace) a host's certificate and key; checked, then served without a restart", body "CertBody", query "", 201 "CertInfo";
+    delete "/api/certs/{host}" => remove_cert, "Stop serving a host's certificate", body "", query "", 204 "";
     get "/api/pipelines" => list_pipelines, "List deployment profiles for CI", body "", query "", 200 "PipelineView[]";
     put "/api/pipelines/{name}" => put_pipeline, "Store a deployment profile for CI", body "DeploymentSpec", query "", 200 "PipelineView";
     get "/api/plugins" => list_plugins, "List loaded plugins", body "", query "", 200 "PluginView[]";
@@ -420,6 +423,23 @@ async fn remove_app(
 ) -> Result<StatusCode, ApiError> {
     let Query(q) = query?;
     api.engine.remove_app(&name, q.force.unwrap_or(false)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_certs(State(api): State<Api>) -> ApiResult<Vec<CertInfo>> {
+    Ok(Json(api.engine.certs()))
+}
+
+async fn add_cert(
+    State(api): State<Api>,
+    body: Result<Json<CertBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<CertInfo>), ApiError> {
+    let Json(body) = body?;
+    Ok((StatusCode::CREATED, Json(api.engine.add_cert(&body.host, &body.cert_pem, &body.key_pem).await?)))
+}
+
+async fn remove_cert(State(api): State<Api>, Path(host): Path<String>) -> Result<StatusCode, ApiError> {
+    api.engine.remove_cert(&host).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

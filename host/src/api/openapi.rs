@@ -4,8 +4,8 @@
 
 use super::{Api, ROUTES};
 use crate::api_types::{
-    AppView, DeploymentView, Diagnosis, ErrorBody, MetricsView, PipelineView, PluginDetails, PluginView, Rotated,
-    ScaleBody, StatusView, WinnerBody,
+    AppView, CertBody, CertInfo, DeploymentView, Diagnosis, ErrorBody, MetricsView, PipelineView, PluginDetails,
+    PluginView, Rotated, ScaleBody, StatusView, WinnerBody,
 };
 use crate::model::{AppEvent, DeploymentSpec, Event};
 use axum::Json;
@@ -52,6 +52,8 @@ fn schemas() -> Map<String, Value> {
         PluginDetails,
         Rotated,
         ScaleBody,
+        CertBody,
+        CertInfo,
         AppEvent,
         ErrorBody
     );

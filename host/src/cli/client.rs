@@ -1,8 +1,8 @@
 //! A small typed client of the REST API.
 
 use crate::api_types::{
-    AppView, DeploymentView, Diagnosis, ErrorBody, MetricsView, PipelineView, PluginDetails, PluginView, Rotated,
-    ScaleBody, StatusView,
+    AppView, CertBody, CertInfo, DeploymentView, Diagnosis, ErrorBody, MetricsView, PipelineView, PluginDetails,
+    PluginView, Rotated, ScaleBody, StatusView,
 };
 use crate::error::UserError;
 use crate::model::AppEvent;
@@ -197,6 +197,19 @@ impl Client {
     pub async fn rotate_token(&self) -> Result<String, CliError> {
         let rotated: Rotated = self.send(self.http.post(self.url("/api/token/rotate"))).await?;
         Ok(rotated.token)
+    }
+
+    pub async fn add_cert(&self, host: &str, cert_pem: &str, key_pem: &str) -> Result<CertInfo, CliError> {
+        let body = CertBody { host: host.to_string(), cert_pem: cert_pem.to_string(), key_pem: key_pem.to_string() };
+        self.send(self.http.post(self.url("/api/certs")).json(&body)).await
+    }
+
+    pub async fn certs(&self) -> Result<Vec<CertInfo>, CliError> {
+        self.send(self.http.get(self.url("/api/certs"))).await
+    }
+
+    pub async fn remove_cert(&self, host: &str) -> Result<(), CliError> {
+        self.send_raw(self.http.delete(self.url(&format!("/api/certs/{host}")))).await.map(|_| ())
     }
 
     pub async fn apps(&self) -> Result<Vec<AppView>, CliError> {

@@ -23,6 +23,8 @@ pub struct ServerFile {
     pub api_addr: Option<String>,
     pub runtime: Option<String>,
     pub router_mode: Option<String>,
+    pub http_addr: Option<String>,
+    pub https_addr: Option<String>,
     pub router_addr: Option<String>,
     pub max_replicas: Option<u32>,
     pub app_replica_quota: Option<u32>,

@@ -4,6 +4,7 @@
 //! group, each with its own `run`.
 
 mod app;
+mod cert;
 mod cicd;
 mod client;
 pub mod config;
@@ -75,6 +76,9 @@ enum Command {
     /// The API token.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// TLS certificates for the HTTPS entrypoint (serve --https-addr).
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
     /// Print shell completions: hivemind completions bash > /etc/bash_completion.d/hivemind
     #[command(
         after_help = "Examples:\n  hivemind completions bash > ~/.local/share/bash-completion/completions/hivemind\n  hivemind completions zsh > ~/.zfunc/_hivemind\n  hivemind completions fish > ~/.config/fish/completions/hivemind.fish"
@@ -101,6 +105,7 @@ pub async fn run() -> ExitCode {
                 Command::Metrics(c) => metrics::run(&client, c, format).await,
                 Command::Cicd(c) => cicd::run(&client, c, format).await,
                 Command::Token(c) => token::run(&client, c).await,
+                Command::Cert(c) => cert::run(&client, c, format).await,
                 Command::Serve(_) | Command::Router(_) | Command::Completions { .. } => {
                     unreachable!("handled above")
                 }

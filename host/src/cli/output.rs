@@ -248,6 +248,14 @@ pub fn app(a: &AppView, format: Format) {
         ("name", x.name.clone()),
         ("state", x.degraded.as_ref().map_or("ok".into(), |why| format!("degraded: {why}"))),
         ("port", x.port.to_string()),
+        (
+            "hosts",
+            if x.hosts.is_empty() {
+                "-".into()
+            } else {
+                format!("{} (path prefix {})", x.hosts.join(", "), x.path_prefix)
+            },
+        ),
         ("release", x.release.as_ref().map_or("-".into(), |r| r.version.clone())),
         ("image", x.release.as_ref().map_or("-".into(), |r| r.image.clone())),
         ("split", if split.is_empty() { "-".into() } else { split.join(", ") }),
@@ -293,6 +301,19 @@ pub fn pipelines(list: &[PipelineView], format: Format) {
         })
         .collect();
     table(&["PIPELINE", "STRATEGY", "REPLICAS", "FLAGS"], rows);
+}
+
+pub fn certs(list: &[crate::api_types::CertInfo], format: Format) {
+    if format != Format::Table {
+        return json(list, format);
+    }
+    let date = |s: i64| {
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64))
+            .to_string()
+    };
+    let rows =
+        list.iter().map(|c| vec![c.host.clone(), date(c.not_after_s), c.names.join(", "), c.issuer.clone()]).collect();
+    table(&["HOST", "EXPIRES", "NAMES", "ISSUER"], rows);
 }
 
 pub fn plugin(p: &PluginView, format: Format) {

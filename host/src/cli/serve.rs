@@ -30,6 +30,15 @@ pub struct ServeArgs {
     /// a supervisor such as systemd; `embedded`, inside `serve`. [default: process]
     #[arg(long, value_enum, env = "HIVEMIND_ROUTER_MODE")]
     router_mode: Option<RouterMode>,
+    /// The HTTP entrypoint: one address for every app, each found by the host names it
+    /// was deployed with (`app deploy --host`), such as 0.0.0.0:80. [default: off]
+    #[arg(long, env = "HIVEMIND_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
+    /// The HTTPS entrypoint: every app by host name as on --http-addr, over TLS with the
+    /// certificate of the host the client asks for (`hivemind cert add`), in HTTP/2 or
+    /// HTTP/1.1, such as 0.0.0.0:443. [default: off]
+    #[arg(long, env = "HIVEMIND_HTTPS_ADDR")]
+    https_addr: Option<SocketAddr>,
     /// How replicas run. [default: auto]
     #[arg(long, value_enum, env = "HIVEMIND_RUNTIME")]
     runtime: Option<RuntimeChoice>,
@@ -91,8 +100,12 @@ impl ServeArgs {
             })?,
             (None, None) => RouterMode::Process,
         };
+        let http_addr = entrypoint_addr(self.http_addr, file.http_addr, "http_addr", "0.0.0.0:80")?;
+        let https_addr = entrypoint_addr(self.https_addr, file.https_addr, "https_addr", "0.0.0.0:443")?;
         Ok(ServeOptions {
             router_mode,
+            http_addr,
+            https_addr,
             data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./hivemind-data")),
             api_addr,
             runtime,
@@ -124,5 +137,21 @@ impl ServeArgs {
                 ..Default::default()
             },
         })
+    }
+}
+
+/// An entrypoint's address: the flag's, or the config file's, or none (off).
+fn entrypoint_addr(
+    flag: Option<SocketAddr>,
+    file: Option<String>,
+    key: &str,
+    example: &str,
+) -> anyhow::Result<Option<SocketAddr>> {
+    match (flag, file.map(|a| a.trim().to_string()).filter(|a| !a.is_empty())) {
+        (Some(a), _) => Ok(Some(a)),
+        (None, Some(a)) => a.parse().map(Some).map_err(|e| {
+            anyhow::anyhow!("{key} `{a}` in the config file: {e} (an address and a port, such as {example})")
+        }),
+        (None, None) => Ok(None),
     }
 }

@@ -74,6 +74,14 @@ pub struct SpecArgs {
     /// later deployments). [default: the server's --app-replica-quota]
     #[arg(long)]
     replica_quota: Option<u32>,
+    /// A host name the app answers to on the server's HTTP entrypoint (`serve
+    /// --http-addr`); repeatable. Replaces the app's host names. [default: the app's]
+    #[arg(long = "host", value_name = "NAME")]
+    hosts: Vec<String>,
+    /// The path prefix the app is bound to under its host names, such as /api: the
+    /// longest prefix wins, and the path reaches the app whole. [default: the app's, / at first]
+    #[arg(long)]
+    path_prefix: Option<String>,
     /// Failed health checks in a row (after a replica once passed) that make the healer
     /// replace a replica of the serving release. [default: 3]
     #[arg(long)]
@@ -162,6 +170,10 @@ impl SpecArgs {
         );
         spec.port = self.port.or(spec.port);
         spec.replica_quota = self.replica_quota.or(spec.replica_quota);
+        if !self.hosts.is_empty() {
+            spec.hosts = self.hosts;
+        }
+        spec.path_prefix = self.path_prefix.or(spec.path_prefix);
         spec.health_check_port = self.health_check_port.or(spec.health_check_port);
         if self.cpu.is_some() {
             spec.resources.cpu = self.cpu;

@@ -36,6 +36,7 @@ impl Engine {
         rollback_of: Option<(&Deployment, &Release)>,
     ) -> Result<Deployment, UserError> {
         super::validate::spec(&spec)?;
+        let hosts = self.hosts_asked(&spec).await?;
         let plugin = self
             .plugins
             .usable(&spec.strategy, crate::model::Kind::Strategy)
@@ -181,6 +182,11 @@ impl Engine {
             spec.port = Some(port);
             d.spec.port = Some(port);
         }
+        if let Some((hosts, prefix)) = &hosts {
+            self.store.set_app_hosts(&spec.app, hosts, prefix).await?;
+            self.services.router.set_hosts(&spec.app, hosts, prefix);
+            self.services.router.flush().await;
+        }
         if let Some(quota) = spec.replica_quota {
             self.store.set_app_replica_quota(&spec.app, quota).await?;
             self.services.fleet.set_quota(&spec.app, Some(quota));
@@ -268,5 +274,47 @@ impl Engine {
         self.store.transition(id, to).await?;
         self.spawn_drive(id.to_string());
         self.deployment(id).await
+    }
+}
+
+impl Engine {
+    /// The host names and path prefix a deployment binds its app to, checked, or None when
+    /// it leaves them as they are. A host and prefix another app is bound to is refused.
+    async fn hosts_asked(&self, spec: &DeploymentSpec) -> Result<Option<(Vec<String>, String)>, UserError> {
+        if spec.hosts.is_empty() && spec.path_prefix.is_none() {
+            return Ok(None);
+        }
+        let current = self.store.app(&spec.app).await?;
+        let mut hosts = Vec::new();
+        for host in &spec.hosts {
+            let host = crate::router::check_host(host).map_err(|e| UserError::invalid("hosts", format!("{e:#}")))?;
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+        if hosts.is_empty() {
+            hosts = current.as_ref().map(|a| a.hosts.clone()).unwrap_or_default();
+        }
+        let prefix = match &spec.path_prefix {
+            Some(p) => {
+                crate::router::check_path_prefix(p).map_err(|e| UserError::invalid("path_prefix", format!("{e:#}")))?
+            }
+            None => current.as_ref().map_or_else(|| "/".to_string(), |a| a.path_prefix.clone()),
+        };
+        for other in self.store.apps().await? {
+            if other.name == spec.app || other.path_prefix != prefix {
+                continue;
+            }
+            if let Some(taken) = hosts.iter().find(|h| other.hosts.contains(h)) {
+                return Err(UserError::conflict(
+                    "host_taken",
+                    format!(
+                        "host {taken} (path prefix {prefix}) is already bound to app {}; bind this app under another --path-prefix, or give app {} other --host names first",
+                        other.name, other.name
+                    ),
+                ));
+            }
+        }
+        Ok(Some((hosts, prefix)))
     }
 }

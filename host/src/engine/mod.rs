@@ -8,6 +8,7 @@
 //! the replicas and resumes every active deployment with its next step.
 
 mod admit;
+mod certs;
 mod control;
 mod diagnose;
 mod drive;
@@ -50,6 +51,8 @@ pub struct EngineOptions {
     pub hook_allowed_hosts: Vec<String>,
     /// How often every replica is probed, and the healer looks at every app.
     pub probe_interval: Duration,
+    /// The server's data dir: the TLS certificates live in its `certs/`.
+    pub data_dir: std::path::PathBuf,
 }
 
 pub struct Engine {
@@ -149,6 +152,7 @@ impl Engine {
             self.services.fleet.set_quota(&app.name, app.replica_quota);
             self.services.router.listen(&app.name, SocketAddr::new(self.options.router_ip, app.port)).await?;
             self.services.router.set_split(&app.name, app.split.clone(), app.sticky);
+            self.services.router.set_hosts(&app.name, &app.hosts, &app.path_prefix);
             self.services.sync_router(&app.name).await;
             if let Some(latest) = self.store.deployments(Some(&app.name), 1).await?.first() {
                 self.checks.lock().unwrap().insert(app.name.clone(), drive::check_of(&latest.spec));

@@ -95,6 +95,12 @@ pub struct App {
     /// The app's own replica quota (`--replica-quota`), if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica_quota: Option<u32>,
+    /// Host names the app answers to on the server's entrypoints (`--host`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// The path prefix it is bound to under them (`--path-prefix`).
+    #[serde(default = "root_path")]
+    pub path_prefix: String,
     pub release_counter: i64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -113,4 +119,8 @@ pub struct ReplicaRecord {
     pub address: String,
     pub health_address: String,
     pub started_at_ms: i64,
+}
+
+fn root_path() -> String {
+    "/".to_string()
 }

@@ -74,6 +74,15 @@ pub struct DeploymentSpec {
     /// (`--app-replica-quota`) unless told otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica_quota: Option<u32>,
+    /// Host names the app answers to on the server's entrypoints (`--host`, repeatable):
+    /// they replace the app's. None: the app keeps the ones it has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// The path prefix the app is bound to under its host names (`--path-prefix`), such
+    /// as `/api`; the longest prefix wins. The app keeps the one it has when absent (`/`
+    /// at first). The path reaches the app whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
 }
 
 /// A deployment's hooks. Each entry is `COMMAND` (the built-in `command` hook),
@@ -262,6 +271,8 @@ impl DeploymentSpec {
             hooks: Hooks::default(),
             liveness_failures: default_liveness_failures(),
             replica_quota: None,
+            hosts: Vec::new(),
+            path_prefix: None,
         }
     }
 }

@@ -36,6 +36,9 @@ impl Paths {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Table {
     pub apps: Vec<AppTable>,
+    /// The shared listeners (`@http`) and where they listen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entrypoints: Vec<(String, SocketAddr)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +49,15 @@ pub struct AppTable {
     pub sticky: bool,
     pub goal_header: Option<String>,
     pub backends: Vec<BackendState>,
+    /// Host names the app answers to on the entrypoints, under `path_prefix`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    #[serde(default = "root_prefix")]
+    pub path_prefix: String,
+}
+
+fn root_prefix() -> String {
+    "/".to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +98,10 @@ pub enum Request {
     Listen { app: String, addr: SocketAddr },
     /// Serve `app` on a port the router picks on `ip`.
     ListenAny { app: String, ip: IpAddr },
+    /// Serve every app by host on `addr` (the entrypoint `name`); answered once bound.
+    ListenEntrypoint { name: String, addr: SocketAddr },
+    /// Load the data dir's certificates again (one was added, renewed or removed).
+    ReloadCerts,
     /// The whole table: apps missing from it stop being served.
     Apply { table: Table },
     /// The table in force, for a control plane that adopts a running router.

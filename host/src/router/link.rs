@@ -150,6 +150,16 @@ impl Link {
         Ok(())
     }
 
+    pub async fn listen_entrypoint(&self, name: &str, addr: SocketAddr) -> Result<()> {
+        self.ask(&Request::ListenEntrypoint { name: name.to_string(), addr }).await?;
+        Ok(())
+    }
+
+    pub async fn reload_certs(&self) -> Result<()> {
+        self.ask(&Request::ReloadCerts).await?;
+        Ok(())
+    }
+
     pub async fn listen_any(&self, app: &str, ip: IpAddr) -> Result<u16> {
         match self.ask(&Request::ListenAny { app: app.to_string(), ip }).await? {
             Response::Listening { port } => Ok(port),

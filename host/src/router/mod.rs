@@ -5,13 +5,16 @@
 //! swaps it in atomically; requests in flight keep the backend they started on.
 
 pub mod control;
+mod entrypoint;
 pub mod link;
 pub mod process;
 mod proxy;
 pub mod stats;
 mod sync;
 mod table;
+pub mod tls;
 
+pub use entrypoint::{HTTP as HTTP_ENTRYPOINT, HTTPS as HTTPS_ENTRYPOINT, check_host, check_path_prefix};
 pub use stats::StatsSnapshot;
 use stats::VersionStats;
 use table::{Backend, Pool, RouteTable};
@@ -87,6 +90,9 @@ struct RouteConfig {
     goal_header: Option<http::HeaderName>,
     backends: Vec<Arc<Backend>>,
     stats: HashMap<String, Arc<VersionStats>>,
+    /// The host names the app answers to on the entrypoints, and under which path prefix.
+    hosts: Vec<String>,
+    path_prefix: String,
 }
 
 impl AppRoute {
@@ -149,6 +155,29 @@ pub struct Router {
     /// Whether this router hands its listeners over and winds down (a router process that
     /// a new one replaces), and the connections it still has open.
     retirement: Arc<Retirement>,
+    /// Which app serves which host on the entrypoints.
+    hosts: Arc<ArcSwap<entrypoint::HostRoutes>>,
+    /// The shared listeners (`--http-addr`, `--https-addr`), by name.
+    entrypoints: Mutex<HashMap<String, Listeners>>,
+    /// The certificates the HTTPS entrypoint serves, and the data dir's store of them.
+    certs: Arc<tls::Certs>,
+    cert_store: std::sync::OnceLock<tls::CertStore>,
+}
+
+/// The sockets of one listening address, and the accept loops that serve them.
+struct Listeners {
+    addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// A copy of each socket, to hand to a new router process that takes over.
+    sockets: Vec<std::net::TcpListener>,
+}
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 /// How a router process that is replaced lets go of its clients without failing one.
@@ -313,7 +342,7 @@ impl Router {
                 let retirement = self.retirement.clone();
                 workers.handles[i % workers.handles.len()].spawn(async move {
                     match socket.set_nonblocking(true).and_then(|()| tokio::net::TcpListener::from_std(socket)) {
-                        Ok(listener) => proxy::serve(listener, route, retirement).await,
+                        Ok(listener) => proxy::serve(listener, proxy::Target::App(route), retirement, None).await,
                         Err(e) => tracing::error!(app = %route.name, "router socket: {e}"),
                     }
                 })
@@ -346,7 +375,7 @@ impl Router {
         }
     }
 
-    /// Stops serving an app and forgets it: its port is free again.
+    /// Stops serving an app and forgets it: its port is free again, and its hosts too.
     pub fn remove(&self, app: &str) {
         if let Some(route) = self.apps.write().unwrap().remove(app) {
             for task in route.listeners.lock().unwrap().drain(..) {
@@ -355,7 +384,129 @@ impl Router {
             // Open connections keep the route alive a while: the port must not wait for them.
             route.sockets.lock().unwrap().clear();
         }
+        self.rebuild_hosts();
         self.changed();
+    }
+
+    /// Binds the app to host names on the entrypoints, under a path prefix (`/` for all).
+    /// Names are expected checked (`check_host`, `check_path_prefix`).
+    pub fn set_hosts(&self, app: &str, hosts: &[String], path_prefix: &str) {
+        let route = self.app(app);
+        let mut config = route.config.lock().unwrap();
+        if config.hosts == hosts && config.path_prefix == path_prefix {
+            return;
+        }
+        config.hosts = hosts.to_vec();
+        config.path_prefix = path_prefix.to_string();
+        drop(config);
+        self.rebuild_hosts();
+        self.changed();
+    }
+
+    /// The app's host names and path prefix.
+    pub fn hosts(&self, app: &str) -> (Vec<String>, String) {
+        match self.existing(app) {
+            Some(route) => {
+                let config = route.config.lock().unwrap();
+                (config.hosts.clone(), config.path_prefix.clone())
+            }
+            None => (Vec::new(), "/".to_string()),
+        }
+    }
+
+    fn rebuild_hosts(&self) {
+        let routes: Vec<Arc<AppRoute>> = self.apps.read().unwrap().values().cloned().collect();
+        let configs: Vec<(Vec<String>, String)> = routes
+            .iter()
+            .map(|r| {
+                let c = r.config.lock().unwrap();
+                (c.hosts.clone(), c.path_prefix.clone())
+            })
+            .collect();
+        let map = entrypoint::HostRoutes::new(
+            routes.iter().zip(&configs).map(|(route, (hosts, prefix))| (route, hosts.as_slice(), prefix.as_str())),
+        );
+        self.hosts.store(Arc::new(map));
+    }
+
+    /// Serves the entrypoint `name` (`entrypoint::HTTP`) on `addr`: every app by host.
+    /// Returns once the address is bound (by the router process, for a mirror).
+    pub async fn listen_entrypoint(&self, name: &str, addr: SocketAddr) -> Result<()> {
+        if let Some(link) = self.link.get() {
+            link.listen_entrypoint(name, addr).await?;
+        } else if self.entrypoints.lock().unwrap().get(name).map(|l| l.addr) != Some(addr) {
+            let workers = self.workers.get_or_init(Workers::start);
+            let mut sockets = Vec::new();
+            for _ in &workers.handles {
+                sockets.push(reuseport_listener(addr).with_context(|| format!("binding the entrypoint to {addr}"))?);
+            }
+            self.serve_entrypoint_on(name, addr, sockets)?;
+            return Ok(());
+        }
+        // The mirror records where the router process listens, for the table it pushes.
+        let mut entrypoints = self.entrypoints.lock().unwrap();
+        entrypoints
+            .entry(name.to_string())
+            .or_insert(Listeners { addr, tasks: Vec::new(), sockets: Vec::new() })
+            .addr = addr;
+        Ok(())
+    }
+
+    /// Where this router finds its certificates (the data dir's `certs/`), loaded at once.
+    pub fn use_cert_store(&self, data_dir: &std::path::Path) {
+        let _ = self.cert_store.set(tls::CertStore::of(data_dir));
+        self.load_certs();
+    }
+
+    fn load_certs(&self) {
+        if let Some(store) = self.cert_store.get() {
+            let (keys, infos) = store.load();
+            tracing::info!("serving certificates for {} hosts", infos.len());
+            self.certs.replace(keys);
+        }
+    }
+
+    /// Serves the certificates the store holds now (in the router process, for a mirror).
+    pub async fn reload_certs(&self) -> Result<()> {
+        match self.link.get() {
+            Some(link) => link.reload_certs().await,
+            None => {
+                self.load_certs();
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops serving the entrypoint `name`, if it was.
+    pub fn stop_entrypoint(&self, name: &str) {
+        if self.entrypoints.lock().unwrap().remove(name).is_some() {
+            self.changed();
+        }
+    }
+
+    /// Serves the entrypoint `name` on sockets already listening on `addr`.
+    pub fn serve_entrypoint_on(&self, name: &str, addr: SocketAddr, sockets: Vec<std::net::TcpListener>) -> Result<()> {
+        let workers = self.workers.get_or_init(Workers::start);
+        let copies = sockets.iter().map(|s| s.try_clone()).collect::<std::io::Result<Vec<_>>>()?;
+        let tls = (name == HTTPS_ENTRYPOINT).then(|| self.certs.acceptor());
+        let tasks = sockets
+            .into_iter()
+            .enumerate()
+            .map(|(i, socket)| {
+                let hosts = self.hosts.clone();
+                let retirement = self.retirement.clone();
+                let tls = tls.clone();
+                workers.handles[i % workers.handles.len()].spawn(async move {
+                    match socket.set_nonblocking(true).and_then(|()| tokio::net::TcpListener::from_std(socket)) {
+                        Ok(listener) => proxy::serve(listener, proxy::Target::Hosts(hosts), retirement, tls).await,
+                        Err(e) => tracing::error!("entrypoint socket: {e}"),
+                    }
+                })
+            })
+            .collect();
+        // Dropping the old listeners stops their accept loops.
+        self.entrypoints.lock().unwrap().insert(name.to_string(), Listeners { addr, tasks, sockets: copies });
+        Ok(())
     }
 
     /// Replaces the app's split. Versions with weight 0 get no traffic unless a request

@@ -41,9 +41,11 @@ struct State {
 /// that runs now, instead of binding.
 pub async fn run(data_dir: &Path, takeover: bool) -> Result<()> {
     std::fs::create_dir_all(data_dir)?;
-    let paths = Paths::of(&data_dir.canonicalize()?);
+    let data_dir = data_dir.canonicalize()?;
+    let paths = Paths::of(&data_dir);
     check_socket_path(&paths.socket)?;
     let (router, mut events) = Router::with_events();
+    router.use_cert_store(&data_dir);
     let state = Arc::new(State {
         router: Arc::new(router),
         paths,
@@ -151,7 +153,10 @@ async fn answer(state: &State, stream: tokio::net::UnixStream) -> Result<()> {
 async fn handle(state: &State, request: Request) -> Result<Response> {
     let router = &state.router;
     let _changing = match request {
-        Request::Listen { .. } | Request::ListenAny { .. } | Request::Apply { .. } => {
+        Request::Listen { .. }
+        | Request::ListenAny { .. }
+        | Request::ListenEntrypoint { .. }
+        | Request::Apply { .. } => {
             let guard = state.changing.lock().await;
             if router.retiring() {
                 bail!("this router process was handed over; ask the new one");
@@ -176,12 +181,21 @@ async fn handle(state: &State, request: Request) -> Result<Response> {
             save_table(&state.paths.table, &router.table())?;
             Response::Listening { port }
         }
+        Request::ListenEntrypoint { name, addr } => {
+            router.listen_entrypoint(&name, addr).await?;
+            save_table(&state.paths.table, &router.table())?;
+            Response::Listening { port: addr.port() }
+        }
         Request::Apply { table } => {
             router.apply(&table).await?;
             save_table(&state.paths.table, &router.table())?;
             Response::Applied
         }
         Request::GetTable => Response::Table { table: router.table() },
+        Request::ReloadCerts => {
+            router.reload_certs().await?;
+            Response::Applied
+        }
         Request::Counts => {
             let ejected = std::mem::take(&mut *state.ejected.lock().unwrap());
             let mut counts = router.counts(ejected);
@@ -239,8 +253,10 @@ async fn take_over(state: &State) -> Result<()> {
     for (app, count) in &listeners {
         let sockets: Vec<std::net::TcpListener> = fds.by_ref().take(*count).map(std::net::TcpListener::from).collect();
         let addr = sockets.first().map(|s| s.local_addr()).transpose()?;
-        if let Some(addr) = addr {
-            state.router.serve_on(app, addr, sockets)?;
+        match addr {
+            Some(addr) if app.starts_with('@') => state.router.serve_entrypoint_on(app, addr, sockets)?,
+            Some(addr) => state.router.serve_on(app, addr, sockets)?,
+            None => {}
         }
     }
     state.router.apply(&table).await?;

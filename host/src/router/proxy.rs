@@ -1,9 +1,11 @@
 //! The proxy's request path: pick a backend, forward, stream the answer back, count.
 
+use super::entrypoint::HostRoutes;
 use super::stats::VersionStats;
 use super::table::Backend;
 use super::table::{Choice, EJECT_AFTER_FAILURES};
 use super::{AppRoute, Retirement, RouterEvent};
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -21,6 +23,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 type Body = BoxBody<Bytes, hyper::Error>;
 type HttpClient = Client<HttpConnector, Body>;
@@ -30,7 +33,53 @@ type HttpClient = Client<HttpConnector, Body>;
 /// to the router process that took over instead of racing a close.
 const RETIRE_GRACE: Duration = Duration::from_secs(1);
 
-pub async fn serve(listener: TcpListener, route: Arc<AppRoute>, retirement: Arc<Retirement>) {
+/// What a listener serves: one app (its own port), or every app by host (an entrypoint).
+#[derive(Clone)]
+pub enum Target {
+    App(Arc<AppRoute>),
+    Hosts(Arc<ArcSwap<HostRoutes>>),
+}
+
+impl Target {
+    /// The app that answers `req`, or the answer for a request no app takes.
+    fn route(&self, req: &Request<Incoming>) -> Result<Arc<AppRoute>, Response<Body>> {
+        match self {
+            Target::App(route) => Ok(route.clone()),
+            Target::Hosts(hosts) => {
+                let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host());
+                let Some(host) = host else {
+                    return Err(plain(StatusCode::BAD_REQUEST, "400 the request names no host\n".to_string()));
+                };
+                hosts.load().find(host, req.uri().path()).cloned().ok_or_else(|| {
+                    let host = super::entrypoint::normalize_host(host);
+                    plain(StatusCode::NOT_FOUND, format!("404 no app is bound to host {host} on this address\n"))
+                })
+            }
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Target::App(route) => &route.name,
+            Target::Hosts(_) => "the entrypoint",
+        }
+    }
+}
+
+/// How a client is connected: from where, over TLS or not, in HTTP/2 or not.
+#[derive(Clone, Copy)]
+struct ClientConn {
+    remote: SocketAddr,
+    https: bool,
+    h2: bool,
+}
+
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections on `listener` until the router retires, and serves each: plain
+/// HTTP/1.1, or, with `tls`, HTTPS in HTTP/2 or HTTP/1.1 as the client's ALPN chose.
+pub async fn serve(listener: TcpListener, target: Target, retirement: Arc<Retirement>, tls: Option<TlsAcceptor>) {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(2)));
@@ -50,50 +99,83 @@ pub async fn serve(listener: TcpListener, route: Arc<AppRoute>, retirement: Arc<
             Ok(conn) => conn,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(app = %route.name, "accept failed: {e}");
+                tracing::warn!("accept failed on {}: {e}", target.name());
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
-        let route = route.clone();
+        let target = target.clone();
         let client = client.clone();
         let retirement = retirement.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _open = retirement.open();
-            let service = {
-                let retirement = retirement.clone();
-                service_fn(move |req| {
-                    // Read as the request comes (no shared counter touched per request): a
-                    // request that was under way at the handover closes its connection
-                    // with the next one.
-                    let close = retirement.retiring();
-                    let answer = handle(route.clone(), client.clone(), remote, req);
-                    async move {
-                        let mut response = answer.await?;
-                        if close && response.status() != StatusCode::SWITCHING_PROTOCOLS {
-                            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-                        }
-                        Ok::<_, Infallible>(response)
-                    }
-                })
+            let Some(tls) = tls else {
+                let conn = ClientConn { remote, https: false, h2: false };
+                return serve_connection(TokioIo::new(stream), conn, target, client, retirement).await;
             };
-            let connection = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                () = retirement.retired() => {}
-            }
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                () = tokio::time::sleep(RETIRE_GRACE) => {}
-            }
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
+            let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else { return };
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            let conn = ClientConn { remote, https: true, h2 };
+            serve_connection(TokioIo::new(stream), conn, target, client, retirement).await;
         });
+    }
+}
+
+/// Drives a connection; once the router retires, lets it finish what it is doing for
+/// `RETIRE_GRACE`, then shuts it down gracefully. (A macro: hyper's HTTP/1.1 connection
+/// with upgrades and its HTTP/2 connection share no trait for `graceful_shutdown`.)
+macro_rules! until_retired {
+    ($connection:ident, $retirement:ident) => {{
+        tokio::pin!($connection);
+        tokio::select! {
+            _ = $connection.as_mut() => return,
+            () = $retirement.retired() => {}
+        }
+        tokio::select! {
+            _ = $connection.as_mut() => return,
+            () = tokio::time::sleep(RETIRE_GRACE) => {}
+        }
+        $connection.as_mut().graceful_shutdown();
+        let _ = $connection.await;
+    }};
+}
+
+/// Serves one client connection until it closes, or, once the router retires, until its
+/// request in flight is answered (HTTP/1.1: with `Connection: close`; HTTP/2: GOAWAY).
+async fn serve_connection<I>(io: I, conn: ClientConn, target: Target, client: HttpClient, retirement: Arc<Retirement>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = {
+        let retirement = retirement.clone();
+        service_fn(move |req| {
+            // Read as the request comes (no shared counter touched per request): a request
+            // that was under way at the handover closes its connection with the next one.
+            let close = !conn.h2 && retirement.retiring();
+            let answer = target.route(&req).map(|route| handle(route, client.clone(), conn, req));
+            async move {
+                let mut response = match answer {
+                    Ok(answer) => answer.await?,
+                    Err(refused) => refused,
+                };
+                if close && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    if conn.h2 {
+        let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .serve_connection(io, service);
+        until_retired!(connection, retirement);
+    } else {
+        let connection =
+            hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, service).with_upgrades();
+        until_retired!(connection, retirement);
     }
 }
 
@@ -106,7 +188,7 @@ pub const VARIANT_HEADER: &str = "x-hivemind-variant";
 async fn handle(
     route: Arc<AppRoute>,
     client: HttpClient,
-    remote: SocketAddr,
+    conn: ClientConn,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
@@ -135,7 +217,7 @@ async fn handle(
     let (mut parts, body) = req.into_parts();
     // The headers are rewritten in place; only a retryable request keeps a copy.
     let mut headers = std::mem::take(&mut parts.headers);
-    forward_headers(&mut headers, remote);
+    forward_headers(&mut headers, &parts.uri, conn);
     let spare = retryable.then(|| headers.clone());
 
     let mut attempt = (pool.stats.clone(), backend.clone());
@@ -152,6 +234,14 @@ async fn handle(
                     && response.headers().contains_key(goal)
                 {
                     stats.goals.fetch_add(1, Relaxed);
+                }
+                if conn.h2 {
+                    // Connection-specific headers mean nothing in HTTP/2 (hyper drops them,
+                    // with a warning each time).
+                    for h in [header::CONNECTION, header::TRANSFER_ENCODING, header::UPGRADE] {
+                        response.headers_mut().remove(h);
+                    }
+                    response.headers_mut().remove(HeaderName::from_static("keep-alive"));
                 }
                 if matches!(status.as_u16(), 502..=504) {
                     eject_on_failure(&route, backend);
@@ -233,8 +323,16 @@ fn is_idempotent(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
 }
 
-/// Drops hop-by-hop headers (keeping an upgrade) and adds X-Forwarded-*.
-fn forward_headers(headers: &mut HeaderMap, remote: SocketAddr) {
+/// Drops hop-by-hop headers (keeping an upgrade) and adds X-Forwarded-*. An HTTP/2
+/// request names its host in the URI, not a header: the backend gets it as `Host`.
+fn forward_headers(headers: &mut HeaderMap, uri: &http::Uri, conn: ClientConn) {
+    let remote = conn.remote;
+    if !headers.contains_key(header::HOST)
+        && let Some(authority) = uri.authority()
+        && let Ok(host) = HeaderValue::from_str(authority.as_str())
+    {
+        headers.insert(header::HOST, host);
+    }
     let upgrade = headers.get(header::UPGRADE).cloned();
     for h in [header::CONNECTION, header::PROXY_AUTHORIZATION, header::TE, header::TRAILER, header::UPGRADE] {
         headers.remove(h);
@@ -252,7 +350,8 @@ fn forward_headers(headers: &mut HeaderMap, remote: SocketAddr) {
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert(HeaderName::from_static("x-forwarded-for"), v);
     }
-    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
+    let proto = if conn.https { "https" } else { "http" };
+    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(proto));
     if let Some(host) = headers.get(header::HOST).cloned() {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }

@@ -38,6 +38,8 @@ impl Router {
                     split: config.split.clone(),
                     sticky: config.sticky,
                     goal_header: config.goal_header.as_ref().map(|h| h.to_string()),
+                    hosts: config.hosts.clone(),
+                    path_prefix: config.path_prefix.clone(),
                     backends: config
                         .backends
                         .iter()
@@ -53,7 +55,10 @@ impl Router {
             })
             .collect();
         apps.sort_by(|a, b| a.name.cmp(&b.name));
-        Table { apps }
+        let mut entrypoints: Vec<(String, std::net::SocketAddr)> =
+            self.entrypoints.lock().unwrap().iter().map(|(name, l)| (name.clone(), l.addr)).collect();
+        entrypoints.sort();
+        Table { apps, entrypoints }
     }
 
     /// Makes the router serve `table`: listens where it says, takes its splits and
@@ -67,6 +72,15 @@ impl Router {
             // The route before the door: the first request accepted finds its backends.
             self.set_route(app);
             self.listen(&app.name, app.addr).await?;
+        }
+        for (name, addr) in &table.entrypoints {
+            self.listen_entrypoint(name, *addr).await?;
+        }
+        let kept: Vec<&str> = table.entrypoints.iter().map(|(name, _)| name.as_str()).collect();
+        let unlisted: Vec<String> =
+            self.entrypoints.lock().unwrap().keys().filter(|k| !kept.contains(&k.as_str())).cloned().collect();
+        for name in unlisted {
+            self.stop_entrypoint(&name);
         }
         let named: Vec<&str> = table.apps.iter().map(|a| a.name.as_str()).collect();
         let gone: Vec<String> =
@@ -83,6 +97,7 @@ impl Router {
     pub fn set_route(&self, app: &AppTable) {
         self.set_split(&app.name, app.split.clone(), app.sticky);
         self.set_goal_header(&app.name, app.goal_header.as_deref());
+        self.set_hosts(&app.name, &app.hosts, &app.path_prefix);
         let specs: Vec<BackendSpec> = app
             .backends
             .iter()
@@ -178,10 +193,14 @@ impl Router {
         self.retirement.now.store(true, Relaxed);
         self.retirement.signal.send_replace(true);
         let routes: Vec<_> = self.apps.read().unwrap().values().cloned().collect();
-        routes
+        let mut sockets: Vec<(String, Vec<std::net::TcpListener>)> = routes
             .into_iter()
             .map(|route| (route.name.clone(), std::mem::take(&mut *route.sockets.lock().unwrap())))
-            .collect()
+            .collect();
+        for (name, listeners) in self.entrypoints.lock().unwrap().iter_mut() {
+            sockets.push((name.clone(), std::mem::take(&mut listeners.sockets)));
+        }
+        sockets
     }
 
     /// Whether this router was handed over to a new router process.
@@ -242,7 +261,8 @@ mod tests {
     #[tokio::test]
     async fn a_table_applied_is_the_table_served() {
         let router = Router::new();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (port, http) = (free(), free());
         let table = Table {
             apps: vec![AppTable {
                 name: "web".into(),
@@ -266,7 +286,13 @@ mod tests {
                         draining: true,
                     },
                 ],
+                hosts: vec!["web.example.test".into()],
+                path_prefix: "/web".into(),
             }],
+            entrypoints: vec![(
+                super::super::HTTP_ENTRYPOINT.into(),
+                std::net::SocketAddr::from(([127, 0, 0, 1], http)),
+            )],
         };
         router.apply(&table).await.unwrap();
         assert_eq!(router.table(), table);
@@ -277,8 +303,10 @@ mod tests {
         assert_eq!(router.table(), Table::default());
         // The accept loops end on their threads a moment later: then the port is free.
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "port {port} is still bound");
+        while std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
+            || std::net::TcpListener::bind(("127.0.0.1", http)).is_err()
+        {
+            assert!(std::time::Instant::now() < deadline, "port {port} or {http} is still bound");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

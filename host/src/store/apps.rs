@@ -14,6 +14,8 @@ struct AppRow {
     sticky: bool,
     degraded: Option<String>,
     replica_quota: Option<i64>,
+    hosts: Json<Vec<String>>,
+    path_prefix: String,
     release_counter: i64,
     created_at_ms: i64,
     updated_at_ms: i64,
@@ -29,6 +31,8 @@ impl From<AppRow> for App {
             sticky: r.sticky,
             degraded: r.degraded,
             replica_quota: r.replica_quota.map(|q| q as u32),
+            hosts: r.hosts.0,
+            path_prefix: r.path_prefix,
             release_counter: r.release_counter,
             created_at_ms: r.created_at_ms,
             updated_at_ms: r.updated_at_ms,
@@ -60,6 +64,18 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(self.app(name).await?.expect("just inserted"))
+    }
+
+    /// Binds the app to host names on the entrypoints, under a path prefix.
+    pub async fn set_app_hosts(&self, app: &str, hosts: &[String], path_prefix: &str) -> Result<()> {
+        sqlx::query("UPDATE apps SET hosts = ?, path_prefix = ?, updated_at_ms = ? WHERE name = ?")
+            .bind(Json(hosts))
+            .bind(path_prefix)
+            .bind(now_ms())
+            .bind(app)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Takes the app's next release number (1, 2, ...).

@@ -134,6 +134,27 @@ pub fn python_modules_available(test: &str, modules: &[&str], install: &str) -> 
     ok
 }
 
+/// Whether every one of `tools` is on the PATH: yes, or a skip, unless
+/// HIVEMIND_REQUIRE_TOOLS=1 (as in CI) turns the skip into a failure.
+pub fn tools_available(test: &str, tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        // Found if it starts at all (`openssl --version` exits 1: its flag is `version`).
+        .filter(|tool| Command::new(tool).arg("--version").output().is_err())
+        .collect();
+    if !missing.is_empty() {
+        if std::env::var("HIVEMIND_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!(
+                "{test}: HIVEMIND_REQUIRE_TOOLS=1 but {missing:?} cannot be run; apt-get install {}",
+                missing.join(" ")
+            );
+        }
+        eprintln!("{test}: {missing:?} cannot be run; skipped (set HIVEMIND_REQUIRE_TOOLS=1 to make this a failure)");
+    }
+    missing.is_empty()
+}
+
 /// Builds the demo images hivemind-demo:v1, :v2 and :v3, FROM scratch, once per test binary.
 pub fn demo_images() {
     static BUILT: OnceLock<()> = OnceLock::new();
@@ -456,11 +477,40 @@ pub fn http_request(method: &str, url: &str, body: Option<(&str, &[u8])>) -> (u1
     http_request_with(method, url, body, None)
 }
 
+/// GETs `path` from 127.0.0.1:`port` over a fresh connection, naming `host` in the Host
+/// header (as a browser sent to `http://host/` would); returns (status, body).
+pub fn http_get_as(port: u16, host: &str, path: &str) -> (u16, String) {
+    let stream = match TcpStream::connect(("127.0.0.1", port)) {
+        Ok(s) => s,
+        Err(e) => return (0, format!("connect failed: {e}")),
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    exchange(stream, request.as_bytes())
+}
+
+/// Sends a whole request and reads the answer to the end; returns (status, body).
+fn exchange(mut stream: TcpStream, request: &[u8]) -> (u16, String) {
+    if stream.write_all(request).is_err() {
+        return (0, "write failed".into());
+    }
+    let mut response = Vec::new();
+    if stream.read_to_end(&mut response).is_err() && response.is_empty() {
+        return (0, "read failed".into());
+    }
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    (status, body)
+}
+
 /// A minimal HTTP/1.1 request over a fresh connection, with a bearer token if given.
 pub fn http_request_with(method: &str, url: &str, body: Option<(&str, &[u8])>, token: Option<&str>) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("http:// URL");
     let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
-    let mut stream = match TcpStream::connect(host) {
+    let stream = match TcpStream::connect(host) {
         Ok(s) => s,
         Err(e) => return (0, format!("connect failed: {e}")),
     };
@@ -477,19 +527,7 @@ pub fn http_request_with(method: &str, url: &str, body: Option<(&str, &[u8])>, t
     if let Some((_, bytes)) = body {
         data.extend_from_slice(bytes);
     }
-    if stream.write_all(&data).is_err() {
-        return (0, "write failed".into());
-    }
-    let mut response = Vec::new();
-    if stream.read_to_end(&mut response).is_err() && response.is_empty() {
-        return (0, "read failed".into());
-    }
-    let text = String::from_utf8_lossy(&response).to_string();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body =
-        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
-    (status, body)
+    exchange(stream, &data)
 }
 
 fn dechunk(body: &str) -> String {
@@ -548,6 +586,20 @@ impl Load {
             } else {
                 failures.push(format!("{status} {}", body.trim()));
                 // A client that failed does not retry in a tight loop.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    }
+
+    /// Each request on a new connection to a shared entrypoint, for the app bound to `host`.
+    pub fn through_host(port: u16, host: &str, threads: usize) -> Load {
+        let host = host.to_string();
+        Load::spawn(threads, move |ok, failures| {
+            let (status, body) = http_get_as(port, &host, "/");
+            if (200..300).contains(&status) {
+                *ok += 1;
+            } else {
+                failures.push(format!("{status} {}", body.trim()));
                 std::thread::sleep(Duration::from_millis(5));
             }
         })
