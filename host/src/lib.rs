@@ -2,6 +2,7 @@
 //! it. Modules, in the order data flows: cli → api → engine → plugins, runtime, router,
 //! health → store.
 
+pub mod acme;
 pub mod api;
 pub mod api_types;
 pub mod cli;

@@ -41,6 +41,8 @@ pub struct ServeOptions {
     /// The HTTP and HTTPS entrypoints, shared by every app by host name, if they are open.
     pub http_addr: Option<SocketAddr>,
     pub https_addr: Option<SocketAddr>,
+    /// Where `--tls acme` apps get their certificates.
+    pub acme: Option<crate::acme::AcmeConfig>,
     pub runtime: RuntimeChoice,
     /// The address app routers bind to.
     pub router_ip: IpAddr,
@@ -126,6 +128,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         hook_allowed_hosts: options.hook_allowed_hosts.clone(),
         probe_interval: options.probe_interval,
         data_dir: data_dir.clone(),
+        acme: options.acme.clone(),
     };
     let engine = Engine::new(store.clone(), plugins, fleet, router.clone(), engine_options);
     engine.watch_router(router_events);

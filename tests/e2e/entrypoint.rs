@@ -2,16 +2,11 @@
 //! host names it was deployed with (`--host`), then by the longest path prefix
 //! (`--path-prefix`). Real HTTP with real Host headers through the real router process.
 
-use crate::common::{Load, Server, demo_command, http_get_as, router_pid, wait_until};
-use std::net::TcpListener;
+use crate::common::{Load, Server, TestCa, demo_command, free_port, http_get_as, router_pid, wait_until};
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Deploys the demo, answering `body`, as `app` with `flags`.
-fn deploy(server: &Server, app: &str, body: &str, flags: &[&str]) -> crate::common::CliRun {
+pub fn deploy(server: &Server, app: &str, body: &str, flags: &[&str]) -> crate::common::CliRun {
     let mut args = vec!["--replicas", "2", "--strategy", "rolling-update"];
     args.extend_from_slice(flags);
     server.deploy(app, &demo_command(body, ""), &args)
@@ -125,95 +120,10 @@ fn the_entrypoint_survives_updates_router_upgrades_and_restarts() {
     drop(server);
 }
 
-/// A test CA and certificates it signed, made with the openssl CLI.
-struct TestCa {
-    dir: tempfile::TempDir,
-}
-
-impl TestCa {
-    fn new() -> TestCa {
-        let ca = TestCa { dir: tempfile::tempdir().unwrap() };
-        ca.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=hivemind test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-        ca
-    }
-
-    fn path(&self, file: &str) -> String {
-        self.dir.path().join(file).to_str().unwrap().to_string()
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        let out = std::process::Command::new("openssl").args(args).current_dir(self.dir.path()).output().unwrap();
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    /// A certificate for `host` and its key: (cert.pem, key.pem).
-    fn issue(&self, host: &str) -> (String, String) {
-        let ext = format!("{host}.ext");
-        std::fs::write(
-            self.dir.path().join(&ext),
-            format!("subjectAltName=DNS:{host}\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n"),
-        )
-        .unwrap();
-        let (key, csr, cert) = (format!("{host}.key"), format!("{host}.csr"), format!("{host}.pem"));
-        self.openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            &format!("/CN={host}"),
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-        ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "30",
-            "-out",
-            &cert,
-            "-extfile",
-            &ext,
-        ]);
-        (self.path(&cert), self.path(&key))
-    }
-}
-
-/// GETs https://`host`:`port``path` with curl, trusting `ca`: (exit code, HTTP version, body).
-fn curl_https(ca: &TestCa, port: u16, host: &str, path: &str, http: &str) -> (i32, String, String) {
+/// GETs https://`host`:`port``path` with curl, trusting the CA in `ca_pem`: (exit code, HTTP version, body).
+pub fn curl_https(ca_pem: &str, port: u16, host: &str, path: &str, http: &str) -> (i32, String, String) {
     let out = std::process::Command::new("curl")
-        .args(["-sS", http, "--cacert", &ca.path("ca.pem"), "--resolve", &format!("{host}:{port}:127.0.0.1")])
+        .args(["-sS", http, "--cacert", ca_pem, "--resolve", &format!("{host}:{port}:127.0.0.1")])
         .args(["-w", "\n%{http_version}", &format!("https://{host}:{port}{path}")])
         .output()
         .expect("curl runs");
@@ -243,11 +153,18 @@ fn the_https_entrypoint_serves_each_host_its_certificate_over_h2_and_http1() {
         server.cli(&["cert", "add", "--host", host, "--cert", &cert, "--key", &key]).ok();
     }
 
-    assert_eq!(curl_https(&ca, https, "shop.example.test", "/", "--http2"), (0, "2".into(), "shop".into()));
-    assert_eq!(curl_https(&ca, https, "api.example.test", "/", "--http2"), (0, "2".into(), "api".into()));
-    assert_eq!(curl_https(&ca, https, "api.example.test", "/", "--http1.1"), (0, "1.1".into(), "api".into()));
+    let h2 = |host: &str| curl_https(&ca.path("ca.pem"), https, host, "/", "--http2");
+    let each_host_its_app = || {
+        assert_eq!(h2("shop.example.test"), (0, "2".into(), "shop".into()));
+        assert_eq!(h2("api.example.test"), (0, "2".into(), "api".into()));
+    };
+    each_host_its_app();
+    assert_eq!(
+        curl_https(&ca.path("ca.pem"), https, "api.example.test", "/", "--http1.1"),
+        (0, "1.1".into(), "api".into())
+    );
     // A host with no certificate gets none (the handshake fails), never another host's.
-    let (code, _, out) = curl_https(&ca, https, "other.example.test", "/", "--http2");
+    let (code, _, out) = curl_https(&ca.path("ca.pem"), https, "other.example.test", "/", "--http2");
     assert_ne!(code, 0, "{out}");
     let listed = server.cli_json(&["cert", "list"]);
     let hosts: Vec<&str> = listed.as_array().unwrap().iter().map(|c| c["host"].as_str().unwrap()).collect();
@@ -273,13 +190,20 @@ fn the_https_entrypoint_serves_each_host_its_certificate_over_h2_and_http1() {
         server.cli(&["cert", "add", "--host", "shop.example.test", "--cert", &shop_cert, "--key", &api_key]);
     assert_ne!(wrong_key.code, 0);
     assert!(wrong_key.stderr.contains("the key does not match the certificate"), "{}", wrong_key.stderr);
-    assert_eq!(curl_https(&ca, https, "shop.example.test", "/", "--http2"), (0, "2".into(), "shop".into()));
-    assert_eq!(curl_https(&ca, https, "api.example.test", "/", "--http2"), (0, "2".into(), "api".into()));
+    each_host_its_app();
+
+    // ACME needs a directory on the server: refused, saying so, and nothing changes.
+    let no_acme = deploy(&server, "api", "api", &["--tls", "acme"]);
+    assert_ne!(no_acme.code, 0);
+    assert!(no_acme.stderr.contains("--tls acme needs a server started with --acme-directory"), "{}", no_acme.stderr);
 
     // A new router process loads the certificates itself.
     server.cli(&["router", "upgrade", "--data-dir", data.path().to_str().unwrap()]).ok();
-    assert_eq!(curl_https(&ca, https, "shop.example.test", "/", "--http2"), (0, "2".into(), "shop".into()));
+    assert_eq!(
+        curl_https(&ca.path("ca.pem"), https, "shop.example.test", "/", "--http2"),
+        (0, "2".into(), "shop".into())
+    );
     // A removed certificate is no longer served.
     server.cli(&["cert", "remove", "--host", "api.example.test"]).ok();
-    assert_ne!(curl_https(&ca, https, "api.example.test", "/", "--http2").0, 0);
+    assert_ne!(curl_https(&ca.path("ca.pem"), https, "api.example.test", "/", "--http2").0, 0);
 }

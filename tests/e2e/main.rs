@@ -9,6 +9,7 @@
 mod common;
 mod scenarios;
 
+mod acme;
 mod analysis;
 mod api;
 mod deploy;

@@ -256,6 +256,11 @@ pub fn app(a: &AppView, format: Format) {
                 format!("{} (path prefix {})", x.hosts.join(", "), x.path_prefix)
             },
         ),
+        (
+            "tls",
+            format!("{:?}{}", x.tls, if x.redirect_https { ", plain HTTP redirected to HTTPS" } else { "" })
+                .to_lowercase(),
+        ),
         ("release", x.release.as_ref().map_or("-".into(), |r| r.version.clone())),
         ("image", x.release.as_ref().map_or("-".into(), |r| r.image.clone())),
         ("split", if split.is_empty() { "-".into() } else { split.join(", ") }),

@@ -39,6 +39,20 @@ pub struct ServeArgs {
     /// HTTP/1.1, such as 0.0.0.0:443. [default: off]
     #[arg(long, env = "HIVEMIND_HTTPS_ADDR")]
     https_addr: Option<SocketAddr>,
+    /// An ACME directory that issues certificates for `--tls acme` apps (HTTP-01, answered
+    /// on --http-addr), such as https://acme-v02.api.letsencrypt.org/directory. [default: none]
+    #[arg(long, env = "HIVEMIND_ACME_DIRECTORY")]
+    acme_directory: Option<String>,
+    /// The contact address given to the ACME directory.
+    #[arg(long, env = "HIVEMIND_ACME_EMAIL")]
+    acme_email: Option<String>,
+    /// A PEM root certificate to trust for the ACME directory itself (a private or test
+    /// CA), instead of the system's.
+    #[arg(long, env = "HIVEMIND_ACME_CA_ROOT")]
+    acme_ca_root: Option<PathBuf>,
+    /// Renew an ACME certificate this long before it expires. [default: 30d]
+    #[arg(long, env = "HIVEMIND_ACME_RENEW_BEFORE")]
+    acme_renew_before: Option<String>,
     /// How replicas run. [default: auto]
     #[arg(long, value_enum, env = "HIVEMIND_RUNTIME")]
     runtime: Option<RuntimeChoice>,
@@ -102,7 +116,29 @@ impl ServeArgs {
         };
         let http_addr = entrypoint_addr(self.http_addr, file.http_addr, "http_addr", "0.0.0.0:80")?;
         let https_addr = entrypoint_addr(self.https_addr, file.https_addr, "https_addr", "0.0.0.0:443")?;
+        let acme = match self.acme_directory.or(file.acme_directory).filter(|d| !d.trim().is_empty()) {
+            None => None,
+            Some(directory) => {
+                if !directory.starts_with("https://") {
+                    anyhow::bail!("--acme-directory `{directory}` must be an https:// URL");
+                }
+                let renew = self.acme_renew_before.or(file.acme_renew_before).unwrap_or_else(|| "30d".into());
+                let renew_before = humantime::parse_duration(&renew).map_err(|e| {
+                    anyhow::anyhow!("--acme-renew-before `{renew}`: {e} (a duration, such as 30d or 12h)")
+                })?;
+                Some(crate::acme::AcmeConfig {
+                    directory,
+                    email: self.acme_email.or(file.acme_email),
+                    ca_root: self.acme_ca_root.or(file.acme_ca_root),
+                    renew_before,
+                })
+            }
+        };
+        if acme.is_some() && http_addr.is_none() {
+            anyhow::bail!("--acme-directory needs --http-addr: the ACME server checks each host on plain HTTP");
+        }
         Ok(ServeOptions {
+            acme,
             router_mode,
             http_addr,
             https_addr,

@@ -82,6 +82,15 @@ pub struct SpecArgs {
     /// longest prefix wins, and the path reaches the app whole. [default: the app's, / at first]
     #[arg(long)]
     path_prefix: Option<String>,
+    /// Where the app's hosts get their certificates on the HTTPS entrypoint: manual
+    /// (`hivemind cert add`) or acme (issued and renewed by the server's --acme-directory).
+    /// [default: the app's, manual at first]
+    #[arg(long, value_enum)]
+    tls: Option<crate::model::TlsMode>,
+    /// Redirect plain HTTP to the app's hosts to HTTPS (ACME challenges excepted):
+    /// `--redirect-https` or `--redirect-https false`. [default: the app's, no at first]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    redirect_https: Option<bool>,
     /// Failed health checks in a row (after a replica once passed) that make the healer
     /// replace a replica of the serving release. [default: 3]
     #[arg(long)]
@@ -174,6 +183,8 @@ impl SpecArgs {
             spec.hosts = self.hosts;
         }
         spec.path_prefix = self.path_prefix.or(spec.path_prefix);
+        spec.tls = self.tls.or(spec.tls);
+        spec.redirect_https = self.redirect_https.or(spec.redirect_https);
         spec.health_check_port = self.health_check_port.or(spec.health_check_port);
         if self.cpu.is_some() {
             spec.resources.cpu = self.cpu;

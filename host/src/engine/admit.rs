@@ -3,7 +3,7 @@
 
 use super::Engine;
 use crate::error::UserError;
-use crate::model::{Deployment, DeploymentSpec, Level, Phase, Release, Status, now_ms};
+use crate::model::{AppBinding, Deployment, DeploymentSpec, Level, Phase, Release, Status, TlsMode, now_ms};
 use crate::store::Transition;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,7 +36,7 @@ impl Engine {
         rollback_of: Option<(&Deployment, &Release)>,
     ) -> Result<Deployment, UserError> {
         super::validate::spec(&spec)?;
-        let hosts = self.hosts_asked(&spec).await?;
+        let binding = self.binding_asked(&spec).await?;
         let plugin = self
             .plugins
             .usable(&spec.strategy, crate::model::Kind::Strategy)
@@ -182,10 +182,13 @@ impl Engine {
             spec.port = Some(port);
             d.spec.port = Some(port);
         }
-        if let Some((hosts, prefix)) = &hosts {
-            self.store.set_app_hosts(&spec.app, hosts, prefix).await?;
-            self.services.router.set_hosts(&spec.app, hosts, prefix);
+        if let Some(binding) = &binding {
+            self.store.set_app_binding(&spec.app, binding).await?;
+            self.services.router.set_binding(&spec.app, &binding.route());
             self.services.router.flush().await;
+            if binding.tls == TlsMode::Acme {
+                self.certificates_wanted.notify_one();
+            }
         }
         if let Some(quota) = spec.replica_quota {
             self.store.set_app_replica_quota(&spec.app, quota).await?;
@@ -278,43 +281,60 @@ impl Engine {
 }
 
 impl Engine {
-    /// The host names and path prefix a deployment binds its app to, checked, or None when
-    /// it leaves them as they are. A host and prefix another app is bound to is refused.
-    async fn hosts_asked(&self, spec: &DeploymentSpec) -> Result<Option<(Vec<String>, String)>, UserError> {
-        if spec.hosts.is_empty() && spec.path_prefix.is_none() {
+    /// How a deployment binds its app to the entrypoints, checked, or None when it leaves
+    /// the binding as it is. A host and prefix another app is bound to is refused.
+    async fn binding_asked(&self, spec: &DeploymentSpec) -> Result<Option<AppBinding>, UserError> {
+        if spec.hosts.is_empty() && spec.path_prefix.is_none() && spec.tls.is_none() && spec.redirect_https.is_none() {
             return Ok(None);
         }
         let current = self.store.app(&spec.app).await?;
-        let mut hosts = Vec::new();
-        for host in &spec.hosts {
-            let host = crate::router::check_host(host).map_err(|e| UserError::invalid("hosts", format!("{e:#}")))?;
-            if !hosts.contains(&host) {
-                hosts.push(host);
+        let mut binding = current.as_ref().map(AppBinding::of).unwrap_or(AppBinding {
+            hosts: Vec::new(),
+            path_prefix: "/".to_string(),
+            tls: TlsMode::Manual,
+            redirect_https: false,
+        });
+        if !spec.hosts.is_empty() {
+            binding.hosts.clear();
+            for host in &spec.hosts {
+                let host =
+                    crate::router::check_host(host).map_err(|e| UserError::invalid("hosts", format!("{e:#}")))?;
+                if !binding.hosts.contains(&host) {
+                    binding.hosts.push(host);
+                }
             }
         }
-        if hosts.is_empty() {
-            hosts = current.as_ref().map(|a| a.hosts.clone()).unwrap_or_default();
+        if let Some(prefix) = &spec.path_prefix {
+            binding.path_prefix = crate::router::check_path_prefix(prefix)
+                .map_err(|e| UserError::invalid("path_prefix", format!("{e:#}")))?;
         }
-        let prefix = match &spec.path_prefix {
-            Some(p) => {
-                crate::router::check_path_prefix(p).map_err(|e| UserError::invalid("path_prefix", format!("{e:#}")))?
+        binding.tls = spec.tls.unwrap_or(binding.tls);
+        binding.redirect_https = spec.redirect_https.unwrap_or(binding.redirect_https);
+        if binding.tls == TlsMode::Acme {
+            if self.acme.is_none() {
+                return Err(UserError::invalid(
+                    "tls",
+                    "--tls acme needs a server started with --acme-directory URL (and --acme-email); or add certificates with `hivemind cert add` and use --tls manual",
+                ));
             }
-            None => current.as_ref().map_or_else(|| "/".to_string(), |a| a.path_prefix.clone()),
-        };
+            if binding.hosts.is_empty() {
+                return Err(UserError::invalid("tls", "--tls acme needs the host names to certify: add --host NAME"));
+            }
+        }
         for other in self.store.apps().await? {
-            if other.name == spec.app || other.path_prefix != prefix {
+            if other.name == spec.app || other.path_prefix != binding.path_prefix {
                 continue;
             }
-            if let Some(taken) = hosts.iter().find(|h| other.hosts.contains(h)) {
+            if let Some(taken) = binding.hosts.iter().find(|h| other.hosts.contains(h)) {
                 return Err(UserError::conflict(
                     "host_taken",
                     format!(
-                        "host {taken} (path prefix {prefix}) is already bound to app {}; bind this app under another --path-prefix, or give app {} other --host names first",
-                        other.name, other.name
+                        "host {taken} (path prefix {}) is already bound to app {}; bind this app under another --path-prefix, or give app {} other --host names first",
+                        binding.path_prefix, other.name, other.name
                     ),
                 ));
             }
         }
-        Ok(Some((hosts, prefix)))
+        Ok(Some(binding))
     }
 }

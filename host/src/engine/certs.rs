@@ -4,6 +4,7 @@
 use super::Engine;
 use crate::error::UserError;
 use crate::router::tls::{CertInfo, CertStore};
+use std::sync::Arc;
 
 impl Engine {
     fn cert_store(&self) -> CertStore {
@@ -38,5 +39,130 @@ impl Engine {
             ));
         }
         self.services.router.reload_certs().await.map_err(UserError::internal)
+    }
+}
+
+/// How often the keeper looks at every `--tls acme` host (and at once when an app asks).
+const KEEPER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// The first retry after a failed issuance; it doubles up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What the certificate keeper did: counts for /metrics, and each failing host's back-off.
+#[derive(Default)]
+pub struct Keeper {
+    pub issued: std::sync::atomic::AtomicU64,
+    pub failures: std::sync::atomic::AtomicU64,
+    /// Per host: the next attempt, and the wait after a failure there.
+    backoff: std::sync::Mutex<std::collections::HashMap<String, (tokio::time::Instant, std::time::Duration)>>,
+}
+
+impl Engine {
+    /// Keeps a valid certificate for every host of every `--tls acme` app: issues the
+    /// missing ones, renews those that expire within `--acme-renew-before`, retries
+    /// failures with back-off, and tells the app's event log each time.
+    pub(super) fn keep_certificates(self: Arc<Self>) {
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.certificates_pass().await {
+                    tracing::warn!("certificate keeper: {e:#}");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(KEEPER_INTERVAL) => {}
+                    () = self.certificates_wanted.notified() => {}
+                }
+            }
+        });
+    }
+
+    async fn certificates_pass(&self) -> anyhow::Result<()> {
+        let Some(acme) = self.acme.clone() else { return Ok(()) };
+        let (_, served) = self.cert_store().load();
+        let now_s = crate::model::now_ms() / 1000;
+        let renew_before = acme.renew_before().as_secs() as i64;
+        for app in self.store.apps().await? {
+            if app.tls != crate::model::TlsMode::Acme {
+                continue;
+            }
+            for host in &app.hosts {
+                let current = served.iter().find(|c| &c.host == host);
+                let why = match current {
+                    None => "no certificate yet".to_string(),
+                    Some(c) if c.not_after_s - now_s <= renew_before => {
+                        format!("it expires in {} s", c.not_after_s - now_s)
+                    }
+                    Some(_) => continue,
+                };
+                let waiting = self.certificates.backoff.lock().unwrap().get(host).map(|(at, _)| *at);
+                if waiting.is_some_and(|at| at > tokio::time::Instant::now()) {
+                    continue;
+                }
+                self.issue_certificate(&acme, &app.name, host, &why).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn issue_certificate(&self, acme: &crate::acme::Acme, app: &str, host: &str, why: &str) {
+        use crate::model::Level;
+        use std::sync::atomic::Ordering::Relaxed;
+        let router = &self.services.router;
+        let issued = acme.issue(host, |answers| async move { router.set_challenges(answers).await }).await;
+        let stored = issued.and_then(|(chain, key)| self.cert_store().add(host, chain.as_bytes(), key.as_bytes()));
+        match stored {
+            Ok(info) => {
+                self.certificates.backoff.lock().unwrap().remove(host);
+                self.certificates.issued.fetch_add(1, Relaxed);
+                if let Err(e) = router.reload_certs().await {
+                    tracing::warn!("reloading certificates: {e:#}");
+                }
+                let until = humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(info.not_after_s.max(0) as u64),
+                );
+                let message = format!("certificate for {host} issued through ACME ({why}), valid until {until}");
+                self.event_for_app_or_log(app, None, Level::Info, &message).await;
+            }
+            Err(e) => {
+                self.certificates.failures.fetch_add(1, Relaxed);
+                let wait = {
+                    let mut backoff = self.certificates.backoff.lock().unwrap();
+                    let wait = backoff.get(host).map_or(FIRST_BACKOFF, |(_, last)| (*last * 2).min(MAX_BACKOFF));
+                    backoff.insert(host.to_string(), (tokio::time::Instant::now() + wait, wait));
+                    wait
+                };
+                let message = format!(
+                    "could not get a certificate for {host} through ACME ({why}): {e:#}; trying again in {} s",
+                    wait.as_secs()
+                );
+                self.event_for_app_or_log(app, None, Level::Warn, &message).await;
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// The certificates' expiry, and what the ACME keeper did.
+    pub(super) fn certificates_prometheus(&self, out: &mut String) {
+        use std::fmt::Write;
+        use std::sync::atomic::Ordering::Relaxed;
+        let _ =
+            writeln!(out, "# HELP hivemind_certificate_expiry_timestamp_seconds When each host's certificate expires.");
+        let _ = writeln!(out, "# TYPE hivemind_certificate_expiry_timestamp_seconds gauge");
+        for c in self.certs() {
+            let _ =
+                writeln!(out, "hivemind_certificate_expiry_timestamp_seconds{{host=\"{}\"}} {}", c.host, c.not_after_s);
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hivemind_acme_certificates_issued_total Certificates issued or renewed through ACME."
+        );
+        let _ = writeln!(out, "# TYPE hivemind_acme_certificates_issued_total counter");
+        let _ = writeln!(out, "hivemind_acme_certificates_issued_total {}", self.certificates.issued.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP hivemind_acme_failures_total ACME issuances that failed (each is retried with back-off)."
+        );
+        let _ = writeln!(out, "# TYPE hivemind_acme_failures_total counter");
+        let _ = writeln!(out, "hivemind_acme_failures_total {}", self.certificates.failures.load(Relaxed));
     }
 }

@@ -53,6 +53,8 @@ pub struct EngineOptions {
     pub probe_interval: Duration,
     /// The server's data dir: the TLS certificates live in its `certs/`.
     pub data_dir: std::path::PathBuf,
+    /// Where certificates for `--tls acme` apps come from, if the server has a directory.
+    pub acme: Option<crate::acme::AcmeConfig>,
 }
 
 pub struct Engine {
@@ -73,6 +75,12 @@ pub struct Engine {
     /// app), user controls, and applying a step's outcome, so that none of them acts on
     /// a status another has just changed.
     decisions: tokio::sync::Mutex<()>,
+    /// The ACME client, when the server has a directory (`--acme-directory`).
+    acme: Option<Arc<crate::acme::Acme>>,
+    /// Wakes the certificate keeper: an app now wants ACME certificates.
+    certificates_wanted: Notify,
+    /// What the certificate keeper did, for /metrics and the back-off.
+    certificates: certs::Keeper,
 }
 
 /// Upper bounds of the step-duration histogram, in seconds.
@@ -112,7 +120,11 @@ impl Engine {
         options: EngineOptions,
     ) -> Arc<Engine> {
         let services = Arc::new(Services::new(fleet, router, store.clone(), options.hook_allowed_hosts.clone()));
+        let acme = options.acme.clone().map(|config| Arc::new(crate::acme::Acme::new(config, &options.data_dir)));
         Arc::new(Engine {
+            acme,
+            certificates_wanted: Notify::new(),
+            certificates: Default::default(),
             store,
             plugins,
             services,
@@ -152,7 +164,7 @@ impl Engine {
             self.services.fleet.set_quota(&app.name, app.replica_quota);
             self.services.router.listen(&app.name, SocketAddr::new(self.options.router_ip, app.port)).await?;
             self.services.router.set_split(&app.name, app.split.clone(), app.sticky);
-            self.services.router.set_hosts(&app.name, &app.hosts, &app.path_prefix);
+            self.services.router.set_binding(&app.name, &crate::model::AppBinding::of(&app).route());
             self.services.sync_router(&app.name).await;
             if let Some(latest) = self.store.deployments(Some(&app.name), 1).await?.first() {
                 self.checks.lock().unwrap().insert(app.name.clone(), drive::check_of(&latest.spec));
@@ -175,6 +187,9 @@ impl Engine {
                 engine.heal_all().await;
             }
         });
+        if self.acme.is_some() {
+            self.clone().keep_certificates();
+        }
         Ok(())
     }
 
@@ -262,6 +277,7 @@ impl Engine {
         let _ = writeln!(out, "# TYPE hivemind_plugin_load_errors_total counter");
         let _ = writeln!(out, "hivemind_plugin_load_errors_total {}", self.plugins.load_errors());
         self.healer.prometheus(&mut out, |id| self.services.health_of(id).healthy_since_ms.is_some());
+        self.certificates_prometheus(&mut out);
         out.push_str(&self.services.router.prometheus());
         out
     }

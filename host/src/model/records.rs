@@ -101,6 +101,12 @@ pub struct App {
     /// The path prefix it is bound to under them (`--path-prefix`).
     #[serde(default = "root_path")]
     pub path_prefix: String,
+    /// Where its hosts' certificates come from (`--tls`).
+    #[serde(default)]
+    pub tls: crate::model::TlsMode,
+    /// Plain HTTP to its hosts is redirected to HTTPS (`--redirect-https`).
+    #[serde(default)]
+    pub redirect_https: bool,
     pub release_counter: i64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -123,4 +129,34 @@ pub struct ReplicaRecord {
 
 fn root_path() -> String {
     "/".to_string()
+}
+
+/// How an app is reached on the server's entrypoints: what a deployment's `--host`,
+/// `--path-prefix`, `--tls` and `--redirect-https` set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppBinding {
+    pub hosts: Vec<String>,
+    pub path_prefix: String,
+    pub tls: crate::model::TlsMode,
+    pub redirect_https: bool,
+}
+
+impl AppBinding {
+    pub fn of(app: &App) -> AppBinding {
+        AppBinding {
+            hosts: app.hosts.clone(),
+            path_prefix: app.path_prefix.clone(),
+            tls: app.tls,
+            redirect_https: app.redirect_https,
+        }
+    }
+
+    /// What the router needs of it.
+    pub fn route(&self) -> crate::router::Binding {
+        crate::router::Binding {
+            hosts: self.hosts.clone(),
+            path_prefix: self.path_prefix.clone(),
+            redirect_https: self.redirect_https,
+        }
+    }
 }

@@ -83,6 +83,39 @@ pub struct DeploymentSpec {
     /// at first). The path reaches the app whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
+    /// Where the app's hosts get their certificates on the HTTPS entrypoint (`--tls`):
+    /// `manual` (`hivemind cert add`) or `acme` (issued and renewed by the server's ACME
+    /// directory). The app keeps its own when absent (`manual` at first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsMode>,
+    /// Redirect plain HTTP to the app's hosts to HTTPS (`--redirect-https`), ACME's
+    /// challenges excepted. The app keeps its own when absent (no at first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_https: Option<bool>,
+}
+
+/// Where an app's certificates come from.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    Serialize,
+    Deserialize,
+    PartialEq,
+    Eq,
+    schemars::JsonSchema,
+    sqlx::Type,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// Added by hand: `hivemind cert add`.
+    #[default]
+    Manual,
+    /// Issued and renewed through ACME (HTTP-01 on the HTTP entrypoint).
+    Acme,
 }
 
 /// A deployment's hooks. Each entry is `COMMAND` (the built-in `command` hook),
@@ -273,6 +306,8 @@ impl DeploymentSpec {
             replica_quota: None,
             hosts: Vec::new(),
             path_prefix: None,
+            tls: None,
+            redirect_https: None,
         }
     }
 }

@@ -54,6 +54,9 @@ pub struct AppTable {
     pub hosts: Vec<String>,
     #[serde(default = "root_prefix")]
     pub path_prefix: String,
+    /// Plain HTTP to the app's hosts is redirected to HTTPS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redirect_https: bool,
 }
 
 fn root_prefix() -> String {
@@ -102,6 +105,8 @@ pub enum Request {
     ListenEntrypoint { name: String, addr: SocketAddr },
     /// Load the data dir's certificates again (one was added, renewed or removed).
     ReloadCerts,
+    /// Answer these ACME HTTP-01 challenges (token → key authorization), and no others.
+    Challenges { answers: std::collections::HashMap<String, String> },
     /// The whole table: apps missing from it stop being served.
     Apply { table: Table },
     /// The table in force, for a control plane that adopts a running router.

@@ -5,29 +5,94 @@
 
 use super::AppRoute;
 use anyhow::{Result, bail};
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering::Relaxed};
 
 /// The name an entrypoint's sockets travel under in a handover, beside the apps' (app
 /// names cannot start with `@`).
 pub const HTTP: &str = "@http";
 pub const HTTPS: &str = "@https";
 
+/// Where ACME servers look for an HTTP-01 challenge's answer.
+const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
+
+/// What the entrypoints share: which app serves which host, the answers to ACME
+/// challenges under way, and the HTTPS entrypoint's port (for redirects to it).
+#[derive(Default)]
+pub struct Front {
+    pub hosts: ArcSwap<HostRoutes>,
+    pub challenges: ArcSwap<HashMap<String, String>>,
+    pub https_port: AtomicU16,
+}
+
+/// What an entrypoint does with a request.
+pub enum Decision<'a> {
+    Proxy(&'a Arc<AppRoute>),
+    /// An ACME server's HTTP-01 check: the key authorization, as it is.
+    Challenge(String),
+    /// Plain HTTP for an app that asked for `--redirect-https`: the HTTPS URL.
+    Redirect(String),
+    /// No app is bound to the host (normalised, for the message).
+    Unknown(String),
+}
+
+impl Front {
+    /// `routes` must be `self.hosts.load()`, held by the caller for the request's span.
+    pub fn decide<'a>(&self, routes: &'a HostRoutes, host: &str, path_and_query: &str, https: bool) -> Decision<'a> {
+        let path = path_and_query.split('?').next().unwrap_or("/");
+        if !https && let Some(token) = path.strip_prefix(ACME_CHALLENGE_PATH) {
+            if let Some(answer) = self.challenges.load().get(token) {
+                return Decision::Challenge(answer.clone());
+            }
+        }
+        match routes.find(host, path) {
+            Some((_, true)) if !https => {
+                let port = match self.https_port.load(Relaxed) {
+                    0 | 443 => String::new(),
+                    port => format!(":{port}"),
+                };
+                let name = normalize_host(host);
+                Decision::Redirect(format!("https://{name}{port}{path_and_query}"))
+            }
+            Some((route, _)) => Decision::Proxy(route),
+            None => Decision::Unknown(normalize_host(host)),
+        }
+    }
+}
+
 /// Which app serves which host and path prefix. Immutable: a change builds a new one and
 /// swaps it in, as route tables are.
 #[derive(Default)]
 pub struct HostRoutes {
-    /// Per host, (path prefix, app), longest prefix first.
-    by_host: HashMap<String, Vec<(String, Arc<AppRoute>)>>,
+    /// Per host, (path prefix, app, whether plain HTTP is redirected to HTTPS), longest
+    /// prefix first.
+    by_host: HashMap<String, Vec<(String, Arc<AppRoute>, bool)>>,
+}
+
+/// One app's binding to the entrypoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    pub hosts: Vec<String>,
+    pub path_prefix: String,
+    pub redirect_https: bool,
+}
+
+impl Default for Binding {
+    fn default() -> Binding {
+        Binding { hosts: Vec::new(), path_prefix: "/".to_string(), redirect_https: false }
+    }
 }
 
 impl HostRoutes {
-    /// Builds the map from each app's hosts and prefix.
-    pub fn new<'a>(apps: impl IntoIterator<Item = (&'a Arc<AppRoute>, &'a [String], &'a str)>) -> HostRoutes {
-        let mut by_host: HashMap<String, Vec<(String, Arc<AppRoute>)>> = HashMap::new();
-        for (route, hosts, prefix) in apps {
-            for host in hosts {
-                by_host.entry(host.clone()).or_default().push((prefix.to_string(), route.clone()));
+    /// Builds the map from each app's binding.
+    pub fn new<'a>(apps: impl IntoIterator<Item = (&'a Arc<AppRoute>, &'a Binding)>) -> HostRoutes {
+        let mut by_host: HashMap<String, Vec<(String, Arc<AppRoute>, bool)>> = HashMap::new();
+        for (route, binding) in apps {
+            for host in &binding.hosts {
+                let rule = (binding.path_prefix.clone(), route.clone(), binding.redirect_https);
+                by_host.entry(host.clone()).or_default().push(rule);
             }
         }
         for rules in by_host.values_mut() {
@@ -36,10 +101,11 @@ impl HostRoutes {
         HostRoutes { by_host }
     }
 
-    /// The app for a request's host (as sent: any case, maybe with a port) and path.
-    pub fn find(&self, host: &str, path: &str) -> Option<&Arc<AppRoute>> {
+    /// The app for a request's host (as sent: any case, maybe with a port) and path, and
+    /// whether it redirects plain HTTP.
+    pub fn find(&self, host: &str, path: &str) -> Option<(&Arc<AppRoute>, bool)> {
         let rules = self.by_host.get(&normalize_host(host))?;
-        rules.iter().find(|(prefix, _)| path_has_prefix(path, prefix)).map(|(_, route)| route)
+        rules.iter().find(|(prefix, _, _)| path_has_prefix(path, prefix)).map(|(_, route, redirect)| (route, *redirect))
     }
 }
 
@@ -98,15 +164,18 @@ mod tests {
     #[test]
     fn a_request_finds_its_app_by_host_then_longest_prefix() {
         let (shop, api, other) = (route("shop"), route("api"), route("other"));
-        let shop_hosts = vec!["shop.example.com".to_string(), "www.shop.example.com".to_string()];
-        let api_hosts = vec!["shop.example.com".to_string()];
-        let other_hosts = vec!["other.example.com".to_string()];
-        let routes = HostRoutes::new([
-            (&shop, shop_hosts.as_slice(), "/"),
-            (&api, api_hosts.as_slice(), "/api"),
-            (&other, other_hosts.as_slice(), "/"),
-        ]);
-        let found = |host: &str, path: &str| routes.find(host, path).map(|r| r.name.clone());
+        let bind = |hosts: &[&str], prefix: &str| Binding {
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            path_prefix: prefix.to_string(),
+            redirect_https: false,
+        };
+        let (shop_binding, api_binding, other_binding) = (
+            bind(&["shop.example.com", "www.shop.example.com"], "/"),
+            bind(&["shop.example.com"], "/api"),
+            bind(&["other.example.com"], "/"),
+        );
+        let routes = HostRoutes::new([(&shop, &shop_binding), (&api, &api_binding), (&other, &other_binding)]);
+        let found = |host: &str, path: &str| routes.find(host, path).map(|(r, _)| r.name.clone());
         assert_eq!(found("shop.example.com", "/"), Some("shop".into()));
         assert_eq!(found("SHOP.example.com:8080", "/cart"), Some("shop".into()));
         assert_eq!(found("shop.example.com", "/api"), Some("api".into()));
@@ -115,6 +184,32 @@ mod tests {
         assert_eq!(found("www.shop.example.com.", "/api"), Some("shop".into()));
         assert_eq!(found("other.example.com", "/api"), Some("other".into()));
         assert_eq!(found("unknown.example.com", "/"), None);
+    }
+
+    #[test]
+    fn the_entrypoints_answer_acme_challenges_and_redirect_to_https() {
+        let shop = route("shop");
+        let binding = Binding { hosts: vec!["shop.example.com".into()], path_prefix: "/".into(), redirect_https: true };
+        let front = Front::default();
+        front.hosts.store(Arc::new(HostRoutes::new([(&shop, &binding)])));
+        front.challenges.store(Arc::new(HashMap::from([("tok".to_string(), "tok.thumb".to_string())])));
+        front.https_port.store(8443, Relaxed);
+        let routes = front.hosts.load();
+        let decide = |host: &str, path: &str, https: bool| match front.decide(&routes, host, path, https) {
+            Decision::Proxy(route) => format!("proxy {}", route.name),
+            Decision::Challenge(answer) => format!("challenge {answer}"),
+            Decision::Redirect(url) => format!("redirect {url}"),
+            Decision::Unknown(host) => format!("unknown {host}"),
+        };
+        assert_eq!(decide("shop.example.com", "/.well-known/acme-challenge/tok", false), "challenge tok.thumb");
+        assert_eq!(decide("other.example.com", "/.well-known/acme-challenge/tok", false), "challenge tok.thumb");
+        assert_eq!(decide("shop.example.com:80", "/a?b=1", false), "redirect https://shop.example.com:8443/a?b=1");
+        assert_eq!(decide("shop.example.com", "/a", true), "proxy shop");
+        assert_eq!(
+            decide("shop.example.com", "/.well-known/acme-challenge/other", false),
+            "redirect https://shop.example.com:8443/.well-known/acme-challenge/other"
+        );
+        assert_eq!(decide("nope.example.com", "/", false), "unknown nope.example.com");
     }
 
     #[test]

@@ -122,25 +122,35 @@ impl Link {
     }
 
     /// Asks the router; a failed exchange drops the connection (the sync loop mends it).
+    /// A connection closed under the request (the router process was handed over to a new
+    /// one, which closes its control connections) is made again and the request asked
+    /// once more: every request is idempotent.
     async fn ask(&self, request: &Request) -> Result<Response> {
         let mut guard = self.connection.lock().await;
-        if guard.is_none()
-            && let Ok(connection) = Connection::connect(&self.paths.socket).await
-        {
-            self.connected(&mut guard, connection);
-        }
-        let Some(connection) = guard.as_mut() else { bail!("the router process does not answer") };
-        match tokio::time::timeout(REQUEST_TIMEOUT, connection.exchange(request)).await {
-            // The router refused: the connection is fine.
-            Ok(Ok(Response::Error { message })) => bail!("{message}"),
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(e)) => {
-                *guard = None;
-                Err(e)
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if guard.is_none()
+                && let Ok(connection) = Connection::connect(&self.paths.socket).await
+            {
+                self.connected(&mut guard, connection);
             }
-            Err(_) => {
-                *guard = None;
-                bail!("the router process did not answer within {REQUEST_TIMEOUT:?}")
+            let Some(connection) = guard.as_mut() else { bail!("the router process does not answer") };
+            match tokio::time::timeout(REQUEST_TIMEOUT, connection.exchange(request)).await {
+                // The router refused: the connection is fine.
+                Ok(Ok(Response::Error { message })) => bail!("{message}"),
+                Ok(Ok(answer)) => return Ok(answer),
+                Ok(Err(e)) => {
+                    *guard = None;
+                    if attempts >= 3 {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(_) => {
+                    *guard = None;
+                    bail!("the router process did not answer within {REQUEST_TIMEOUT:?}")
+                }
             }
         }
     }
@@ -152,6 +162,11 @@ impl Link {
 
     pub async fn listen_entrypoint(&self, name: &str, addr: SocketAddr) -> Result<()> {
         self.ask(&Request::ListenEntrypoint { name: name.to_string(), addr }).await?;
+        Ok(())
+    }
+
+    pub async fn set_challenges(&self, answers: std::collections::HashMap<String, String>) -> Result<()> {
+        self.ask(&Request::Challenges { answers }).await?;
         Ok(())
     }
 

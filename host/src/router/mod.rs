@@ -14,7 +14,7 @@ mod sync;
 mod table;
 pub mod tls;
 
-pub use entrypoint::{HTTP as HTTP_ENTRYPOINT, HTTPS as HTTPS_ENTRYPOINT, check_host, check_path_prefix};
+pub use entrypoint::{Binding, HTTP as HTTP_ENTRYPOINT, HTTPS as HTTPS_ENTRYPOINT, check_host, check_path_prefix};
 pub use stats::StatsSnapshot;
 use stats::VersionStats;
 use table::{Backend, Pool, RouteTable};
@@ -90,9 +90,8 @@ struct RouteConfig {
     goal_header: Option<http::HeaderName>,
     backends: Vec<Arc<Backend>>,
     stats: HashMap<String, Arc<VersionStats>>,
-    /// The host names the app answers to on the entrypoints, and under which path prefix.
-    hosts: Vec<String>,
-    path_prefix: String,
+    /// The host names the app answers to on the entrypoints, and how.
+    binding: Binding,
 }
 
 impl AppRoute {
@@ -156,7 +155,7 @@ pub struct Router {
     /// a new one replaces), and the connections it still has open.
     retirement: Arc<Retirement>,
     /// Which app serves which host on the entrypoints.
-    hosts: Arc<ArcSwap<entrypoint::HostRoutes>>,
+    front: Arc<entrypoint::Front>,
     /// The shared listeners (`--http-addr`, `--https-addr`), by name.
     entrypoints: Mutex<HashMap<String, Listeners>>,
     /// The certificates the HTTPS entrypoint serves, and the data dir's store of them.
@@ -388,45 +387,37 @@ impl Router {
         self.changed();
     }
 
-    /// Binds the app to host names on the entrypoints, under a path prefix (`/` for all).
-    /// Names are expected checked (`check_host`, `check_path_prefix`).
-    pub fn set_hosts(&self, app: &str, hosts: &[String], path_prefix: &str) {
+    /// Binds the app to host names on the entrypoints. Names are expected checked
+    /// (`check_host`, `check_path_prefix`).
+    pub fn set_binding(&self, app: &str, binding: &Binding) {
         let route = self.app(app);
         let mut config = route.config.lock().unwrap();
-        if config.hosts == hosts && config.path_prefix == path_prefix {
+        if config.binding == *binding {
             return;
         }
-        config.hosts = hosts.to_vec();
-        config.path_prefix = path_prefix.to_string();
+        config.binding = binding.clone();
         drop(config);
         self.rebuild_hosts();
         self.changed();
     }
 
-    /// The app's host names and path prefix.
-    pub fn hosts(&self, app: &str) -> (Vec<String>, String) {
-        match self.existing(app) {
-            Some(route) => {
-                let config = route.config.lock().unwrap();
-                (config.hosts.clone(), config.path_prefix.clone())
-            }
-            None => (Vec::new(), "/".to_string()),
-        }
-    }
-
     fn rebuild_hosts(&self) {
         let routes: Vec<Arc<AppRoute>> = self.apps.read().unwrap().values().cloned().collect();
-        let configs: Vec<(Vec<String>, String)> = routes
-            .iter()
-            .map(|r| {
-                let c = r.config.lock().unwrap();
-                (c.hosts.clone(), c.path_prefix.clone())
-            })
-            .collect();
-        let map = entrypoint::HostRoutes::new(
-            routes.iter().zip(&configs).map(|(route, (hosts, prefix))| (route, hosts.as_slice(), prefix.as_str())),
-        );
-        self.hosts.store(Arc::new(map));
+        let bindings: Vec<Binding> = routes.iter().map(|r| r.config.lock().unwrap().binding.clone()).collect();
+        let map = entrypoint::HostRoutes::new(routes.iter().zip(&bindings));
+        self.front.hosts.store(Arc::new(map));
+    }
+
+    /// The answers to the ACME HTTP-01 challenges under way (token → key authorization),
+    /// on the HTTP entrypoint; returns once the router process serves them.
+    pub async fn set_challenges(&self, challenges: HashMap<String, String>) -> Result<()> {
+        match self.link.get() {
+            Some(link) => link.set_challenges(challenges).await,
+            None => {
+                self.front.challenges.store(Arc::new(challenges));
+                Ok(())
+            }
+        }
     }
 
     /// Serves the entrypoint `name` (`entrypoint::HTTP`) on `addr`: every app by host.
@@ -489,16 +480,19 @@ impl Router {
         let workers = self.workers.get_or_init(Workers::start);
         let copies = sockets.iter().map(|s| s.try_clone()).collect::<std::io::Result<Vec<_>>>()?;
         let tls = (name == HTTPS_ENTRYPOINT).then(|| self.certs.acceptor());
+        if tls.is_some() {
+            self.front.https_port.store(addr.port(), Relaxed);
+        }
         let tasks = sockets
             .into_iter()
             .enumerate()
             .map(|(i, socket)| {
-                let hosts = self.hosts.clone();
+                let front = self.front.clone();
                 let retirement = self.retirement.clone();
                 let tls = tls.clone();
                 workers.handles[i % workers.handles.len()].spawn(async move {
                     match socket.set_nonblocking(true).and_then(|()| tokio::net::TcpListener::from_std(socket)) {
-                        Ok(listener) => proxy::serve(listener, proxy::Target::Hosts(hosts), retirement, tls).await,
+                        Ok(listener) => proxy::serve(listener, proxy::Target::Hosts(front), retirement, tls).await,
                         Err(e) => tracing::error!("entrypoint socket: {e}"),
                     }
                 })

@@ -142,6 +142,9 @@ async fn answer(state: &State, stream: tokio::net::UnixStream) -> Result<()> {
             return hand_over(state, std_stream).await;
         }
         let response = match handle(state, request).await {
+            // Handed over while it waited: closing tells the control plane to ask the
+            // new process.
+            Err(_) if state.router.retiring() => return Ok(()),
             Ok(response) => response,
             Err(e) => Response::Error { message: format!("{e:#}") },
         };
@@ -192,6 +195,10 @@ async fn handle(state: &State, request: Request) -> Result<Response> {
             Response::Applied
         }
         Request::GetTable => Response::Table { table: router.table() },
+        Request::Challenges { answers } => {
+            router.set_challenges(answers).await?;
+            Response::Applied
+        }
         Request::ReloadCerts => {
             router.reload_certs().await?;
             Response::Applied

@@ -1,11 +1,10 @@
 //! The proxy's request path: pick a backend, forward, stream the answer back, count.
 
-use super::entrypoint::HostRoutes;
+use super::entrypoint::{Decision, Front};
 use super::stats::VersionStats;
 use super::table::Backend;
 use super::table::{Choice, EJECT_AFTER_FAILURES};
 use super::{AppRoute, Retirement, RouterEvent};
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -37,25 +36,37 @@ const RETIRE_GRACE: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub enum Target {
     App(Arc<AppRoute>),
-    Hosts(Arc<ArcSwap<HostRoutes>>),
+    Hosts(Arc<Front>),
 }
 
 impl Target {
-    /// The app that answers `req`, or the answer for a request no app takes.
-    fn route(&self, req: &Request<Incoming>) -> Result<Arc<AppRoute>, Response<Body>> {
-        match self {
-            Target::App(route) => Ok(route.clone()),
-            Target::Hosts(hosts) => {
-                let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host());
-                let Some(host) = host else {
-                    return Err(plain(StatusCode::BAD_REQUEST, "400 the request names no host\n".to_string()));
-                };
-                hosts.load().find(host, req.uri().path()).cloned().ok_or_else(|| {
-                    let host = super::entrypoint::normalize_host(host);
-                    plain(StatusCode::NOT_FOUND, format!("404 no app is bound to host {host} on this address\n"))
-                })
+    /// The app that answers `req`, or the answer to a request no app takes (an unknown
+    /// host, an ACME challenge, a redirect to HTTPS).
+    fn route(&self, req: &Request<Incoming>, conn: ClientConn) -> Result<Arc<AppRoute>, Response<Body>> {
+        let front = match self {
+            Target::App(route) => return Ok(route.clone()),
+            Target::Hosts(front) => front,
+        };
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host());
+        let Some(host) = host else {
+            return Err(plain(StatusCode::BAD_REQUEST, "400 the request names no host\n".to_string()));
+        };
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let routes = front.hosts.load();
+        Err(match front.decide(&routes, host, path, conn.https) {
+            Decision::Proxy(route) => return Ok(route.clone()),
+            Decision::Challenge(answer) => plain(StatusCode::OK, answer),
+            Decision::Redirect(url) => {
+                let mut response = plain(StatusCode::PERMANENT_REDIRECT, format!("308 moved to {url}\n"));
+                if let Ok(location) = HeaderValue::from_str(&url) {
+                    response.headers_mut().insert(header::LOCATION, location);
+                }
+                response
             }
-        }
+            Decision::Unknown(host) => {
+                plain(StatusCode::NOT_FOUND, format!("404 no app is bound to host {host} on this address\n"))
+            }
+        })
     }
 
     fn name(&self) -> &str {
@@ -154,7 +165,7 @@ where
             // Read as the request comes (no shared counter touched per request): a request
             // that was under way at the handover closes its connection with the next one.
             let close = !conn.h2 && retirement.retiring();
-            let answer = target.route(&req).map(|route| handle(route, client.clone(), conn, req));
+            let answer = target.route(&req, conn).map(|route| handle(route, client.clone(), conn, req));
             async move {
                 let mut response = match answer {
                     Ok(answer) => answer.await?,

@@ -38,8 +38,9 @@ impl Router {
                     split: config.split.clone(),
                     sticky: config.sticky,
                     goal_header: config.goal_header.as_ref().map(|h| h.to_string()),
-                    hosts: config.hosts.clone(),
-                    path_prefix: config.path_prefix.clone(),
+                    hosts: config.binding.hosts.clone(),
+                    path_prefix: config.binding.path_prefix.clone(),
+                    redirect_https: config.binding.redirect_https,
                     backends: config
                         .backends
                         .iter()
@@ -97,7 +98,12 @@ impl Router {
     pub fn set_route(&self, app: &AppTable) {
         self.set_split(&app.name, app.split.clone(), app.sticky);
         self.set_goal_header(&app.name, app.goal_header.as_deref());
-        self.set_hosts(&app.name, &app.hosts, &app.path_prefix);
+        let binding = super::Binding {
+            hosts: app.hosts.clone(),
+            path_prefix: app.path_prefix.clone(),
+            redirect_https: app.redirect_https,
+        };
+        self.set_binding(&app.name, &binding);
         let specs: Vec<BackendSpec> = app
             .backends
             .iter()
@@ -288,6 +294,7 @@ mod tests {
                 ],
                 hosts: vec!["web.example.test".into()],
                 path_prefix: "/web".into(),
+                redirect_https: true,
             }],
             entrypoints: vec![(
                 super::super::HTTP_ENTRYPOINT.into(),

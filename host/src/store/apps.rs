@@ -1,7 +1,7 @@
 //! Apps: their router port, the release that serves, the split, their quota and health.
 
 use super::Store;
-use crate::model::{App, AppEvent, Level, Release, now_ms};
+use crate::model::{App, AppBinding, AppEvent, Level, Release, now_ms};
 use anyhow::Result;
 use sqlx::types::Json;
 
@@ -16,6 +16,8 @@ struct AppRow {
     replica_quota: Option<i64>,
     hosts: Json<Vec<String>>,
     path_prefix: String,
+    tls: crate::model::TlsMode,
+    redirect_https: bool,
     release_counter: i64,
     created_at_ms: i64,
     updated_at_ms: i64,
@@ -33,6 +35,8 @@ impl From<AppRow> for App {
             replica_quota: r.replica_quota.map(|q| q as u32),
             hosts: r.hosts.0,
             path_prefix: r.path_prefix,
+            tls: r.tls,
+            redirect_https: r.redirect_https,
             release_counter: r.release_counter,
             created_at_ms: r.created_at_ms,
             updated_at_ms: r.updated_at_ms,
@@ -66,15 +70,19 @@ impl Store {
         Ok(self.app(name).await?.expect("just inserted"))
     }
 
-    /// Binds the app to host names on the entrypoints, under a path prefix.
-    pub async fn set_app_hosts(&self, app: &str, hosts: &[String], path_prefix: &str) -> Result<()> {
-        sqlx::query("UPDATE apps SET hosts = ?, path_prefix = ?, updated_at_ms = ? WHERE name = ?")
-            .bind(Json(hosts))
-            .bind(path_prefix)
-            .bind(now_ms())
-            .bind(app)
-            .execute(&self.pool)
-            .await?;
+    /// Binds the app to host names on the entrypoints.
+    pub async fn set_app_binding(&self, app: &str, binding: &AppBinding) -> Result<()> {
+        sqlx::query(
+            "UPDATE apps SET hosts = ?, path_prefix = ?, tls = ?, redirect_https = ?, updated_at_ms = ? WHERE name = ?",
+        )
+        .bind(Json(&binding.hosts))
+        .bind(&binding.path_prefix)
+        .bind(binding.tls)
+        .bind(binding.redirect_https)
+        .bind(now_ms())
+        .bind(app)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

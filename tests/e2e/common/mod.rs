@@ -744,3 +744,100 @@ pub fn sticky_get(port: u16, cookie: Option<&str>) -> (String, String) {
     });
     (set.or(cookie.map(str::to_string)).unwrap_or_default(), body.trim().to_string())
 }
+
+/// A free TCP port on loopback (free when asked: bind it soon).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A test CA and certificates it signed, made with the openssl CLI.
+pub struct TestCa {
+    dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let ca = TestCa { dir: tempfile::tempdir().unwrap() };
+        ca.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=hivemind test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        ca
+    }
+
+    pub fn path(&self, file: &str) -> String {
+        self.dir.path().join(file).to_str().unwrap().to_string()
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = std::process::Command::new("openssl").args(args).current_dir(self.dir.path()).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// A certificate for `host` and its key: (cert.pem, key.pem).
+    pub fn issue(&self, host: &str) -> (String, String) {
+        self.issue_for(host, &format!("DNS:{host}"))
+    }
+
+    /// A certificate named `name` for the subject alternative names `sans`
+    /// (`DNS:localhost,IP:127.0.0.1`), and its key.
+    pub fn issue_for(&self, name: &str, sans: &str) -> (String, String) {
+        let host = name;
+        let ext = format!("{host}.ext");
+        std::fs::write(
+            self.dir.path().join(&ext),
+            format!("subjectAltName={sans}\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n"),
+        )
+        .unwrap();
+        let (key, csr, cert) = (format!("{host}.key"), format!("{host}.csr"), format!("{host}.pem"));
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &format!("/CN={host}"),
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-out",
+            &cert,
+            "-extfile",
+            &ext,
+        ]);
+        (self.path(&cert), self.path(&key))
+    }
+}

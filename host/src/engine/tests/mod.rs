@@ -141,6 +141,7 @@ async fn start(
         hook_allowed_hosts: Vec::new(),
         probe_interval: Duration::from_millis(200),
         data_dir: dir.to_path_buf(),
+        acme: None,
     };
     let engine = Engine::new(store.clone(), plugins, Arc::new(fleet), router.clone(), options);
     engine.start().await.unwrap();
