@@ -3,7 +3,8 @@
 # process (`hivemind router`, the default), through the router embedded in `serve`
 # (`--router-mode embedded`), through nginx and through HAProxy — with wrk, and prints
 # requests per second, p50 and p99 latency for each, and the ratios router/nginx,
-# router/haproxy and router/direct.
+# router/haproxy and router/direct. Then the same over TLS (the HTTPS entrypoint, nginx
+# and HAProxy terminating TLS with one certificate), in HTTP/1.1 (wrk) and HTTP/2 (h2load).
 #
 #   bench/router.sh [DURATION_S] [CONNECTIONS]      (defaults: 10 s, 64 connections)
 #
@@ -20,6 +21,8 @@ need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v haproxy >/dev/null || need+=(haproxy)
+command -v h2load >/dev/null || need+=(nghttp2-client)
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
@@ -49,13 +52,24 @@ embedded_api=$(free_port)
 embedded_port=$(free_port)
 nginx_port=$(free_port)
 haproxy_port=$(free_port)
+tls_port=$(free_port)
+nginx_tls=$(free_port)
+haproxy_tls=$(free_port)
 export HIVEMIND_URL=http://127.0.0.1:$api
 
-"$hivemind" serve --data-dir "$work/data" --api-addr "127.0.0.1:$api" --runtime process >"$work/server.out" 2>"$work/server.log" &
+# One certificate for every proxy's TLS case: localhost, which resolves to 127.0.0.1 here.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost -keyout "$work/tls.key" -out "$work/tls.pem" 2>/dev/null
+cat "$work/tls.pem" "$work/tls.key" >"$work/tls-haproxy.pem"
+
+"$hivemind" serve --data-dir "$work/data" --api-addr "127.0.0.1:$api" --runtime process \
+    --https-addr "127.0.0.1:$tls_port" >"$work/server.out" 2>"$work/server.log" &
 pids+=($!)
 for _ in $(seq 100); do curl -fs "$HIVEMIND_URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 export HIVEMIND_TOKEN=$(cat "$work/data/token")
-"$hivemind" app deploy --name bench --image "$demo bench" --replicas 1 --port "$router_port" --health-check-path /health >/dev/null
+"$hivemind" app deploy --name bench --image "$demo bench" --replicas 1 --port "$router_port" --health-check-path /health \
+    --host localhost >/dev/null
+"$hivemind" cert add --host localhost --cert "$work/tls.pem" --key "$work/tls.key" >/dev/null
 replica=$("$hivemind" app get --name bench --output json)
 backend=$(echo "$replica" | python3 -c 'import json,sys; print(json.load(sys.stdin)["replicas"][0]["address"])')
 backend_pid=$(echo "$replica" | python3 -c 'import json,sys; print(json.load(sys.stdin)["replicas"][0]["handle"])')
@@ -70,6 +84,14 @@ HIVEMIND_URL=http://127.0.0.1:$embedded_api HIVEMIND_TOKEN=$(cat "$work/embedded
 embedded_backend_pid=$(HIVEMIND_URL=http://127.0.0.1:$embedded_api HIVEMIND_TOKEN=$(cat "$work/embedded/token") \
     "$hivemind" app get --name bench --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["replicas"][0]["handle"])')
 
+location='location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+        }'
 cat >"$work/nginx.conf" <<NGINX
 worker_processes auto;
 pid $work/nginx.pid;
@@ -80,14 +102,13 @@ http {
     upstream backend { server $backend; keepalive 256; }
     server {
         listen 127.0.0.1:$nginx_port;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$host;
-        }
+        $location
+    }
+    server {
+        listen 127.0.0.1:$nginx_tls ssl http2;
+        ssl_certificate $work/tls.pem;
+        ssl_certificate_key $work/tls.key;
+        $location
     }
 }
 NGINX
@@ -106,6 +127,9 @@ defaults
     option forwardfor
 frontend bench
     bind 127.0.0.1:$haproxy_port
+    default_backend app
+frontend bench_tls
+    bind 127.0.0.1:$haproxy_tls ssl crt $work/tls-haproxy.pem alpn h2,http/1.1
     default_backend app
 backend app
     http-reuse always
@@ -151,3 +175,51 @@ echo
 echo "throughput  router/nginx $(ratio "${rps[hivemind]}" "${rps[nginx]}")   router/haproxy $(ratio "${rps[hivemind]}" "${rps[haproxy]}")   router/direct $(ratio "${rps[hivemind]}" "${rps[direct]}")"
 echo "p99         router/nginx $(ratio "${p99[hivemind]}" "${p99[nginx]}")   router/haproxy $(ratio "${p99[hivemind]}" "${p99[haproxy]}")   router/direct $(ratio "${p99[hivemind]}" "${p99[direct]}")"
 echo "router process/embedded: throughput $(ratio "${rps[hivemind]}" "${rps[embedded]}"), p99 $(ratio "${p99[hivemind]}" "${p99[embedded]}")"
+
+# TLS: the same backend behind the HTTPS entrypoint, nginx and HAProxy terminating TLS
+# with the same certificate; HTTP/1.1 keep-alive with wrk, and HTTP/2 with h2load (10
+# streams a connection). h2load prints no percentiles: p99 comes from its request log.
+run_tls() {
+    local name=$1 port=$2
+    wrk -t"$threads" -c"$connections" -d2s "https://localhost:$port/" >/dev/null
+    local out
+    out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "https://localhost:$port/")
+    rps[$name]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p50[$name]=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
+    p99[$name]=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
+    return 0
+}
+run_h2() {
+    local name=$1 port=$2
+    h2load -D 2 -c"$connections" -m10 -t"$threads" "https://localhost:$port/" >/dev/null
+    local out
+    out=$(h2load -D "$duration" -c"$connections" -m10 -t"$threads" --log-file "$work/h2-$name.log" "https://localhost:$port/")
+    rps[$name]=$(echo "$out" | awk '/^finished in/ {print $4}')
+    read -r p50[$name] p99[$name] < <(python3 -c 'import sys
+d = sorted(int(l.split()[2]) for l in open(sys.argv[1]) if l.strip())
+print("%.3f %.3f" % (d[len(d) // 2] / 1000, d[int(len(d) * 0.99)] / 1000))' "$work/h2-$name.log")
+    local failed
+    failed=$(echo "$out" | awk '/^requests:/ {print $10, $12}')
+    [ "$failed" != "0 0" ] && echo "  $name: failed, errored: $failed" >&2
+    return 0
+}
+for port in "$tls_port" "$nginx_tls" "$haproxy_tls"; do
+    for _ in $(seq 100); do curl -kfs "https://localhost:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
+done
+run_tls tls-hivemind "$tls_port"
+run_tls tls-nginx "$nginx_tls"
+run_tls tls-haproxy "$haproxy_tls"
+run_h2 h2-hivemind "$tls_port"
+run_h2 h2-nginx "$nginx_tls"
+run_h2 h2-haproxy "$haproxy_tls"
+echo
+echo "TLS (the same certificate; wrk for HTTP/1.1 keep-alive, h2load -m10 for HTTP/2)"
+printf '%-12s %12s %10s %10s\n' target req/s p50_ms p99_ms
+for name in tls-hivemind tls-nginx tls-haproxy h2-hivemind h2-nginx h2-haproxy; do
+    printf '%-12s %12s %10s %10s\n' "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}"
+done
+echo
+for kind in tls h2; do
+    echo "$kind throughput  router/nginx $(ratio "${rps[$kind-hivemind]}" "${rps[$kind-nginx]}")   router/haproxy $(ratio "${rps[$kind-hivemind]}" "${rps[$kind-haproxy]}")"
+    echo "$kind p99         router/nginx $(ratio "${p99[$kind-hivemind]}" "${p99[$kind-nginx]}")   router/haproxy $(ratio "${p99[$kind-hivemind]}" "${p99[$kind-haproxy]}")"
+done

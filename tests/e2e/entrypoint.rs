@@ -190,6 +190,11 @@ fn the_https_entrypoint_serves_each_host_its_certificate_over_h2_and_http1() {
         server.cli(&["cert", "add", "--host", "shop.example.test", "--cert", &shop_cert, "--key", &api_key]);
     assert_ne!(wrong_key.code, 0);
     assert!(wrong_key.stderr.contains("the key does not match the certificate"), "{}", wrong_key.stderr);
+    let (old_cert, old_key) = ca.issue_expired("shop.example.test");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let expired = server.cli(&["cert", "add", "--host", "shop.example.test", "--cert", &old_cert, "--key", &old_key]);
+    assert_ne!(expired.code, 0);
+    assert!(expired.stderr.contains("the certificate for shop.example.test expired at"), "{}", expired.stderr);
     each_host_its_app();
 
     // ACME needs a directory on the server: refused, saying so, and nothing changes.
@@ -206,4 +211,62 @@ fn the_https_entrypoint_serves_each_host_its_certificate_over_h2_and_http1() {
     // A removed certificate is no longer served.
     server.cli(&["cert", "remove", "--host", "api.example.test"]).ok();
     assert_ne!(curl_https(&ca.path("ca.pem"), https, "api.example.test", "/", "--http2").0, 0);
+}
+
+/// The h2c test backend (`host/examples/h2c_backend.rs`), built once.
+fn h2c_backend() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // Beside this test binary's directory: target/debug/examples.
+            let exe = std::env::current_exe().unwrap();
+            let path = exe.parent().unwrap().parent().unwrap().join("examples/h2c_backend");
+            if !path.exists() {
+                let status = std::process::Command::new(env!("CARGO"))
+                    .args(["build", "-q", "-p", "hivemind", "--example", "h2c_backend"])
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "building the h2c backend");
+            }
+            path
+        })
+        .clone()
+}
+
+#[test]
+fn an_h2c_backend_gets_http2_and_its_trailers_reach_the_client() {
+    if !crate::common::tools_available("the h2c test", &["curl", "openssl"]) {
+        return;
+    }
+    let https = free_port();
+    let server = Server::start_with_flags("process", &["--https-addr", &format!("127.0.0.1:{https}")]);
+    let image = format!("{} grpc", h2c_backend().display());
+    server
+        .deploy("grpc", &image, &["--backend-protocol", "h2c", "--host", "grpc.example.test", "--replicas", "2"])
+        .ok();
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue("grpc.example.test");
+    server.cli(&["cert", "add", "--host", "grpc.example.test", "--cert", &cert, "--key", &key]).ok();
+
+    // Through the HTTPS entrypoint in HTTP/2, as a gRPC client comes: the backend is asked
+    // in HTTP/2 and its trailer reaches the client.
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-i", "--http2", "--cacert", &ca.path("ca.pem")])
+        .args(["--resolve", &format!("grpc.example.test:{https}:127.0.0.1"), "-H", "te: trailers"])
+        .arg(format!("https://grpc.example.test:{https}/hello.Greeter/SayHello"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("http/2 200"), "{text}");
+    assert!(text.contains("x-protocol: http/2.0"), "the backend was asked in HTTP/2: {text}");
+    assert!(text.contains("grpc\n"), "{text}");
+    assert!(text.contains("grpc-status: 0"), "the trailer came through: {text}");
+
+    // On the app's own port, an HTTP/1.1 client: the backend is still asked in HTTP/2.
+    let port = server.app_port("grpc");
+    let (status, body) = http_get_as(port, "grpc.example.test", "/");
+    assert_eq!((status, body.trim()), (200, "grpc"));
+    let (_, metrics) = server.get("/metrics");
+    assert!(metrics.contains("hivemind_router_requests_total{app=\"grpc\""), "{metrics}");
 }

@@ -25,8 +25,10 @@ pub enum CertCommand {
         key: PathBuf,
     },
     /// The certificates served, with their names and expiry.
+    #[command(after_help = "Example:\n  hivemind cert list")]
     List,
     /// Stop serving a host's certificate.
+    #[command(after_help = "Example:\n  hivemind cert remove --host shop.example.com")]
     Remove {
         #[arg(long)]
         host: String,

@@ -91,6 +91,10 @@ pub struct SpecArgs {
     /// `--redirect-https` or `--redirect-https false`. [default: the app's, no at first]
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     redirect_https: Option<bool>,
+    /// What the app's replicas speak: http1, or h2c (HTTP/2 without TLS, as gRPC
+    /// services do; trailers pass). [default: the app's, http1 at first]
+    #[arg(long, value_enum)]
+    backend_protocol: Option<crate::model::BackendProtocol>,
     /// Failed health checks in a row (after a replica once passed) that make the healer
     /// replace a replica of the serving release. [default: 3]
     #[arg(long)]
@@ -185,6 +189,7 @@ impl SpecArgs {
         spec.path_prefix = self.path_prefix.or(spec.path_prefix);
         spec.tls = self.tls.or(spec.tls);
         spec.redirect_https = self.redirect_https.or(spec.redirect_https);
+        spec.backend_protocol = self.backend_protocol.or(spec.backend_protocol);
         spec.health_check_port = self.health_check_port.or(spec.health_check_port);
         if self.cpu.is_some() {
             spec.resources.cpu = self.cpu;

@@ -284,7 +284,12 @@ impl Engine {
     /// How a deployment binds its app to the entrypoints, checked, or None when it leaves
     /// the binding as it is. A host and prefix another app is bound to is refused.
     async fn binding_asked(&self, spec: &DeploymentSpec) -> Result<Option<AppBinding>, UserError> {
-        if spec.hosts.is_empty() && spec.path_prefix.is_none() && spec.tls.is_none() && spec.redirect_https.is_none() {
+        if spec.hosts.is_empty()
+            && spec.path_prefix.is_none()
+            && spec.tls.is_none()
+            && spec.redirect_https.is_none()
+            && spec.backend_protocol.is_none()
+        {
             return Ok(None);
         }
         let current = self.store.app(&spec.app).await?;
@@ -293,6 +298,7 @@ impl Engine {
             path_prefix: "/".to_string(),
             tls: TlsMode::Manual,
             redirect_https: false,
+            backend_protocol: Default::default(),
         });
         if !spec.hosts.is_empty() {
             binding.hosts.clear();
@@ -310,6 +316,7 @@ impl Engine {
         }
         binding.tls = spec.tls.unwrap_or(binding.tls);
         binding.redirect_https = spec.redirect_https.unwrap_or(binding.redirect_https);
+        binding.backend_protocol = spec.backend_protocol.unwrap_or(binding.backend_protocol);
         if binding.tls == TlsMode::Acme {
             if self.acme.is_none() {
                 return Err(UserError::invalid(

@@ -107,6 +107,9 @@ pub struct App {
     /// Plain HTTP to its hosts is redirected to HTTPS (`--redirect-https`).
     #[serde(default)]
     pub redirect_https: bool,
+    /// What its replicas speak (`--backend-protocol`).
+    #[serde(default)]
+    pub backend_protocol: crate::model::BackendProtocol,
     pub release_counter: i64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -139,6 +142,7 @@ pub struct AppBinding {
     pub path_prefix: String,
     pub tls: crate::model::TlsMode,
     pub redirect_https: bool,
+    pub backend_protocol: crate::model::BackendProtocol,
 }
 
 impl AppBinding {
@@ -148,6 +152,7 @@ impl AppBinding {
             path_prefix: app.path_prefix.clone(),
             tls: app.tls,
             redirect_https: app.redirect_https,
+            backend_protocol: app.backend_protocol,
         }
     }
 
@@ -157,6 +162,7 @@ impl AppBinding {
             hosts: self.hosts.clone(),
             path_prefix: self.path_prefix.clone(),
             redirect_https: self.redirect_https,
+            h2c: self.backend_protocol == crate::model::BackendProtocol::H2c,
         }
     }
 }

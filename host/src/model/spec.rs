@@ -92,6 +92,37 @@ pub struct DeploymentSpec {
     /// challenges excepted. The app keeps its own when absent (no at first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_https: Option<bool>,
+    /// What the app's replicas speak (`--backend-protocol`): `http1`, or `h2c` (HTTP/2
+    /// without TLS, as gRPC services do). The app keeps its own when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_protocol: Option<BackendProtocol>,
+}
+
+/// What an app's replicas speak.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    Serialize,
+    Deserialize,
+    PartialEq,
+    Eq,
+    schemars::JsonSchema,
+    sqlx::Type,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(rename_all = "snake_case")]
+pub enum BackendProtocol {
+    /// HTTP/1.1.
+    #[default]
+    #[value(name = "http1")]
+    #[serde(rename = "http1")]
+    #[sqlx(rename = "http1")]
+    Http1,
+    /// HTTP/2 with prior knowledge, without TLS.
+    H2c,
 }
 
 /// Where an app's certificates come from.
@@ -308,6 +339,7 @@ impl DeploymentSpec {
             path_prefix: None,
             tls: None,
             redirect_https: None,
+            backend_protocol: None,
         }
     }
 }

@@ -57,6 +57,9 @@ pub struct AppTable {
     /// Plain HTTP to the app's hosts is redirected to HTTPS.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub redirect_https: bool,
+    /// The backends speak h2c.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub h2c: bool,
 }
 
 fn root_prefix() -> String {

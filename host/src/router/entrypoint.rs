@@ -77,11 +77,14 @@ pub struct Binding {
     pub hosts: Vec<String>,
     pub path_prefix: String,
     pub redirect_https: bool,
+    /// The app's replicas speak h2c (`--backend-protocol h2c`), on its port and behind
+    /// the entrypoints.
+    pub h2c: bool,
 }
 
 impl Default for Binding {
     fn default() -> Binding {
-        Binding { hosts: Vec::new(), path_prefix: "/".to_string(), redirect_https: false }
+        Binding { hosts: Vec::new(), path_prefix: "/".to_string(), redirect_https: false, h2c: false }
     }
 }
 
@@ -167,7 +170,7 @@ mod tests {
         let bind = |hosts: &[&str], prefix: &str| Binding {
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             path_prefix: prefix.to_string(),
-            redirect_https: false,
+            ..Binding::default()
         };
         let (shop_binding, api_binding, other_binding) = (
             bind(&["shop.example.com", "www.shop.example.com"], "/"),
@@ -189,7 +192,7 @@ mod tests {
     #[test]
     fn the_entrypoints_answer_acme_challenges_and_redirect_to_https() {
         let shop = route("shop");
-        let binding = Binding { hosts: vec!["shop.example.com".into()], path_prefix: "/".into(), redirect_https: true };
+        let binding = Binding { hosts: vec!["shop.example.com".into()], redirect_https: true, ..Binding::default() };
         let front = Front::default();
         front.hosts.store(Arc::new(HostRoutes::new([(&shop, &binding)])));
         front.challenges.store(Arc::new(HashMap::from([("tok".to_string(), "tok.thumb".to_string())])));

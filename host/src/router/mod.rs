@@ -125,6 +125,7 @@ impl AppRoute {
         }
         let mut table = RouteTable::new(pools, config.sticky);
         table.goal_header = config.goal_header.clone();
+        table.h2c = config.binding.h2c;
         self.table.store(Arc::new(table));
     }
 
@@ -396,6 +397,7 @@ impl Router {
             return;
         }
         config.binding = binding.clone();
+        route.rebuild(&mut config);
         drop(config);
         self.rebuild_hosts();
         self.changed();

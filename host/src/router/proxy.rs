@@ -27,6 +27,32 @@ use tokio_rustls::TlsAcceptor;
 type Body = BoxBody<Bytes, hyper::Error>;
 type HttpClient = Client<HttpConnector, Body>;
 
+/// The backend connection pools of one router thread: HTTP/1.1, and h2c for the apps
+/// whose replicas speak it (gRPC).
+#[derive(Clone)]
+struct Clients {
+    http1: HttpClient,
+    h2c: HttpClient,
+}
+
+impl Clients {
+    fn new() -> Clients {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let http1 = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(512)
+            .build(connector.clone());
+        let h2c = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Clients { http1, h2c }
+    }
+}
+
 /// How long a retiring router keeps an idle keep-alive connection open: a client that
 /// keeps sending gets its next answer with `Connection: close` meanwhile, and reconnects
 /// to the router process that took over instead of racing a close.
@@ -91,13 +117,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Accepts connections on `listener` until the router retires, and serves each: plain
 /// HTTP/1.1, or, with `tls`, HTTPS in HTTP/2 or HTTP/1.1 as the client's ALPN chose.
 pub async fn serve(listener: TcpListener, target: Target, retirement: Arc<Retirement>, tls: Option<TlsAcceptor>) {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(2)));
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(512)
-        .build(connector);
+    let client = Clients::new();
     let retired = retirement.retired();
     tokio::pin!(retired);
     loop {
@@ -155,7 +175,7 @@ macro_rules! until_retired {
 
 /// Serves one client connection until it closes, or, once the router retires, until its
 /// request in flight is answered (HTTP/1.1: with `Connection: close`; HTTP/2: GOAWAY).
-async fn serve_connection<I>(io: I, conn: ClientConn, target: Target, client: HttpClient, retirement: Arc<Retirement>)
+async fn serve_connection<I>(io: I, conn: ClientConn, target: Target, client: Clients, retirement: Arc<Retirement>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -198,7 +218,7 @@ pub const VARIANT_HEADER: &str = "x-hivemind-variant";
 
 async fn handle(
     route: Arc<AppRoute>,
-    client: HttpClient,
+    clients: Clients,
     conn: ClientConn,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
@@ -237,6 +257,7 @@ async fn handle(
         let (stats, backend) = &attempt;
         stats.requests.fetch_add(1, Relaxed);
         let guard = InFlight::new(backend.clone(), stats.clone());
+        let client = if table.h2c { &clients.h2c } else { &clients.http1 };
         match client.request(request).await {
             Ok(mut response) => {
                 let status = response.status();
@@ -345,8 +366,13 @@ fn forward_headers(headers: &mut HeaderMap, uri: &http::Uri, conn: ClientConn) {
         headers.insert(header::HOST, host);
     }
     let upgrade = headers.get(header::UPGRADE).cloned();
+    // `TE: trailers` is the one TE that crosses a proxy: gRPC needs it.
+    let trailers = headers.get_all(header::TE).iter().any(|v| v.to_str().is_ok_and(|v| v.contains("trailers")));
     for h in [header::CONNECTION, header::PROXY_AUTHORIZATION, header::TE, header::TRAILER, header::UPGRADE] {
         headers.remove(h);
+    }
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     headers.remove(HeaderName::from_static("keep-alive"));
     if let Some(up) = upgrade {

@@ -41,6 +41,7 @@ impl Router {
                     hosts: config.binding.hosts.clone(),
                     path_prefix: config.binding.path_prefix.clone(),
                     redirect_https: config.binding.redirect_https,
+                    h2c: config.binding.h2c,
                     backends: config
                         .backends
                         .iter()
@@ -102,6 +103,7 @@ impl Router {
             hosts: app.hosts.clone(),
             path_prefix: app.path_prefix.clone(),
             redirect_https: app.redirect_https,
+            h2c: app.h2c,
         };
         self.set_binding(&app.name, &binding);
         let specs: Vec<BackendSpec> = app
@@ -295,6 +297,7 @@ mod tests {
                 hosts: vec!["web.example.test".into()],
                 path_prefix: "/web".into(),
                 redirect_https: true,
+                h2c: true,
             }],
             entrypoints: vec![(
                 super::super::HTTP_ENTRYPOINT.into(),

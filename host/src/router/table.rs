@@ -106,6 +106,8 @@ pub struct RouteTable {
     pub goal_header: Option<http::HeaderName>,
     /// Whether clients keep their version across requests.
     pub sticky: bool,
+    /// The backends speak HTTP/2 without TLS (h2c, prior knowledge): gRPC services.
+    pub h2c: bool,
     /// A smooth weighted round-robin schedule of pool indexes (nginx's algorithm), so
     /// that a 20% share means one request in five even over short windows.
     schedule: Vec<usize>,
@@ -114,7 +116,7 @@ pub struct RouteTable {
 impl RouteTable {
     pub fn new(pools: Vec<Pool>, sticky: bool) -> RouteTable {
         let schedule = smooth_schedule(&pools.iter().map(|p| p.weight).collect::<Vec<_>>());
-        RouteTable { pools, sticky, schedule, goal_header: None }
+        RouteTable { pools, sticky, schedule, goal_header: None, h2c: false }
     }
 
     /// Picks the pool and backend for a request, skipping `exclude` (a backend that just

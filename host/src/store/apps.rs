@@ -18,6 +18,7 @@ struct AppRow {
     path_prefix: String,
     tls: crate::model::TlsMode,
     redirect_https: bool,
+    backend_protocol: crate::model::BackendProtocol,
     release_counter: i64,
     created_at_ms: i64,
     updated_at_ms: i64,
@@ -37,6 +38,7 @@ impl From<AppRow> for App {
             path_prefix: r.path_prefix,
             tls: r.tls,
             redirect_https: r.redirect_https,
+            backend_protocol: r.backend_protocol,
             release_counter: r.release_counter,
             created_at_ms: r.created_at_ms,
             updated_at_ms: r.updated_at_ms,
@@ -73,12 +75,13 @@ impl Store {
     /// Binds the app to host names on the entrypoints.
     pub async fn set_app_binding(&self, app: &str, binding: &AppBinding) -> Result<()> {
         sqlx::query(
-            "UPDATE apps SET hosts = ?, path_prefix = ?, tls = ?, redirect_https = ?, updated_at_ms = ? WHERE name = ?",
+            "UPDATE apps SET hosts = ?, path_prefix = ?, tls = ?, redirect_https = ?, backend_protocol = ?, updated_at_ms = ? WHERE name = ?",
         )
         .bind(Json(&binding.hosts))
         .bind(&binding.path_prefix)
         .bind(binding.tls)
         .bind(binding.redirect_https)
+        .bind(binding.backend_protocol)
         .bind(now_ms())
         .bind(app)
         .execute(&self.pool)

@@ -799,6 +799,15 @@ impl TestCa {
     /// A certificate named `name` for the subject alternative names `sans`
     /// (`DNS:localhost,IP:127.0.0.1`), and its key.
     pub fn issue_for(&self, name: &str, sans: &str) -> (String, String) {
+        self.issue_valid_for(name, sans, "30")
+    }
+
+    /// A certificate for `host` that expires as it is made (valid for 0 days).
+    pub fn issue_expired(&self, host: &str) -> (String, String) {
+        self.issue_valid_for(&format!("expired-{host}"), &format!("DNS:{host}"), "0")
+    }
+
+    fn issue_valid_for(&self, name: &str, sans: &str, days: &str) -> (String, String) {
         let host = name;
         let ext = format!("{host}.ext");
         std::fs::write(
@@ -832,7 +841,7 @@ impl TestCa {
             "ca.key",
             "-CAcreateserial",
             "-days",
-            "30",
+            days,
             "-out",
             &cert,
             "-extfile",
