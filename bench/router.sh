@@ -99,6 +99,9 @@ error_log $work/nginx.err warn;
 events { worker_connections 4096; }
 http {
     access_log off;
+    # nginx closes a connection after 1,000 requests by default, HTTP/2 ones included,
+    # and h2load does not reconnect: the other proxies set no such limit.
+    keepalive_requests 1000000;
     upstream backend { server $backend; keepalive 256; }
     server {
         listen 127.0.0.1:$nginx_port;
