@@ -3,10 +3,11 @@
 //! entrypoint, the request takes the same path as on the app's own port (`proxy::handle`),
 //! so splits, sticky variants, previews, drains and counts work the same, counted per app.
 
-use super::AppRoute;
-use anyhow::{Result, bail};
+use super::{AppRoute, Listeners, Router, Workers, proxy, reuseport_listener, tls};
+use anyhow::{Context, Result, bail};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering::Relaxed};
 
@@ -109,6 +110,126 @@ impl HostRoutes {
     pub fn find(&self, host: &str, path: &str) -> Option<(&Arc<AppRoute>, bool)> {
         let rules = self.by_host.get(&normalize_host(host))?;
         rules.iter().find(|(prefix, _, _)| path_has_prefix(path, prefix)).map(|(_, route, redirect)| (route, *redirect))
+    }
+}
+
+/// The router's side of the entrypoints: bindings, listeners, certificates, challenges.
+impl Router {
+    /// Binds the app to host names on the entrypoints. Names are expected checked
+    /// (`check_host`, `check_path_prefix`).
+    pub fn set_binding(&self, app: &str, binding: &Binding) {
+        let route = self.app(app);
+        let mut config = route.config.lock().unwrap();
+        if config.binding == *binding {
+            return;
+        }
+        config.binding = binding.clone();
+        route.rebuild(&mut config);
+        drop(config);
+        self.rebuild_hosts();
+        self.changed();
+    }
+
+    pub(super) fn rebuild_hosts(&self) {
+        let routes: Vec<Arc<AppRoute>> = self.apps.read().unwrap().values().cloned().collect();
+        let bindings: Vec<Binding> = routes.iter().map(|r| r.config.lock().unwrap().binding.clone()).collect();
+        let map = HostRoutes::new(routes.iter().zip(&bindings));
+        self.front.hosts.store(Arc::new(map));
+    }
+
+    /// The answers to the ACME HTTP-01 challenges under way (token → key authorization),
+    /// on the HTTP entrypoint; returns once the router process serves them.
+    pub async fn set_challenges(&self, challenges: HashMap<String, String>) -> Result<()> {
+        match self.link.get() {
+            Some(link) => link.set_challenges(challenges).await,
+            None => {
+                self.front.challenges.store(Arc::new(challenges));
+                Ok(())
+            }
+        }
+    }
+
+    /// Serves the entrypoint `name` (`entrypoint::HTTP`) on `addr`: every app by host.
+    /// Returns once the address is bound (by the router process, for a mirror).
+    pub async fn listen_entrypoint(&self, name: &str, addr: SocketAddr) -> Result<()> {
+        if let Some(link) = self.link.get() {
+            link.listen_entrypoint(name, addr).await?;
+        } else if self.entrypoints.lock().unwrap().get(name).map(|l| l.addr) != Some(addr) {
+            let workers = self.workers.get_or_init(Workers::start);
+            let mut sockets = Vec::new();
+            for _ in &workers.handles {
+                sockets.push(reuseport_listener(addr).with_context(|| format!("binding the entrypoint to {addr}"))?);
+            }
+            self.serve_entrypoint_on(name, addr, sockets)?;
+            return Ok(());
+        }
+        // The mirror records where the router process listens, for the table it pushes.
+        let mut entrypoints = self.entrypoints.lock().unwrap();
+        entrypoints
+            .entry(name.to_string())
+            .or_insert(Listeners { addr, tasks: Vec::new(), sockets: Vec::new() })
+            .addr = addr;
+        Ok(())
+    }
+
+    /// Where this router finds its certificates (the data dir's `certs/`), loaded at once.
+    pub fn use_cert_store(&self, data_dir: &std::path::Path) {
+        let _ = self.cert_store.set(tls::CertStore::of(data_dir));
+        self.load_certs();
+    }
+
+    fn load_certs(&self) {
+        if let Some(store) = self.cert_store.get() {
+            let (keys, infos) = store.load();
+            tracing::info!("serving certificates for {} hosts", infos.len());
+            self.certs.replace(keys);
+        }
+    }
+
+    /// Serves the certificates the store holds now (in the router process, for a mirror).
+    pub async fn reload_certs(&self) -> Result<()> {
+        match self.link.get() {
+            Some(link) => link.reload_certs().await,
+            None => {
+                self.load_certs();
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops serving the entrypoint `name`, if it was.
+    pub fn stop_entrypoint(&self, name: &str) {
+        if self.entrypoints.lock().unwrap().remove(name).is_some() {
+            self.changed();
+        }
+    }
+
+    /// Serves the entrypoint `name` on sockets already listening on `addr`.
+    pub fn serve_entrypoint_on(&self, name: &str, addr: SocketAddr, sockets: Vec<std::net::TcpListener>) -> Result<()> {
+        let workers = self.workers.get_or_init(Workers::start);
+        let copies = sockets.iter().map(|s| s.try_clone()).collect::<std::io::Result<Vec<_>>>()?;
+        let tls = (name == HTTPS).then(|| self.certs.acceptor());
+        if tls.is_some() {
+            self.front.https_port.store(addr.port(), Relaxed);
+        }
+        let tasks = sockets
+            .into_iter()
+            .enumerate()
+            .map(|(i, socket)| {
+                let front = self.front.clone();
+                let retirement = self.retirement.clone();
+                let tls = tls.clone();
+                workers.handles[i % workers.handles.len()].spawn(async move {
+                    match socket.set_nonblocking(true).and_then(|()| tokio::net::TcpListener::from_std(socket)) {
+                        Ok(listener) => proxy::serve(listener, proxy::Target::Hosts(front), retirement, tls).await,
+                        Err(e) => tracing::error!("entrypoint socket: {e}"),
+                    }
+                })
+            })
+            .collect();
+        // Dropping the old listeners stops their accept loops.
+        self.entrypoints.lock().unwrap().insert(name.to_string(), Listeners { addr, tasks, sockets: copies });
+        Ok(())
     }
 }
 
