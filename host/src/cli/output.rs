@@ -312,10 +312,7 @@ pub fn certs(list: &[crate::api_types::CertInfo], format: Format) {
     if format != Format::Table {
         return json(list, format);
     }
-    let date = |s: i64| {
-        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64))
-            .to_string()
-    };
+    let date = |s: i64| crate::model::rfc3339(s * 1000);
     let rows =
         list.iter().map(|c| vec![c.host.clone(), date(c.not_after_s), c.names.join(", "), c.issuer.clone()]).collect();
     table(&["HOST", "EXPIRES", "NAMES", "ISSUER"], rows);

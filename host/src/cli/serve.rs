@@ -89,12 +89,8 @@ impl ServeArgs {
     /// Flags (and their environment variables) over the config file over the defaults.
     fn resolve(self) -> anyhow::Result<ServeOptions> {
         let file: config::ServerFile = config::load(self.config.as_deref(), "server.toml")?;
-        let file_api_addr = file.api_addr.map(|a| a.trim().to_string()).filter(|a| !a.is_empty());
-        let api_addr = match (self.api_addr, file_api_addr) {
-            (Some(a), _) => a,
-            (None, Some(a)) => a.parse().map_err(|e| anyhow::anyhow!("api_addr `{a}` in the config file: {e}"))?,
-            (None, None) => "127.0.0.1:7070".parse().unwrap(),
-        };
+        let api_addr = address_setting(self.api_addr, file.api_addr, "api_addr", "127.0.0.1:7070")?
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070)));
         let router_ip = match (self.router_addr, file.router_addr) {
             (Some(a), _) => a,
             (None, Some(a)) => a.parse().map_err(|e| anyhow::anyhow!("router_addr `{a}` in the config file: {e}"))?,
@@ -114,8 +110,8 @@ impl ServeArgs {
             })?,
             (None, None) => RouterMode::Process,
         };
-        let http_addr = entrypoint_addr(self.http_addr, file.http_addr, "http_addr", "0.0.0.0:80")?;
-        let https_addr = entrypoint_addr(self.https_addr, file.https_addr, "https_addr", "0.0.0.0:443")?;
+        let http_addr = address_setting(self.http_addr, file.http_addr, "http_addr", "0.0.0.0:80")?;
+        let https_addr = address_setting(self.https_addr, file.https_addr, "https_addr", "0.0.0.0:443")?;
         let acme = match self.acme_directory.or(file.acme_directory).filter(|d| !d.trim().is_empty()) {
             None => None,
             Some(directory) => {
@@ -176,8 +172,8 @@ impl ServeArgs {
     }
 }
 
-/// An entrypoint's address: the flag's, or the config file's, or none (off).
-fn entrypoint_addr(
+/// An address setting: the flag's, or the config file's, or none.
+fn address_setting(
     flag: Option<SocketAddr>,
     file: Option<String>,
     key: &str,

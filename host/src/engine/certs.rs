@@ -77,13 +77,16 @@ impl Engine {
 
     async fn certificates_pass(&self) -> anyhow::Result<()> {
         let Some(acme) = self.acme.clone() else { return Ok(()) };
+        let apps: Vec<_> =
+            self.store.apps().await?.into_iter().filter(|a| a.tls == crate::model::TlsMode::Acme).collect();
+        if apps.is_empty() {
+            return Ok(());
+        }
+        // Read from disk once a pass, and only when some app wants ACME certificates.
         let (_, served) = self.cert_store().load();
         let now_s = crate::model::now_ms() / 1000;
         let renew_before = acme.renew_before().as_secs() as i64;
-        for app in self.store.apps().await? {
-            if app.tls != crate::model::TlsMode::Acme {
-                continue;
-            }
+        for app in apps {
             for host in &app.hosts {
                 let current = served.iter().find(|c| &c.host == host);
                 let why = match current {
@@ -116,9 +119,7 @@ impl Engine {
                 if let Err(e) = router.reload_certs().await {
                     tracing::warn!("reloading certificates: {e:#}");
                 }
-                let until = humantime::format_rfc3339_seconds(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(info.not_after_s.max(0) as u64),
-                );
+                let until = crate::model::rfc3339(info.not_after_s * 1000);
                 let message = format!("certificate for {host} issued through ACME ({why}), valid until {until}");
                 self.event_for_app_or_log(app, None, Level::Info, &message).await;
             }

@@ -3,7 +3,7 @@
 //! entrypoint, the request takes the same path as on the app's own port (`proxy::handle`),
 //! so splits, sticky variants, previews, drains and counts work the same, counted per app.
 
-use super::{AppRoute, Listeners, Router, Workers, proxy, reuseport_listener, tls};
+use super::{AppRoute, Listeners, Router, proxy, tls};
 use anyhow::{Context, Result, bail};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -58,7 +58,7 @@ impl Front {
                 Decision::Redirect(format!("https://{name}{port}{path_and_query}"))
             }
             Some((route, _)) => Decision::Proxy(route),
-            None => Decision::Unknown(normalize_host(host)),
+            None => Decision::Unknown(normalize_host(host).into_owned()),
         }
     }
 }
@@ -108,7 +108,7 @@ impl HostRoutes {
     /// The app for a request's host (as sent: any case, maybe with a port) and path, and
     /// whether it redirects plain HTTP.
     pub fn find(&self, host: &str, path: &str) -> Option<(&Arc<AppRoute>, bool)> {
-        let rules = self.by_host.get(&normalize_host(host))?;
+        let rules = self.by_host.get(normalize_host(host).as_ref())?;
         rules.iter().find(|(prefix, _, _)| path_has_prefix(path, prefix)).map(|(_, route, redirect)| (route, *redirect))
     }
 }
@@ -155,11 +155,7 @@ impl Router {
         if let Some(link) = self.link.get() {
             link.listen_entrypoint(name, addr).await?;
         } else if self.entrypoints.lock().unwrap().get(name).map(|l| l.addr) != Some(addr) {
-            let workers = self.workers.get_or_init(Workers::start);
-            let mut sockets = Vec::new();
-            for _ in &workers.handles {
-                sockets.push(reuseport_listener(addr).with_context(|| format!("binding the entrypoint to {addr}"))?);
-            }
+            let sockets = self.bind(addr).with_context(|| format!("binding the entrypoint to {addr}"))?;
             self.serve_entrypoint_on(name, addr, sockets)?;
             return Ok(());
         }
@@ -206,27 +202,11 @@ impl Router {
 
     /// Serves the entrypoint `name` on sockets already listening on `addr`.
     pub fn serve_entrypoint_on(&self, name: &str, addr: SocketAddr, sockets: Vec<std::net::TcpListener>) -> Result<()> {
-        let workers = self.workers.get_or_init(Workers::start);
-        let copies = sockets.iter().map(|s| s.try_clone()).collect::<std::io::Result<Vec<_>>>()?;
         let tls = (name == HTTPS).then(|| self.certs.acceptor());
         if tls.is_some() {
             self.front.https_port.store(addr.port(), Relaxed);
         }
-        let tasks = sockets
-            .into_iter()
-            .enumerate()
-            .map(|(i, socket)| {
-                let front = self.front.clone();
-                let retirement = self.retirement.clone();
-                let tls = tls.clone();
-                workers.handles[i % workers.handles.len()].spawn(async move {
-                    match socket.set_nonblocking(true).and_then(|()| tokio::net::TcpListener::from_std(socket)) {
-                        Ok(listener) => proxy::serve(listener, proxy::Target::Hosts(front), retirement, tls).await,
-                        Err(e) => tracing::error!("entrypoint socket: {e}"),
-                    }
-                })
-            })
-            .collect();
+        let (tasks, copies) = self.spawn_accept_loops(sockets, proxy::Target::Hosts(self.front.clone()), tls)?;
         // Dropping the old listeners stops their accept loops.
         self.entrypoints.lock().unwrap().insert(name.to_string(), Listeners { addr, tasks, sockets: copies });
         Ok(())
@@ -242,13 +222,19 @@ fn path_has_prefix(path: &str, prefix: &str) -> bool {
 }
 
 /// A host as routes are keyed: lower case, without a port or a trailing dot.
-pub fn normalize_host(host: &str) -> String {
+/// Borrowed unless the host has capitals: this runs for every request on an entrypoint.
+pub fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
     let host = match host.rsplit_once(':') {
         // `[::1]:80` and `name:80`; a bare IPv6 address has more than one colon.
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => name,
         _ => host,
     };
-    host.trim_end_matches('.').to_ascii_lowercase()
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    }
 }
 
 /// Checks a host name an app asks to be bound to, and returns it as routes key it.

@@ -319,35 +319,47 @@ impl Router {
         if *self.app(app).addr.lock().unwrap() == Some(addr) {
             return Ok(());
         }
-        let workers = self.workers.get_or_init(Workers::start);
-        let mut sockets = Vec::new();
-        for _ in &workers.handles {
-            sockets
-                .push(reuseport_listener(addr).with_context(|| format!("binding the router for app {app} to {addr}"))?);
-        }
+        let sockets = self.bind(addr).with_context(|| format!("binding the router for app {app} to {addr}"))?;
         self.serve_on(app, addr, sockets)
     }
 
-    /// Serves `app` on sockets already listening on `addr` (bound here, or handed over by
-    /// the router process this one replaces), spread over the router threads.
-    pub fn serve_on(&self, app: &str, addr: SocketAddr, sockets: Vec<std::net::TcpListener>) -> Result<()> {
+    /// A listening socket on `addr` for each router thread (SO_REUSEPORT).
+    fn bind(&self, addr: SocketAddr) -> std::io::Result<Vec<std::net::TcpListener>> {
         let workers = self.workers.get_or_init(Workers::start);
-        let route = self.app(app);
+        workers.handles.iter().map(|_| reuseport_listener(addr)).collect()
+    }
+
+    /// Starts an accept loop on each socket, spread over the router threads, serving
+    /// `target`; returns the loops and a copy of each socket (for a handover).
+    fn spawn_accept_loops(
+        &self,
+        sockets: Vec<std::net::TcpListener>,
+        target: proxy::Target,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Result<(Vec<tokio::task::JoinHandle<()>>, Vec<std::net::TcpListener>)> {
+        let workers = self.workers.get_or_init(Workers::start);
         let copies = sockets.iter().map(|s| s.try_clone()).collect::<std::io::Result<Vec<_>>>()?;
         let tasks = sockets
             .into_iter()
             .enumerate()
             .map(|(i, socket)| {
-                let route = route.clone();
-                let retirement = self.retirement.clone();
+                let (target, retirement, tls) = (target.clone(), self.retirement.clone(), tls.clone());
                 workers.handles[i % workers.handles.len()].spawn(async move {
                     match socket.set_nonblocking(true).and_then(|()| tokio::net::TcpListener::from_std(socket)) {
-                        Ok(listener) => proxy::serve(listener, proxy::Target::App(route), retirement, None).await,
-                        Err(e) => tracing::error!(app = %route.name, "router socket: {e}"),
+                        Ok(listener) => proxy::serve(listener, target, retirement, tls).await,
+                        Err(e) => tracing::error!("router socket: {e}"),
                     }
                 })
             })
             .collect();
+        Ok((tasks, copies))
+    }
+
+    /// Serves `app` on sockets already listening on `addr` (bound here, or handed over by
+    /// the router process this one replaces), spread over the router threads.
+    pub fn serve_on(&self, app: &str, addr: SocketAddr, sockets: Vec<std::net::TcpListener>) -> Result<()> {
+        let route = self.app(app);
+        let (tasks, copies) = self.spawn_accept_loops(sockets, proxy::Target::App(route.clone()), None)?;
         for old in std::mem::replace(&mut *route.listeners.lock().unwrap(), tasks) {
             old.abort();
         }

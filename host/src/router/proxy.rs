@@ -29,7 +29,6 @@ type HttpClient = Client<HttpConnector, Body>;
 
 /// The backend connection pools of one router thread: HTTP/1.1, and h2c for the apps
 /// whose replicas speak it (gRPC).
-#[derive(Clone)]
 struct Clients {
     http1: HttpClient,
     h2c: HttpClient,
@@ -117,7 +116,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Accepts connections on `listener` until the router retires, and serves each: plain
 /// HTTP/1.1, or, with `tls`, HTTPS in HTTP/2 or HTTP/1.1 as the client's ALPN chose.
 pub async fn serve(listener: TcpListener, target: Target, retirement: Arc<Retirement>, tls: Option<TlsAcceptor>) {
-    let client = Clients::new();
+    // Shared by every connection of this thread: a request clones one Arc, not the pools.
+    let client = Arc::new(Clients::new());
     let retired = retirement.retired();
     tokio::pin!(retired);
     loop {
@@ -175,7 +175,7 @@ macro_rules! until_retired {
 
 /// Serves one client connection until it closes, or, once the router retires, until its
 /// request in flight is answered (HTTP/1.1: with `Connection: close`; HTTP/2: GOAWAY).
-async fn serve_connection<I>(io: I, conn: ClientConn, target: Target, client: Clients, retirement: Arc<Retirement>)
+async fn serve_connection<I>(io: I, conn: ClientConn, target: Target, client: Arc<Clients>, retirement: Arc<Retirement>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -218,7 +218,7 @@ pub const VARIANT_HEADER: &str = "x-hivemind-variant";
 
 async fn handle(
     route: Arc<AppRoute>,
-    clients: Clients,
+    clients: Arc<Clients>,
     conn: ClientConn,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {

@@ -96,8 +96,7 @@ fn describe(host: &str, der: &[u8]) -> Result<CertInfo> {
 }
 
 fn when(unix_s: i64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_s.max(0) as u64))
-        .to_string()
+    crate::model::rfc3339(unix_s * 1000)
 }
 
 /// The certificates of a data dir: `certs/HOST/{cert,key}.pem`, the directory 0700 and
