@@ -313,3 +313,34 @@ pub struct WinnerBody {
 pub struct ErrorBody {
     pub error: UserError,
 }
+
+/// The servers of the cluster, which leads, since when, and under which lease epoch.
+#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+pub struct ClusterView {
+    /// `sqlite` (one server) or `postgres`.
+    pub database: String,
+    /// The leading server's name, if a live lease names one.
+    pub leader: Option<String>,
+    /// The lease's fencing epoch: it rises at every change of leader.
+    pub epoch: i64,
+    pub leader_since: Option<String>,
+    pub lease_expires_in_ms: Option<u64>,
+    /// Times the lease passed on from a leader that had not given it up.
+    pub failovers: u64,
+    /// The lease's length.
+    pub lease_ms: u64,
+    /// The server that answered.
+    pub this_server: String,
+    pub servers: Vec<ClusterServerView>,
+}
+
+#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+pub struct ClusterServerView {
+    pub name: String,
+    pub api_url: String,
+    /// `leader` or `follower`.
+    pub role: String,
+    pub started_at: String,
+    /// Since its last heartbeat.
+    pub seen_ms_ago: u64,
+}

@@ -47,6 +47,16 @@ impl UserError {
         }
     }
 
+    /// The server lost the lease while it answered: another one leads now.
+    pub fn not_leader(why: &str) -> UserError {
+        UserError {
+            status: 503,
+            code: "not_leader".into(),
+            field: None,
+            message: format!("{why}; try again in a moment: another server leads now (hivemind cluster status)"),
+        }
+    }
+
     pub fn internal(e: anyhow::Error) -> UserError {
         tracing::error!("internal error: {e:#}");
         UserError { status: 500, code: "internal".into(), field: None, message: format!("internal error: {e:#}") }
@@ -63,6 +73,9 @@ impl std::error::Error for UserError {}
 
 impl From<anyhow::Error> for UserError {
     fn from(e: anyhow::Error) -> Self {
-        UserError::internal(e)
+        match e.downcast_ref::<crate::store::NotLeader>() {
+            Some(not_leader) => UserError::not_leader(&not_leader.0),
+            None => UserError::internal(e),
+        }
     }
 }

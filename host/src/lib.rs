@@ -6,6 +6,7 @@ pub mod acme;
 pub mod api;
 pub mod api_types;
 pub mod cli;
+pub mod cluster;
 pub mod engine;
 pub mod error;
 pub mod health;

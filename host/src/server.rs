@@ -1,7 +1,9 @@
 //! `hivemind serve`: wires the store, the plugin runtime, the fleet, the router and the
 //! engine together, and serves the API.
 
+use crate::api::front::Front;
 use crate::api::{self, Api};
+use crate::cluster::{Cluster, ClusterOptions, Role};
 use crate::engine::{Engine, EngineOptions};
 use crate::plugins::{Limits, PluginHost};
 use crate::router::Router;
@@ -36,6 +38,14 @@ pub enum RouterMode {
 
 pub struct ServeOptions {
     pub data_dir: PathBuf,
+    /// Postgres, shared by several servers (one leads); SQLite in the data dir when None.
+    pub database_url: Option<String>,
+    /// The leader's lease, how often it is renewed, this server's name and the URL the
+    /// others reach its API at (defaults: the bound API address).
+    pub lease: std::time::Duration,
+    pub lease_renew: std::time::Duration,
+    pub server_name: Option<String>,
+    pub advertise_url: Option<String>,
     pub router_mode: RouterMode,
     pub api_addr: SocketAddr,
     /// The HTTP and HTTPS entrypoints, shared by every app by host name, if they are open.
@@ -66,8 +76,228 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("creating the data dir {}", options.data_dir.display()))?;
     let data_dir = options.data_dir.canonicalize()?;
-    let store = Store::open(&data_dir).await?;
+    let store = open_store(&options, &data_dir).await?;
+    let token = Arc::new(crate::api::auth::Token::load_or_create(&data_dir)?);
+    let listener = api_listener(options.api_addr).await?;
+    let api_addr = listener.local_addr()?;
+    let cluster_options = ClusterOptions {
+        lease: options.lease,
+        renew: options.lease_renew,
+        name: options.server_name.clone().unwrap_or_else(|| format!("{}:{}", hostname(), api_addr.port())),
+        api_url: options.advertise_url.clone().unwrap_or_else(|| format!("http://{api_addr}")),
+    };
+    let shared = store.is_shared();
+    let cluster = Arc::new(if shared {
+        Cluster::member(store.clone(), cluster_options)
+    } else {
+        Cluster::single(cluster_options)
+    });
+    let front = Front::new(cluster.clone(), token.clone());
+    // What takes time comes before leading (a follower is a warm standby): the runtime
+    // driver, the plugins compiled.
+    let prepared = prepare(&options, &store, &data_dir).await?;
+    let runtime_name = prepared.driver.name();
 
+    if !shared {
+        front.lead(lead(&options, prepared, &store, &data_dir, &cluster, &token).await?);
+        announce(&options, api_addr, &data_dir, &token, &format!(", runtime {runtime_name}"));
+        axum::serve(listener, api::front::router(front)).with_graceful_shutdown(shutdown()).await?;
+        return Ok(());
+    }
+
+    // Several servers on one database. One round of the election first: a server that
+    // can lead at once is ready when it says it serves, as a lone server is.
+    cluster.round().await;
+    let mut prepared = Some(prepared);
+    if cluster.role() == Role::Leader {
+        let api = lead(&options, prepared.take().expect("prepared once"), &store, &data_dir, &cluster, &token).await;
+        front.lead(api?);
+    }
+    announce(
+        &options,
+        api_addr,
+        &data_dir,
+        &token,
+        &format!(", runtime {runtime_name}, cluster member {} on Postgres", cluster.name()),
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let serving = tokio::spawn(
+        axum::serve(listener, api::front::router(front.clone()))
+            .with_graceful_shutdown(async move {
+                let mut stopped = stopped;
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .into_future(),
+    );
+    let election = {
+        let cluster = cluster.clone();
+        tokio::spawn(async move { cluster.run().await })
+    };
+    tokio::select! {
+        () = cluster.until(Role::Leader) => {}
+        () = shutdown() => {
+            election.abort();
+            cluster.resign().await;
+            let _ = stop.send(true);
+            let _ = serving.await;
+            return Ok(());
+        }
+    }
+    if let Some(prepared) = prepared {
+        match lead(&options, prepared, &store, &data_dir, &cluster, &token).await {
+            Ok(api) => front.lead(api),
+            Err(e) => {
+                tracing::error!("taking over as the leader failed: {e:#}; stepping down");
+                cluster.resign().await;
+                rejoin(api_addr)?;
+            }
+        }
+    }
+    tokio::select! {
+        () = cluster.deposed() => {
+            election.abort();
+            rejoin(api_addr)?;
+            Ok(())
+        }
+        () = shutdown() => {
+            election.abort();
+            cluster.resign().await;
+            let _ = stop.send(true);
+            let _ = serving.await;
+            Ok(())
+        }
+    }
+}
+
+/// The store: SQLite in the data dir, or Postgres. A server that restarted itself after
+/// losing the lease (`rejoin`) waits for a database that is away, instead of failing.
+async fn open_store(options: &ServeOptions, data_dir: &std::path::Path) -> Result<Store> {
+    let rejoining = std::env::var_os(REJOIN_FD).is_some();
+    loop {
+        match Store::open_url(options.database_url.as_deref(), data_dir).await {
+            Ok(store) => return Ok(store),
+            Err(e) if rejoining => {
+                tracing::warn!("rejoining the cluster: {e:#}; trying again in 1 s");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The environment variable that hands the API's listening socket to the process that
+/// replaces this one.
+const REJOIN_FD: &str = "HIVEMIND_REJOIN_API_FD";
+
+/// The API's listener: bound now, or the one the process before this one handed over.
+async fn api_listener(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    if let Some(fd) = std::env::var(REJOIN_FD).ok().and_then(|fd| fd.parse::<i32>().ok()) {
+        use std::os::fd::FromRawFd;
+        // SAFETY: the process before this one left this descriptor open for us (`rejoin`).
+        let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+        listener.set_nonblocking(true)?;
+        return Ok(tokio::net::TcpListener::from_std(listener)?);
+    }
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the API to {addr}"))
+}
+
+/// A deposed leader starts over as a follower: the same program and arguments in this
+/// process (its replicas stay its children), with the API's socket kept open, so that no
+/// task of the old engine survives to act on a world it no longer owns.
+fn rejoin(api_addr: SocketAddr) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    tracing::warn!("restarting as a follower (the API stays on {api_addr})");
+    // The API socket is the one axum serves: find it among our descriptors.
+    let fd = api_socket_fd(api_addr).context("finding the API socket to hand over")?;
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+    }
+    let error = std::process::Command::new("/proc/self/exe")
+        .arg0(std::env::args_os().next().unwrap_or_default())
+        .args(std::env::args_os().skip(1))
+        .env(REJOIN_FD, fd.to_string())
+        .exec();
+    Err(anyhow::anyhow!("restarting as a follower: {error}"))
+}
+
+/// The descriptor of the socket listening on `addr`.
+fn api_socket_fd(addr: SocketAddr) -> Option<i32> {
+    for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let mut accepting: libc::c_int = 0;
+        let mut accepting_len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        unsafe {
+            if libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ACCEPTCONN,
+                &mut accepting as *mut _ as *mut libc::c_void,
+                &mut accepting_len,
+            ) != 0
+                || accepting == 0
+                || libc::getsockname(fd, &mut storage as *mut _ as *mut libc::sockaddr, &mut len) != 0
+            {
+                continue;
+            }
+        }
+        let port = match storage.ss_family as i32 {
+            libc::AF_INET => {
+                let v4 = unsafe { &*(&storage as *const _ as *const libc::sockaddr_in) };
+                u16::from_be(v4.sin_port)
+            }
+            libc::AF_INET6 => {
+                let v6 = unsafe { &*(&storage as *const _ as *const libc::sockaddr_in6) };
+                u16::from_be(v6.sin6_port)
+            }
+            _ => continue,
+        };
+        if port == addr.port() {
+            return Some(fd);
+        }
+    }
+    None
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn announce(
+    options: &ServeOptions,
+    api_addr: SocketAddr,
+    data_dir: &std::path::Path,
+    token: &crate::api::auth::Token,
+    role: &str,
+) {
+    println!("hivemind serving the API on http://{api_addr} (data dir {}{role})", data_dir.display());
+    if let Some(addr) = options.http_addr {
+        println!("the HTTP entrypoint serves every app by host name on http://{addr}");
+    }
+    if let Some(addr) = options.https_addr {
+        println!("the HTTPS entrypoint serves every app by host name on https://{addr} (hivemind cert add)");
+    }
+    println!(
+        "the API token is in {} (export HIVEMIND_TOKEN=$(cat {}))",
+        token.path().display(),
+        token.path().display()
+    );
+}
+
+/// What a server makes before it leads: the runtime drivers and the compiled plugins.
+struct Prepared {
+    driver: Arc<dyn Driver>,
+    plugins: Arc<PluginHost>,
+    fleet: Arc<Fleet>,
+}
+
+async fn prepare(options: &ServeOptions, store: &Store, data_dir: &std::path::Path) -> Result<Prepared> {
     let driver: Arc<dyn Driver> = match options.runtime {
         RuntimeChoice::Auto => runtime::detect(data_dir.join("logs")).await,
         RuntimeChoice::Process => Arc::new(ProcessDriver::new(data_dir.join("logs"))),
@@ -78,8 +308,6 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
             ),
         },
     };
-    let runtime_name = driver.name();
-
     let started = std::time::Instant::now();
     let plugins = PluginHost::new(options.limits.clone(), Some(data_dir.join("compiled"))).await?;
     tracing::info!(
@@ -107,15 +335,34 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
             options.max_replicas
         );
     }
-    let fleet =
-        Fleet::new(driver, store.clone(), store.server_id().await?, options.max_replicas, options.app_replica_quota);
-    let fleet = Arc::new(fleet.with_targets(target_drivers));
+    let fleet = Fleet::new(
+        driver.clone(),
+        store.clone(),
+        store.server_id().await?,
+        options.max_replicas,
+        options.app_replica_quota,
+    );
+    Ok(Prepared { driver, plugins, fleet: Arc::new(fleet.with_targets(target_drivers)) })
+}
+
+/// Takes charge: adopts the router and the replicas, resumes the deployments under way,
+/// opens the entrypoints; returns the whole API.
+async fn lead(
+    options: &ServeOptions,
+    prepared: Prepared,
+    store: &Store,
+    data_dir: &std::path::Path,
+    cluster: &Arc<Cluster>,
+    token: &Arc<crate::api::auth::Token>,
+) -> Result<axum::Router> {
+    let Prepared { driver, plugins, fleet } = prepared;
     let (router, router_events) = Router::with_events();
     let router = Arc::new(router);
     let link = match options.router_mode {
         RouterMode::Embedded => None,
         RouterMode::Process | RouterMode::External => {
-            let link = Link::connect_or_start(&data_dir, options.router_mode == RouterMode::External).await?;
+            let link = Link::connect_or_start(data_dir, options.router_mode == RouterMode::External).await?;
+            link.fence_with(store.fence().clone());
             router.mirror(link.clone());
             link.adopt(&router).await.context("adopting the router's table")?;
             Some(link)
@@ -127,8 +374,13 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         targets: options.targets.keys().cloned().collect(),
         hook_allowed_hosts: options.hook_allowed_hosts.clone(),
         probe_interval: options.probe_interval,
-        data_dir: data_dir.clone(),
+        data_dir: data_dir.to_path_buf(),
         acme: options.acme.clone(),
+        resumed_because: if store.is_shared() {
+            format!("{} took over as the cluster's leader", cluster.name())
+        } else {
+            "server restarted".into()
+        },
     };
     let engine = Engine::new(store.clone(), plugins, fleet, router.clone(), engine_options);
     engine.watch_router(router_events);
@@ -138,7 +390,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     engine.start().await?;
     // Apps are restored with their host names: the entrypoint can open.
     if link.is_none() {
-        router.use_cert_store(&data_dir);
+        router.use_cert_store(data_dir);
     }
     for (name, addr, flag) in [
         (crate::router::HTTP_ENTRYPOINT, options.http_addr, "--http-addr"),
@@ -163,27 +415,8 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         link.spawn_sync(router.clone());
         router.flush().await;
     }
-
-    let token = Arc::new(crate::api::auth::Token::load_or_create(&data_dir)?);
-    let listener = tokio::net::TcpListener::bind(options.api_addr)
-        .await
-        .with_context(|| format!("binding the API to {}", options.api_addr))?;
-    let api_addr = listener.local_addr()?;
-    println!("hivemind serving the API on http://{api_addr} (data dir {}, runtime {runtime_name})", data_dir.display());
-    if let Some(addr) = options.http_addr {
-        println!("the HTTP entrypoint serves every app by host name on http://{addr}");
-    }
-    if let Some(addr) = options.https_addr {
-        println!("the HTTPS entrypoint serves every app by host name on https://{addr} (hivemind cert add)");
-    }
-    println!(
-        "the API token is in {} (export HIVEMIND_TOKEN=$(cat {}))",
-        token.path().display(),
-        token.path().display()
-    );
-    let app = api::router(Api { engine, plugins_dir, token });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
-    Ok(())
+    tracing::info!("leading with runtime {}", driver.name());
+    Ok(api::router(Api { engine, plugins_dir, token: token.clone(), cluster: cluster.clone() }))
 }
 
 /// Resolves on SIGINT or SIGTERM. Replicas keep running; the next start adopts them.

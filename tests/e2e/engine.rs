@@ -275,7 +275,7 @@ fn running_replicas(data_dir: &std::path::Path) -> Vec<String> {
     let server_id = std::thread::spawn(move || {
         tokio::runtime::Runtime::new()
             .unwrap()
-            .block_on(async { hivemind::store::Store::open(&dir).await.unwrap().server_id().await.unwrap() })
+            .block_on(async { crate::common::open_store(&dir).await.unwrap().server_id().await.unwrap() })
     })
     .join()
     .unwrap();

@@ -95,7 +95,7 @@ fn plugin_state_is_bounded_and_deleted_when_the_deployment_ends() {
     let data_dir = server.data_dir.clone();
     let left = std::thread::spawn(move || {
         tokio::runtime::Runtime::new().unwrap().block_on(async {
-            let store = hivemind::store::Store::open(&data_dir).await.unwrap();
+            let store = crate::common::open_store(&data_dir).await.unwrap();
             store.plugin_state_sizes(&id).await.unwrap()
         })
     })

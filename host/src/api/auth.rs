@@ -72,24 +72,28 @@ fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
 
 /// Lets a request through when it carries the token (or asks for /healthz).
 pub async fn require_token(State(api): State<Api>, request: Request, next: Next) -> Result<Response, ApiError> {
-    if request.uri().path() == "/healthz" {
-        return Ok(next.run(request).await);
+    if request.uri().path() != "/healthz" {
+        authorize(&api.token, request.headers())?;
     }
-    let presented = request
-        .headers()
+    Ok(next.run(request).await)
+}
+
+/// Whether the request's headers carry the token.
+pub fn authorize(token: &Token, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(token) if api.token.matches(token) => Ok(next.run(request).await),
+        Some(presented) if token.matches(presented) => Ok(()),
         _ => Err(ApiError(UserError {
             status: 401,
             code: "unauthorized".into(),
             field: None,
             message: format!(
                 "this API needs the bearer token the server keeps in {}; set HIVEMIND_TOKEN (or `token` in the CLI's config file)",
-                api.token.path().display()
+                token.path().display()
             ),
         })),
     }

@@ -2,6 +2,7 @@
 //! was wrong, and a message that says what to do.
 
 pub mod auth;
+pub mod front;
 pub mod openapi;
 mod stream;
 
@@ -27,6 +28,8 @@ pub struct Api {
     pub plugins_dir: PathBuf,
     /// The bearer token every route but /healthz needs.
     pub token: Arc<auth::Token>,
+    /// The servers sharing the store, and which leads.
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 /// Declares every route once: the router is built from this table, and so is the
@@ -56,6 +59,7 @@ api_routes! {
     get "/healthz" => || async { "ok\n" }, "Whether the server runs (needs no token)", body "", query "", 200 "text";
     get "/metrics" => metrics, "The server's counts in the Prometheus text format", body "", query "", 200 "text";
     get "/api/openapi.json" => openapi::document, "This API's OpenAPI document", body "", query "", 200 "json";
+    get "/api/cluster" => cluster, "The servers, which one leads (drives deployments), since when, and the lease epoch", body "", query "", 200 "ClusterView";
     post "/api/token/rotate" => auth::rotate, "Replace the API token; the old one stops working", body "", query "", 200 "Rotated";
     get "/api/deployments" => list_deployments, "List deployments, newest first, filtered by app, status and strategy", body "", query "app,status,strategy,limit:integer,offset:integer", 200 "DeploymentView[]";
     post "/api/deployments" => create_deployment, "Create a deployment without running it", body "DeploymentSpec", query "", 201 "DeploymentView";
@@ -348,7 +352,13 @@ async fn replica_logs(State(api): State<Api>, Path((name, id)): Path<(String, St
 }
 
 async fn metrics(State(api): State<Api>) -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], api.engine.prometheus().await)
+    let mut text = api.engine.prometheus().await;
+    api.cluster.prometheus(&mut text);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+async fn cluster(State(api): State<Api>) -> Result<Json<crate::api_types::ClusterView>, ApiError> {
+    Ok(Json(api.cluster.view().await.map_err(UserError::internal)?))
 }
 
 #[derive(Deserialize)]

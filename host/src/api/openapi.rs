@@ -4,8 +4,8 @@
 
 use super::{Api, ROUTES};
 use crate::api_types::{
-    AppView, CertBody, CertInfo, DeploymentView, Diagnosis, ErrorBody, MetricsView, PipelineView, PluginDetails,
-    PluginView, Rotated, ScaleBody, StatusView, WinnerBody,
+    AppView, CertBody, CertInfo, ClusterView, DeploymentView, Diagnosis, ErrorBody, MetricsView, PipelineView,
+    PluginDetails, PluginView, Rotated, ScaleBody, StatusView, WinnerBody,
 };
 use crate::model::{AppEvent, DeploymentSpec, Event};
 use axum::Json;
@@ -55,6 +55,7 @@ fn schemas() -> Map<String, Value> {
         CertBody,
         CertInfo,
         AppEvent,
+        ClusterView,
         ErrorBody
     );
     generator.take_definitions(true)

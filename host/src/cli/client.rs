@@ -212,6 +212,10 @@ impl Client {
         self.send_raw(self.http.delete(self.url(&format!("/api/certs/{host}")))).await.map(|_| ())
     }
 
+    pub async fn cluster(&self) -> Result<crate::api_types::ClusterView, CliError> {
+        self.send(self.http.get(self.url("/api/cluster"))).await
+    }
+
     pub async fn apps(&self) -> Result<Vec<AppView>, CliError> {
         self.send(self.http.get(self.url("/api/apps"))).await
     }

@@ -20,6 +20,12 @@ pub fn config_dir() -> Option<PathBuf> {
 #[serde(deny_unknown_fields)]
 pub struct ServerFile {
     pub data_dir: Option<PathBuf>,
+    /// postgres://... shared by several servers; SQLite in the data dir when absent.
+    pub database_url: Option<String>,
+    pub lease: Option<String>,
+    pub lease_renew: Option<String>,
+    pub server_name: Option<String>,
+    pub advertise_url: Option<String>,
     pub api_addr: Option<String>,
     pub runtime: Option<String>,
     pub router_mode: Option<String>,

@@ -7,6 +7,7 @@ mod app;
 mod cert;
 mod cicd;
 mod client;
+mod cluster;
 pub mod config;
 mod deployment;
 mod follow;
@@ -17,6 +18,7 @@ mod plugin;
 mod router;
 mod serve;
 mod spec;
+mod store;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -79,6 +81,12 @@ enum Command {
     /// TLS certificates for the HTTPS entrypoint (serve --https-addr).
     #[command(subcommand)]
     Cert(cert::CertCommand),
+    /// The servers sharing one Postgres database, and which one leads.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+    /// The server's database, offline: copy a SQLite install into Postgres.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Print shell completions: hivemind completions bash > /etc/bash_completion.d/hivemind
     #[command(
         after_help = "Examples:\n  hivemind completions bash > ~/.local/share/bash-completion/completions/hivemind\n  hivemind completions zsh > ~/.zfunc/_hivemind\n  hivemind completions fish > ~/.config/fish/completions/hivemind.fish"
@@ -92,6 +100,7 @@ pub async fn run() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Router(args) => router::run(args).await,
+        Command::Store(c) => store::run(c).await,
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "hivemind", &mut std::io::stdout());
@@ -106,7 +115,8 @@ pub async fn run() -> ExitCode {
                 Command::Cicd(c) => cicd::run(&client, c, format).await,
                 Command::Token(c) => token::run(&client, c).await,
                 Command::Cert(c) => cert::run(&client, c, format).await,
-                Command::Serve(_) | Command::Router(_) | Command::Completions { .. } => {
+                Command::Cluster(c) => cluster::run(&client, c, format).await,
+                Command::Serve(_) | Command::Router(_) | Command::Store(_) | Command::Completions { .. } => {
                     unreachable!("handled above")
                 }
             },

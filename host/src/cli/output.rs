@@ -461,3 +461,43 @@ pub fn diagnosis(d: &Diagnosis, format: Format) {
         }
     }
 }
+
+pub fn cluster(c: &crate::api_types::ClusterView, format: Format) {
+    if format != Format::Table {
+        return json(c, format);
+    }
+    let leader = match (&c.leader, &c.leader_since) {
+        (Some(name), Some(since)) => format!("{name} since {since}"),
+        _ => "none (a failover is under way, or no server runs)".into(),
+    };
+    fields(&[
+        ("database", c.database.clone()),
+        ("leader", leader),
+        ("epoch", c.epoch.to_string()),
+        (
+            "lease",
+            format!(
+                "{} ms{}",
+                c.lease_ms,
+                c.lease_expires_in_ms.map(|ms| format!(", {ms} ms left")).unwrap_or_default()
+            ),
+        ),
+        ("failovers", c.failovers.to_string()),
+        ("answered by", c.this_server.clone()),
+    ]);
+    println!();
+    let rows = c
+        .servers
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.role.clone(),
+                s.api_url.clone(),
+                s.started_at.clone(),
+                format!("{} ms ago", s.seen_ms_ago),
+            ]
+        })
+        .collect();
+    table(&["SERVER", "ROLE", "API", "STARTED", "SEEN"], rows);
+}

@@ -22,6 +22,25 @@ pub struct ServeArgs {
     /// Where the database, token, plugins and logs live. [default: ./hivemind-data]
     #[arg(long, env = "HIVEMIND_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// A Postgres database that several servers share, such as
+    /// postgres://hivemind:PASSWORD@db:5432/hivemind: one server leads (drives deployments),
+    /// the others answer the API and take over when it goes. [default: SQLite in the data dir]
+    #[arg(long, env = "HIVEMIND_DATABASE_URL")]
+    database_url: Option<String>,
+    /// How long the leader's lease lasts without renewal: a dead leader is replaced after
+    /// at most this long. [default: 10s]
+    #[arg(long, env = "HIVEMIND_LEASE")]
+    lease: Option<String>,
+    /// How often the leader renews its lease. [default: 3s]
+    #[arg(long, env = "HIVEMIND_LEASE_RENEW")]
+    lease_renew: Option<String>,
+    /// This server's name in `hivemind cluster status`. [default: HOSTNAME:API_PORT]
+    #[arg(long, env = "HIVEMIND_SERVER_NAME")]
+    server_name: Option<String>,
+    /// The URL the other servers reach this one's API at, when the API's address is not
+    /// it (0.0.0.0, a NAT). [default: http://API_ADDR]
+    #[arg(long, env = "HIVEMIND_ADVERTISE_URL")]
+    advertise_url: Option<String>,
     /// Where the API listens. [default: 127.0.0.1:7070]
     #[arg(long, env = "HIVEMIND_API_ADDR")]
     api_addr: Option<SocketAddr>,
@@ -130,10 +149,33 @@ impl ServeArgs {
                 })
             }
         };
+        let duration = |value: Option<String>, flag: &str, default: &str| -> anyhow::Result<std::time::Duration> {
+            let text = value.unwrap_or_else(|| default.into());
+            humantime::parse_duration(&text)
+                .map_err(|e| anyhow::anyhow!("{flag} `{text}`: {e} (a duration, such as {default})"))
+        };
+        let lease = duration(self.lease.or(file.lease), "--lease", "10s")?;
+        let lease_renew = duration(self.lease_renew.or(file.lease_renew), "--lease-renew", "3s")?;
+        if lease < std::time::Duration::from_millis(500) || lease_renew.is_zero() || lease_renew * 2 > lease {
+            anyhow::bail!(
+                "--lease {lease:?} and --lease-renew {lease_renew:?}: the lease must be at least 500ms and at least twice the renewal interval, so that one late renewal does not cost the lease"
+            );
+        }
+        let advertise_url = self.advertise_url.or(file.advertise_url);
+        if let Some(url) = &advertise_url
+            && !url.starts_with("http://")
+        {
+            anyhow::bail!("--advertise-url `{url}` must be an http:// URL the other servers reach this one's API at");
+        }
         if acme.is_some() && http_addr.is_none() {
             anyhow::bail!("--acme-directory needs --http-addr: the ACME server checks each host on plain HTTP");
         }
         Ok(ServeOptions {
+            database_url: self.database_url.or(file.database_url).filter(|u| !u.trim().is_empty()),
+            lease,
+            lease_renew,
+            server_name: self.server_name.or(file.server_name),
+            advertise_url,
             acme,
             router_mode,
             http_addr,

@@ -44,7 +44,11 @@ impl Engine {
                 let ended = engine.drive(&id, &wake).await;
                 engine.driving.lock().unwrap().remove(&id);
                 if let Err(e) = ended {
-                    tracing::error!(deployment = %id, "the step loop stopped: {e:#}");
+                    if e.downcast_ref::<crate::store::NotLeader>().is_some() {
+                        tracing::info!(deployment = %id, "the step loop stopped: {e}; the leader drives it");
+                    } else {
+                        tracing::error!(deployment = %id, "the step loop stopped: {e:#}");
+                    }
                     break;
                 }
                 // A user who resumed (or promoted) the deployment while this loop was
@@ -81,6 +85,10 @@ impl Engine {
         let mut state =
             crate::plugins::PluginState { sizes: self.store.plugin_state_sizes(id).await?, ..Default::default() };
         loop {
+            // A server that lost the lease takes no step more: the new leader resumes.
+            if !self.store.fence().may_act() {
+                return Err(crate::store::NotLeader("this server no longer leads".into()).into());
+            }
             let Some(d) = self.store.deployment(id).await? else { return Ok(()) };
             if !matches!(d.status, Status::InProgress | Status::RollingBack) {
                 return Ok(());

@@ -55,6 +55,9 @@ pub struct EngineOptions {
     pub data_dir: std::path::PathBuf,
     /// Where certificates for `--tls acme` apps come from, if the server has a directory.
     pub acme: Option<crate::acme::AcmeConfig>,
+    /// Why this engine starts on deployments already under way, for their event logs:
+    /// the server restarted, or took over as the cluster's leader.
+    pub resumed_because: String,
 }
 
 pub struct Engine {
@@ -173,8 +176,12 @@ impl Engine {
         self.probe_all().await;
         for d in self.store.active_deployments().await? {
             if matches!(d.status, Status::InProgress | Status::RollingBack) {
-                let message =
-                    format!("server restarted; resuming the {} phase at step {}", d.phase.as_str(), d.attempt + 1);
+                let message = format!(
+                    "{}; resuming the {} phase at step {}",
+                    self.options.resumed_because,
+                    d.phase.as_str(),
+                    d.attempt + 1
+                );
                 self.store.event(&d.id, Level::Info, &message).await?;
                 self.spawn_drive(d.id.clone());
             }
@@ -183,6 +190,9 @@ impl Engine {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(engine.options.probe_interval).await;
+                if !engine.store.fence().may_act() {
+                    continue;
+                }
                 engine.probe_all().await;
                 engine.heal_all().await;
             }

@@ -19,9 +19,8 @@ pub struct Release {
 }
 
 /// Where a deployment stands.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema, sqlx::Type)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum Status {
     /// Recorded, not running (`deployment execute` runs it).
     Pending,
@@ -89,9 +88,8 @@ impl Status {
 }
 
 /// Why a rollback phase runs; it decides the status the deployment ends in.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema, sqlx::Type)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum RollbackKind {
     /// A step, a health gate or the progress deadline failed: ends `failed`.
     Failure,
@@ -124,9 +122,8 @@ impl RollbackKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema, sqlx::Type)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum Phase {
     Deploy,
     Rollback,

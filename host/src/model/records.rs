@@ -26,9 +26,8 @@ pub struct AppEvent {
 }
 
 /// How much an event matters. `debug` lines (each step's outcome) show with `--verbose`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema, sqlx::Type)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum Level {
     Debug,
     Info,

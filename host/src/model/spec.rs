@@ -99,48 +99,21 @@ pub struct DeploymentSpec {
 }
 
 /// What an app's replicas speak.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    Serialize,
-    Deserialize,
-    PartialEq,
-    Eq,
-    schemars::JsonSchema,
-    sqlx::Type,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum BackendProtocol {
     /// HTTP/1.1.
     #[default]
     #[value(name = "http1")]
     #[serde(rename = "http1")]
-    #[sqlx(rename = "http1")]
     Http1,
     /// HTTP/2 with prior knowledge, without TLS.
     H2c,
 }
 
 /// Where an app's certificates come from.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    Serialize,
-    Deserialize,
-    PartialEq,
-    Eq,
-    schemars::JsonSchema,
-    sqlx::Type,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum TlsMode {
     /// Added by hand: `hivemind cert add`.
     #[default]

@@ -39,9 +39,21 @@ pub struct Link {
     restarts: AtomicU64,
     /// Another program (systemd) runs the router: `serve` waits for it, never starts one.
     supervised: bool,
+    /// With several servers, only the leader's tables reach the router: a server that lost
+    /// the lease (paused past it, say) pushes nothing more.
+    fence: std::sync::OnceLock<crate::store::Fence>,
 }
 
 impl Link {
+    /// Pushes only while `fence` says this server leads.
+    pub fn fence_with(&self, fence: crate::store::Fence) {
+        let _ = self.fence.set(fence);
+    }
+
+    fn may_act(&self) -> bool {
+        self.fence.get().is_none_or(|f| f.may_act())
+    }
+
     /// The link to the router of `data_dir`: the one that runs, or a new one started now
     /// (unless `supervised`: another program, such as systemd, runs the router).
     pub async fn connect_or_start(data_dir: &Path, supervised: bool) -> Result<Arc<Link>> {
@@ -59,6 +71,7 @@ impl Link {
             up: AtomicBool::new(false),
             restarts: AtomicU64::new(0),
             supervised,
+            fence: std::sync::OnceLock::new(),
         });
         match Connection::connect(&link.paths.socket).await {
             Ok(connection) => {
@@ -188,7 +201,11 @@ impl Link {
         let Response::Table { table } = self.ask(&Request::GetTable).await? else {
             bail!("the router did not answer with its table");
         };
-        router.apply(&table).await
+        router.apply(&table).await?;
+        // And its counts, before any deployment resumes: a canary whose analysis window
+        // began before this server took charge must not read zeros for it.
+        self.pull(router).await;
+        Ok(())
     }
 
     /// A new connection may reach another router process (one that took over, or was
@@ -213,7 +230,7 @@ impl Link {
     /// Pushes the mirror's table unless the router has it already. Concurrent callers
     /// queue, and one push serves every change made before it.
     pub(super) async fn flush(&self, router: &Router) {
-        if !self.ready.load(Relaxed) {
+        if !self.ready.load(Relaxed) || !self.may_act() {
             return;
         }
         let _one_at_a_time = self.pushing.lock().await;
@@ -275,7 +292,7 @@ impl Link {
                 break;
             }
             died |= !self.router_lives();
-            if died && !self.supervised {
+            if died && !self.supervised && self.may_act() {
                 if let Err(e) = self.start_router().await {
                     tracing::error!("starting the router again: {e:#}");
                     return;

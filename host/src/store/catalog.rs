@@ -1,64 +1,82 @@
 //! The catalog: CI deployment profiles, installed plugins (their bytes live in
 //! DATA_DIR/plugins), and the plugins switched off.
 
-use super::Store;
+use super::{Store, with_pool, write_tx};
 use crate::model::{DeploymentSpec, now_ms};
 use anyhow::Result;
 use sqlx::types::Json;
 
 impl Store {
     pub async fn put_pipeline(&self, name: &str, spec: &DeploymentSpec) -> Result<()> {
-        sqlx::query("INSERT INTO pipelines (name, spec, updated_at_ms) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at_ms = excluded.updated_at_ms")
+        write_tx!(self, tx => {
+            sqlx::query(
+                "INSERT INTO pipelines (name, spec, updated_at_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at_ms = excluded.updated_at_ms",
+            )
             .bind(name)
             .bind(Json(spec))
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        });
         Ok(())
     }
 
     pub async fn pipelines(&self) -> Result<Vec<(String, DeploymentSpec)>> {
-        let rows: Vec<(String, Json<DeploymentSpec>)> =
-            sqlx::query_as("SELECT name, spec FROM pipelines ORDER BY name").fetch_all(&self.pool).await?;
+        let rows: Vec<(String, Json<DeploymentSpec>)> = with_pool!(self, pool => {
+            sqlx::query_as("SELECT name, spec FROM pipelines ORDER BY name").fetch_all(pool).await?
+        });
         Ok(rows.into_iter().map(|(name, spec)| (name, spec.0)).collect())
     }
 
     pub async fn insert_plugin(&self, sha256: &str, name: &str, version: &str, source: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT OR REPLACE INTO plugins (sha256, name, version, source, installed_at_ms) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(sha256)
-        .bind(name)
-        .bind(version)
-        .bind(source)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        write_tx!(self, tx => {
+            sqlx::query(
+                "INSERT INTO plugins (sha256, name, version, source, installed_at_ms) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT(sha256) DO UPDATE SET name = excluded.name, version = excluded.version, \
+                 source = excluded.source, installed_at_ms = excluded.installed_at_ms",
+            )
+            .bind(sha256)
+            .bind(name)
+            .bind(version)
+            .bind(source)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        });
         Ok(())
     }
 
     pub async fn delete_plugin(&self, sha256: &str) -> Result<()> {
-        sqlx::query("DELETE FROM plugins WHERE sha256 = ?").bind(sha256).execute(&self.pool).await?;
+        write_tx!(self, tx => {
+            sqlx::query("DELETE FROM plugins WHERE sha256 = $1").bind(sha256).execute(&mut *tx).await?;
+        });
         Ok(())
     }
 
     pub async fn set_plugin_disabled(&self, name: &str, disabled: bool) -> Result<()> {
         let sql = if disabled {
-            "INSERT OR IGNORE INTO disabled_plugins (name) VALUES (?)"
+            "INSERT INTO disabled_plugins (name) VALUES ($1) ON CONFLICT DO NOTHING"
         } else {
-            "DELETE FROM disabled_plugins WHERE name = ?"
+            "DELETE FROM disabled_plugins WHERE name = $1"
         };
-        sqlx::query(sql).bind(name).execute(&self.pool).await?;
+        write_tx!(self, tx => {
+            sqlx::query(sql).bind(name).execute(&mut *tx).await?;
+        });
         Ok(())
     }
 
     pub async fn disabled_plugins(&self) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM disabled_plugins").fetch_all(&self.pool).await?;
+        let rows: Vec<(String,)> = with_pool!(self, pool => {
+            sqlx::query_as("SELECT name FROM disabled_plugins").fetch_all(pool).await?
+        });
         Ok(rows.into_iter().map(|(name,)| name).collect())
     }
 
     /// Installed plugins as (sha256, where they came from), oldest first.
     pub async fn installed_plugins(&self) -> Result<Vec<(String, String)>> {
-        Ok(sqlx::query_as("SELECT sha256, source FROM plugins ORDER BY installed_at_ms").fetch_all(&self.pool).await?)
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as("SELECT sha256, source FROM plugins ORDER BY installed_at_ms").fetch_all(pool).await?
+        }))
     }
 }

@@ -1,8 +1,8 @@
 //! Deployments: recorded, listed, moved from status to status (each move with its event,
 //! in one transaction), and pruned beyond the history limit.
 
-use super::Store;
 use super::steps::insert_event;
+use super::{Store, with_pool, write_tx};
 use crate::model::{
     Deployment, DeploymentSpec, HookRuns, Level, Phase, PluginRef, Release, RollbackKind, Status, now_ms,
 };
@@ -120,84 +120,86 @@ impl From<DeploymentRow> for Deployment {
 
 impl Store {
     pub async fn insert_deployment(&self, d: &Deployment) -> Result<()> {
-        sqlx::query(&format!(
-            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-        ))
-        .bind(&d.id)
-        .bind(&d.app)
-        .bind(&d.name)
-        .bind(&d.strategy)
-        .bind(Json(&d.spec))
-        .bind(&d.target_version)
-        .bind(d.previous.as_ref().map(Json))
-        .bind(d.status)
-        .bind(d.phase)
-        .bind(d.progress as i64)
-        .bind(&d.message)
-        .bind(&d.error)
-        .bind(&d.plugin.name)
-        .bind(&d.plugin.version)
-        .bind(&d.plugin.sha256)
-        .bind(d.attempt as i64)
-        .bind(d.phase_started_at_ms)
-        .bind(d.rollback_kind)
-        .bind(d.promoted)
-        .bind(&d.rollback_of)
-        .bind(d.last_progress_at_ms)
-        .bind(&d.winner)
-        .bind(Json(&d.hook_runs))
-        .bind(d.created_at_ms)
-        .bind(d.updated_at_ms)
-        .bind(d.promotions as i64)
-        .execute(&self.pool)
-        .await?;
+        let values = (1..=26).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+        let sql = format!("INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ({values})");
+        write_tx!(self, tx => {
+            sqlx::query(&sql)
+                .bind(&d.id)
+                .bind(&d.app)
+                .bind(&d.name)
+                .bind(&d.strategy)
+                .bind(Json(&d.spec))
+                .bind(&d.target_version)
+                .bind(d.previous.as_ref().map(Json))
+                .bind(d.status)
+                .bind(d.phase)
+                .bind(d.progress as i64)
+                .bind(&d.message)
+                .bind(&d.error)
+                .bind(&d.plugin.name)
+                .bind(&d.plugin.version)
+                .bind(&d.plugin.sha256)
+                .bind(d.attempt as i64)
+                .bind(d.phase_started_at_ms)
+                .bind(d.rollback_kind)
+                .bind(d.promoted)
+                .bind(&d.rollback_of)
+                .bind(d.last_progress_at_ms)
+                .bind(&d.winner)
+                .bind(Json(&d.hook_runs))
+                .bind(d.created_at_ms)
+                .bind(d.updated_at_ms)
+                .bind(d.promotions as i64)
+                .execute(&mut *tx)
+                .await?;
+        });
         Ok(())
     }
 
     pub async fn deployment(&self, id: &str) -> Result<Option<Deployment>> {
-        let row =
-            sqlx::query_as::<_, DeploymentRow>(&format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id = ?"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let sql = format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id = $1");
+        let row = with_pool!(self, pool => {
+            sqlx::query_as::<_, DeploymentRow>(&sql).bind(id).fetch_optional(pool).await?
+        });
         Ok(row.map(Deployment::from))
     }
 
     /// Deployments, newest first, filtered, a page at a time.
     pub async fn list_deployments(&self, f: &ListFilter) -> Result<Vec<Deployment>> {
-        let rows = sqlx::query_as::<_, DeploymentRow>(&format!(
-            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE (?1 IS NULL OR app = ?1) AND (?2 IS NULL OR status = ?2) \
-             AND (?3 IS NULL OR strategy = ?3) ORDER BY created_at_ms DESC, id DESC LIMIT ?4 OFFSET ?5"
-        ))
-        .bind(&f.app)
-        .bind(f.status)
-        .bind(&f.strategy)
-        .bind(f.limit)
-        .bind(f.offset)
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!(
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE ($1 IS NULL OR app = $1) AND ($2 IS NULL OR status = $2) \
+             AND ($3 IS NULL OR strategy = $3) ORDER BY created_at_ms DESC, id DESC LIMIT $4 OFFSET $5"
+        );
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as::<_, DeploymentRow>(&sql)
+                .bind(&f.app)
+                .bind(f.status)
+                .bind(&f.strategy)
+                .bind(f.limit)
+                .bind(f.offset)
+                .fetch_all(pool)
+                .await?
+        });
         Ok(rows.into_iter().map(Deployment::from).collect())
     }
 
     /// Deployments, newest first, optionally of one app.
     pub async fn deployments(&self, app: Option<&str>, limit: i64) -> Result<Vec<Deployment>> {
-        let rows = sqlx::query_as::<_, DeploymentRow>(&format!(
-            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE (?1 IS NULL OR app = ?1) ORDER BY created_at_ms DESC, id DESC LIMIT ?2"
-        ))
-        .bind(app)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!(
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE ($1 IS NULL OR app = $1) ORDER BY created_at_ms DESC, id DESC LIMIT $2"
+        );
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as::<_, DeploymentRow>(&sql).bind(app).bind(limit).fetch_all(pool).await?
+        });
         Ok(rows.into_iter().map(Deployment::from).collect())
     }
 
     /// Deployments an engine must drive: in progress, awaiting approval, rolling back.
     pub async fn active_deployments(&self) -> Result<Vec<Deployment>> {
-        let rows = sqlx::query_as::<_, DeploymentRow>(&format!(
+        let sql = format!(
             "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE status IN ('in_progress', 'paused', 'awaiting_approval', 'rolling_back') ORDER BY created_at_ms"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, DeploymentRow>(&sql).fetch_all(pool).await?);
         Ok(rows.into_iter().map(Deployment::from).collect())
     }
 
@@ -205,75 +207,76 @@ impl Store {
     pub async fn transition(&self, id: &str, to: Transition<'_>) -> Result<()> {
         let Transition { status, rollback_kind, promoted, touch_progress, phase, progress, message, level, error } = to;
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE deployments SET status = ?, message = ?, updated_at_ms = ?, progress = COALESCE(?, progress), error = COALESCE(?, error), \
-             rollback_kind = COALESCE(?, rollback_kind), promoted = COALESCE(?, promoted), \
-             promotions = promotions + CASE WHEN ? THEN 1 ELSE 0 END, \
-             last_progress_at_ms = CASE WHEN ? THEN ? ELSE last_progress_at_ms END, \
-             phase = COALESCE(?, phase), attempt = CASE WHEN ? IS NULL THEN attempt ELSE 0 END, \
-             phase_started_at_ms = CASE WHEN ? IS NULL THEN phase_started_at_ms ELSE ? END WHERE id = ?",
-        )
-        .bind(status)
-        .bind(message)
-        .bind(now)
-        .bind(progress.map(|p| p as i64))
-        .bind(error)
-        .bind(rollback_kind)
-        .bind(promoted)
-        .bind(promoted == Some(true))
-        .bind(touch_progress)
-        .bind(now)
-        .bind(phase)
-        .bind(phase)
-        .bind(phase)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if status.is_terminal() {
-            // A finished deployment's plugin never runs again: its state goes (its events,
-            // which `diagnose` reads, stay).
-            sqlx::query("DELETE FROM plugin_state WHERE deployment_id = ?").bind(id).execute(&mut *tx).await?;
-        }
-        insert_event(&mut tx, id, now, level, message).await?;
-        tx.commit().await?;
+        write_tx!(self, tx => {
+            sqlx::query(
+                "UPDATE deployments SET status = $1, message = $2, updated_at_ms = $3, progress = COALESCE($4, progress), \
+                 error = COALESCE($5, error), rollback_kind = COALESCE($6, rollback_kind), promoted = COALESCE($7, promoted), \
+                 promotions = promotions + CASE WHEN $8 THEN 1 ELSE 0 END, \
+                 last_progress_at_ms = CASE WHEN $9 THEN $3 ELSE last_progress_at_ms END, \
+                 phase = COALESCE($10, phase), attempt = CASE WHEN $10 IS NULL THEN attempt ELSE 0 END, \
+                 phase_started_at_ms = CASE WHEN $10 IS NULL THEN phase_started_at_ms ELSE $3 END WHERE id = $11",
+            )
+            .bind(status)
+            .bind(message)
+            .bind(now)
+            .bind(progress.map(|p| p as i64))
+            .bind(error)
+            .bind(rollback_kind)
+            .bind(promoted)
+            .bind(promoted == Some(true))
+            .bind(touch_progress)
+            .bind(phase)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if status.is_terminal() {
+                // A finished deployment's plugin never runs again: its state goes (its events,
+                // which `diagnose` reads, stay).
+                sqlx::query("DELETE FROM plugin_state WHERE deployment_id = $1").bind(id).execute(&mut *tx).await?;
+            }
+            insert_event!(tx, id, now, level, message);
+        });
         Ok(())
     }
 
     /// Records the A/B variant that wins, with an event.
     pub async fn set_winner(&self, id: &str, winner: &str, message: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE deployments SET winner = ?, updated_at_ms = ? WHERE id = ?")
-            .bind(winner)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        insert_event(&mut tx, id, now_ms(), Level::Info, message).await?;
-        tx.commit().await?;
+        let now = now_ms();
+        write_tx!(self, tx => {
+            sqlx::query("UPDATE deployments SET winner = $1, updated_at_ms = $2 WHERE id = $3")
+                .bind(winner)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            insert_event!(tx, id, now, Level::Info, message);
+        });
         Ok(())
     }
 
     /// Deletes the oldest finished deployments of `app` beyond the newest `keep`, with
     /// their events and state. Returns how many went.
     pub async fn prune_history(&self, app: &str, keep: i64) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
-        let doomed: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM deployments WHERE app = ?1 AND status IN ('completed', 'failed', 'rolled_back', 'aborted') \
-             AND id NOT IN (SELECT id FROM deployments WHERE app = ?1 ORDER BY created_at_ms DESC, id DESC LIMIT ?2)",
-        )
-        .bind(app)
-        .bind(keep)
-        .fetch_all(&mut *tx)
-        .await?;
-        for (id,) in &doomed {
-            for table in ["events", "plugin_state"] {
-                sqlx::query(&format!("DELETE FROM {table} WHERE deployment_id = ?")).bind(id).execute(&mut *tx).await?;
+        let gone = write_tx!(self, tx => {
+            let doomed: Vec<(String,)> = sqlx::query_as(
+                "SELECT id FROM deployments WHERE app = $1 AND status IN ('completed', 'failed', 'rolled_back', 'aborted') \
+                 AND id NOT IN (SELECT id FROM deployments WHERE app = $1 ORDER BY created_at_ms DESC, id DESC LIMIT $2)",
+            )
+            .bind(app)
+            .bind(keep)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id,) in &doomed {
+                for table in ["events", "plugin_state"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE deployment_id = $1"))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query("DELETE FROM deployments WHERE id = $1").bind(id).execute(&mut *tx).await?;
             }
-            sqlx::query("DELETE FROM deployments WHERE id = ?").bind(id).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(doomed.len() as u64)
+            doomed.len() as u64
+        });
+        Ok(gone)
     }
 }

@@ -1,7 +1,7 @@
 //! What steps and hooks write: a plugin's state, its progress, the event log — each
 //! step's writes in one transaction with its outcome's event.
 
-use super::Store;
+use super::{Store, with_pool, write_tx};
 use crate::model::{Event, Level, now_ms};
 use anyhow::Result;
 use sqlx::types::Json;
@@ -29,58 +29,78 @@ pub enum StepEvent {
     Repeat { id: i64, message: String },
 }
 
+/// Adds a line to a deployment's event log in transaction `$tx`; evaluates to its id.
+macro_rules! insert_event {
+    ($tx:ident, $id:expr, $at_ms:expr, $level:expr, $message:expr) => {{
+        let (event_id,): (i64,) = sqlx::query_as(
+            "INSERT INTO events (deployment_id, at_ms, level, message) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind($id)
+        .bind($at_ms)
+        .bind($level)
+        .bind($message)
+        .fetch_one(&mut *$tx)
+        .await?;
+        event_id
+    }};
+}
+pub(super) use insert_event;
+
 impl Store {
     /// Persists what one step did: its state, progress, log lines and outcome event.
     /// Progress (for the deadline) is a rise of the reported percentage, or a change of
     /// the split or the replica set. Returns the id of the outcome's event.
     pub async fn record_step(&self, id: &str, writes: &StepWrites, outcome: &StepEvent) -> Result<i64> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        for (key, value) in &writes.state {
-            sqlx::query("INSERT INTO plugin_state (deployment_id, key, value) VALUES (?, ?, ?) ON CONFLICT(deployment_id, key) DO UPDATE SET value = excluded.value")
+        let risen = writes.progress.as_ref().map(|(percent, _)| *percent as i64);
+        let event_id = write_tx!(self, tx => {
+            for (key, value) in &writes.state {
+                sqlx::query(
+                    "INSERT INTO plugin_state (deployment_id, key, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT(deployment_id, key) DO UPDATE SET value = excluded.value",
+                )
                 .bind(id)
                 .bind(key)
                 .bind(value)
                 .execute(&mut *tx)
                 .await?;
-        }
-        let risen = writes.progress.as_ref().map(|(percent, _)| *percent as i64);
-        sqlx::query(
-            "UPDATE deployments SET attempt = attempt + 1, updated_at_ms = ?1, \
-             last_progress_at_ms = CASE WHEN ?2 OR COALESCE(?3 > progress, 0) THEN ?1 ELSE last_progress_at_ms END \
-             WHERE id = ?4",
-        )
-        .bind(now)
-        .bind(writes.progressed)
-        .bind(risen)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if let Some((percent, message)) = &writes.progress {
-            sqlx::query("UPDATE deployments SET progress = ?, message = ? WHERE id = ?")
-                .bind(*percent as i64)
-                .bind(message)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for (level, message) in &writes.events {
-            insert_event(&mut tx, id, now, *level, message).await?;
-        }
-        let event_id = match outcome {
-            StepEvent::New { level, message } => insert_event(&mut tx, id, now, *level, message).await?,
-            StepEvent::Repeat { id: event, message } => {
-                sqlx::query("UPDATE events SET message = ?, at_ms = ? WHERE id = ? AND deployment_id = ?")
+            }
+            sqlx::query(
+                "UPDATE deployments SET attempt = attempt + 1, updated_at_ms = $1, \
+                 last_progress_at_ms = CASE WHEN $2 OR COALESCE($3 > progress, FALSE) THEN $1 ELSE last_progress_at_ms END \
+                 WHERE id = $4",
+            )
+            .bind(now)
+            .bind(writes.progressed)
+            .bind(risen)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if let Some((percent, message)) = &writes.progress {
+                sqlx::query("UPDATE deployments SET progress = $1, message = $2 WHERE id = $3")
+                    .bind(*percent as i64)
                     .bind(message)
-                    .bind(now)
-                    .bind(event)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                *event
             }
-        };
-        tx.commit().await?;
+            for (level, message) in &writes.events {
+                insert_event!(tx, id, now, *level, message);
+            }
+            match outcome {
+                StepEvent::New { level, message } => insert_event!(tx, id, now, *level, message),
+                StepEvent::Repeat { id: event, message } => {
+                    sqlx::query("UPDATE events SET message = $1, at_ms = $2 WHERE id = $3 AND deployment_id = $4")
+                        .bind(message)
+                        .bind(now)
+                        .bind(event)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    *event
+                }
+            }
+        });
         Ok(event_id)
     }
 
@@ -93,74 +113,63 @@ impl Store {
         events: &[(Level, String)],
     ) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        // A hook that ran is progress: its time does not count against the deadline.
-        sqlx::query("UPDATE deployments SET hook_runs = ?, updated_at_ms = ?, last_progress_at_ms = ? WHERE id = ?")
+        write_tx!(self, tx => {
+            // A hook that ran is progress: its time does not count against the deadline.
+            sqlx::query(
+                "UPDATE deployments SET hook_runs = $1, updated_at_ms = $2, last_progress_at_ms = $2 WHERE id = $3",
+            )
             .bind(Json(runs))
-            .bind(now)
             .bind(now)
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        for (level, message) in events {
-            insert_event(&mut tx, id, now, *level, message).await?;
-        }
-        tx.commit().await?;
+            for (level, message) in events {
+                insert_event!(tx, id, now, *level, message);
+            }
+        });
         Ok(())
     }
 
     /// The size of each value of a deployment's plugin state, by key.
     pub async fn plugin_state_sizes(&self, id: &str) -> Result<HashMap<String, usize>> {
-        let rows = sqlx::query_as("SELECT key, length(value) FROM plugin_state WHERE deployment_id = ?")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(|(key, size): (String, i64)| (key, size as usize)).collect())
+        let rows: Vec<(String, i64)> = with_pool!(self, pool => {
+            sqlx::query_as("SELECT key, CAST(length(value) AS BIGINT) FROM plugin_state WHERE deployment_id = $1")
+                .bind(id)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(key, size)| (key, size as usize)).collect())
     }
 
     /// One value of a deployment's plugin state.
     pub async fn plugin_state_value(&self, id: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        let row: Option<(Vec<u8>,)> =
-            sqlx::query_as("SELECT value FROM plugin_state WHERE deployment_id = ? AND key = ?")
+        let row: Option<(Vec<u8>,)> = with_pool!(self, pool => {
+            sqlx::query_as("SELECT value FROM plugin_state WHERE deployment_id = $1 AND key = $2")
                 .bind(id)
                 .bind(key)
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(pool)
+                .await?
+        });
         Ok(row.map(|(value,)| value))
     }
 
     pub async fn event(&self, id: &str, level: Level, message: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        insert_event(&mut tx, id, now_ms(), level, message).await?;
-        tx.commit().await?;
+        let now = now_ms();
+        write_tx!(self, tx => {
+            insert_event!(tx, id, now, level, message);
+        });
         Ok(())
     }
 
     pub async fn events(&self, id: &str, after: i64) -> Result<Vec<Event>> {
-        Ok(sqlx::query_as::<_, Event>(
-            "SELECT id, deployment_id, at_ms, level, message FROM events WHERE deployment_id = ? AND id > ? ORDER BY id",
-        )
-        .bind(id)
-        .bind(after)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, Event>(
+                "SELECT id, deployment_id, at_ms, level, message FROM events WHERE deployment_id = $1 AND id > $2 ORDER BY id",
+            )
+            .bind(id)
+            .bind(after)
+            .fetch_all(pool)
+            .await?
+        }))
     }
-}
-
-/// Adds a line to a deployment's event log; returns its id.
-pub(super) async fn insert_event(
-    tx: &mut sqlx::SqliteConnection,
-    id: &str,
-    at_ms: i64,
-    level: Level,
-    message: &str,
-) -> Result<i64> {
-    let done = sqlx::query("INSERT INTO events (deployment_id, at_ms, level, message) VALUES (?, ?, ?, ?)")
-        .bind(id)
-        .bind(at_ms)
-        .bind(level)
-        .bind(message)
-        .execute(tx)
-        .await?;
-    Ok(done.last_insert_rowid())
 }

@@ -3,6 +3,8 @@
 //! the test plugins.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -195,6 +197,8 @@ pub struct Server {
     /// The API token the server made in its data dir.
     pub token: String,
     runtime: String,
+    /// The Postgres database the server uses, if not SQLite in its data dir.
+    pub database_url: Option<String>,
     /// Set by `stop` and `kill`: the test restarts a server on the same data dir, and that
     /// one removes the replicas when it goes.
     handed_over: bool,
@@ -223,11 +227,27 @@ impl Server {
 
     /// A server on `data_dir` with extra `serve` flags.
     pub fn start_with(data_dir: &Path, runtime: &str, flags: &[&str]) -> Server {
+        // The suite's second pass runs every server on Postgres: a database per data dir,
+        // kept for the servers a test restarts on it.
+        let database = postgres::suite_on_postgres() && !flags.contains(&"--database-url");
+        Server::launch(data_dir, runtime, flags, database)
+    }
+
+    /// A server on SQLite in `data_dir`, whichever pass of the suite runs.
+    pub fn start_on_sqlite(data_dir: &Path, runtime: &str) -> Server {
+        Server::launch(data_dir, runtime, &[], false)
+    }
+
+    fn launch(data_dir: &Path, runtime: &str, flags: &[&str], suite_database: bool) -> Server {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("server.log")).unwrap();
+        let database = suite_database.then(|| test_database(data_dir));
         let mut child = Command::new(env!("CARGO_BIN_EXE_hivemind"))
             .args(["serve", "--api-addr", "127.0.0.1:0", "--runtime", runtime, "--data-dir"])
             .arg(data_dir)
             .args(flags)
+            // A name per data dir, as a real server's HOST:PORT is: a server restarted on
+            // the data dir takes its own lease back at once.
+            .args(database.iter().flat_map(|url| ["--database-url", url.as_str(), "--server-name", "test-server"]))
             .env("HIVEMIND_LOG", "hivemind=debug,warn")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -263,6 +283,12 @@ impl Server {
             token,
             runtime: runtime.to_string(),
             handed_over: false,
+            database_url: flags
+                .iter()
+                .position(|f| *f == "--database-url")
+                .and_then(|i| flags.get(i + 1))
+                .map(|url| url.to_string())
+                .or(database),
         }
     }
 
@@ -327,6 +353,11 @@ impl Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     /// Kills the server with SIGKILL, as a crash would.
@@ -396,7 +427,7 @@ impl Drop for Server {
         let handed_over = self.handed_over;
         self.kill();
         if !handed_over {
-            remove_replicas(&self.data_dir, &self.runtime);
+            remove_replicas_of(&self.data_dir, &self.runtime, self.database_url.as_deref());
         }
         // The router process outlives `serve` by design: stop it with the last server of its
         // data dir (a data dir this server owns goes with it).
@@ -405,6 +436,46 @@ impl Drop for Server {
         }
         if std::thread::panicking() {
             eprintln!("---- server log ----\n{}", self.log());
+        }
+    }
+}
+
+/// The Postgres database of a data dir in the suite's Postgres pass (made at first use).
+pub fn test_database(data_dir: &Path) -> String {
+    let file = data_dir.join("test-database-url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return url.trim().to_string();
+    }
+    let url = postgres::shared().database();
+    std::fs::write(&file, &url).unwrap();
+    url
+}
+
+/// The store of a data dir as its server sees it: SQLite, or the Postgres database of the
+/// suite's Postgres pass.
+pub async fn open_store(data_dir: &Path) -> anyhow::Result<hivemind::store::Store> {
+    let url = std::fs::read_to_string(data_dir.join("test-database-url")).ok();
+    hivemind::store::Store::open_url(url.as_deref().map(str::trim), data_dir).await
+}
+
+/// Removes every replica recorded in the store of a server: SQLite in its data dir, or
+/// its Postgres database.
+pub fn remove_replicas_of(data_dir: &Path, runtime: &str, database_url: Option<&str>) {
+    match database_url {
+        None => remove_replicas(data_dir, runtime),
+        Some(url) => {
+            let url = url.to_string();
+            let replicas = std::thread::spawn(move || {
+                tokio::runtime::Runtime::new().unwrap().block_on(async {
+                    match hivemind::store::Store::connect(&url).await {
+                        Ok(store) => store.replicas().await.unwrap_or_default(),
+                        Err(_) => Vec::new(),
+                    }
+                })
+            })
+            .join()
+            .unwrap_or_default();
+            kill_replicas(replicas, runtime);
         }
     }
 }
@@ -434,7 +505,7 @@ pub fn remove_replicas(data_dir: &Path, runtime: &str) {
     let dir = data_dir.to_path_buf();
     let replicas = std::thread::spawn(move || {
         tokio::runtime::Runtime::new().unwrap().block_on(async {
-            match hivemind::store::Store::open(&dir).await {
+            match open_store(&dir).await {
                 Ok(store) => store.replicas().await.unwrap_or_default(),
                 Err(_) => Vec::new(),
             }
@@ -442,6 +513,10 @@ pub fn remove_replicas(data_dir: &Path, runtime: &str) {
     })
     .join()
     .unwrap_or_default();
+    kill_replicas(replicas, runtime);
+}
+
+fn kill_replicas(replicas: Vec<hivemind::model::ReplicaRecord>, runtime: &str) {
     for r in replicas {
         match runtime {
             "docker" => {

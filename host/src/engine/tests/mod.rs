@@ -142,6 +142,7 @@ async fn start(
         probe_interval: Duration::from_millis(200),
         data_dir: dir.to_path_buf(),
         acme: None,
+        resumed_because: "server restarted".into(),
     };
     let engine = Engine::new(store.clone(), plugins, Arc::new(fleet), router.clone(), options);
     engine.start().await.unwrap();

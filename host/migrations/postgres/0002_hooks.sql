@@ -1,0 +1,1 @@
+ALTER TABLE deployments ADD COLUMN hook_runs JSONB NOT NULL DEFAULT '{}';

@@ -1,0 +1,3 @@
+ALTER TABLE apps ADD COLUMN degraded TEXT;
+ALTER TABLE apps ADD COLUMN replica_quota BIGINT;
+ALTER TABLE deployments ADD COLUMN promotions BIGINT NOT NULL DEFAULT 0;

@@ -1,0 +1,1 @@
+ALTER TABLE apps ADD COLUMN backend_protocol TEXT NOT NULL DEFAULT 'http1';
