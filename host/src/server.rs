@@ -98,73 +98,101 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     let prepared = prepare(&options, &store, &data_dir).await?;
     let runtime_name = prepared.driver.name();
 
+    let member = Member { options: &options, store: &store, data_dir: &data_dir, token: &token, cluster: &cluster };
     if !shared {
-        front.lead(lead(&options, prepared, &store, &data_dir, &cluster, &token).await?);
+        front.lead(member.lead(prepared).await?);
         announce(&options, api_addr, &data_dir, &token, &format!(", runtime {runtime_name}"));
         axum::serve(listener, api::front::router(front)).with_graceful_shutdown(shutdown()).await?;
         return Ok(());
     }
+    member.serve_in_cluster(prepared, listener, front).await
+}
 
-    // Several servers on one database. One round of the election first: a server that
-    // can lead at once is ready when it says it serves, as a lone server is.
-    cluster.round().await;
-    let mut prepared = Some(prepared);
-    if cluster.role() == Role::Leader {
-        let api = lead(&options, prepared.take().expect("prepared once"), &store, &data_dir, &cluster, &token).await;
-        front.lead(api?);
+/// What a server of a cluster works with.
+struct Member<'a> {
+    options: &'a ServeOptions,
+    store: &'a Store,
+    data_dir: &'a std::path::Path,
+    token: &'a Arc<crate::api::auth::Token>,
+    cluster: &'a Arc<Cluster>,
+}
+
+impl Member<'_> {
+    async fn lead(&self, prepared: Prepared) -> Result<axum::Router> {
+        lead(self.options, prepared, self.store, self.data_dir, self.cluster, self.token).await
     }
-    announce(
-        &options,
-        api_addr,
-        &data_dir,
-        &token,
-        &format!(", runtime {runtime_name}, cluster member {} on Postgres", cluster.name()),
-    );
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let serving = tokio::spawn(
-        axum::serve(listener, api::front::router(front.clone()))
-            .with_graceful_shutdown(async move {
-                let mut stopped = stopped;
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .into_future(),
-    );
-    let election = {
-        let cluster = cluster.clone();
-        tokio::spawn(async move { cluster.run().await })
-    };
-    tokio::select! {
-        () = cluster.until(Role::Leader) => {}
-        () = shutdown() => {
+
+    /// One of several servers on one database: answers at once (a follower forwards to
+    /// the leader), leads when the lease is its own, restarts as a follower when deposed,
+    /// and gives the lease up when stopped.
+    async fn serve_in_cluster(
+        &self,
+        prepared: Prepared,
+        listener: tokio::net::TcpListener,
+        front: Arc<Front>,
+    ) -> Result<()> {
+        let cluster = self.cluster;
+        let api_addr = listener.local_addr()?;
+        // One round of the election first: a server that can lead at once is ready when
+        // it says it serves, as a lone server is. The election goes on (renewing the
+        // lease) while it takes charge.
+        cluster.round().await;
+        let election = {
+            let cluster = cluster.clone();
+            tokio::spawn(async move { cluster.run().await })
+        };
+        let mut prepared = Some(prepared);
+        let runtime_name = prepared.as_ref().map(|p| p.driver.name()).unwrap_or_default();
+        if cluster.role() == Role::Leader {
+            front.lead(self.lead(prepared.take().expect("prepared once")).await?);
+        }
+        announce(
+            self.options,
+            api_addr,
+            self.data_dir,
+            self.token,
+            &format!(", runtime {runtime_name}, cluster member {} on Postgres", cluster.name()),
+        );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let serving = tokio::spawn(
+            axum::serve(listener, api::front::router(front.clone()))
+                .with_graceful_shutdown(async move {
+                    let mut stopped = stopped;
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .into_future(),
+        );
+        let stopping = || async {
             election.abort();
             cluster.resign().await;
             let _ = stop.send(true);
-            let _ = serving.await;
-            return Ok(());
-        }
-    }
-    if let Some(prepared) = prepared {
-        match lead(&options, prepared, &store, &data_dir, &cluster, &token).await {
-            Ok(api) => front.lead(api),
-            Err(e) => {
-                tracing::error!("taking over as the leader failed: {e:#}; stepping down");
-                cluster.resign().await;
-                rejoin(api_addr)?;
+        };
+        tokio::select! {
+            () = cluster.until(Role::Leader) => {}
+            () = cluster.deposed() => return rejoin(api_addr),
+            () = shutdown() => {
+                stopping().await;
+                let _ = serving.await;
+                return Ok(());
             }
         }
-    }
-    tokio::select! {
-        () = cluster.deposed() => {
-            election.abort();
-            rejoin(api_addr)?;
-            Ok(())
+        if let Some(prepared) = prepared {
+            match self.lead(prepared).await {
+                Ok(api) => front.lead(api),
+                Err(e) => {
+                    tracing::error!("taking over as the leader failed: {e:#}; stepping down");
+                    cluster.resign().await;
+                    return rejoin(api_addr);
+                }
+            }
         }
-        () = shutdown() => {
-            election.abort();
-            cluster.resign().await;
-            let _ = stop.send(true);
-            let _ = serving.await;
-            Ok(())
+        tokio::select! {
+            () = cluster.deposed() => rejoin(api_addr),
+            () = shutdown() => {
+                stopping().await;
+                let _ = serving.await;
+                Ok(())
+            }
         }
     }
 }

@@ -110,8 +110,15 @@ pub enum Request {
     ReloadCerts,
     /// Answer these ACME HTTP-01 challenges (token → key authorization), and no others.
     Challenges { answers: std::collections::HashMap<String, String> },
-    /// The whole table: apps missing from it stop being served.
-    Apply { table: Table },
+    /// The whole table: apps missing from it stop being served. `leader_epoch` is the
+    /// lease epoch the control plane leads under (0: one server, on SQLite): the router
+    /// refuses a table from an epoch below the highest it has taken, so a deposed leader
+    /// that pushes anyway changes nothing (the fencing token, checked by the resource).
+    Apply {
+        table: Table,
+        #[serde(default)]
+        leader_epoch: u64,
+    },
     /// The table in force, for a control plane that adopts a running router.
     GetTable,
     /// The counts.

@@ -238,7 +238,8 @@ impl Link {
         if self.pushed.load(Relaxed) >= version {
             return;
         }
-        match self.ask(&Request::Apply { table: router.table() }).await {
+        let leader_epoch = self.fence.get().map(|f| f.epoch()).unwrap_or(0);
+        match self.ask(&Request::Apply { table: router.table(), leader_epoch }).await {
             Ok(_) => {
                 self.pushed.fetch_max(version, Relaxed);
             }

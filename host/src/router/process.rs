@@ -31,6 +31,8 @@ struct State {
     ejected: Mutex<Vec<(String, String, String)>>,
     /// Set when a new router process took over: stop, once in-flight requests are done.
     retired: Notify,
+    /// The highest lease epoch a table came under: older ones are refused.
+    leader_epoch: std::sync::atomic::AtomicU64,
     /// Held by whatever changes the table, and by the handover: a change lands before the
     /// table is handed over, or is refused (and made again on the new process).
     changing: tokio::sync::Mutex<()>,
@@ -53,6 +55,7 @@ pub async fn run(data_dir: &Path, takeover: bool) -> Result<()> {
         epoch: std::sync::atomic::AtomicU64::new(fastrand::u64(1..)),
         ejected: Mutex::new(Vec::new()),
         retired: Notify::new(),
+        leader_epoch: Default::default(),
         changing: tokio::sync::Mutex::new(()),
     });
     if takeover {
@@ -189,7 +192,13 @@ async fn handle(state: &State, request: Request) -> Result<Response> {
             save_table(&state.paths.table, &router.table())?;
             Response::Listening { port: addr.port() }
         }
-        Request::Apply { table } => {
+        Request::Apply { table, leader_epoch } => {
+            let newest = state.leader_epoch.fetch_max(leader_epoch, std::sync::atomic::Ordering::Relaxed);
+            if leader_epoch < newest {
+                bail!(
+                    "refused a table from a control plane under lease epoch {leader_epoch}: the leader of epoch {newest} drives this router now"
+                );
+            }
             router.apply(&table).await?;
             save_table(&state.paths.table, &router.table())?;
             Response::Applied

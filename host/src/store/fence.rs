@@ -65,6 +65,14 @@ impl Fence {
         *self.0.state.lock().unwrap() = State::Leader { holder: holder.to_string(), epoch, valid_until };
     }
 
+    /// The epoch this server leads under (0 with SQLite, or when it does not lead).
+    pub fn epoch(&self) -> u64 {
+        match &*self.0.state.lock().unwrap() {
+            State::Leader { epoch, .. } => *epoch as u64,
+            _ => 0,
+        }
+    }
+
     /// Whether this server may act as the one that drives deployments now.
     pub fn may_act(&self) -> bool {
         self.holder().is_ok()
