@@ -458,28 +458,6 @@ pub async fn open_store(data_dir: &Path) -> anyhow::Result<hivemind::store::Stor
     hivemind::store::Store::open_url(url.as_deref().map(str::trim), data_dir).await
 }
 
-/// Removes every replica recorded in the store of a server: SQLite in its data dir, or
-/// its Postgres database.
-pub fn remove_replicas_of(data_dir: &Path, runtime: &str, database_url: Option<&str>) {
-    match database_url {
-        None => remove_replicas(data_dir, runtime),
-        Some(url) => {
-            let url = url.to_string();
-            let replicas = std::thread::spawn(move || {
-                tokio::runtime::Runtime::new().unwrap().block_on(async {
-                    match hivemind::store::Store::connect(&url).await {
-                        Ok(store) => store.replicas().await.unwrap_or_default(),
-                        Err(_) => Vec::new(),
-                    }
-                })
-            })
-            .join()
-            .unwrap_or_default();
-            kill_replicas(replicas, runtime);
-        }
-    }
-}
-
 /// The pid of the router process of a data dir, from its pid file.
 pub fn router_pid(data_dir: &Path) -> Option<i32> {
     std::fs::read_to_string(data_dir.join("router.pid")).ok()?.trim().parse().ok()
@@ -500,12 +478,22 @@ pub fn stop_router(data_dir: &Path) {
     }
 }
 
-/// Removes every replica recorded in a data dir: process groups or containers.
+/// Removes every replica recorded in a data dir's store: process groups or containers.
 pub fn remove_replicas(data_dir: &Path, runtime: &str) {
-    let dir = data_dir.to_path_buf();
+    remove_replicas_of(data_dir, runtime, None)
+}
+
+/// Removes every replica recorded in the store of a server: its Postgres database when
+/// `database_url` names one, else the data dir's (SQLite, or the suite's Postgres pass).
+pub fn remove_replicas_of(data_dir: &Path, runtime: &str, database_url: Option<&str>) {
+    let (dir, url) = (data_dir.to_path_buf(), database_url.map(str::to_string));
     let replicas = std::thread::spawn(move || {
         tokio::runtime::Runtime::new().unwrap().block_on(async {
-            match open_store(&dir).await {
+            let store = match url {
+                Some(url) => hivemind::store::Store::connect(&url).await,
+                None => open_store(&dir).await,
+            };
+            match store {
                 Ok(store) => store.replicas().await.unwrap_or_default(),
                 Err(_) => Vec::new(),
             }
