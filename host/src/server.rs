@@ -8,7 +8,7 @@ use crate::engine::{Engine, EngineOptions};
 use crate::plugins::{Limits, PluginHost};
 use crate::router::Router;
 use crate::router::link::Link;
-use crate::runtime::{self, DockerDriver, Driver, Fleet, ProcessDriver};
+use crate::runtime::{self, DockerDriver, Driver, Fleet, ProcessDriver, SwarmDriver};
 use crate::store::Store;
 use anyhow::{Context, Result, bail};
 use std::net::{IpAddr, SocketAddr};
@@ -21,6 +21,8 @@ pub enum RuntimeChoice {
     Auto,
     Docker,
     Process,
+    /// Services of the Docker Swarm the local engine manages.
+    Swarm,
 }
 
 /// Where the app routers run.
@@ -63,9 +65,9 @@ pub struct ServeOptions {
     pub max_replicas: u32,
     /// The most replicas one app runs at once, unless it has a quota of its own.
     pub app_replica_quota: u32,
-    /// Deployment targets named in the config file, with their Docker endpoint if they
-    /// have one of their own.
-    pub targets: std::collections::BTreeMap<String, Option<String>>,
+    /// Deployment targets named in the config file: their Docker endpoint and runtime, if
+    /// they have their own.
+    pub targets: std::collections::BTreeMap<String, runtime::Target>,
     /// Hosts that hooks may send HTTP requests to.
     pub hook_allowed_hosts: Vec<String>,
     /// How often replicas are probed and the healer looks at every app.
@@ -335,6 +337,7 @@ async fn prepare(options: &ServeOptions, store: &Store, data_dir: &std::path::Pa
                 "--runtime docker: {e:#}; is the Docker engine running? Use --runtime process to run replicas as local processes"
             ),
         },
+        RuntimeChoice::Swarm => Arc::new(SwarmDriver::connect().await?),
     };
     let started = std::time::Instant::now();
     let plugins = PluginHost::new(options.limits.clone(), Some(data_dir.join("compiled"))).await?;
@@ -345,10 +348,10 @@ async fn prepare(options: &ServeOptions, store: &Store, data_dir: &std::path::Pa
         plugins.cache_hits()
     );
     let mut target_drivers = std::collections::BTreeMap::new();
-    for (name, host) in &options.targets {
-        let Some(host) = host else { continue };
-        let connected = match DockerDriver::connect_to(host).await {
-            Ok(d) => Ok(Arc::new(d) as Arc<dyn Driver>),
+    for (name, target) in &options.targets {
+        let Some(connected) = target.connect().await else { continue };
+        let connected = match connected {
+            Ok(d) => Ok(d),
             Err(e) => {
                 tracing::warn!("deployment target {name}: {e:#}");
                 Err(format!("{e:#}"))

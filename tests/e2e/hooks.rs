@@ -376,7 +376,14 @@ fn a_pre_hook_runs_the_demo_self_test_in_a_one_off_container() {
         return;
     }
     demo_images();
-    let server = Server::start("docker");
+    a_pre_hook_runs_the_demo_self_test_in_a_one_off_job("docker");
+}
+
+/// A pre hook's command runs once in a fresh replica of the new image (a container, or a
+/// Swarm job): a failing one stops the deployment, a passing one lets it go on, and no
+/// one-off replica is left behind.
+pub fn a_pre_hook_runs_the_demo_self_test_in_a_one_off_job(runtime: &str) {
+    let server = Server::start(runtime);
     let app = format!("hooked{}", fastrand::u32(..1000));
     deploy(&server, &app, "hivemind-demo:v1", &[]).ok();
     let port = server.app_port(&app);
@@ -393,9 +400,14 @@ fn a_pre_hook_runs_the_demo_self_test_in_a_one_off_container() {
     let log = events(&server, d["id"].as_str().unwrap());
     assert!(log.contains("pre hook `self-test` passed") && log.contains("self-test ok: served v2"), "{log}");
     assert_eq!(versions_served(port, 4), vec!["v2"; 4]);
-    // The one-off containers are gone; only the app's replicas remain.
+    // The one-off jobs are gone; only the app's replicas remain.
+    let listing: &[&str] = match runtime {
+        "swarm" => &["service", "ls", "--format", "{{.Name}}"],
+        _ => &["ps", "-a", "--format", "{{.Names}}"],
+    };
     let out = std::process::Command::new("docker")
-        .args(["ps", "-a", "--filter", &format!("label=hivemind.app={app}"), "--format", "{{.Names}}"])
+        .args(listing)
+        .args(["--filter", &format!("label=hivemind.app={app}")])
         .output()
         .unwrap();
     let names = String::from_utf8_lossy(&out.stdout).to_string();

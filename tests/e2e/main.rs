@@ -29,3 +29,4 @@ mod router_process;
 mod sandbox;
 mod store;
 mod strategies;
+mod swarm;

@@ -1,9 +1,9 @@
 //! Property tests of what users type: the flag parsers (`--variant`, `--steps`, `--env`,
-//! `--volume`, `--memory`, `--cpu`) and the API's deployment bodies. Whatever the input,
+//! `--volume`, `--memory`, `--cpu`, `--constraint`) and the API's deployment bodies. Whatever the input,
 //! no panic, and every refusal is a message that says what was wrong.
 
 use hivemind::engine::check_spec;
-use hivemind::model::{DeploymentSpec, VariantSpec, parse_key_value, parse_memory, parse_volume};
+use hivemind::model::{DeploymentSpec, VariantSpec, parse_constraint, parse_key_value, parse_memory, parse_volume};
 use proptest::prelude::*;
 
 proptest! {
@@ -50,6 +50,25 @@ proptest! {
             Ok((name, path)) => prop_assert!(!name.is_empty() && path.starts_with('/')),
             Err(e) => prop_assert!(e.contains("volume"), "{e}"),
         }
+    }
+
+    #[test]
+    fn constraint_parsing_never_panics_and_explains_refusals(text in ".{0,60}") {
+        if let Err(e) = parse_constraint(&text) {
+            prop_assert!(e.contains("constraint") && e.contains("node.labels.zone==a"), "{e}");
+        }
+    }
+
+    #[test]
+    fn constraints_as_swarm_writes_them_are_accepted(
+        key in "(node\\.(labels\\.[a-z][a-z0-9_-]{0,10}|role|hostname|platform\\.os)|engine\\.labels\\.[a-z]{1,8})",
+        op in "(==|!=)",
+        value in "[A-Za-z0-9_.-]{1,12}",
+    ) {
+        let constraint = format!("{key}{op}{value}");
+        prop_assert!(parse_constraint(&constraint).is_ok(), "{constraint}");
+        let spaced = format!("{key} {op} {value}");
+        prop_assert!(parse_constraint(&spaced).is_ok(), "{}", spaced);
     }
 
     #[test]

@@ -44,7 +44,8 @@ pub struct ServerFile {
     pub plugin_memory_mib: Option<usize>,
     /// Hosts that webhook hooks may reach, as HOST or HOST:PORT.
     pub hook_allowed_hosts: Option<Vec<String>>,
-    /// Deployment targets for `--cloud-provider NAME`: `[targets.NAME] docker_host = "..."`.
+    /// Deployment targets for `--cloud-provider NAME`: `[targets.NAME] docker_host = "..."`,
+    /// `runtime = "swarm"`, `advertise_addr = "10.0.0.5"`.
     #[serde(default)]
     pub targets: BTreeMap<String, Target>,
 }
@@ -54,6 +55,38 @@ pub struct ServerFile {
 pub struct Target {
     /// The Docker endpoint, for example unix:///var/run/docker.sock.
     pub docker_host: Option<String>,
+    /// `docker` (containers of that engine) or `swarm` (services of the Swarm it manages).
+    pub runtime: Option<String>,
+    /// The address of the engine's host that the router reaches its replicas at.
+    pub advertise_addr: Option<String>,
+}
+
+impl Target {
+    /// Checks a `[targets.NAME]` table.
+    pub fn resolve(self, name: &str) -> anyhow::Result<crate::runtime::Target> {
+        let swarm = match self.runtime.as_deref() {
+            None | Some("docker") => false,
+            Some("swarm") => true,
+            Some(other) => anyhow::bail!("[targets.{name}] runtime `{other}` must be docker or swarm"),
+        };
+        let advertise_addr = self
+            .advertise_addr
+            .map(|a| {
+                a.parse().map_err(|e| {
+                    anyhow::anyhow!(
+                        "[targets.{name}] advertise_addr `{a}` must be an IP address of the target's host: {e}"
+                    )
+                })
+            })
+            .transpose()?;
+        if advertise_addr.is_some() && (swarm || self.docker_host.is_none()) {
+            anyhow::bail!(
+                "[targets.{name}] advertise_addr applies to a Docker endpoint (docker_host, runtime docker); \
+                 Swarm replicas are reached at their node's own address"
+            );
+        }
+        Ok(crate::runtime::Target { docker_host: self.docker_host, swarm, advertise_addr })
+    }
 }
 
 /// `config.toml` of the CLI.

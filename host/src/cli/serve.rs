@@ -117,8 +117,9 @@ impl ServeArgs {
         };
         let runtime = match (self.runtime, file.runtime) {
             (Some(r), _) => r,
-            (None, Some(r)) => <RuntimeChoice as clap::ValueEnum>::from_str(&r, true)
-                .map_err(|_| anyhow::anyhow!("runtime `{r}` in the config file must be auto, docker or process"))?,
+            (None, Some(r)) => <RuntimeChoice as clap::ValueEnum>::from_str(&r, true).map_err(|_| {
+                anyhow::anyhow!("runtime `{r}` in the config file must be auto, docker, process or swarm")
+            })?,
             (None, None) => RuntimeChoice::Auto,
         };
         let max_replicas = self.max_replicas.or(file.max_replicas).unwrap_or(64);
@@ -187,7 +188,11 @@ impl ServeArgs {
             history_limit: self.history_limit.or(file.history_limit).unwrap_or(100).max(1),
             max_replicas,
             app_replica_quota: self.app_replica_quota.or(file.app_replica_quota).unwrap_or(max_replicas.div_ceil(2)),
-            targets: file.targets.iter().map(|(name, t)| (name.clone(), t.docker_host.clone())).collect(),
+            targets: file
+                .targets
+                .into_iter()
+                .map(|(name, t)| t.resolve(&name).map(|t| (name, t)))
+                .collect::<anyhow::Result<_>>()?,
             probe_interval: {
                 let seconds = self.probe_interval.or(file.probe_interval).unwrap_or(1.0);
                 if !(0.1..=60.0).contains(&seconds) {

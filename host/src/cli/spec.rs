@@ -54,6 +54,10 @@ pub struct SpecArgs {
     /// A named volume for each replica, NAME:/path (repeatable; docker).
     #[arg(long = "volume", value_parser = check_volume)]
     volumes: Vec<String>,
+    /// Where replicas may run, a Swarm placement constraint such as
+    /// node.labels.zone==a (repeatable; swarm runtime).
+    #[arg(long = "constraint", value_parser = check_constraint)]
+    constraints: Vec<String>,
     /// CPUs per replica, for example 0.5 (docker).
     #[arg(long)]
     cpu: Option<f64>,
@@ -200,6 +204,9 @@ impl SpecArgs {
         if !self.volumes.is_empty() {
             spec.resources.volumes = self.volumes;
         }
+        if !self.constraints.is_empty() {
+            spec.resources.constraints = self.constraints;
+        }
         spec.traffic_router = self.traffic_router.or(spec.traffic_router);
         spec.cloud_provider = self.cloud_provider.or(spec.cloud_provider);
         spec.params.extend(self.params.into_iter().chain(self.strategy_flags.into_params()));
@@ -319,6 +326,10 @@ impl StrategyFlags {
 
 fn check_volume(s: &str) -> Result<String, String> {
     crate::model::parse_volume(s).map(|_| s.to_string())
+}
+
+fn check_constraint(s: &str) -> Result<String, String> {
+    crate::model::parse_constraint(s).map(|()| s.trim().to_string())
 }
 
 fn check_memory(s: &str) -> Result<String, String> {

@@ -58,6 +58,9 @@ pub fn spec(s: &DeploymentSpec) -> Result<(), UserError> {
     for v in &s.resources.volumes {
         crate::model::parse_volume(v).map_err(|e| UserError::invalid("volume", e))?;
     }
+    for c in &s.resources.constraints {
+        crate::model::parse_constraint(c).map_err(|e| UserError::invalid("constraint", e))?;
+    }
     if let Some(router) = s.traffic_router.as_deref().filter(|r| *r != "builtin") {
         return Err(UserError::invalid(
             "traffic_router",

@@ -350,11 +350,15 @@ pub struct Resources {
     /// Named volumes, as NAME:/path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
+    /// Where replicas may run, as Swarm placement constraints (`node.labels.zone==a`);
+    /// the swarm runtime applies them, the others run replicas on their one host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
 }
 
 impl Resources {
     pub fn is_empty(&self) -> bool {
-        self.cpu.is_none() && self.memory.is_none() && self.volumes.is_empty()
+        self.cpu.is_none() && self.memory.is_none() && self.volumes.is_empty() && self.constraints.is_empty()
     }
 }
 
@@ -400,6 +404,31 @@ pub fn parse_volume(text: &str) -> Result<(String, String), String> {
         return Err(format!("volume path `{path}` must be an absolute path inside the container"));
     }
     Ok((name.to_string(), path.to_string()))
+}
+
+/// Checks a placement constraint as Swarm reads it: `node.ATTRIBUTE==VALUE` or `!=`,
+/// for example `node.labels.zone==a`, `node.role!=manager`, `engine.labels.disk==ssd`.
+pub fn parse_constraint(text: &str) -> Result<(), String> {
+    let example = "as in node.labels.zone==a or node.role!=manager";
+    let (key, value) = text
+        .split_once("==")
+        .or_else(|| text.split_once("!="))
+        .ok_or_else(|| format!("constraint `{text}` must be KEY==VALUE or KEY!=VALUE, {example}"))?;
+    let (key, value) = (key.trim(), value.trim());
+    let attribute_ok = |rest: &str| {
+        !rest.is_empty()
+            && rest
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)))
+    };
+    let key_ok = key.strip_prefix("node.").or_else(|| key.strip_prefix("engine.")).is_some_and(attribute_ok);
+    if !key_ok {
+        return Err(format!("constraint `{text}`: `{key}` must name a node or engine attribute, {example}"));
+    }
+    if value.is_empty() || value.contains(['=', '!', ',']) {
+        return Err(format!("constraint `{text}`: the value after the operator must be a plain word, {example}"));
+    }
+    Ok(())
 }
 
 /// One variant of an A/B test.

@@ -17,29 +17,33 @@ use std::time::Duration;
 
 pub struct DockerDriver {
     docker: Docker,
+    /// The address replicas publish their ports on, and the router reaches them at:
+    /// 127.0.0.1 for the local engine, a target's `advertise_addr` for a remote one.
+    publish_ip: std::net::IpAddr,
 }
 
 impl DockerDriver {
     /// Connects to the local engine and checks that it answers.
     pub async fn connect() -> Result<DockerDriver> {
-        let docker = Docker::connect_with_local_defaults().context("connecting to the Docker engine")?;
-        DockerDriver::answering(docker, "the local Docker engine").await
+        DockerDriver::answering(None).await
     }
 
     /// Connects to the engine at `host` (unix:///var/run/docker.sock, tcp://10.0.0.5:2375),
     /// a deployment target's endpoint, and checks that it answers.
     pub async fn connect_to(host: &str) -> Result<DockerDriver> {
-        let docker =
-            Docker::connect_with_host(host).with_context(|| format!("connecting to the Docker engine at {host}"))?;
-        DockerDriver::answering(docker, &format!("the Docker engine at {host}")).await
+        DockerDriver::answering(Some(host)).await
     }
 
-    async fn answering(docker: Docker, what: &str) -> Result<DockerDriver> {
-        tokio::time::timeout(Duration::from_secs(3), docker.ping())
-            .await
-            .with_context(|| format!("{what} did not answer within 3 s"))?
-            .with_context(|| format!("{what} did not answer"))?;
-        Ok(DockerDriver { docker })
+    async fn answering(host: Option<&str>) -> Result<DockerDriver> {
+        let (docker, what) = client(host)?;
+        answer(&what, docker.ping()).await?;
+        Ok(DockerDriver { docker, publish_ip: std::net::Ipv4Addr::LOCALHOST.into() })
+    }
+
+    /// Publishes replicas' ports on `ip`, an address of the engine's host that the
+    /// router can reach (a remote target's `advertise_addr`), instead of 127.0.0.1.
+    pub fn publishing_on(self, ip: std::net::IpAddr) -> DockerDriver {
+        DockerDriver { publish_ip: ip, ..self }
     }
 }
 
@@ -111,19 +115,12 @@ impl Driver for DockerDriver {
         true
     }
 
-    fn unsupported(&self, _: &crate::model::Resources) -> Vec<String> {
-        Vec::new()
+    fn unsupported(&self, resources: &crate::model::Resources) -> Vec<String> {
+        super::constraints_ignored("docker", resources).into_iter().collect()
     }
 
     async fn check_image(&self, image: &str) -> Result<()> {
-        validate_reference(image)?;
-        if self.docker.inspect_image(image).await.is_err() {
-            bail!(
-                "image `{image}` is not in the local Docker engine, and no registry is reachable from here; \
-                 build it first (for the demo app: demo/build-image.sh v1 v2)"
-            );
-        }
-        Ok(())
+        check_image(&self.docker, image).await
     }
 
     async fn start(&self, spec: &StartSpec) -> Result<Started> {
@@ -144,8 +141,10 @@ impl Driver for DockerDriver {
                     ports
                         .iter()
                         .map(|p| {
-                            let binding =
-                                PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
+                            let binding = PortBinding {
+                                host_ip: Some(self.publish_ip.to_string()),
+                                host_port: Some(String::new()),
+                            };
                             (p.clone(), Some(vec![binding]))
                         })
                         .collect(),
@@ -173,10 +172,11 @@ impl Driver for DockerDriver {
             let _ = self.remove(&created.id).await;
             bail!("the engine published no host port for {port_key} of {}", spec.image);
         };
+        let ip = self.publish_ip;
         Ok(Started {
             handle: created.id,
-            address: format!("127.0.0.1:{app_port}"),
-            health_address: format!("127.0.0.1:{health_port}"),
+            address: std::net::SocketAddr::new(ip, app_port.parse()?).to_string(),
+            health_address: std::net::SocketAddr::new(ip, health_port.parse()?).to_string(),
         })
     }
 
@@ -244,17 +244,60 @@ impl Driver for DockerDriver {
 
     async fn logs(&self, handle: &str, lines: usize) -> String {
         let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&lines.to_string()).build();
-        let mut stream = self.docker.logs(handle, Some(options));
-        let mut out = String::new();
-        while let Some(Ok(chunk)) = stream.next().await {
-            out.push_str(&chunk.to_string());
-        }
-        out
+        gather_logs(self.docker.logs(handle, Some(options))).await
     }
 }
 
+/// A client of the local engine (`None`) or of the one at `host`, and its name for people.
+pub(super) fn client(host: Option<&str>) -> Result<(Docker, String)> {
+    Ok(match host {
+        None => (
+            Docker::connect_with_local_defaults().context("connecting to the Docker engine")?,
+            "the local Docker engine".to_string(),
+        ),
+        Some(host) => (
+            Docker::connect_with_host(host).with_context(|| format!("connecting to the Docker engine at {host}"))?,
+            format!("the Docker engine at {host}"),
+        ),
+    })
+}
+
+/// The engine's answer to `call`, within 3 s; an engine that does not answer is named.
+pub(super) async fn answer<T>(
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
+) -> Result<T> {
+    tokio::time::timeout(Duration::from_secs(3), call)
+        .await
+        .with_context(|| format!("{what} did not answer within 3 s"))?
+        .with_context(|| format!("{what} did not answer"))
+}
+
+/// The text of a logs stream (a container's or a service's).
+pub(super) async fn gather_logs(
+    mut stream: impl futures::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Unpin,
+) -> String {
+    let mut out = String::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        out.push_str(&chunk.to_string());
+    }
+    out
+}
+
+/// Checks that `image` is a valid reference the engine has.
+pub(super) async fn check_image(docker: &Docker, image: &str) -> Result<()> {
+    validate_reference(image)?;
+    if docker.inspect_image(image).await.is_err() {
+        bail!(
+            "image `{image}` is not in the local Docker engine, and no registry is reachable from here; \
+             build it first (for the demo app: demo/build-image.sh v1 v2)"
+        );
+    }
+    Ok(())
+}
+
 /// The labels that tell a restart which containers are this server's, and whose.
-fn labels(spec: &StartSpec) -> HashMap<String, String> {
+pub(super) fn labels(spec: &StartSpec) -> HashMap<String, String> {
     HashMap::from([
         ("hivemind.app".to_string(), spec.app.clone()),
         ("hivemind.version".to_string(), spec.version.clone()),
@@ -265,7 +308,7 @@ fn labels(spec: &StartSpec) -> HashMap<String, String> {
     ])
 }
 
-fn container_env(spec: &StartSpec) -> Vec<String> {
+pub(super) fn container_env(spec: &StartSpec) -> Vec<String> {
     let mut env: Vec<String> = vec![format!("PORT={}", spec.container_port)];
     env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
     env

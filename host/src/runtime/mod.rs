@@ -1,4 +1,4 @@
-//! Replicas: the drivers that run them (`process`, `docker`) behind one trait, and the
+//! Replicas: the drivers that run them (`process`, `docker`, `swarm`) behind one trait, and the
 //! fleet that knows which replicas each app has.
 
 mod docker;
@@ -6,9 +6,11 @@ mod fleet;
 #[cfg(test)]
 pub mod memory;
 mod process;
+mod swarm;
 
 pub use docker::DockerDriver;
 pub use fleet::{Fleet, LaunchSpec, Reconciliation};
+pub use swarm::SwarmDriver;
 
 pub use process::ProcessDriver;
 
@@ -63,10 +65,21 @@ pub fn output_tail(bytes: &[u8]) -> String {
     String::from_utf8_lossy(tail).trim().to_string()
 }
 
+/// The note for placement constraints given to a runtime that runs every replica on
+/// its one host.
+pub fn constraints_ignored(runtime: &str, resources: &crate::model::Resources) -> Option<String> {
+    (!resources.constraints.is_empty()).then(|| {
+        format!(
+            "the {runtime} runtime runs every replica on one host; --constraint {} applies on the swarm runtime only and is ignored",
+            resources.constraints.join(", ")
+        )
+    })
+}
+
 /// A way to run replicas.
 #[async_trait]
 pub trait Driver: Send + Sync + 'static {
-    /// "process" or "docker".
+    /// "process", "docker" or "swarm".
     fn name(&self) -> &'static str;
 
     /// Checks that `image` names something this driver can start, before anything
@@ -101,6 +114,37 @@ pub trait Driver: Send + Sync + 'static {
     /// Every replica this server started that still exists, as (replica id, handle),
     /// found by the server id the replicas carry.
     async fn owned(&self, server_id: &str) -> Vec<(String, String)>;
+}
+
+/// A deployment target of the config file (`[targets.NAME]`).
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// The Docker endpoint; the local engine when `None`.
+    pub docker_host: Option<String>,
+    /// Replicas are services of the Swarm the engine manages, not containers.
+    pub swarm: bool,
+    /// The address of a remote engine's host that the router reaches its replicas at.
+    pub advertise_addr: Option<std::net::IpAddr>,
+}
+
+impl Target {
+    /// Its own driver, or `None` when it runs on the server's own runtime (a name only).
+    pub async fn connect(&self) -> Option<anyhow::Result<std::sync::Arc<dyn Driver>>> {
+        use std::sync::Arc;
+        let driver: anyhow::Result<Arc<dyn Driver>> = match (&self.docker_host, self.swarm) {
+            (None, false) => return None,
+            (None, true) => SwarmDriver::connect().await.map(|d| Arc::new(d) as _),
+            (Some(host), true) => SwarmDriver::connect_to(host).await.map(|d| Arc::new(d) as _),
+            (Some(host), false) => DockerDriver::connect_to(host).await.map(|d| {
+                let d = match self.advertise_addr {
+                    Some(ip) => d.publishing_on(ip),
+                    None => d,
+                };
+                Arc::new(d) as _
+            }),
+        };
+        Some(driver)
+    }
 }
 
 /// The default driver: docker when an engine answers, process otherwise.

@@ -113,6 +113,7 @@ impl Driver for ProcessDriver {
                 r.volumes.join(", ")
             ));
         }
+        notes.extend(super::constraints_ignored("process", r));
         notes
     }
 

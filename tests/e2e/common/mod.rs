@@ -506,9 +506,14 @@ pub fn remove_replicas_of(data_dir: &Path, runtime: &str, database_url: Option<&
 
 fn kill_replicas(replicas: Vec<hivemind::model::ReplicaRecord>, runtime: &str) {
     for r in replicas {
-        match runtime {
+        // A replica of a deployment target (`docker@edge`) is its driver's, not the server's.
+        let driver = if r.driver.is_empty() { runtime } else { r.driver.split('@').next().unwrap_or(runtime) };
+        match driver {
             "docker" => {
                 let _ = Command::new("docker").args(["rm", "-f", &r.handle]).output();
+            }
+            "swarm" => {
+                let _ = Command::new("docker").args(["service", "rm", &r.handle]).output();
             }
             _ => {
                 if let Ok(pid) = r.handle.parse::<i32>() {
@@ -520,6 +525,23 @@ fn kill_replicas(replicas: Vec<hivemind::model::ReplicaRecord>, runtime: &str) {
             }
         }
     }
+}
+
+/// `docker kill -s KILL` of a container, which must succeed.
+pub fn docker_kill(container: &str) {
+    let killed = Command::new("docker").args(["kill", "-s", "KILL", container]).output();
+    assert!(killed.is_ok_and(|o| o.status.success()), "docker kill {container}");
+}
+
+/// The container of the running task of Swarm service `service` on this node.
+pub fn swarm_container(service: &str) -> String {
+    let out = Command::new("docker")
+        .args(["ps", "-q", "--no-trunc", "--filter", &format!("label=com.docker.swarm.service.id={service}")])
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string();
+    assert!(!id.is_empty(), "no running container of service {service}");
+    id
 }
 
 /// Waits until `check` holds, polling every 50 ms; fails the test after `timeout`.

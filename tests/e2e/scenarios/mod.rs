@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 pub enum Images {
     Process,
     Docker,
+    /// The demo images, as services of the Swarm the local engine manages.
+    Swarm,
 }
 
 impl Images {
@@ -18,6 +20,7 @@ impl Images {
         match self {
             Images::Process => "process",
             Images::Docker => "docker",
+            Images::Swarm => "swarm",
         }
     }
 
@@ -25,7 +28,7 @@ impl Images {
     pub fn demo(self, v: &str) -> String {
         match self {
             Images::Process => crate::common::demo_command(v, ""),
-            Images::Docker => format!("hivemind-demo:{v}"),
+            Images::Docker | Images::Swarm => format!("hivemind-demo:{v}"),
         }
     }
 }
@@ -154,8 +157,17 @@ pub fn healthy_canary_completes(images: Images) {
     deploy(&server, "cn", &images.demo("v1"), "simple", &[]).ok();
     let port = server.app_port("cn");
     let load = Load::start(port, 4);
+    let started = Instant::now();
     let d = deploy(&server, "cn", &images.demo("v2"), "canary", &canary_flags("2", "30")).ok().json();
+    let took = started.elapsed();
     let report = load.stop();
+    eprintln!(
+        "FIGURES canary (healthy, {}): 20, 50, 100% with two analyses in {:.1} s, {} requests, {} failed",
+        images.runtime(),
+        took.as_secs_f64(),
+        report.ok + report.failures.len() as u64,
+        report.failures.len()
+    );
     assert_eq!(d["status"], "completed", "{d}");
     report.assert_no_failures("healthy canary");
     let events = server.cli_json(&["deployment", "events", "--id", d["id"].as_str().unwrap()]);
@@ -193,6 +205,11 @@ pub fn failing_canary_rolls_back(images: Images) {
     ] {
         assert!(error.contains(word), "`{word}` missing from: {error}");
     }
+    eprintln!(
+        "FIGURES canary (failing, {}): rolled back at its first analysis in {:.1} s",
+        images.runtime(),
+        took.as_secs_f64()
+    );
     assert!(took < Duration::from_secs(25), "the rollback waited for the 30 s interval: {took:?}");
     // The only failures are the canary's own injected 500s.
     assert!(
@@ -229,7 +246,7 @@ pub fn ab_test_with_manual_winner(images: Images) {
             ("green", crate::common::demo_command("green", "")),
             ("blue", crate::common::demo_command("blue", "")),
         ],
-        Images::Docker => [
+        Images::Docker | Images::Swarm => [
             ("red", "hivemind-demo:v1".into()),
             ("green", "hivemind-demo:v2".into()),
             ("blue", "hivemind-demo:v3".into()),
@@ -258,22 +275,32 @@ pub fn ab_test_with_manual_winner(images: Images) {
     for s in &specs {
         args.extend(["--variant", s.as_str()]);
     }
+    let started = Instant::now();
     let id = server.cli(&args).ok().json()["id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
     while server.api("/api/apps/ab")["split"].as_array().unwrap().len() != 3 {
         assert!(Instant::now() < deadline, "the variants never got traffic");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let took = started.elapsed();
     // New clients split by the percentages.
     let answers = versions_served(port, 3000);
     let texts = match images {
         Images::Process => ["red", "green", "blue"],
-        Images::Docker => ["v1", "v2", "v3"],
+        Images::Docker | Images::Swarm => ["v1", "v2", "v3"],
     };
+    let mut got_shares = Vec::new();
     for (text, share) in texts.iter().zip(shares) {
         let got = answers.iter().filter(|a| a == text).count() as f64 / answers.len() as f64 * 100.0;
         assert!((got - share as f64).abs() <= 3.0, "{text}: {got:.1}% for {share}%");
+        got_shares.push(format!("{got:.1}%"));
     }
+    eprintln!(
+        "FIGURES A/B ({}): 3 variants serving in {:.1} s; 3,000 new clients split {} for 50/30/20",
+        images.runtime(),
+        took.as_secs_f64(),
+        got_shares.join("/")
+    );
     // Sticky clients keep their variant.
     for _ in 0..20 {
         let (cookie, first) = crate::common::sticky_get(port, None);
@@ -321,10 +348,9 @@ pub fn replicas_killed_at_random_come_back_under_load(images: Images) {
             Images::Process => unsafe {
                 libc::kill(handle.parse().unwrap(), libc::SIGKILL);
             },
-            Images::Docker => {
-                let killed = std::process::Command::new("docker").args(["kill", "-s", "KILL", &handle]).output();
-                assert!(killed.is_ok_and(|o| o.status.success()), "docker kill {handle}");
-            }
+            Images::Docker => crate::common::docker_kill(&handle),
+            // The handle is the replica's service: kill its task's container.
+            Images::Swarm => crate::common::docker_kill(&crate::common::swarm_container(&handle)),
         }
         let killed_at = Instant::now();
         loop {
