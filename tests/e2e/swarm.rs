@@ -6,7 +6,7 @@
 //! Swarm, or a Docker engine by the address the router reaches it at.
 //!
 //! One node proves the driver; what several nodes add (node addresses other than this
-//! one's, images on every node) is in the README's Scale-out section.
+//! one's, images on every node) is in the README's "Past one machine: Docker Swarm".
 
 use crate::common::{Load, Server, demo_images, docker_available, versions_served, wait_until};
 use crate::scenarios::{self, Images};
@@ -49,16 +49,54 @@ fn swarm_ready(test: &str) -> Option<&'static SwarmSetup> {
             return SwarmSetup { refusal_before_init: None };
         }
         let data = tempfile::tempdir().unwrap();
-        let refused = Command::new(env!("CARGO_BIN_EXE_hivemind"))
-            .args(["serve", "--api-addr", "127.0.0.1:0", "--runtime", "swarm", "--data-dir"])
-            .arg(data.path())
-            .output()
-            .unwrap();
-        assert!(!refused.status.success(), "serve --runtime swarm started on an engine that is not in a Swarm");
+        let refusal = serve_refusal(&["--runtime", "swarm", "--data-dir", data.path().to_str().unwrap()]);
         docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
         unsafe { libc::atexit(leave_swarm) };
-        SwarmSetup { refusal_before_init: Some(String::from_utf8_lossy(&refused.stderr).to_string()) }
+        SwarmSetup { refusal_before_init: Some(refusal) }
     }))
+}
+
+/// What `serve` with `flags` printed on stderr when it refused to start; fails the test if
+/// it serves instead (killed after 20 s, so the suite does not hang on it).
+fn serve_refusal(flags: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hivemind"))
+        .args(["serve", "--api-addr", "127.0.0.1:0"])
+        .args(flags)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve {flags:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "serve {flags:?} exited 0");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// A label on this Swarm node for as long as it lives, removed even if the test fails.
+struct NodeLabel {
+    node: String,
+    key: &'static str,
+}
+
+impl NodeLabel {
+    fn add(key: &'static str, value: &str) -> NodeLabel {
+        let node = docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
+        docker(&["node", "update", "--label-add", &format!("{key}={value}"), &node]);
+        NodeLabel { node, key }
+    }
+}
+
+impl Drop for NodeLabel {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["node", "update", "--label-rm", self.key, &self.node]).output();
+    }
 }
 
 /// The Swarm services of an app, by name.
@@ -117,8 +155,14 @@ fn swarm_replicas_are_labelled_services_adopted_after_a_restart_and_removed_with
     let data = tempfile::tempdir().unwrap();
     let mut first = Server::start_in(data.path(), "swarm");
     first.deploy("plain", "hivemind-demo:v1", &["--replicas", "2"]).ok();
-    let d = first.deploy("plain", "hivemind-demo:v2", &["--replicas", "2", "--strategy", "simple"]).ok().json();
+    let volume = format!("hivemind-test-{}", std::process::id());
+    let mount = format!("{volume}:/data");
+    let limits = ["--cpu", "0.5", "--memory", "64M", "--env", "GREETING=hello", "--volume", &mount];
+    let mut flags = vec!["--replicas", "2", "--strategy", "simple"];
+    flags.extend(limits);
+    let d = first.deploy("plain", "hivemind-demo:v2", &flags).ok().json();
     assert_eq!(d["status"], "completed", "{d}");
+    let node_addr = docker(&["node", "inspect", "self", "--format", "{{.Status.Addr}}"]);
     let port = first.app_port("plain");
     assert_eq!(versions_served(port, 4), vec!["v2"; 4]);
     let names = services("plain");
@@ -133,10 +177,41 @@ fn swarm_replicas_are_labelled_services_adopted_after_a_restart_and_removed_with
         assert_eq!((labels["hivemind.app"].as_str(), labels["hivemind.version"].as_str()), (Some("plain"), Some("r2")));
         assert_eq!(labels["hivemind.deployment"], d["id"]);
         assert_eq!(labels["hivemind.variant"], "r2");
-        let restart =
-            docker(&["service", "inspect", handle, "--format", "{{.Spec.TaskTemplate.RestartPolicy.Condition}}"]);
-        assert_eq!(restart, "none", "Swarm restarts nothing behind Hivemind's back");
+        let task: Value =
+            serde_json::from_str(&docker(&["service", "inspect", handle, "--format", "{{json .Spec.TaskTemplate}}"]))
+                .unwrap();
+        assert_eq!(task["RestartPolicy"]["Condition"], "none", "Swarm restarts nothing behind Hivemind's back");
+        assert_eq!(task["ContainerSpec"]["Healthcheck"]["Test"], serde_json::json!(["NONE"]), "{task}");
+        assert_eq!(task["Resources"]["Limits"]["NanoCPUs"], 500_000_000, "{task}");
+        assert_eq!(task["Resources"]["Limits"]["MemoryBytes"], hivemind::model::parse_memory("64M").unwrap(), "{task}");
+        assert!(task["ContainerSpec"]["Env"].as_array().unwrap().iter().any(|e| e == "GREETING=hello"), "{task}");
+        let mounts = &task["ContainerSpec"]["Mounts"][0];
+        assert_eq!((mounts["Type"].as_str(), mounts["Source"].as_str()), (Some("volume"), Some(volume.as_str())));
+        assert_eq!(mounts["Target"], "/data");
+        let address = r["address"].as_str().unwrap();
+        assert!(address.starts_with(&format!("{node_addr}:")), "reached at its node's address {node_addr}: {r}");
     }
+
+    // A service of this server's cluster that no record owns (a crash between creating it
+    // and recording it): the restart removes it.
+    let first_handle = replicas[0]["handle"].as_str().unwrap();
+    let cluster_id =
+        docker(&["service", "inspect", first_handle, "--format", "{{index .Spec.Labels \"hivemind.server\"}}"]);
+    let orphan = format!("hivemind-orphan-{}", std::process::id());
+    docker(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        &orphan,
+        "--restart-condition",
+        "none",
+        "--label",
+        &format!("hivemind.server={cluster_id}"),
+        "--label",
+        "hivemind.replica=plain-r2-orphan",
+        "hivemind-demo:v1",
+    ]);
 
     first.kill();
     let server = Server::start_in(data.path(), "swarm");
@@ -149,9 +224,15 @@ fn swarm_replicas_are_labelled_services_adopted_after_a_restart_and_removed_with
     };
     assert_eq!(handles(&adopted), handles(&replicas), "the restart adopted the same services");
     assert_eq!(versions_served(port, 4), vec!["v2"; 4]);
+    let left = docker(&["service", "ls", "--filter", &format!("name={orphan}"), "--format", "{{.Name}}"]);
+    assert!(left.is_empty(), "the restart removed the orphan service: {left}");
 
     server.cli(&["app", "remove", "--name", "plain"]).ok();
     assert!(services("plain").is_empty(), "no service left after app remove");
+    // The volume goes once Swarm has removed the tasks' containers.
+    wait_until("the test volume to be removable", Duration::from_secs(20), || {
+        Command::new("docker").args(["volume", "rm", &volume]).output().is_ok_and(|o| o.status.success())
+    });
 }
 
 /// A constraint no node satisfies fails the deployment with Swarm's own reason, and the
@@ -165,11 +246,24 @@ fn swarm_placement_constraints_reach_the_scheduler() {
     server.deploy("placed", "hivemind-demo:v1", &["--replicas", "2"]).ok();
     let port = server.app_port("placed");
     let load = Load::start(port, 2);
+    let started = std::time::Instant::now();
     let run = server.deploy(
         "placed",
         "hivemind-demo:v2",
-        &["--replicas", "2", "--strategy", "rolling-update", "--constraint", "node.labels.hivemind-test-zone==mars"],
+        &[
+            "--replicas",
+            "2",
+            "--strategy",
+            "rolling-update",
+            "--health-check-timeout",
+            "20",
+            "--constraint",
+            "node.labels.hivemind-test-zone==mars",
+        ],
     );
+    let took = started.elapsed();
+    eprintln!("an unsatisfiable constraint failed the deployment in {:.1} s", took.as_secs_f64());
+    assert!(took < Duration::from_secs(20), "it failed within the health timeout: {took:?}");
     assert_eq!(run.code, 1, "{run:?}");
     let d = run.json();
     assert_eq!(d["status"], "failed", "{d}");
@@ -180,8 +274,7 @@ fn swarm_placement_constraints_reach_the_scheduler() {
     assert_eq!(versions_served(port, 4), vec!["v1"; 4]);
     assert_eq!(services("placed").len(), 2, "the failed version left no service behind");
 
-    let node = docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
-    docker(&["node", "update", "--label-add", "hivemind-test-zone=earth", &node]);
+    let label = NodeLabel::add("hivemind-test-zone", "earth");
     let d = server
         .deploy(
             "placed",
@@ -190,7 +283,7 @@ fn swarm_placement_constraints_reach_the_scheduler() {
         )
         .ok()
         .json();
-    docker(&["node", "update", "--label-rm", "hivemind-test-zone", &node]);
+    drop(label);
     assert_eq!(d["status"], "completed", "{d}");
     assert_eq!(versions_served(port, 4), vec!["v2"; 4]);
     let handle = server.api("/api/apps/placed")["replicas"][0]["handle"].as_str().unwrap().to_string();

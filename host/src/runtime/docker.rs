@@ -232,9 +232,13 @@ impl Driver for DockerDriver {
         let filters = HashMap::from([("label".to_string(), vec![format!("hivemind.server={server_id}")])]);
         let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
         match self.docker.list_containers(Some(options)).await {
-            Ok(list) => {
-                list.into_iter().filter_map(|c| Some((c.labels?.get("hivemind.replica")?.clone(), c.id?))).collect()
-            }
+            // A Swarm task's container carries the same labels; its service is the
+            // swarm driver's to list and remove, not this driver's.
+            Ok(list) => list
+                .into_iter()
+                .filter(|c| c.labels.as_ref().is_none_or(|l| !l.contains_key("com.docker.swarm.service.id")))
+                .filter_map(|c| Some((c.labels?.get("hivemind.replica")?.clone(), c.id?)))
+                .collect(),
             Err(e) => {
                 tracing::warn!("listing containers: {e}");
                 Vec::new()

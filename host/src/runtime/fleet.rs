@@ -249,6 +249,10 @@ impl Fleet {
                 current.push(r);
             } else {
                 tracing::warn!(replica = %r.id, "replica exited; replacing it");
+                // What it leaves (a dead container, a Swarm service) goes with it.
+                if let Some(driver) = self.driver_of(&r) {
+                    let _ = driver.stop(&r.handle, Duration::ZERO).await;
+                }
                 self.forget(&r.id).await?;
             }
         }

@@ -39,9 +39,10 @@ pub struct StartSpec {
 /// A replica a driver started.
 #[derive(Debug, Clone)]
 pub struct Started {
-    /// The driver's own handle: a process id or a container id.
+    /// The driver's own handle: a process id, a container id or a Swarm service id.
     pub handle: String,
-    /// Where the replica serves, "127.0.0.1:PORT".
+    /// Where the replica serves, "IP:PORT" (127.0.0.1 for local replicas, the node's
+    /// address for a Swarm task).
     pub address: String,
     /// Where its health probes go.
     pub health_address: String,

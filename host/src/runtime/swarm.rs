@@ -18,8 +18,8 @@ use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::models::{
-    EndpointPortConfig, EndpointPortConfigPublishModeEnum, EndpointSpec, Limit, LocalNodeState, Mount, MountType,
-    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecModeReplicatedJob, Task, TaskSpec,
+    EndpointPortConfig, EndpointPortConfigPublishModeEnum, EndpointSpec, HealthConfig, Limit, LocalNodeState, Mount,
+    MountType, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecModeReplicatedJob, Task, TaskSpec,
     TaskSpecContainerSpec, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
     TaskSpecRestartPolicyConditionEnum, TaskState,
 };
@@ -30,7 +30,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// How long a replica may take from its service's creation to a running task: the
-/// scheduler, the node and the image (present on the node: nothing is pulled here).
+/// scheduler, then the node's agent (which tries the registry for the image's tag
+/// before it uses the node's copy; with no registry reachable that fails at once here).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The grace Swarm gives a task that a node other than this manager's stops; on this
@@ -41,8 +42,9 @@ pub struct SwarmDriver {
     docker: Docker,
     /// This engine's node id: its tasks' containers are stopped here, with the grace asked.
     node_id: String,
-    /// Node id → the address the router reaches that node at.
-    node_addresses: std::sync::Mutex<HashMap<String, String>>,
+    /// Node id → the address the router reaches that node at (a node that changes its
+    /// address is seen by a restarted server).
+    node_addresses: std::sync::Mutex<HashMap<String, std::net::IpAddr>>,
 }
 
 impl SwarmDriver {
@@ -122,6 +124,9 @@ fn task_template(spec: &StartSpec, args: Option<Vec<String>>) -> TaskSpec {
             args,
             mounts: (!mounts.is_empty()).then_some(mounts),
             stop_grace_period: Some(REMOTE_STOP_GRACE.as_nanos() as i64),
+            // An image's own HEALTHCHECK would have Swarm hold the task back and kill it
+            // when unhealthy: Hivemind's probes decide health.
+            health_check: Some(HealthConfig { test: Some(vec!["NONE".to_string()]), ..Default::default() }),
             ..Default::default()
         }),
         resources: Some(TaskSpecResources {
@@ -145,7 +150,8 @@ fn task_template(spec: &StartSpec, args: Option<Vec<String>>) -> TaskSpec {
 fn host_port(target: u16) -> EndpointPortConfig {
     EndpointPortConfig {
         target_port: Some(target as i64),
-        // No published port: the node picks a free one, as `-p 127.0.0.1::PORT` does.
+        // No published port: the node picks a free one (on all of its addresses: Swarm's
+        // host mode has no per-address binding).
         publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
         ..Default::default()
     }
@@ -211,9 +217,17 @@ impl Driver for SwarmDriver {
             .into_iter()
             .filter_map(|p| Some((p.target_port?, p.published_port?)))
             .collect();
-        let node = self.node_address(running.node_id.as_deref().unwrap_or_default()).await?;
-        let port_of =
-            |target: u16| published.iter().find(|(t, _)| *t == target as i64).map(|(_, p)| format!("{node}:{p}"));
+        let node = match self.node_address(running.node_id.as_deref().unwrap_or_default()).await {
+            Ok(node) => node,
+            Err(e) => {
+                let _ = self.remove(&id).await;
+                return Err(e);
+            }
+        };
+        let port_of = |target: u16| {
+            let (_, port) = published.iter().find(|(t, _)| *t == target as i64)?;
+            Some(std::net::SocketAddr::new(node, u16::try_from(*port).ok()?).to_string())
+        };
         let (Some(address), Some(health_address)) =
             (port_of(spec.container_port), port_of(spec.health_port.unwrap_or(spec.container_port)))
         else {
@@ -235,7 +249,18 @@ impl Driver for SwarmDriver {
     }
 
     async fn is_running(&self, handle: &str) -> bool {
-        let Some(task) = self.tasks(handle).await.ok().and_then(|t| t.into_iter().next()) else { return false };
+        let task = match self.tasks(handle).await {
+            Ok(tasks) => match tasks.into_iter().next() {
+                Some(task) => task,
+                None => return false,
+            },
+            // A manager that cannot answer now (no quorum, a timeout) says nothing about
+            // the task: it runs as far as anyone knows, and health probes still judge it.
+            Err(e) => {
+                tracing::warn!("asking the Swarm about service {handle}: {e:#}");
+                return true;
+            }
+        };
         if state_of(&task).0 != TaskState::RUNNING {
             return false;
         }
@@ -302,15 +327,28 @@ impl Driver for SwarmDriver {
             if Instant::now() >= deadline {
                 break JobOutcome { exit_code: None, output: super::output_tail(self.logs(&id, 200).await.as_bytes()) };
             }
-            if let Some(task) = self.tasks(&id).await?.into_iter().next() {
+            let tasks = match self.tasks(&id).await {
+                Ok(tasks) => tasks,
+                Err(e) => {
+                    let _ = self.remove(&id).await;
+                    return Err(e.context("following a hook's job on the Swarm"));
+                }
+            };
+            if let Some(task) = tasks.into_iter().next() {
                 let (state, said) = state_of(&task);
-                let code = task.status.and_then(|s| s.container_status).and_then(|c| c.exit_code);
+                // "task: non-zero exit (3)"; the container status has the code too.
+                let code = task
+                    .status
+                    .and_then(|s| s.container_status)
+                    .and_then(|c| c.exit_code)
+                    .or_else(|| said.strip_prefix("task: non-zero exit (")?.strip_suffix(')')?.parse().ok());
                 let ran_to_its_end = state == TaskState::COMPLETE
                     || (state == TaskState::FAILED && said.starts_with("task: non-zero exit"));
                 match state {
                     _ if ran_to_its_end => {
                         let output = super::output_tail(self.logs(&id, 200).await.as_bytes());
-                        break JobOutcome { exit_code: Some(code.unwrap_or(0) as i32), output };
+                        let fallback = if state == TaskState::COMPLETE { 0 } else { 1 };
+                        break JobOutcome { exit_code: Some(code.unwrap_or(fallback) as i32), output };
                     }
                     // The engine could not start it (a command not in the image): its words say why.
                     TaskState::FAILED | TaskState::REJECTED => break JobOutcome { exit_code: Some(127), output: said },
@@ -400,16 +438,19 @@ impl SwarmDriver {
         }
     }
 
-    /// The address of node `id` as the cluster knows it (`docker swarm init --advertise-addr`).
-    async fn node_address(&self, id: &str) -> Result<String> {
+    /// The address of node `id` as the Swarm knows it (`docker node inspect NODE --format
+    /// '{{.Status.Addr}}'`: the address the node reaches the managers from).
+    async fn node_address(&self, id: &str) -> Result<std::net::IpAddr> {
         if let Some(known) = self.node_addresses.lock().unwrap().get(id) {
-            return Ok(known.clone());
+            return Ok(*known);
         }
         let node = self.docker.inspect_node(id).await.with_context(|| format!("inspecting Swarm node {id}"))?;
-        let addr = node.status.and_then(|s| s.addr).filter(|a| !a.is_empty() && a != "0.0.0.0");
-        let addr = addr.with_context(|| format!("Swarm node {id} has no address; join it with --advertise-addr"))?;
-        self.node_addresses.lock().unwrap().insert(id.to_string(), addr.clone());
-        Ok(addr)
+        let addr = node.status.and_then(|s| s.addr).unwrap_or_default();
+        let ip = addr.parse::<std::net::IpAddr>().ok().filter(|ip| !ip.is_unspecified()).with_context(|| {
+            format!("Swarm node {id} has no usable address ({addr:?}); join it with --advertise-addr")
+        })?;
+        self.node_addresses.lock().unwrap().insert(id.to_string(), ip);
+        Ok(ip)
     }
 
     async fn remove(&self, id: &str) -> Result<()> {
