@@ -362,13 +362,8 @@ impl Engine {
             }
             Phase::Deploy => {
                 self.store.set_app_release(&d.app, Some(&d.target())).await?;
-                let message = format!("{} serves: {} replicas of {}", d.target_version, d.spec.replicas, d.spec.image);
-                self.store
-                    .transition(
-                        &d.id,
-                        Transition { progress: Some(100), ..Transition::to(Status::Completed, &message) },
-                    )
-                    .await?;
+                // The deployment rolled back says so before its rollback says it completed:
+                // whoever waits for the rollback then finds both ends as they are.
                 if let Some(of) = &d.rollback_of {
                     let message = format!("rolled back by {}: {} serves again", d.id, d.target_version);
                     self.store
@@ -378,6 +373,13 @@ impl Engine {
                         )
                         .await?;
                 }
+                let message = format!("{} serves: {} replicas of {}", d.target_version, d.spec.replicas, d.spec.image);
+                self.store
+                    .transition(
+                        &d.id,
+                        Transition { progress: Some(100), ..Transition::to(Status::Completed, &message) },
+                    )
+                    .await?;
             }
             Phase::Rollback => {
                 self.store.set_app_release(&d.app, d.previous.as_ref()).await?;
