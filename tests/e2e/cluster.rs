@@ -95,6 +95,17 @@ fn assert_no_step_twice(events: &[Value], what: &str) {
     assert!(!taken.is_empty(), "{what}: no step events: {events:#?}");
 }
 
+/// The version that serves once a v1 → v2 deployment `end`ed. v2 is as healthy as v1: it
+/// completes, unless the machine's load made its latency look worse and the analysis
+/// rolled it back, the other right ending.
+fn version_serving_after(end: &Value, events: &[Value], what: &str) -> &'static str {
+    match end["status"].as_str() {
+        Some("completed") => "v2",
+        Some("rolled_back") => "v1",
+        _ => panic!("{what}: {end}\n{events:#?}"),
+    }
+}
+
 fn report(load: Load, what: &str) -> LoadReport {
     let r = load.stop();
     eprintln!("{what}: {} requests through the router, {} failed", r.ok + r.failures.len() as u64, r.failures.len());
@@ -158,13 +169,7 @@ fn leader_killed_mid_deployment(strategy: &[&str], what: &str) {
         "{what}: the analysis after the takeover saw no traffic: {:#?}",
         s2.events(&id)
     );
-    // v2 is as healthy as v1: the analysis passes it, unless the machine's load made its
-    // latency look worse, when it rolls back, which is the other right ending.
-    let serving = match end["status"].as_str() {
-        Some("completed") => "v2",
-        Some("rolled_back") => "v1",
-        _ => panic!("{what}: {end}"),
-    };
+    let serving = version_serving_after(&end, &s2.events(&id), what);
     eprintln!("{what}: the deployment ended {}", end["status"]);
     std::thread::sleep(Duration::from_millis(300));
     report(load, what).assert_no_failures(what);
@@ -312,13 +317,7 @@ fn a_paused_leader_is_deposed_writes_nothing_and_rejoins_as_a_follower() {
     assert!(log.contains("this server steps down"), "{log}");
 
     let end = wait_for_end(&s1, &id, Duration::from_secs(120));
-    // v2 is as healthy as v1: it completes, unless the machine's load made its latency
-    // look worse and the analysis rolled it back, the other right ending.
-    let serving = match end["status"].as_str() {
-        Some("completed") => "v2",
-        Some("rolled_back") => "v1",
-        _ => panic!("paused leader: {end}\n{:#?}", s2.events(&id)),
-    };
+    let serving = version_serving_after(&end, &s2.events(&id), "paused leader");
     std::thread::sleep(Duration::from_millis(300));
     report(load, "paused leader").assert_no_failures("paused leader");
     let events = s2.events(&id);
