@@ -141,10 +141,57 @@ pub struct ReplicaDiagnosis {
 }
 
 /// `metrics get`: live figures per version or variant, and how they compare.
-#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+#[derive(Serialize, Deserialize, Debug, Clone, JsonSchema)]
 pub struct MetricsView {
     pub deployment_id: String,
     pub strategy: String,
+    pub versions: Vec<VersionMetrics>,
+    pub comparisons: Vec<Comparison>,
+}
+
+/// What the dashboard draws for a deployment: its compared versions' figures second by
+/// second, Hivemind's analysis of each traffic split it went through, and the totals.
+#[derive(Serialize, Deserialize, Debug, Clone, JsonSchema)]
+pub struct SeriesView {
+    pub deployment_id: String,
+    /// Oldest first; at most the last hour.
+    pub samples: Vec<Sample>,
+    /// One per traffic split, oldest first; the last is still open (`to_ms` absent) while
+    /// the split holds.
+    pub steps: Vec<StepAnalysis>,
+    /// Every compared version's counts since the deployment started, and the tests of
+    /// each against the others (absent until the first sample).
+    pub totals: Option<MetricsView>,
+}
+
+/// One interval (about a second) of traffic.
+#[derive(Serialize, Deserialize, Debug, Clone, JsonSchema)]
+pub struct Sample {
+    /// When the interval ended (ms since the epoch).
+    pub at_ms: i64,
+    pub versions: Vec<SampleVersion>,
+}
+
+/// A version's figures over one interval.
+#[derive(Serialize, Deserialize, Debug, Clone, JsonSchema)]
+pub struct SampleVersion {
+    pub version: String,
+    /// Its share of the app's traffic (the router's weight) at the end of the interval.
+    pub weight: u32,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub p99_ms: f64,
+}
+
+/// The counts of the compared versions while one traffic split held, and the same
+/// significance tests the built-in strategies run, over those counts alone.
+#[derive(Serialize, Deserialize, Debug, Clone, JsonSchema)]
+pub struct StepAnalysis {
+    pub from_ms: i64,
+    pub to_ms: Option<i64>,
+    /// Version and weight, as the app's split.
+    pub split: Vec<(String, u32)>,
     pub versions: Vec<VersionMetrics>,
     pub comparisons: Vec<Comparison>,
 }
@@ -168,7 +215,7 @@ impl std::fmt::Display for Role {
     }
 }
 
-#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+#[derive(Serialize, Deserialize, Debug, Clone, JsonSchema)]
 pub struct VersionMetrics {
     pub version: String,
     pub role: Role,
@@ -217,7 +264,7 @@ pub enum Verdict {
 }
 
 /// One test of `version` against `baseline`.
-#[derive(Serialize, Deserialize, Debug, JsonSchema)]
+#[derive(Serialize, Deserialize, Debug, Clone, JsonSchema)]
 pub struct Comparison {
     pub metric: Metric,
     pub version: String,

@@ -15,6 +15,7 @@ pub mod plugins;
 pub mod ports;
 pub mod router;
 pub mod runtime;
+pub mod series;
 pub mod server;
 pub mod services;
 pub mod store;

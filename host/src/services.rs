@@ -20,6 +20,8 @@ pub struct Services {
     /// What the probes said of each replica lately: for `diagnose`, and for the healer's
     /// liveness check.
     health: Mutex<HashMap<String, ReplicaHealth>>,
+    /// Each deployment's figures over time and per traffic split, for the dashboard.
+    pub series: crate::series::Series,
 }
 
 /// What the probes said of one replica.
@@ -43,6 +45,7 @@ impl Services {
             store,
             hook_hosts: HookHosts::new(hook_allowed_hosts),
             health: Default::default(),
+            series: Default::default(),
         }
     }
 

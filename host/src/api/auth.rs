@@ -70,9 +70,11 @@ fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Lets a request through when it carries the token (or asks for /healthz).
+/// Lets a request through when it carries the token; /healthz and the dashboard's files
+/// (which hold no data) need none.
 pub async fn require_token(State(api): State<Api>, request: Request, next: Next) -> Result<Response, ApiError> {
-    if request.uri().path() != "/healthz" {
+    let path = request.uri().path();
+    if path != "/healthz" && !super::dashboard::is_asset(path) {
         authorize(&api.token, request.headers())?;
     }
     Ok(next.run(request).await)

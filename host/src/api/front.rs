@@ -54,6 +54,9 @@ async fn answer(State(front): State<Arc<Front>>, request: Request) -> Response {
             Err(never) => match never {},
         };
     }
+    if let Some(asset) = super::dashboard::asset(request.uri().path()) {
+        return asset;
+    }
     match request.uri().path() {
         "/healthz" => return "ok\n".into_response(),
         "/metrics" | "/api/cluster" => {

@@ -2,13 +2,14 @@
 //! was wrong, and a message that says what to do.
 
 pub mod auth;
+pub mod dashboard;
 pub mod front;
 pub mod openapi;
 mod stream;
 
 use crate::api_types::{
     AppView, CertBody, CertInfo, DeploymentView, Diagnosis, MetricsView, PipelineView, PluginDetails, PluginView,
-    ScaleBody, StatusView, WinnerBody,
+    ScaleBody, SeriesView, StatusView, WinnerBody,
 };
 use crate::engine::Engine;
 use crate::error::UserError;
@@ -77,6 +78,7 @@ api_routes! {
     post "/api/deployments/{id}/abort" => abort, "Stop a deployment and roll back what it did", body "", query "", 200 "DeploymentView";
     post "/api/deployments/{id}/select-winner" => select_winner, "Pick the winner of an A/B test", body "WinnerBody", query "", 200 "DeploymentView";
     get "/api/deployments/{id}/metrics" => deployment_metrics, "Live figures per version or variant, with significance tests", body "", query "variant", 200 "MetricsView";
+    get "/api/deployments/{id}/series" => deployment_series, "The compared versions' figures second by second and an analysis per traffic split (the dashboard's charts)", body "", query "after:integer", 200 "SeriesView";
     get "/api/deployments/status/{id}" => deployment_status, "Get a deployment's status (the docs' older path)", body "", query "", 200 "StatusView";
     post "/api/deployments/rollback/{id}" => rollback, "Roll a deployment back (the docs' older path)", body "", query "", 200 "DeploymentView";
     get "/api/apps" => list_apps, "List apps with their release, split and replicas", body "", query "", 200 "AppView[]";
@@ -101,6 +103,7 @@ api_routes! {
 
 pub fn router(api: Api) -> Router {
     routes()
+        .merge(dashboard::routes())
         .fallback(|| async {
             ApiError(UserError::not_found("route", "no such API route; GET /api/openapi.json lists them"))
         })
@@ -418,6 +421,21 @@ async fn deployment_metrics(
 ) -> ApiResult<MetricsView> {
     let Query(q) = query?;
     Ok(Json(api.engine.metrics(&id, q.variant.as_deref()).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeriesQuery {
+    after: Option<i64>,
+}
+
+async fn deployment_series(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    query: Result<Query<SeriesQuery>, QueryRejection>,
+) -> ApiResult<SeriesView> {
+    let Query(q) = query?;
+    Ok(Json(api.engine.series(&id, q.after.unwrap_or(0)).await?))
 }
 
 #[derive(Deserialize)]

@@ -5,7 +5,7 @@
 use super::{Api, ROUTES};
 use crate::api_types::{
     AppView, CertBody, CertInfo, ClusterView, DeploymentView, Diagnosis, ErrorBody, MetricsView, PipelineView,
-    PluginDetails, PluginView, Rotated, ScaleBody, StatusView, WinnerBody,
+    PluginDetails, PluginView, Rotated, ScaleBody, SeriesView, StatusView, WinnerBody,
 };
 use crate::model::{AppEvent, DeploymentSpec, Event};
 use axum::Json;
@@ -46,6 +46,7 @@ fn schemas() -> Map<String, Value> {
         Event,
         Diagnosis,
         MetricsView,
+        SeriesView,
         AppView,
         PipelineView,
         PluginView,

@@ -1,6 +1,7 @@
 //! A deployment's events as server-sent events: `event: event` for each new line of the
-//! log, `event: status` whenever status, progress or message change, and the stream ends
-//! after the deployment does.
+//! log, `event: status` whenever status, progress or message change, `event: series` with
+//! each new second of the compared versions' figures (and every traffic step's analysis),
+//! and the stream ends after the deployment does.
 
 use super::{Api, ApiError};
 use crate::api_types::DeploymentView;
@@ -18,10 +19,11 @@ pub async fn deployment_stream(
     struct Cursor {
         after: i64,
         last_status: Option<String>,
+        series_after: i64,
         ended: bool,
         pending: std::collections::VecDeque<SseEvent>,
     }
-    let cursor = Cursor { after: 0, last_status: None, ended: false, pending: Default::default() };
+    let cursor = Cursor { after: 0, last_status: None, series_after: 0, ended: false, pending: Default::default() };
     let stream = futures::stream::unfold((api, id, cursor), |(api, id, mut cursor)| async move {
         loop {
             if let Some(next) = cursor.pending.pop_front() {
@@ -35,6 +37,13 @@ pub async fn deployment_stream(
                 cursor.after = e.id;
                 if let Ok(data) = serde_json::to_string(&e) {
                     cursor.pending.push_back(SseEvent::default().event("event").id(e.id.to_string()).data(data));
+                }
+            }
+            let series = api.engine.series_since(&id, cursor.series_after);
+            if let Some(last) = series.samples.last() {
+                cursor.series_after = last.at_ms;
+                if let Ok(data) = serde_json::to_string(&series) {
+                    cursor.pending.push_back(SseEvent::default().event("series").data(data));
                 }
             }
             let Ok(d) = api.engine.deployment(&id).await else { return None };

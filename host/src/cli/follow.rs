@@ -50,7 +50,12 @@ pub async fn follow(client: &Client, id: &str, format: Format) -> Result<ExitCod
             let mut data = String::new();
             for line in message.lines() {
                 if let Some(k) = line.strip_prefix("event:") {
-                    kind = if k.trim() == "status" { "status" } else { "event" };
+                    // `series` (the dashboard's figures) is not for the terminal.
+                    kind = match k.trim() {
+                        "status" => "status",
+                        "event" => "event",
+                        _ => "",
+                    };
                 } else if let Some(d) = line.strip_prefix("data:") {
                     data.push_str(d.trim_start());
                 }

@@ -16,6 +16,7 @@ mod heal;
 mod hooks;
 mod metrics;
 mod restore;
+mod series;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -195,6 +196,15 @@ impl Engine {
                 }
                 engine.probe_all().await;
                 engine.heal_all().await;
+            }
+        });
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                if engine.store.fence().may_act() {
+                    engine.sample_series().await;
+                }
             }
         });
         if self.acme.is_some() {

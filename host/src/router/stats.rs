@@ -146,6 +146,35 @@ impl VersionStats {
     }
 }
 
+impl StatsSnapshot {
+    /// What was counted after `base` was taken (a later snapshot of the same counters),
+    /// with its own quantiles: the figures of one second, or of one traffic step.
+    pub fn since(&self, base: &StatsSnapshot) -> StatsSnapshot {
+        let buckets: Vec<(f64, u64)> = self
+            .latency_buckets
+            .iter()
+            .enumerate()
+            .map(|(i, (bound, count))| {
+                (*bound, count.saturating_sub(base.latency_buckets.get(i).map(|(_, c)| *c).unwrap_or(0)))
+            })
+            .collect();
+        StatsSnapshot {
+            requests: self.requests.saturating_sub(base.requests),
+            status_2xx: self.status_2xx.saturating_sub(base.status_2xx),
+            status_3xx: self.status_3xx.saturating_sub(base.status_3xx),
+            status_4xx: self.status_4xx.saturating_sub(base.status_4xx),
+            status_5xx: self.status_5xx.saturating_sub(base.status_5xx),
+            connection_errors: self.connection_errors.saturating_sub(base.connection_errors),
+            in_flight: self.in_flight,
+            goals: self.goals.saturating_sub(base.goals),
+            p50_ms: quantile(&buckets, 0.50),
+            p90_ms: quantile(&buckets, 0.90),
+            p99_ms: quantile(&buckets, 0.99),
+            latency_buckets: buckets,
+        }
+    }
+}
+
 /// The q-quantile of a histogram, interpolated linearly inside its bucket (as
 /// Prometheus' histogram_quantile does). 0 for an empty histogram.
 pub fn quantile(buckets: &[(f64, u64)], q: f64) -> f64 {
@@ -190,6 +219,24 @@ mod tests {
         assert!((s.p50_ms - 1.0).abs() < 1e-9, "p50 {}", s.p50_ms);
         assert!((s.p90_ms - 9.5).abs() < 1e-9, "p90 {}", s.p90_ms);
         assert_eq!(quantile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn figures_since_a_snapshot_count_only_what_came_after_it() {
+        let v = VersionStats::default();
+        for _ in 0..100 {
+            v.requests.fetch_add(1, Relaxed);
+            v.record(200, 2.0);
+        }
+        let base = v.snapshot();
+        for _ in 0..10 {
+            v.requests.fetch_add(1, Relaxed);
+            v.record(500, 900.0);
+        }
+        let window = v.snapshot().since(&base);
+        assert_eq!((window.requests, window.status_2xx, window.status_5xx), (10, 0, 10));
+        assert!(window.p50_ms > 500.0, "the window's latency is its slow requests' alone: {}", window.p50_ms);
+        assert!(v.snapshot().p50_ms < 10.0, "overall, most requests were fast");
     }
 
     #[test]

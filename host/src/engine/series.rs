@@ -1,0 +1,49 @@
+//! The engine's sampler of the dashboard's series (`crate::series`): once a second, the
+//! counts of every deployment under way.
+
+use super::Engine;
+use crate::api_types::SeriesView;
+use crate::model::{Status, now_ms};
+use crate::series::{Snapshots, compared_versions};
+use std::collections::HashSet;
+
+impl Engine {
+    /// Takes one sample of every deployment under way (the engine's loop calls it each second).
+    pub(super) async fn sample_series(&self) {
+        let Ok(active) = self.store.active_deployments().await else { return };
+        let at_ms = now_ms();
+        let mut live = HashSet::new();
+        let mut refreshed = false;
+        for d in active.iter().filter(|d| d.status != Status::Pending) {
+            if !refreshed {
+                self.services.router.refresh().await;
+                refreshed = true;
+            }
+            let split = match self.store.app(&d.app).await {
+                Ok(Some(app)) => app.split,
+                _ => continue,
+            };
+            let now: Snapshots = compared_versions(d)
+                .into_iter()
+                .map(|(v, role)| {
+                    let s = self.services.router.stats(&d.app, &v).unwrap_or_default();
+                    (v, role, s)
+                })
+                .collect();
+            self.services.series.record(&d.id, &d.strategy, at_ms, split, now);
+            live.insert(d.id.clone());
+        }
+        self.services.series.finish_all_but(&live, at_ms);
+    }
+
+    /// The dashboard's charts and step analyses of a deployment: its samples after `after_ms`.
+    pub async fn series(&self, id: &str, after_ms: i64) -> Result<SeriesView, crate::error::UserError> {
+        self.deployment(id).await?;
+        Ok(self.services.series.view(id, after_ms))
+    }
+
+    /// The same, for a deployment known to exist (the event stream's).
+    pub fn series_since(&self, id: &str, after_ms: i64) -> SeriesView {
+        self.services.series.view(id, after_ms)
+    }
+}
