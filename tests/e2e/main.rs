@@ -13,6 +13,7 @@ mod acme;
 mod analysis;
 mod api;
 mod cluster;
+mod dashboard;
 mod deploy;
 mod docker;
 mod docs;

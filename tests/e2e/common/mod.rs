@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod webdriver;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
