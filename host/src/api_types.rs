@@ -159,8 +159,9 @@ pub struct SeriesView {
     /// One per traffic split, oldest first; the last is still open (`to_ms` absent) while
     /// the split holds.
     pub steps: Vec<StepAnalysis>,
-    /// Every compared version's counts since the deployment started, and the tests of
-    /// each against the others (absent until the first sample).
+    /// Every compared version's counts since the series began (the engine's first sample
+    /// of the deployment, within a second of its start), and the tests of each against
+    /// the others (absent until the second sample).
     pub totals: Option<MetricsView>,
 }
 

@@ -44,6 +44,8 @@ struct Track {
     /// When the current split began, and the counts then.
     step_from_ms: i64,
     step_start: Snapshots,
+    /// The counts when the series began: the totals are counted from there.
+    start: Snapshots,
 }
 
 impl Track {
@@ -78,7 +80,8 @@ impl Series {
                 latest: now.clone(),
                 split,
                 step_from_ms: at_ms,
-                step_start: now,
+                step_start: now.clone(),
+                start: now,
             };
             tracks.by_id.insert(id.to_string(), track);
             return;
@@ -163,6 +166,11 @@ impl Series {
         }
     }
 
+    /// When the newest sample of a deployment was taken, if it has one.
+    pub fn last_sample_ms(&self, id: &str) -> Option<i64> {
+        self.tracks.lock().unwrap().by_id.get(id).and_then(|t| t.samples.back()).map(|s| s.at_ms)
+    }
+
     /// The samples after `after_ms`, every step, and the totals.
     pub fn view(&self, id: &str, after_ms: i64) -> SeriesView {
         let tracks = self.tracks.lock().unwrap();
@@ -173,11 +181,19 @@ impl Series {
         if !tracks.finished.contains(&id.to_string()) {
             steps.push(track.current_step(None));
         }
+        let since_start: Snapshots = track
+            .latest
+            .iter()
+            .map(|(v, role, s)| {
+                let base = track.start.iter().find(|(b, _, _)| b == v).map(|(_, _, b)| s.since(b));
+                (v.clone(), *role, base.unwrap_or_else(|| s.clone()))
+            })
+            .collect();
         let totals = MetricsView {
             deployment_id: id.to_string(),
             strategy: track.strategy.clone(),
-            versions: track.latest.iter().map(|(v, role, s)| version_metrics(v, *role, s)).collect(),
-            comparisons: compare(&track.latest, None),
+            versions: since_start.iter().map(|(v, role, s)| version_metrics(v, *role, s)).collect(),
+            comparisons: compare(&since_start, None),
         };
         SeriesView {
             deployment_id: id.to_string(),

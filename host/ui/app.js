@@ -23,7 +23,9 @@ async function api(method, path, body, contentType) {
     headers['Content-Type'] = contentType || 'application/json';
     payload = contentType ? body : JSON.stringify(body);
   }
-  const response = await fetch(path, { method, headers, body: payload, cache: 'no-store', credentials: 'omit' });
+  // A page's requests end with the page: a slow answer never draws over the next page.
+  const signal = page.abort.signal;
+  const response = await fetch(path, { method, headers, body: payload, cache: 'no-store', credentials: 'omit', signal });
   if (response.status === 401) {
     signOut('The server refused the token: sign in again with the one it keeps in DATA_DIR/token.');
     throw new ApiError('not signed in');
@@ -162,12 +164,15 @@ function leavePage() {
 }
 
 function every(ms, fn) {
-  page.timers.push(setInterval(fn, ms));
+  if (!page.abort.signal.aborted) page.timers.push(setInterval(fn, ms));
 }
 
 function show(view, ...content) {
   const main = document.getElementById('main');
+  const moved = document.body.dataset.view !== view;
   main.replaceChildren(...content);
+  // A new page takes the focus, as a page load would.
+  if (moved && view !== 'signin') main.focus({ preventScroll: true });
   document.body.dataset.view = view;
   for (const link of document.querySelectorAll('#nav a')) {
     const current = location.hash.startsWith(link.getAttribute('href'));
@@ -258,7 +263,12 @@ async function refreshApps() {
   const latest = new Map();
   for (const d of deployments) if (!latest.has(d.app)) latest.set(d.app, d);
   const body = document.querySelector('#apps tbody');
-  if (body) body.replaceChildren(...apps.map((app) => appRow(app, latest.get(app.name))));
+  // Redrawn only when something changed, so that keyboard focus stays where it is.
+  const key = JSON.stringify([apps, [...latest.values()].map((d) => [d.id, d.status])]);
+  if (body && body.dataset.key !== key) {
+    body.dataset.key = key;
+    body.replaceChildren(...apps.map((app) => appRow(app, latest.get(app.name))));
+  }
 }
 
 function replicaSummary(app) {
@@ -298,6 +308,8 @@ async function appPage(name) {
   const recent = h('div', { id: 'app-recent' });
   show('app', h('p', {}, h('a', { href: '#/apps' }, '← Apps')), title, summary, live, recent);
   let liveId = null;
+  let livePanel = null;
+  let shown = '';
   const refresh = async () => {
     const signal = page.abort.signal;
     const [app, deployments] = await Promise.all([
@@ -305,6 +317,25 @@ async function appPage(name) {
       api('GET', `/api/deployments?app=${encodeURIComponent(name)}&limit=10`),
     ]);
     if (signal.aborted) return;
+    // Redrawn only when something changed, so that keyboard focus stays where it is.
+    const key = JSON.stringify([app, deployments.map((d) => [d.id, d.status, d.message])]);
+    if (key !== shown) {
+      shown = key;
+      drawApp(app, deployments);
+    }
+    // The newest deployment, followed live while it runs (one that started and ended
+    // between two refreshes is shown too).
+    const latest = deployments[0];
+    if (latest && latest.id !== liveId) {
+      const panel = await deploymentPanel(latest.id, signal);
+      if (signal.aborted) return;
+      if (livePanel) livePanel.stop();
+      livePanel = panel;
+      liveId = latest.id;
+      live.replaceChildren(h('h2', {}, 'Latest deployment'), panel);
+    }
+  };
+  const drawApp = (app, deployments) => {
     summary.replaceChildren(
       h('dl', { class: 'facts' },
         h('dt', {}, 'Release'), h('dd', {}, app.release ? `${app.release.version} (${app.release.image}), ${app.release.replicas} replicas` : 'none'),
@@ -313,23 +344,21 @@ async function appPage(name) {
         h('dt', {}, 'Reached at'), h('dd', {}, reachedAt(app))),
       replicaTable(app));
     recent.replaceChildren(h('h2', {}, 'Recent deployments'), deploymentTable(deployments));
-    // The newest deployment, followed live while it runs (one that started and ended
-    // between two refreshes is shown too).
-    const latest = deployments[0];
-    if (latest && latest.id !== liveId) {
-      liveId = latest.id;
-      const panel = await deploymentPanel(latest.id, signal);
-      live.replaceChildren(h('h2', {}, 'Latest deployment'), panel);
-    }
   };
   await refresh();
   // The app and its list of deployments are not streamed: they are fetched every two
   // seconds. A deployment under way is shown from its own stream.
   let lastError = '';
-  every(2000, () => refresh().then(() => { lastError = ''; }, (e) => {
-    if (e.message !== lastError && !page.abort.signal.aborted) notify(`Could not refresh ${name}: ${e.message}`, true);
-    lastError = e.message;
-  }));
+  let busy = false;
+  every(2000, () => {
+    if (busy) return;
+    busy = true;
+    refresh().then(() => { lastError = ''; }, (e) => {
+      if (e.name === 'AbortError') return;
+      if (e.message !== lastError) notify(`Could not refresh ${name}: ${e.message}`, true);
+      lastError = e.message;
+    }).finally(() => { busy = false; });
+  });
 }
 
 function replicaTable(app) {
@@ -368,8 +397,12 @@ async function deploymentPage(id) {
 // ----------------------------------------------------------------- one deployment
 
 // A deployment, drawn once from the API, then kept up to date by its event stream.
-async function deploymentPanel(id, signal) {
+async function deploymentPanel(id, pageSignal) {
   const path = `/api/deployments/${encodeURIComponent(id)}`;
+  // The panel's stream ends with the page, or when a newer deployment replaces it.
+  const own = new AbortController();
+  pageSignal.addEventListener('abort', () => own.abort(), { once: true });
+  const signal = own.signal;
   const [d, events, series] = await Promise.all([api('GET', path), api('GET', `${path}/events`), api('GET', `${path}/series`)]);
   // The app's split and port (absent once the app is removed).
   const app = await api('GET', `/api/apps/${encodeURIComponent(d.app)}`).catch(() => null);
@@ -422,6 +455,8 @@ async function deploymentPanel(id, signal) {
   };
   const refetch = async () => {
     view.d = await api('GET', path);
+    view.app = await api('GET', `/api/apps/${encodeURIComponent(view.d.app)}`).catch(() => view.app);
+    controls.dataset.status = '';
     draw();
   };
   addEvents(events);
@@ -442,7 +477,15 @@ async function deploymentPanel(id, signal) {
           draw();
         }
       }, signal);
-      // The stream ends after the deployment does: draw its closed steps once more.
+      // The stream ends after the deployment does (or the connection was lost): catch up.
+      const lastEvent = view.events.length ? view.events[view.events.length - 1].id : 0;
+      addEvents(await api('GET', `${path}/events?after=${lastEvent}`));
+      view.d = await api('GET', path);
+      if (!TERMINAL.includes(view.d.status)) {
+        draw();
+        setTimeout(() => { if (!signal.aborted) follow(); }, 1000);
+        return;
+      }
       view.series = await api('GET', `${path}/series`);
       const last = view.series.samples[view.series.samples.length - 1];
       if (last) view.split = last.versions.filter((v) => v.weight > 0).map((v) => [v.version, v.weight]);
@@ -454,12 +497,15 @@ async function deploymentPanel(id, signal) {
     }
   };
   if (!TERMINAL.includes(d.status)) follow();
+  panel.stop = () => own.abort();
   return panel;
 }
 
 function mergeSeries(view, update) {
   const known = new Set(view.series.samples.map((s) => s.at_ms));
   for (const sample of update.samples) if (!known.has(sample.at_ms)) view.series.samples.push(sample);
+  // An hour, as the server keeps.
+  if (view.series.samples.length > 3600) view.series.samples.splice(0, view.series.samples.length - 3600);
   view.series.steps = update.steps;
   view.series.totals = update.totals;
   const last = update.samples[update.samples.length - 1];
@@ -478,11 +524,14 @@ function actions(view, after) {
   const run = (label, verb, body, text) => h('button', {
     type: 'button', class: label === 'Abort' || label === 'Roll back' ? 'danger' : null,
     onclick: async () => {
-      if (!(await confirmAction(label, text))) return;
+      // The text is made when asked, from the deployment as it is now.
+      if (!(await confirmAction(label, typeof text === 'function' ? text() : text))) return;
       try {
-        await api('POST', `/api/deployments/${encodeURIComponent(id)}/${verb}`, body);
+        const result = await api('POST', `/api/deployments/${encodeURIComponent(id)}/${verb}`, body);
         notify(`${label}: done for ${id}.`);
-        await after();
+        // A rollback of a completed deployment is a new deployment: show that one.
+        if (result && result.id && result.id !== id) location.hash = `#/deployments/${encodeURIComponent(result.id)}`;
+        else await after();
       } catch (e) {
         notify(`${label} refused: ${e.message}`, true);
       }
@@ -498,7 +547,7 @@ function actions(view, after) {
   if (d.status === 'paused') list.push(run('Resume', 'resume', undefined, `Go on with deployment ${id} from where it paused.`));
   if (d.status === 'awaiting_approval' && !variantsOf(d).length) {
     list.push(run('Promote', 'promote', undefined,
-      `Release the manual gate of deployment ${id}: ${d.target_version} goes on to its next step. (${d.message})`));
+      () => `Release the manual gate of deployment ${id}: ${d.target_version} goes on to its next step. (${view.d.message})`));
   }
   if (variantsOf(d).length && ['in_progress', 'paused', 'awaiting_approval'].includes(d.status)) {
     for (const v of variantsOf(d)) {
@@ -509,7 +558,9 @@ function actions(view, after) {
   if (['pending', 'in_progress', 'paused', 'awaiting_approval'].includes(d.status)) {
     list.push(run('Abort', 'abort', undefined, `Stop deployment ${id} and roll back what it did: ${restore}.`));
   }
-  if (d.status === 'completed' && stable) {
+  // The API rolls back only the deployment whose version the app still serves.
+  const serving = view.app && view.app.release ? view.app.release.version : null;
+  if (d.status === 'completed' && stable && serving === d.target_version) {
     list.push(run('Roll back', 'rollback', undefined,
       `Put ${stable} back as the release of ${d.app} with a new deployment; ${d.target_version} is drained and stopped.`));
   }

@@ -32,6 +32,9 @@ pub async fn deployment_stream(
             if cursor.ended {
                 return None;
             }
+            // The status first, then the events: when the status says the deployment
+            // ended, the events read after it include its last ones.
+            let Ok(d) = api.engine.deployment(&id).await else { return None };
             let Ok(events) = api.engine.events(&id, cursor.after).await else { return None };
             for e in events {
                 cursor.after = e.id;
@@ -39,14 +42,14 @@ pub async fn deployment_stream(
                     cursor.pending.push_back(SseEvent::default().event("event").id(e.id.to_string()).data(data));
                 }
             }
-            let series = api.engine.series_since(&id, cursor.series_after);
-            if let Some(last) = series.samples.last() {
+            if let Some(series) = api.engine.series_since(&id, cursor.series_after)
+                && let Some(last) = series.samples.last()
+            {
                 cursor.series_after = last.at_ms;
                 if let Ok(data) = serde_json::to_string(&series) {
                     cursor.pending.push_back(SseEvent::default().event("series").data(data));
                 }
             }
-            let Ok(d) = api.engine.deployment(&id).await else { return None };
             let key = format!("{}|{}|{}", d.status.as_str(), d.progress, d.message);
             if cursor.last_status.as_deref() != Some(key.as_str()) {
                 cursor.last_status = Some(key);

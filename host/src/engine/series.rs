@@ -19,6 +19,9 @@ impl Engine {
                 self.services.router.refresh().await;
                 refreshed = true;
             }
+            // Live whatever happens next: a store that does not answer once must not
+            // close the series of a deployment still under way.
+            live.insert(d.id.clone());
             let split = match self.store.app(&d.app).await {
                 Ok(Some(app)) => app.split,
                 _ => continue,
@@ -31,7 +34,6 @@ impl Engine {
                 })
                 .collect();
             self.services.series.record(&d.id, &d.strategy, at_ms, split, now);
-            live.insert(d.id.clone());
         }
         self.services.series.finish_all_but(&live, at_ms);
     }
@@ -42,8 +44,10 @@ impl Engine {
         Ok(self.services.series.view(id, after_ms))
     }
 
-    /// The same, for a deployment known to exist (the event stream's).
-    pub fn series_since(&self, id: &str, after_ms: i64) -> SeriesView {
-        self.services.series.view(id, after_ms)
+    /// The same, for a deployment known to exist (the event stream's), and only when a
+    /// sample came after `after_ms`.
+    pub fn series_since(&self, id: &str, after_ms: i64) -> Option<SeriesView> {
+        let newest = self.services.series.last_sample_ms(id)?;
+        (newest > after_ms).then(|| self.services.series.view(id, after_ms))
     }
 }

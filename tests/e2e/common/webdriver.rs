@@ -74,6 +74,11 @@ impl Browser {
 
     /// One WebDriver command; its `value`. A WebDriver error fails the test with its message.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body).unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"))
+    }
+
+    /// One WebDriver command; its `value`, or the error WebDriver answered.
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let url = if path == "/session" {
             format!("{}/session", self.base)
         } else {
@@ -82,8 +87,10 @@ impl Browser {
         let (status, text) = request(method, &url, body);
         let answer: Value = serde_json::from_str(&text).unwrap_or(json!({"value": {"error": text}}));
         let value = answer["value"].clone();
-        assert!(status == 200, "WebDriver {method} {path}: {status} {}", value);
-        value
+        if status != 200 {
+            return Err(format!("{status} {value}"));
+        }
+        Ok(value)
     }
 
     pub fn goto(&self, url: &str) {
@@ -112,9 +119,16 @@ impl Browser {
         }
     }
 
+    /// Clicks the element matching `css`; found again if the page redrew it in between.
     pub fn click(&self, css: &str) {
-        let e = self.find(css, Duration::from_secs(10));
-        self.call("POST", &format!("/element/{e}/click"), Some(json!({})));
+        for attempt in 0.. {
+            let e = self.find(css, Duration::from_secs(10));
+            match self.try_call("POST", &format!("/element/{e}/click"), Some(json!({}))) {
+                Ok(_) => return,
+                Err(why) if why.contains("stale element") && attempt < 5 => continue,
+                Err(why) => panic!("clicking `{css}`: {why}"),
+            }
+        }
     }
 
     /// Types into a field (for a file input: the file's path, which uploads it).
