@@ -252,7 +252,9 @@ async function appsPage() {
   show('apps', h('h1', {}, 'Apps'), apps.length ? table : h('p', { class: 'panel' },
     'No apps yet. Deploy one: hivemind app deploy --name web --image … --strategy rolling-update'));
   performance.mark('hivemind:apps-rendered');
-  every(5000, () => refreshApps());
+  every(5000, () => refreshApps().catch((e) => {
+    if (e.name !== 'AbortError') notify(`Could not refresh the apps: ${e.message}`, true);
+  }));
 }
 
 async function refreshApps() {
@@ -263,6 +265,8 @@ async function refreshApps() {
   const latest = new Map();
   for (const d of deployments) if (!latest.has(d.app)) latest.set(d.app, d);
   const body = document.querySelector('#apps tbody');
+  // The first app of an empty page: draw the whole page.
+  if (!body && apps.length) return route();
   // Redrawn only when something changed, so that keyboard focus stays where it is.
   const key = JSON.stringify([apps, [...latest.values()].map((d) => [d.id, d.status])]);
   if (body && body.dataset.key !== key) {
@@ -443,9 +447,11 @@ async function deploymentPanel(id, pageSignal) {
     strategyPanel.replaceChildren(...strategyDetails(view));
     charts.replaceChildren(...chartsOf(view));
   };
+  const seen = new Set();
   const addEvents = (list) => {
     for (const e of list) {
-      if (view.events.some((x) => x.id === e.id)) continue;
+      if (seen.has(e.id)) continue;
+      seen.add(e.id);
       view.events.push(e);
       const level = { info: 'ℹ info', warn: '⚠ warn', error: '✗ error', debug: '· debug' }[e.level] || e.level;
       timeline.append(h('li', { class: e.level, 'data-event': e.id },
