@@ -208,6 +208,21 @@ fn promote_abort_and_a_plugin_upload_from_the_page_take_effect() {
     assert_eq!(server.api("/api/apps/shop")["release"]["version"], "r2");
     browser.wait_for_text("[data-field=status]", "aborted", WAIT);
 
+    // History, filtered by status from the form: the aborted deployment only.
+    browser.goto(&format!("{}/#/history", server.url));
+    browser.find("body[data-view=history] #filters", WAIT);
+    browser.click("#filter-status option[value=aborted]");
+    browser.click("#filters button[type=submit]");
+    // Three deployments of shop so far: only the aborted one is listed.
+    browser.wait("the history filtered by status: the aborted deployment only", WAIT, |b| {
+        let rows = b.script(
+            "return [...document.querySelectorAll('table.deployments tbody tr')].map((r) => r.dataset.deployment);",
+            json!([]),
+        );
+        b.script("return location.hash;", json!([])).as_str().unwrap_or_default().contains("status=aborted")
+            && rows == json!([id])
+    });
+
     // Blue-green: which colour serves, the preview route, blue's scale-down countdown.
     let id = deploy_detached(
         &server,
