@@ -25,6 +25,7 @@ mod heal;
 mod hooks;
 mod parsers;
 mod plugins;
+mod python;
 mod router;
 mod router_process;
 mod sandbox;
