@@ -48,17 +48,32 @@ struct Track {
     start: Snapshots,
 }
 
+/// The counts of each version of `now` made after `base` (from zero for a version `base`
+/// does not have).
+fn since(now: &Snapshots, base: &Snapshots) -> Snapshots {
+    now.iter()
+        .map(|(v, role, s)| {
+            let before = base.iter().find(|(b, _, _)| b == v).map(|(_, _, b)| s.since(b));
+            (v.clone(), *role, before.unwrap_or_else(|| s.clone()))
+        })
+        .collect()
+}
+
+/// The router's counts now of the versions `versions` of `app`.
+pub fn snapshots(router: &crate::router::Router, app: &str, versions: Vec<(String, Role)>) -> Snapshots {
+    versions
+        .into_iter()
+        .map(|(v, role)| {
+            let s = router.stats(app, &v).unwrap_or_default();
+            (v, role, s)
+        })
+        .collect()
+}
+
 impl Track {
     /// The analysis of the split that held from `step_from_ms` to the latest sample.
     fn current_step(&self, to_ms: Option<i64>) -> StepAnalysis {
-        let window: Snapshots = self
-            .latest
-            .iter()
-            .map(|(v, role, s)| {
-                let base = self.step_start.iter().find(|(b, _, _)| b == v).map(|(_, _, b)| b.clone());
-                (v.clone(), *role, base.map(|b| s.since(&b)).unwrap_or_else(|| s.clone()))
-            })
-            .collect();
+        let window = since(&self.latest, &self.step_start);
         StepAnalysis {
             from_ms: self.step_from_ms,
             to_ms,
@@ -94,19 +109,17 @@ impl Series {
             return;
         }
         let weight = |version: &str| split.iter().find(|(v, _)| v == version).map(|(_, w)| *w).unwrap_or(0);
-        let versions = now
+        let versions = since(&now, &track.latest)
             .iter()
-            .map(|(version, _, s)| {
-                let before = track.latest.iter().find(|(v, _, _)| v == version).map(|(_, _, b)| b.clone());
-                let second = before.map(|b| s.since(&b)).unwrap_or_else(|| s.clone());
-                let errors = second.status_5xx + second.connection_errors;
+            .map(|(version, role, second)| {
+                let m = version_metrics(version, *role, second);
                 SampleVersion {
-                    version: version.clone(),
+                    version: m.version,
                     weight: weight(version),
-                    requests: second.requests,
-                    errors,
-                    error_rate: if second.requests == 0 { 0.0 } else { errors as f64 / second.requests as f64 },
-                    p99_ms: second.p99_ms,
+                    requests: m.requests,
+                    errors: m.errors,
+                    error_rate: m.error_rate,
+                    p99_ms: m.p99_ms,
                 }
             })
             .collect();
@@ -166,6 +179,11 @@ impl Series {
         }
     }
 
+    /// Whether a deployment's series is being kept (the sampler has seen it).
+    pub fn is_tracked(&self, id: &str) -> bool {
+        self.tracks.lock().unwrap().by_id.contains_key(id)
+    }
+
     /// When the newest sample of a deployment was taken, if it has one.
     pub fn last_sample_ms(&self, id: &str) -> Option<i64> {
         self.tracks.lock().unwrap().by_id.get(id).and_then(|t| t.samples.back()).map(|s| s.at_ms)
@@ -181,14 +199,7 @@ impl Series {
         if !tracks.finished.contains(&id.to_string()) {
             steps.push(track.current_step(None));
         }
-        let since_start: Snapshots = track
-            .latest
-            .iter()
-            .map(|(v, role, s)| {
-                let base = track.start.iter().find(|(b, _, _)| b == v).map(|(_, _, b)| s.since(b));
-                (v.clone(), *role, base.unwrap_or_else(|| s.clone()))
-            })
-            .collect();
+        let since_start = since(&track.latest, &track.start);
         let totals = MetricsView {
             deployment_id: id.to_string(),
             strategy: track.strategy.clone(),

@@ -234,14 +234,17 @@ function signInPage(reason) {
   input.focus();
 }
 
-// The apps: one row each, with release, split, replicas and the last deployment.
-async function appsPage() {
-  const [apps, deployments] = await Promise.all([
-    api('GET', '/api/apps'),
-    api('GET', '/api/deployments?limit=1000'),
-  ]);
+// Every app, and each one's newest deployment (among the newest 1,000).
+async function appsWithLatest() {
+  const [apps, deployments] = await Promise.all([api('GET', '/api/apps'), api('GET', '/api/deployments?limit=1000')]);
   const latest = new Map();
   for (const d of deployments) if (!latest.has(d.app)) latest.set(d.app, d);
+  return { apps, latest };
+}
+
+// The apps: one row each, with release, split, replicas and the last deployment.
+async function appsPage() {
+  const { apps, latest } = await appsWithLatest();
   const rows = document.createDocumentFragment();
   for (const app of apps) rows.append(appRow(app, latest.get(app.name)));
   const table = h('table', { id: 'apps' },
@@ -260,10 +263,8 @@ async function appsPage() {
 async function refreshApps() {
   if (document.body.dataset.view !== 'apps') return;
   const signal = page.abort.signal;
-  const [apps, deployments] = await Promise.all([api('GET', '/api/apps'), api('GET', '/api/deployments?limit=1000')]);
+  const { apps, latest } = await appsWithLatest();
   if (signal.aborted) return;
-  const latest = new Map();
-  for (const d of deployments) if (!latest.has(d.app)) latest.set(d.app, d);
   const body = document.querySelector('#apps tbody');
   // The first app of an empty page: draw the whole page.
   if (!body && apps.length) return route();

@@ -3,10 +3,9 @@
 //! the strategies use.
 
 use super::Engine;
-use crate::api_types::{MetricsView, Role};
+use crate::api_types::MetricsView;
 use crate::error::UserError;
-use crate::router::StatsSnapshot;
-use crate::series::{compare, compared_versions, version_metrics};
+use crate::series::{compare, compared_versions, snapshots, version_metrics};
 
 impl Engine {
     pub async fn metrics(&self, id: &str, variant: Option<&str>) -> Result<MetricsView, UserError> {
@@ -23,13 +22,7 @@ impl Engine {
         }
         // What the router counted up to now, not as of the last pull.
         self.services.router.refresh().await;
-        let snapshots: Vec<(String, Role, StatsSnapshot)> = pairs
-            .into_iter()
-            .map(|(v, role)| {
-                let s = self.services.router.stats(&d.app, &v).unwrap_or_default();
-                (v, role, s)
-            })
-            .collect();
+        let snapshots = snapshots(&self.services.router, &d.app, pairs);
         let comparisons = compare(&snapshots, variant);
         let versions = snapshots
             .iter()

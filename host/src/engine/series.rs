@@ -4,7 +4,7 @@
 use super::Engine;
 use crate::api_types::SeriesView;
 use crate::model::{Status, now_ms};
-use crate::series::{Snapshots, compared_versions};
+use crate::series::{compared_versions, snapshots};
 use std::collections::HashSet;
 
 impl Engine {
@@ -26,13 +26,7 @@ impl Engine {
                 Ok(Some(app)) => app.split,
                 _ => continue,
             };
-            let now: Snapshots = compared_versions(d)
-                .into_iter()
-                .map(|(v, role)| {
-                    let s = self.services.router.stats(&d.app, &v).unwrap_or_default();
-                    (v, role, s)
-                })
-                .collect();
+            let now = snapshots(&self.services.router, &d.app, compared_versions(d));
             self.services.series.record(&d.id, &d.strategy, at_ms, split, now);
         }
         self.services.series.finish_all_but(&live, at_ms);

@@ -28,12 +28,15 @@ impl HostState {
         }
         // Stored first: after a restart the router comes back with this split.
         services.store.set_app_split(&caps.scope.app, &table, sticky).await?;
-        // The counts up to now are the old split's: its analysis ends here.
-        services.router.refresh().await;
-        let app = &caps.scope.app;
-        services.series.split_changes(&caps.scope.deployment_id, crate::model::now_ms(), table.clone(), |v| {
-            services.router.stats(app, v).unwrap_or_default()
-        });
+        // The counts up to now are the old split's: its analysis ends here (the pull of
+        // counts happens on a change of split only, never on a step that keeps it).
+        if services.series.is_tracked(&caps.scope.deployment_id) {
+            services.router.refresh().await;
+            let app = &caps.scope.app;
+            services.series.split_changes(&caps.scope.deployment_id, crate::model::now_ms(), table.clone(), |v| {
+                services.router.stats(app, v).unwrap_or_default()
+            });
+        }
         services.router.set_split(&caps.scope.app, table.clone(), sticky);
         // The step returns once the router serves the split, not just the control plane.
         services.router.flush().await;
