@@ -324,6 +324,25 @@ pub struct PluginView {
     /// Where it came from: "built in", a file, an OCI reference, the plugins dir.
     pub source: String,
     pub kind: Kind,
+    /// Who signed it; absent for an unsigned component (and the built-ins, which are part
+    /// of the server's binary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureView>,
+}
+
+/// A plugin's minisign signature.
+#[derive(Serialize, Deserialize, Debug, Clone, JsonSchema)]
+pub struct SignatureView {
+    /// The signing key's ID, as minisign prints it.
+    pub key_id: String,
+    /// The trusted public key file it verified against; absent when the key is not among
+    /// the server's trusted keys (possible only under `--plugin-trust permissive`), in
+    /// which case the signature could not be checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_key: Option<String>,
+    pub verified: bool,
+    /// The comment the signature covers (minisign's trusted comment).
+    pub comment: String,
 }
 
 /// Everything `plugin inspect` shows.

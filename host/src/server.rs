@@ -59,6 +59,8 @@ pub struct ServeOptions {
     /// The address app routers bind to.
     pub router_ip: IpAddr,
     pub limits: Limits,
+    /// Whose plugins may be installed: unsigned ones too, or only those a trusted key signed.
+    pub plugin_trust: crate::plugins::trust::TrustPolicy,
     /// Finished deployments kept per app.
     pub history_limit: u32,
     /// The most replicas the host runs at once.
@@ -340,7 +342,8 @@ async fn prepare(options: &ServeOptions, store: &Store, data_dir: &std::path::Pa
         RuntimeChoice::Swarm => Arc::new(SwarmDriver::connect().await?),
     };
     let started = std::time::Instant::now();
-    let plugins = PluginHost::new(options.limits.clone(), Some(data_dir.join("compiled"))).await?;
+    let plugins =
+        PluginHost::new(options.limits.clone(), options.plugin_trust.clone(), Some(data_dir.join("compiled"))).await?;
     tracing::info!(
         "loaded {} built-in plugins in {:?} ({} from the compiled-code cache)",
         plugins.list().len(),

@@ -811,12 +811,23 @@ async function historyPage(params) {
 
 // ------------------------------------------------------------------------ plugins
 
+/** Who signed a plugin, in words (as `hivemind plugin inspect` says it). */
+function signedBy(p) {
+  if (p.origin === 'builtin') return 'built in';
+  if (!p.signature) return 'unsigned';
+  return p.signature.verified
+    ? `signed by key ID ${p.signature.key_id} (trusted key ${p.signature.trusted_key})`
+    : `signed by key ID ${p.signature.key_id}, which this server does not trust: not verified`;
+}
+
 async function pluginsPage() {
   const plugins = await api('GET', '/api/plugins');
   const file = h('input', { type: 'file', id: 'plugin-file', accept: '.wasm,application/wasm', required: true });
+  const signatureFile = h('input', { type: 'file', id: 'plugin-signature', accept: '.minisig' });
   const replace = h('input', { type: 'checkbox', id: 'plugin-replace' });
   const upload = h('form', { class: 'inline panel', id: 'plugin-upload', 'aria-label': 'Install a plugin' },
     h('label', { for: 'plugin-file' }, 'Component (.wasm)', file),
+    h('label', { for: 'plugin-signature' }, 'Signature (.minisig, optional)', signatureFile),
     h('span', {}, replace, ' ', h('label', { for: 'plugin-replace' }, 'Replace the loaded one')),
     h('button', { type: 'submit', class: 'primary' }, 'Install'));
   upload.addEventListener('submit', async (event) => {
@@ -827,8 +838,9 @@ async function pluginsPage() {
       const bytes = await chosen.arrayBuffer();
       const q = new URLSearchParams({ source: `upload:${chosen.name}` });
       if (replace.checked) q.set('replace', 'true');
+      if (signatureFile.files[0]) q.set('signature', await signatureFile.files[0].text());
       const p = await api('POST', `/api/plugins?${q}`, bytes, 'application/wasm');
-      notify(`Installed ${p.name} ${p.version} (${p.kind}).`);
+      notify(`Installed ${p.name} ${p.version} (${p.kind}), ${signedBy(p)}.`);
       route();
     } catch (e) {
       notify(`Not installed: ${e.message}`, true);
@@ -863,6 +875,8 @@ async function pluginsPage() {
           h('dt', {}, 'API version'), h('dd', {}, x.api_version),
           h('dt', {}, 'Source'), h('dd', {}, x.source || '—'),
           h('dt', {}, 'sha256'), h('dd', { class: 'mono' }, x.sha256),
+          h('dt', {}, 'Signature'), h('dd', {}, signedBy(x)),
+          ...(x.signature ? [h('dt', {}, 'Signed comment'), h('dd', { class: 'mono' }, x.signature.comment)] : []),
           h('dt', {}, 'Imports'), h('dd', {}, h('ul', {}, x.imports.map((i) => h('li', { class: 'mono' }, i)))),
           h('dt', {}, 'Exports'), h('dd', {}, h('ul', {}, x.exports.map((i) => h('li', { class: 'mono' }, i))))));
       },

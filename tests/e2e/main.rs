@@ -32,3 +32,4 @@ mod sandbox;
 mod store;
 mod strategies;
 mod swarm;
+mod trust;

@@ -3,6 +3,7 @@
 //! with, a watched plugins directory, and components that do not fit refused, each with
 //! its own clear error, leaving the registry as it was.
 
+use crate::common::registry::Registry;
 use crate::common::{Load, Server, demo_command, named_swap_plugin, swap_plugin, test_plugin, versions_served};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -195,59 +196,6 @@ fn each_kind_of_misfit_component_gets_its_own_error_and_changes_nothing() {
     assert_eq!(server.cli_json(&["plugin", "list"]), before, "the registry is unchanged");
     let metrics = server.get("/metrics").1;
     assert!(metrics.contains(&format!("hivemind_plugin_load_errors_total {}", cases.len())), "{metrics}");
-}
-
-/// A registry on loopback: Debian's docker-registry, on a free port, storing in `dir`.
-struct Registry {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Registry {
-    fn start(dir: &std::path::Path) -> Option<Registry> {
-        let binary = std::path::Path::new("/usr/bin/docker-registry");
-        if !binary.exists() {
-            if std::env::var("HIVEMIND_REQUIRE_TOOLS").as_deref() == Ok("1") {
-                panic!("docker-registry is not installed (apt-get install docker-registry; .ci/run does)");
-            }
-            eprintln!("docker-registry is not installed; the OCI round trip is skipped");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let config = dir.join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = std::process::Command::new(binary)
-            .args(["serve", config.to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.join("registry.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let registry = Registry { child, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while crate::common::http_get(&format!("http://127.0.0.1:{port}/v2/")).0 != 200 {
-            assert!(
-                Instant::now() < deadline,
-                "the registry did not start: {}",
-                std::fs::read_to_string(dir.join("registry.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Some(registry)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod stream;
 
 use crate::api_types::{
     AppView, CertBody, CertInfo, DeploymentView, Diagnosis, MetricsView, PipelineView, PluginDetails, PluginView,
-    ScaleBody, SeriesView, StatusView, WinnerBody,
+    ScaleBody, SeriesView, SignatureView, StatusView, WinnerBody,
 };
 use crate::engine::Engine;
 use crate::error::UserError;
@@ -94,7 +94,7 @@ api_routes! {
     get "/api/pipelines" => list_pipelines, "List deployment profiles for CI", body "", query "", 200 "PipelineView[]";
     put "/api/pipelines/{name}" => put_pipeline, "Store a deployment profile for CI", body "DeploymentSpec", query "", 200 "PipelineView";
     get "/api/plugins" => list_plugins, "List loaded plugins", body "", query "", 200 "PluginView[]";
-    post "/api/plugins" => install_plugin, "Install a strategy or hook component (body: the .wasm bytes)", body "component", query "replace:boolean,source", 201 "PluginView";
+    post "/api/plugins" => install_plugin, "Install a strategy or hook component (body: the .wasm bytes)", body "component", query "replace:boolean,source,signature", 201 "PluginView";
     get "/api/plugins/{name}" => inspect_plugin, "A plugin's world, API version, imports, exports, size and sha256", body "", query "", 200 "PluginDetails";
     delete "/api/plugins/{name}" => remove_plugin, "Unload an installed plugin (refused while a deployment uses it)", body "", query "", 204 "";
     post "/api/plugins/{name}/enable" => enable_plugin, "Let new deployments use a plugin", body "", query "", 200 "PluginView";
@@ -302,6 +302,12 @@ fn plugin_view(p: &crate::plugins::LoadedPlugin) -> PluginView {
         api_version: p.api_version.clone(),
         source: p.source.clone(),
         kind: p.kind(),
+        signature: p.signer.as_ref().map(|s| SignatureView {
+            key_id: s.key_id.clone(),
+            trusted_key: s.trusted_key.clone(),
+            verified: s.verified(),
+            comment: s.comment.clone(),
+        }),
     }
 }
 
@@ -317,6 +323,8 @@ struct InstallQuery {
     /// Where the component came from, shown by `plugin inspect` (the CLI sends the file
     /// or the OCI reference).
     source: Option<String>,
+    /// The text of the component's minisign signature (its `.minisig` file).
+    signature: Option<String>,
 }
 
 async fn install_plugin(
@@ -345,8 +353,13 @@ async fn install_plugin(
         Some(s) => s,
         None => "uploaded through the API".to_string(),
     };
-    let plugin =
-        api.engine.install_plugin(body.to_vec(), &api.plugins_dir, query.replace.unwrap_or(false), source).await?;
+    if query.signature.as_ref().is_some_and(|s| s.len() > 4096) {
+        return Err(UserError::invalid("signature", "a minisign signature is a few hundred bytes, not more than 4 KiB; send the text of the component's .minisig file").into());
+    }
+    let plugin = api
+        .engine
+        .install_plugin(body.to_vec(), query.signature, &api.plugins_dir, query.replace.unwrap_or(false), source)
+        .await?;
     Ok((StatusCode::CREATED, Json(plugin_view(&plugin))))
 }
 

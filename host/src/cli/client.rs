@@ -233,8 +233,17 @@ impl Client {
         self.send(self.http.get(self.url(&format!("/api/apps/{name}")))).await
     }
 
-    pub async fn install_plugin(&self, bytes: Vec<u8>, replace: bool, source: &str) -> Result<PluginView, CliError> {
-        let url = self.url_with("/api/plugins", &[("replace", &replace.to_string()), ("source", source)])?;
+    pub async fn install_plugin(
+        &self,
+        bytes: Vec<u8>,
+        signature: Option<&str>,
+        replace: bool,
+        source: &str,
+    ) -> Result<PluginView, CliError> {
+        let replace = replace.to_string();
+        let mut query = vec![("replace", replace.as_str()), ("source", source)];
+        query.extend(signature.map(|s| ("signature", s)));
+        let url = self.url_with("/api/plugins", &query)?;
         self.send(self.http.post(url).header("content-type", "application/wasm").body(bytes)).await
     }
 

@@ -44,6 +44,10 @@ pub struct ServerFile {
     pub plugin_memory_mib: Option<usize>,
     /// Hosts that webhook hooks may reach, as HOST or HOST:PORT.
     pub hook_allowed_hosts: Option<Vec<String>>,
+    /// `permissive` or `require-signed`.
+    pub plugin_trust: Option<String>,
+    /// minisign public key files of the plugin signers this server trusts.
+    pub trusted_keys: Option<Vec<PathBuf>>,
     /// Deployment targets for `--cloud-provider NAME`: `[targets.NAME] docker_host = "..."`,
     /// `runtime = "swarm"`, `advertise_addr = "10.0.0.5"`.
     #[serde(default)]

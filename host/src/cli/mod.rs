@@ -16,6 +16,7 @@ mod oci;
 mod output;
 mod plugin;
 mod router;
+mod scaffold;
 mod serve;
 mod spec;
 mod store;

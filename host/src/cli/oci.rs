@@ -3,14 +3,32 @@
 //! `application/vnd.wasm.config.v0+json` and whose one layer is the component,
 //! `application/wasm`. `plugin install oci://…` pulls and verifies every digest;
 //! `plugin publish FILE oci://…` pushes.
+//!
+//! Registries are reached over HTTPS, trusting the system's roots or the CA given with
+//! `--ca-cert`; a registry on loopback may also answer plain HTTP (tried after HTTPS, as
+//! Docker does for localhost). When the registry asks for credentials (`401` on `/v2/`),
+//! they come from `--username`/`--password-stdin`, else from Docker's `config.json`, and
+//! are sent as the registry asks: Basic, or a Bearer token from its token service.
+//!
+//! A component's minisign signature travels as an annotation on its layer
+//! (`dev.hivemind.signature.minisign`), so it arrives with the manifest that names the
+//! component, in the same request.
 
 use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::path::PathBuf;
 
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 const CONFIG_TYPE: &str = "application/vnd.wasm.config.v0+json";
 const LAYER_TYPE: &str = "application/wasm";
+/// The layer annotation that carries the component's minisign signature.
+pub const SIGNATURE_ANNOTATION: &str = "dev.hivemind.signature.minisign";
+/// The most a registry answer may hold: a component is at most 32 MiB.
+const MAX_BODY: usize = 48 << 20;
 
 /// `oci://HOST[:PORT]/REPOSITORY[:TAG|@sha256:DIGEST]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,11 +66,10 @@ impl Reference {
         Ok(Reference { registry: registry.to_string(), repository: repository.to_string(), reference })
     }
 
-    /// Loopback registries are reached over plain HTTP, all others over HTTPS.
-    fn base(&self) -> String {
+    /// A registry on this machine may serve plain HTTP.
+    fn is_loopback(&self) -> bool {
         let host = self.registry.rsplit_once(':').map(|(h, _)| h).unwrap_or(&self.registry);
-        let loopback = host == "localhost" || host.starts_with("127.") || host == "[::1]";
-        format!("{}://{}/v2/{}", if loopback { "http" } else { "https" }, self.registry, self.repository)
+        host == "localhost" || host.starts_with("127.") || host == "[::1]"
     }
 
     fn by_digest(&self) -> bool {
@@ -75,44 +92,350 @@ pub fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", crate::plugins::hex(&Sha256::digest(bytes)))
 }
 
+/// How to reach a registry: the CA to trust besides the system's, and credentials.
+#[derive(Default, Clone)]
+pub struct Access {
+    pub ca_cert: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+/// A registry's answer, read whole.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// A connection to one repository of a registry, authenticated as it asked.
+pub struct Registry {
+    http: HttpClient,
+    reference: Reference,
+    /// `SCHEME://HOST[:PORT]`
+    origin: String,
+    /// The `Authorization` header's value, if the registry wants one.
+    auth: Option<String>,
+}
+
+/// The HTTP client: HTTPS with the system's roots and `ca_cert`, or plain HTTP.
+fn http_client(ca_cert: Option<&std::path::Path>) -> Result<HttpClient> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("cannot read --ca-cert {}", path.display()))?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow!("--ca-cert {}: not a PEM certificate ({e})", path.display()))?;
+        if certs.is_empty() {
+            bail!("--ca-cert {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display());
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| anyhow!("--ca-cert {}: {e}", path.display()))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(crate::router::tls::provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector =
+        hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
+    Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector))
+}
+
+impl Registry {
+    /// Finds the registry (HTTPS, or plain HTTP on loopback) and authenticates for
+    /// `reference`'s repository, to pull or to push.
+    pub async fn connect(reference: &Reference, access: &Access, push: bool) -> Result<Registry> {
+        let http = http_client(access.ca_cert.as_deref())?;
+        let schemes: &[&str] = if reference.is_loopback() { &["https", "http"] } else { &["https"] };
+        let mut failures = Vec::new();
+        let mut found = None;
+        for scheme in schemes {
+            let registry = Registry {
+                http: http.clone(),
+                reference: reference.clone(),
+                origin: format!("{scheme}://{}", reference.registry),
+                auth: None,
+            };
+            match registry.request(Method::GET, &format!("{}/v2/", registry.origin), &[], None).await {
+                // A server that speaks only HTTPS answers plain HTTP with 400: what failed
+                // is the HTTPS attempt, already in `failures`.
+                Ok(answer) if *scheme == "http" && answer.status == StatusCode::BAD_REQUEST && !failures.is_empty() => {
+                }
+                Ok(answer) => {
+                    found = Some((registry, answer));
+                    break;
+                }
+                Err(e) => {
+                    failures.push(format!("over {}: {e:#}", if *scheme == "https" { "HTTPS" } else { "plain HTTP" }))
+                }
+            }
+        }
+        let Some((mut registry, answer)) = found else {
+            let hint = if failures.iter().any(|f| f.contains("certificate") || f.contains("UnknownIssuer")) {
+                "; if it has a certificate from a private CA, give that CA with --ca-cert FILE"
+            } else {
+                ""
+            };
+            bail!("cannot reach the registry {}: {}{hint}", reference.registry, failures.join("; and "));
+        };
+        match answer.status {
+            s if s.is_success() => {}
+            StatusCode::UNAUTHORIZED => registry.authenticate(&answer, access, push).await?,
+            s => bail!("{} is not an OCI registry, or not one this can use: GET /v2/ answered {s}", reference.registry),
+        }
+        Ok(registry)
+    }
+
+    /// Answers the `WWW-Authenticate` challenge of `/v2/`: Basic with the credentials, or
+    /// a Bearer token from the realm it names (with the credentials, if there are any).
+    async fn authenticate(&mut self, challenge: &Answer, access: &Access, push: bool) -> Result<()> {
+        let registry = self.reference.registry.clone();
+        let header = challenge.headers.get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let credentials = match (&access.username, &access.password) {
+            (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+            (Some(user), None) => {
+                bail!("--username {user} needs its password: give it on standard input with --password-stdin")
+            }
+            _ => docker_credentials(&registry)?,
+        };
+        let basic = credentials.as_ref().map(|(user, password)| {
+            use base64::Engine;
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+        });
+        let who = credentials.as_ref().map(|(u, _)| u.clone());
+        let (scheme, params) = parse_challenge(header);
+        match scheme.as_str() {
+            "basic" => {
+                let Some(basic) = basic else {
+                    bail!(
+                        "the registry {registry} asks for credentials: give --username USER --password-stdin, or log in with `docker login {registry}`"
+                    );
+                };
+                self.auth = Some(basic);
+                let check = self.request(Method::GET, &format!("{}/v2/", self.origin), &[], None).await?;
+                if check.status == StatusCode::UNAUTHORIZED {
+                    bail!(
+                        "the registry {registry} refused the credentials of {}: check the user name and password",
+                        who.unwrap_or_default()
+                    );
+                }
+            }
+            "bearer" => {
+                let realm = params.get("realm").ok_or_else(|| {
+                    anyhow!("the registry {registry} asks for a token but names no realm to get one from")
+                })?;
+                let scope =
+                    format!("repository:{}:{}", self.reference.repository, if push { "pull,push" } else { "pull" });
+                let mut url = format!("{realm}?scope={}", urlencode(&scope));
+                if let Some(service) = params.get("service") {
+                    url.push_str(&format!("&service={}", urlencode(service)));
+                }
+                let saved = self.auth.take();
+                self.auth = basic;
+                let answer = self.request(Method::GET, &url, &[], None).await;
+                self.auth = saved;
+                let answer = answer.with_context(|| format!("getting a token from {realm}"))?;
+                if !answer.status.is_success() {
+                    bail!(
+                        "the registry's token service {realm} answered {} for {}{scope}: {}",
+                        answer.status,
+                        who.map(|u| format!("{u}, ")).unwrap_or_default(),
+                        String::from_utf8_lossy(&answer.body).trim().chars().take(200).collect::<String>()
+                    );
+                }
+                let token: Value =
+                    serde_json::from_slice(&answer.body).context("the token service's answer is not JSON")?;
+                let token = token["token"]
+                    .as_str()
+                    .or(token["access_token"].as_str())
+                    .ok_or_else(|| anyhow!("the token service {realm} answered without a token"))?;
+                self.auth = Some(format!("Bearer {token}"));
+            }
+            other => bail!(
+                "the registry {registry} asks for `{other}` authentication, which this client does not speak (it speaks Basic and Bearer)"
+            ),
+        }
+        Ok(())
+    }
+
+    fn base(&self) -> String {
+        format!("{}/v2/{}", self.origin, self.reference.repository)
+    }
+
+    /// One request, following redirects (blob downloads are often redirected to storage),
+    /// with the credentials only for the registry's own origin.
+    async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer> {
+        let mut url = url.to_string();
+        for _ in 0..5 {
+            let mut request = http::Request::builder().method(method.clone()).uri(&url);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            if let Some(auth) = self.auth.as_ref().filter(|_| url.starts_with(&self.origin)) {
+                request = request.header(header::AUTHORIZATION, auth);
+            }
+            let request = request.body(Full::new(Bytes::from(body.clone().unwrap_or_default())))?;
+            let response = self.http.request(request).await.map_err(|e| {
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    message = format!("{message}: {s}");
+                    source = s.source();
+                }
+                anyhow!("{message}")
+            })?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            if status.is_redirection()
+                && let Some(location) = headers.get(header::LOCATION).and_then(|l| l.to_str().ok())
+            {
+                url = if location.starts_with("http") {
+                    location.to_string()
+                } else {
+                    format!("{}{location}", self.origin)
+                };
+                continue;
+            }
+            let body = Limited::new(response.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| anyhow!("reading the registry's answer: {e}"))?
+                .to_bytes();
+            return Ok(Answer { status, headers, body });
+        }
+        bail!("the registry {} redirected {url} more than 5 times", self.reference.registry)
+    }
+
+    /// A request that must succeed, with what was being done in its error.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+        what: &str,
+    ) -> Result<Answer> {
+        let answer = self
+            .request(method, url, headers, body)
+            .await
+            .map_err(|e| anyhow!("{what} at {}: {e:#}", self.reference.registry))?;
+        if answer.status.is_success() {
+            return Ok(answer);
+        }
+        bail!(
+            "{what} of {}: the registry answered {}: {}",
+            self.reference,
+            answer.status,
+            String::from_utf8_lossy(&answer.body).trim().chars().take(300).collect::<String>()
+        )
+    }
+}
+
+/// The scheme of a `WWW-Authenticate` challenge (lowercase) and its `key="value"` pairs.
+fn parse_challenge(header: &str) -> (String, std::collections::HashMap<String, String>) {
+    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    let mut params = std::collections::HashMap::new();
+    let mut rest = rest.trim();
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            quoted.split_once('"').unwrap_or((quoted, ""))
+        } else {
+            after.split_once(',').unwrap_or((after, ""))
+        };
+        params.insert(key, value.to_string());
+        rest = next.trim_start_matches(',').trim();
+    }
+    (scheme.to_ascii_lowercase(), params)
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The credentials `docker login` stored for `registry` in Docker's `config.json`
+/// (`$DOCKER_CONFIG`, else `~/.docker`), if it stored them there.
+fn docker_credentials(registry: &str) -> Result<Option<(String, String)>> {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")));
+    let Some(path) = dir.map(|d| d.join("config.json")) else { return Ok(None) };
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let config: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let entry = config["auths"].as_object().and_then(|auths| {
+        auths.iter().find(|(key, _)| {
+            let host = key.trim_start_matches("https://").trim_start_matches("http://");
+            host.split('/').next() == Some(registry)
+        })
+    });
+    let Some((_, entry)) = entry else {
+        let helper = config["credHelpers"][registry].as_str().or(config["credsStore"].as_str());
+        if let Some(helper) = helper {
+            bail!(
+                "Docker keeps the credentials for {registry} in its `docker-credential-{helper}` helper, which hivemind does not call: give --username USER --password-stdin instead"
+            );
+        }
+        return Ok(None);
+    };
+    if let (Some(user), Some(password)) = (entry["username"].as_str(), entry["password"].as_str()) {
+        return Ok(Some((user.to_string(), password.to_string())));
+    }
+    let Some(auth) = entry["auth"].as_str() else { return Ok(None) };
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth.trim())
+        .ok()
+        .and_then(|d| String::from_utf8(d).ok())
+        .and_then(|d| d.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())))
+        .ok_or_else(|| anyhow!("the `auth` of {registry} in {} is not base64 of USER:PASSWORD", path.display()))?;
+    Ok(Some(decoded))
+}
+
 /// What a pull fetched, with the digests it checked.
 pub struct Pulled {
     pub component: Vec<u8>,
     pub manifest_digest: String,
     pub layer_digest: String,
-}
-
-async fn send(request: reqwest::RequestBuilder, what: &str, reference: &Reference) -> Result<reqwest::Response> {
-    let response = request.send().await.map_err(|e| {
-        let hint = if reference.base().starts_with("https") {
-            " (this build reaches registries on loopback over plain HTTP; HTTPS registries are not supported yet)"
-        } else {
-            ""
-        };
-        anyhow!("{what} at {}: {e}{hint}", reference.registry)
-    })?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    let body = response.text().await.unwrap_or_default();
-    bail!(
-        "{what} of {reference}: the registry answered {status}: {}",
-        body.trim().chars().take(300).collect::<String>()
-    )
+    /// The component's minisign signature, if it was published with one.
+    pub signature: Option<String>,
 }
 
 /// Pulls the component `reference` names, checking the manifest's digest (when the
 /// reference is one) and the component's against the manifest.
-pub async fn pull(http: &reqwest::Client, reference: &Reference) -> Result<Pulled> {
-    let base = reference.base();
-    let response = send(
-        http.get(format!("{base}/manifests/{}", reference.reference)).header("accept", MANIFEST_TYPE),
-        "fetching the manifest",
-        reference,
-    )
-    .await?;
-    let manifest_bytes = response.bytes().await?;
+pub async fn pull(registry: &Registry) -> Result<Pulled> {
+    let reference = &registry.reference;
+    let base = registry.base();
+    let answer = registry
+        .send(
+            Method::GET,
+            &format!("{base}/manifests/{}", reference.reference),
+            &[("accept", MANIFEST_TYPE)],
+            None,
+            "fetching the manifest",
+        )
+        .await?;
+    let manifest_bytes = answer.body;
     let manifest_digest = digest_of(&manifest_bytes);
     if reference.by_digest() && manifest_digest != reference.reference {
         bail!("the manifest of {reference} has digest {manifest_digest}: it is not what was asked for");
@@ -127,17 +450,22 @@ pub async fn pull(http: &reqwest::Client, reference: &Reference) -> Result<Pulle
         .as_str()
         .filter(|d| is_digest(d))
         .ok_or_else(|| anyhow!("the manifest of {reference} gives its component layer no sha256 digest"))?;
-    let blob = send(http.get(format!("{base}/blobs/{layer_digest}")), "fetching the component", reference).await?;
-    let component = blob.bytes().await?.to_vec();
+    let blob = registry
+        .send(Method::GET, &format!("{base}/blobs/{layer_digest}"), &[], None, "fetching the component")
+        .await?;
+    let component = blob.body.to_vec();
     let actual = digest_of(&component);
     if actual != layer_digest {
         bail!("the component pulled from {reference} has digest {actual}, but its manifest says {layer_digest}");
     }
-    Ok(Pulled { component, manifest_digest, layer_digest: layer_digest.to_string() })
+    let signature = layer["annotations"][SIGNATURE_ANNOTATION].as_str().map(str::to_string);
+    Ok(Pulled { component, manifest_digest, layer_digest: layer_digest.to_string(), signature })
 }
 
-/// Pushes `component` as `reference` (a tag); returns the manifest's digest.
-pub async fn push(http: &reqwest::Client, reference: &Reference, component: &[u8]) -> Result<String> {
+/// Pushes `component` (with its signature, if it has one) as the registry's reference (a
+/// tag); returns the manifest's digest.
+pub async fn push(registry: &Registry, component: &[u8], signature: Option<&str>) -> Result<String> {
+    let reference = &registry.reference;
     if reference.by_digest() {
         bail!("publish to a tag, as in oci://127.0.0.1:5000/team/linear:1.0.0, not to a digest");
     }
@@ -149,61 +477,66 @@ pub async fn push(http: &reqwest::Client, reference: &Reference, component: &[u8
         "layerDigests": [layer_digest],
     }))?;
     let config_digest = digest_of(&config);
-    upload_blob(http, reference, &config, &config_digest).await?;
-    upload_blob(http, reference, component, &layer_digest).await?;
+    upload_blob(registry, &config, &config_digest).await?;
+    upload_blob(registry, component, &layer_digest).await?;
+    let mut layer = json!({ "mediaType": LAYER_TYPE, "digest": layer_digest, "size": component.len() });
+    if let Some(signature) = signature {
+        layer["annotations"] = json!({ SIGNATURE_ANNOTATION: signature });
+    }
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST_TYPE,
         "config": { "mediaType": CONFIG_TYPE, "digest": config_digest, "size": config.len() },
-        "layers": [{ "mediaType": LAYER_TYPE, "digest": layer_digest, "size": component.len() }],
+        "layers": [layer],
     }))?;
-    send(
-        http.put(format!("{}/manifests/{}", reference.base(), reference.reference))
-            .header("content-type", MANIFEST_TYPE)
-            .body(manifest.clone()),
-        "storing the manifest",
-        reference,
-    )
-    .await?;
+    registry
+        .send(
+            Method::PUT,
+            &format!("{}/manifests/{}", registry.base(), reference.reference),
+            &[("content-type", MANIFEST_TYPE)],
+            Some(manifest.clone()),
+            "storing the manifest",
+        )
+        .await?;
     Ok(digest_of(&manifest))
 }
 
 /// A monolithic blob upload: start a session, then PUT the bytes with their digest.
-async fn upload_blob(http: &reqwest::Client, reference: &Reference, bytes: &[u8], digest: &str) -> Result<()> {
-    let base = reference.base();
-    let exists = http.head(format!("{base}/blobs/{digest}")).send().await.is_ok_and(|r| r.status().is_success());
+async fn upload_blob(registry: &Registry, bytes: &[u8], digest: &str) -> Result<()> {
+    let base = registry.base();
+    let exists = registry
+        .request(Method::HEAD, &format!("{base}/blobs/{digest}"), &[], None)
+        .await
+        .is_ok_and(|a| a.status.is_success());
     if exists {
         return Ok(());
     }
-    let started = send(http.post(format!("{base}/blobs/uploads/")), "starting an upload", reference).await?;
+    let started =
+        registry.send(Method::POST, &format!("{base}/blobs/uploads/"), &[], None, "starting an upload").await?;
     let location = started
-        .headers()
-        .get("location")
+        .headers
+        .get(header::LOCATION)
         .and_then(|l| l.to_str().ok())
-        .ok_or_else(|| anyhow!("the registry {} started an upload without a Location", reference.registry))?
+        .ok_or_else(|| anyhow!("the registry {} started an upload without a Location", registry.reference.registry))?
         .to_string();
     // The location may be relative to the registry, and may carry a query already.
-    let url = if location.starts_with("http") {
-        location
-    } else {
-        let origin = base.split("/v2/").next().unwrap_or_default();
-        format!("{origin}{location}")
-    };
+    let url = if location.starts_with("http") { location } else { format!("{}{location}", registry.origin) };
     let sep = if url.contains('?') { '&' } else { '?' };
-    send(
-        http.put(format!("{url}{sep}digest={digest}"))
-            .header("content-type", "application/octet-stream")
-            .body(bytes.to_vec()),
-        "uploading a blob",
-        reference,
-    )
-    .await?;
+    registry
+        .send(
+            Method::PUT,
+            &format!("{url}{sep}digest={digest}"),
+            &[("content-type", "application/octet-stream")],
+            Some(bytes.to_vec()),
+            "uploading a blob",
+        )
+        .await?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Reference;
+    use super::{Reference, parse_challenge};
 
     #[test]
     fn parses_references() {
@@ -220,5 +553,17 @@ mod tests {
         for bad in ["linear.wasm", "oci://reg", "oci://reg/Team/x:1", "oci://reg/x@sha256:zz", "oci:///x:1"] {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn parses_authentication_challenges() {
+        let (scheme, params) =
+            parse_challenge(r#"Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull""#);
+        assert_eq!(scheme, "bearer");
+        assert_eq!(params["realm"], "https://ghcr.io/token");
+        assert_eq!(params["service"], "ghcr.io");
+        assert_eq!(params["scope"], "repository:a/b:pull");
+        let (scheme, params) = parse_challenge(r#"Basic realm="Registry Realm""#);
+        assert_eq!((scheme.as_str(), params["realm"].as_str()), ("basic", "Registry Realm"));
     }
 }

@@ -322,7 +322,19 @@ pub fn plugin(p: &PluginView, format: Format) {
     if format != Format::Table {
         return json(p, format);
     }
-    println!("installed {} {} (sha256 {}, {} bytes)", p.name, p.version, p.sha256, p.size);
+    println!("installed {} {} (sha256 {}, {} bytes), {}", p.name, p.version, p.sha256, p.size, signer(p));
+}
+
+/// Who signed a plugin, in words.
+fn signer(p: &PluginView) -> String {
+    match (&p.signature, p.origin) {
+        (_, crate::model::Origin::Builtin) => "built in".into(),
+        (None, _) => "unsigned".into(),
+        (Some(s), _) => match &s.trusted_key {
+            Some(file) => format!("signed by key ID {} (trusted key {file})", s.key_id),
+            None => format!("signed by key ID {}, which this server does not trust: not verified", s.key_id),
+        },
+    }
 }
 
 pub fn plugin_details(p: &PluginDetails, format: Format) {
@@ -340,6 +352,8 @@ pub fn plugin_details(p: &PluginDetails, format: Format) {
         ("source", v.source.clone()),
         ("size", format!("{} bytes", v.size)),
         ("sha256", v.sha256.clone()),
+        ("signature", signer(v)),
+        ("signed comment", v.signature.as_ref().map(|s| s.comment.clone()).unwrap_or_else(|| "—".into())),
         ("description", v.description.clone()),
         ("exports", p.exports.join(", ")),
         ("imports", p.imports.join(", ")),
@@ -360,11 +374,17 @@ pub fn plugins(list: &[PluginView], format: Format) {
                 format!("{:?}", p.origin).to_lowercase(),
                 if p.enabled { "enabled".into() } else { "disabled".into() },
                 p.sha256[..12].to_string(),
+                match (&p.signature, p.origin) {
+                    (_, crate::model::Origin::Builtin) => "built in".into(),
+                    (None, _) => "unsigned".into(),
+                    (Some(s), _) if s.verified => s.key_id.clone(),
+                    (Some(s), _) => format!("{} (untrusted)", s.key_id),
+                },
                 p.description.clone(),
             ]
         })
         .collect();
-    table(&["NAME", "VERSION", "KIND", "ORIGIN", "STATE", "SHA256", "DESCRIPTION"], rows);
+    table(&["NAME", "VERSION", "KIND", "ORIGIN", "STATE", "SHA256", "SIGNED BY", "DESCRIPTION"], rows);
 }
 
 /// Prints a deployment's traffic figures and comparisons.

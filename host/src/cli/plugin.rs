@@ -1,9 +1,10 @@
-//! `hivemind plugin`: install (from a file or an OCI registry), publish, inspect and
-//! switch strategy and hook components on the running server.
+//! `hivemind plugin`: install (from a file or an OCI registry), publish, sign, inspect
+//! and switch strategy and hook components on the running server.
 
 use super::client::{CliError, Client};
 use super::oci;
 use super::output::{self, Format};
+use super::scaffold;
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,12 +21,61 @@ pub enum PluginCommand {
         /// Take the name of a built-in plugin: new deployments use this one instead.
         #[arg(long)]
         replace: bool,
+        /// The component's minisign signature [default: FILE.minisig, if it exists; over
+        /// OCI, the one published with it].
+        #[arg(long, value_name = "FILE")]
+        signature: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
-    /// Push a component to an OCI registry, in the Wasm OCI artifact layout (as wkg does).
+    /// Push a component (and its signature, FILE.minisig, if there is one) to an OCI
+    /// registry, in the Wasm OCI artifact layout (as wkg does).
     #[command(
-        after_help = "Example:\n  hivemind plugin publish target/wasm32-wasip2/release/linear.wasm oci://127.0.0.1:5000/team/linear:0.1.0\n  hivemind plugin install oci://127.0.0.1:5000/team/linear:0.1.0"
+        after_help = "Examples:\n  hivemind plugin publish target/wasm32-wasip2/release/linear.wasm oci://127.0.0.1:5000/team/linear:0.1.0\n  hivemind plugin install oci://127.0.0.1:5000/team/linear:0.1.0\n  echo \"$TOKEN\" | hivemind plugin publish linear.wasm oci://ghcr.io/acme/linear:0.1.0 --username acme --password-stdin"
     )]
-    Publish { file: PathBuf, reference: String },
+    Publish {
+        file: PathBuf,
+        reference: String,
+        /// The component's minisign signature, published with it [default: FILE.minisig, if it exists].
+        #[arg(long, value_name = "FILE")]
+        signature: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Start a plugin project: a strategy (or a hook) in Rust or Python that builds as it
+    /// stands, with a README, a test, and the SDK (or the WIT contract) of this version.
+    #[command(
+        after_help = "Examples:\n  hivemind plugin new ramp                       # a Rust strategy in ./ramp\n  hivemind plugin new migrate --hook             # a Rust hook\n  hivemind plugin new ramp --lang python         # a Python strategy (componentize-py)"
+    )]
+    New {
+        /// The plugin's name: what deployments use (--strategy NAME, plugin:NAME).
+        name: String,
+        /// A hook instead of a strategy.
+        #[arg(long)]
+        hook: bool,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: scaffold::Lang,
+        /// Where to write it [default: ./NAME].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Sign a component with a minisign secret key: writes FILE.minisig, which `plugin
+    /// install` and `plugin publish` take along. Keys from `minisign -G` work.
+    #[command(
+        after_help = "Examples:\n  minisign -G -p team.pub -s team.key          # once: the key pair (give team.pub to the servers)\n  hivemind plugin sign linear.wasm --key team.key\n  hivemind serve --plugin-trust require-signed --trusted-key team.pub"
+    )]
+    Sign {
+        file: PathBuf,
+        /// The minisign secret key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Read the key's password from standard input (else it is asked for, if the key has one).
+        #[arg(long)]
+        password_stdin: bool,
+        /// The comment the signature covers, which `plugin inspect` shows [default: the file's name and the time].
+        #[arg(long)]
+        comment: Option<String>,
+    },
     /// List the loaded plugins.
     #[command(after_help = "Example:\n  hivemind plugin list")]
     List,
@@ -43,18 +93,78 @@ pub enum PluginCommand {
     Disable { name: String },
 }
 
+/// How to reach an OCI registry.
+#[derive(clap::Args)]
+pub struct RegistryArgs {
+    /// A PEM CA certificate to trust for the registry, besides the system's roots.
+    #[arg(long, value_name = "FILE", env = "HIVEMIND_REGISTRY_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// The registry user [default: the credentials `docker login` stored in ~/.docker/config.json].
+    #[arg(long, env = "HIVEMIND_REGISTRY_USERNAME")]
+    username: Option<String>,
+    /// Read the registry password (or token) from standard input.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+}
+
+impl RegistryArgs {
+    fn access(self) -> Result<oci::Access, CliError> {
+        let password = if self.password_stdin {
+            Some(read_stdin_line("the registry password")?)
+        } else {
+            std::env::var("HIVEMIND_REGISTRY_PASSWORD").ok()
+        };
+        Ok(oci::Access { ca_cert: self.ca_cert, username: self.username, password })
+    }
+}
+
+/// One line of standard input, without its line end.
+fn read_stdin_line(what: &str) -> Result<String, CliError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Usage(format!("cannot read {what} from standard input: {e}")))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
 pub async fn run(client: &Client, command: PluginCommand, format: Format) -> Result<ExitCode, CliError> {
     match command {
-        PluginCommand::Install { file, replace } => {
-            let (bytes, source) = read_component(&file).await?;
-            output::plugin(&client.install_plugin(bytes, replace, &source).await?, format);
+        PluginCommand::Install { file, replace, signature, registry } => {
+            let (bytes, source, pulled_signature) = read_component(&file, registry).await?;
+            let signature = match signature {
+                Some(path) => Some(read_signature(&path)?),
+                None => pulled_signature.or(signature_beside(&file)?),
+            };
+            output::plugin(&client.install_plugin(bytes, signature.as_deref(), replace, &source).await?, format);
         }
-        PluginCommand::Publish { file, reference } => {
+        PluginCommand::Publish { file, reference, signature, registry } => {
             let reference = oci::Reference::parse(&reference).map_err(|e| CliError::Usage(format!("{e:#}")))?;
             let bytes =
                 std::fs::read(&file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
-            let digest = oci::push(&reqwest::Client::new(), &reference, &bytes).await.map_err(CliError::Other)?;
-            println!("published {reference} (manifest {digest}, component {})", oci::digest_of(&bytes));
+            let signature = match signature {
+                Some(path) => Some(read_signature(&path)?),
+                None => signature_beside(&file)?,
+            };
+            let registry =
+                oci::Registry::connect(&reference, &registry.access()?, true).await.map_err(CliError::Other)?;
+            let digest = oci::push(&registry, &bytes, signature.as_deref()).await.map_err(CliError::Other)?;
+            let signed = if signature.is_some() { ", with its signature" } else { ", unsigned" };
+            println!("published {reference} (manifest {digest}, component {}){signed}", oci::digest_of(&bytes));
+        }
+        PluginCommand::New { name, hook, lang, dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let files = scaffold::new_plugin(&name, hook, lang, &dir).map_err(|e| CliError::Usage(format!("{e:#}")))?;
+            let kind = if hook { "hook" } else { "strategy" };
+            println!(
+                "wrote the {kind} {name} in {} ({} files); its README says how to build, test and install it",
+                dir.display(),
+                files.len()
+            );
+        }
+        PluginCommand::Sign { file, key, password_stdin, comment } => {
+            let password = if password_stdin { Some(read_stdin_line("the key's password")?) } else { None };
+            let written = sign(&file, &key, password, comment)?;
+            println!("signed {} with key ID {}: {}", file.display(), written.1, written.0.display());
         }
         PluginCommand::Inspect { name } => output::plugin_details(&client.inspect_plugin(&name).await?, format),
         PluginCommand::Remove { name } => {
@@ -71,21 +181,114 @@ pub async fn run(client: &Client, command: PluginCommand, format: Format) -> Res
 }
 
 /// A component's bytes, from a file or pulled from an OCI registry (digests verified),
-/// and where it came from, for `plugin inspect`.
-async fn read_component(file: &std::path::Path) -> Result<(Vec<u8>, String), CliError> {
+/// where it came from, for `plugin inspect`, and the signature published with it.
+async fn read_component(
+    file: &std::path::Path,
+    registry: RegistryArgs,
+) -> Result<(Vec<u8>, String, Option<String>), CliError> {
     let text = file.to_string_lossy();
     if !text.starts_with("oci://") {
         let bytes = std::fs::read(file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
         let path = std::fs::canonicalize(file).unwrap_or(file.to_path_buf());
-        return Ok((bytes, format!("file {}", path.display())));
+        return Ok((bytes, format!("file {}", path.display()), None));
     }
     let reference = oci::Reference::parse(&text).map_err(|e| CliError::Usage(format!("{e:#}")))?;
-    let pulled = oci::pull(&reqwest::Client::new(), &reference).await.map_err(CliError::Other)?;
+    let registry = oci::Registry::connect(&reference, &registry.access()?, false).await.map_err(CliError::Other)?;
+    let pulled = oci::pull(&registry).await.map_err(CliError::Other)?;
     eprintln!(
         "pulled {reference}: manifest {}, component {} (digest verified)",
         pulled.manifest_digest, pulled.layer_digest
     );
     let pinned = format!("oci://{}/{}@{}", reference.registry, reference.repository, pulled.manifest_digest);
     let source = if reference.to_string() == pinned { pinned } else { format!("{reference} ({pinned})") };
-    Ok((pulled.component, source))
+    Ok((pulled.component, source, pulled.signature))
+}
+
+/// A signature file's text.
+fn read_signature(path: &std::path::Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("cannot read the signature {}: {e}", path.display())))
+}
+
+/// The signature minisign would have written for `file` (`FILE.minisig`), if there is one.
+fn signature_beside(file: &std::path::Path) -> Result<Option<String>, CliError> {
+    let path = crate::plugins::trust::signature_path(file);
+    if file.to_string_lossy().starts_with("oci://") || !path.exists() {
+        return Ok(None);
+    }
+    read_signature(&path).map(Some)
+}
+
+/// A secret key stored without a password (`minisign -G -W`). The minisign tool writes
+/// such a key with an empty checksum, which the minisign crate's loader refuses as
+/// corrupted, so it is read here as the tool reads it: as it stands.
+fn unencrypted_key(text: &str) -> Option<minisign::SecretKey> {
+    use base64::Engine;
+    let line = text.lines().nth(1)?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(line.trim()).ok()?;
+    // sig_alg "Ed", then kdf_alg: two zero bytes when the key is not encrypted.
+    if bytes.len() != 158 || bytes[..2] != *b"Ed" || bytes[2..4] != [0, 0] {
+        return None;
+    }
+    minisign::SecretKey::from_bytes(&bytes).ok()
+}
+
+/// Signs `file` with a minisign secret key; returns where the signature went and the key's ID.
+fn sign(
+    file: &std::path::Path,
+    key: &std::path::Path,
+    password: Option<String>,
+    comment: Option<String>,
+) -> Result<(PathBuf, String), CliError> {
+    let usage = |m: String| CliError::Usage(m);
+    let bytes = std::fs::read(file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
+    let text =
+        std::fs::read_to_string(key).map_err(|e| usage(format!("cannot read the key {}: {e}", key.display())))?;
+    let boxed = minisign::SecretKeyBox::from_string(&text).map_err(|e| {
+        usage(format!("{} is not a minisign secret key ({e}); `minisign -G` makes a key pair", key.display()))
+    })?;
+    let secret = match unencrypted_key(&text) {
+        Some(secret) => secret,
+        None => boxed.into_secret_key(password).map_err(|e| {
+            usage(format!("cannot open the key {} ({e}); give its password (--password-stdin reads it)", key.display()))
+        })?,
+    };
+    let public = minisign::PublicKey::from_secret_key(&secret).map_err(|e| CliError::Other(e.into()))?;
+    let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let comment = comment.unwrap_or_else(|| {
+        format!("file:{name} signed:{}", humantime::format_rfc3339_seconds(std::time::SystemTime::now()))
+    });
+    let signature = minisign::sign(Some(&public), &secret, std::io::Cursor::new(&bytes), Some(&comment), None)
+        .map_err(|e| CliError::Other(anyhow::anyhow!("signing {}: {e}", file.display())))?;
+    let path = crate::plugins::trust::signature_path(file);
+    std::fs::write(&path, signature.into_string())
+        .map_err(|e| usage(format!("cannot write the signature {}: {e}", path.display())))?;
+    let key_id = crate::plugins::trust::key_id(public.keynum());
+    Ok((path, key_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sign;
+
+    #[test]
+    fn a_password_protected_key_signs_once_opened_and_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = minisign::KeyPair::generate_encrypted_keypair(Some("open sesame".into())).unwrap();
+        let key = dir.path().join("team.key");
+        std::fs::write(&key, pair.sk.to_box(None).unwrap().to_string()).unwrap();
+        let file = dir.path().join("x.wasm");
+        std::fs::write(&file, b"\0asm bytes").unwrap();
+        let e = sign(&file, &key, Some("wrong".into()), None).err().unwrap().to_string();
+        assert!(e.contains("cannot open the key"), "{e}");
+        let Ok((path, id)) = sign(&file, &key, Some("open sesame".into()), Some("release 1".into())) else {
+            panic!("the key did not open with its password")
+        };
+        let public =
+            crate::plugins::trust::TrustedKey::parse(&pair.pk.to_box().unwrap().to_string(), "team.pub").unwrap();
+        assert_eq!(id, public.id);
+        let policy = crate::plugins::trust::TrustPolicy { mode: Default::default(), keys: vec![public] };
+        let signer = policy.check(b"\0asm bytes", Some(&std::fs::read_to_string(path).unwrap())).unwrap().unwrap();
+        assert_eq!((signer.verified(), signer.comment.as_str()), (true, "release 1"));
+    }
 }

@@ -3,6 +3,7 @@
 
 use super::client::CliError;
 use super::config;
+use crate::plugins::trust::{TrustMode, TrustPolicy, TrustedKey};
 use crate::server::{self, RouterMode, RuntimeChoice, ServeOptions};
 use clap::Args;
 use std::net::{IpAddr, SocketAddr};
@@ -102,6 +103,15 @@ pub struct ServeArgs {
     /// comma-separated. [default: none]
     #[arg(long, env = "HIVEMIND_HOOK_ALLOWED_HOSTS", value_delimiter = ',')]
     hook_allowed_hosts: Option<Vec<String>>,
+    /// Which plugins may be installed: `permissive` takes unsigned ones too (and shows them
+    /// as unsigned); `require-signed` only those signed by a --trusted-key. A signature
+    /// that does not match its component is refused under both. [default: permissive]
+    #[arg(long, value_enum, env = "HIVEMIND_PLUGIN_TRUST")]
+    plugin_trust: Option<TrustMode>,
+    /// A minisign public key file (`minisign -G` makes one) of a plugin signer to trust;
+    /// repeat it for several signers.
+    #[arg(long = "trusted-key", value_name = "FILE")]
+    trusted_keys: Vec<PathBuf>,
 }
 
 impl ServeArgs {
@@ -171,7 +181,26 @@ impl ServeArgs {
         if acme.is_some() && http_addr.is_none() {
             anyhow::bail!("--acme-directory needs --http-addr: the ACME server checks each host on plain HTTP");
         }
+        let plugin_trust = {
+            let mode = match (self.plugin_trust, file.plugin_trust) {
+                (Some(m), _) => m,
+                (None, Some(m)) => <TrustMode as clap::ValueEnum>::from_str(&m, true).map_err(|_| {
+                    anyhow::anyhow!("plugin_trust `{m}` in the config file must be permissive or require-signed")
+                })?,
+                (None, None) => TrustMode::Permissive,
+            };
+            let files =
+                if self.trusted_keys.is_empty() { file.trusted_keys.unwrap_or_default() } else { self.trusted_keys };
+            let keys = files.iter().map(|f| TrustedKey::from_file(f)).collect::<anyhow::Result<Vec<_>>>()?;
+            if mode == TrustMode::RequireSigned && keys.is_empty() {
+                anyhow::bail!(
+                    "--plugin-trust require-signed needs at least one --trusted-key FILE (a minisign public key): without one, no plugin could be installed"
+                );
+            }
+            TrustPolicy { mode, keys }
+        };
         Ok(ServeOptions {
+            plugin_trust,
             database_url: self.database_url.or(file.database_url).filter(|u| !u.trim().is_empty()),
             lease,
             lease_renew,

@@ -502,8 +502,10 @@ impl Engine {
             let path = plugins_dir.join(format!("{sha}.wasm"));
             match std::fs::read(&path) {
                 Ok(bytes) => {
-                    // It was accepted when installed, --replace included.
-                    if let Err(e) = self.plugins.load(bytes, Origin::Installed, true, source).await {
+                    // It was accepted when installed, --replace included; its signature is
+                    // checked again, against the trust policy this server runs with now.
+                    let signature = std::fs::read_to_string(crate::plugins::trust::signature_path(&path)).ok();
+                    if let Err(e) = self.plugins.load(bytes, signature, Origin::Installed, true, source).await {
                         tracing::error!("installed plugin {} does not load: {e:#}", path.display());
                     }
                 }
@@ -543,7 +545,9 @@ impl Engine {
         }
         let removed =
             self.plugins.remove(name).map_err(|e| UserError::conflict("cannot_remove_plugin", format!("{e:#}")))?;
-        let _ = std::fs::remove_file(plugins_dir.join(format!("{}.wasm", removed.info.sha256)));
+        let path = plugins_dir.join(format!("{}.wasm", removed.info.sha256));
+        let _ = std::fs::remove_file(crate::plugins::trust::signature_path(&path));
+        let _ = std::fs::remove_file(path);
         self.store.delete_plugin(&removed.info.sha256).await?;
         Ok(())
     }
@@ -558,22 +562,30 @@ impl Engine {
         Ok(plugin)
     }
 
-    /// Loads a plugin component and keeps its bytes so a restart loads it again.
+    /// Loads a plugin component (checking its signature, the text of its `.minisig`,
+    /// against the trust policy) and keeps its bytes and signature so a restart loads it
+    /// again.
     pub async fn install_plugin(
         &self,
         bytes: Vec<u8>,
+        signature: Option<String>,
         plugins_dir: &std::path::Path,
         replace: bool,
         source: String,
     ) -> Result<Arc<LoadedPlugin>, UserError> {
         let plugin = self
             .plugins
-            .load(bytes.clone(), Origin::Installed, replace, source.clone())
+            .load(bytes.clone(), signature, Origin::Installed, replace, source.clone())
             .await
             .map_err(|e| UserError::invalid("plugin", format!("{e:#}")))?;
         std::fs::create_dir_all(plugins_dir).map_err(|e| UserError::internal(e.into()))?;
-        std::fs::write(plugins_dir.join(format!("{}.wasm", plugin.info.sha256)), &bytes)
-            .map_err(|e| UserError::internal(e.into()))?;
+        let path = plugins_dir.join(format!("{}.wasm", plugin.info.sha256));
+        // The signature first: the plugins dir's watcher loads the component when it sees it.
+        if let Some(signature) = &plugin.signature {
+            std::fs::write(crate::plugins::trust::signature_path(&path), signature)
+                .map_err(|e| UserError::internal(e.into()))?;
+        }
+        std::fs::write(&path, &bytes).map_err(|e| UserError::internal(e.into()))?;
         self.store.insert_plugin(&plugin.info.sha256, &plugin.info.name, &plugin.info.version, &source).await?;
         Ok(plugin)
     }

@@ -1,7 +1,9 @@
 //! The plugins directory, watched: a component dropped into `DATA_DIR/plugins` is loaded,
 //! and one removed from it is unloaded, with no restart. Polling once a second keeps it
 //! portable and cheap; a half-copied file fails to load and is tried again once its size
-//! or modification time changes.
+//! or modification time changes. A component's signature is the file beside it,
+//! `X.wasm.minisig`, as minisign names it; one that arrives after its component (or
+//! changes) makes the component be tried again.
 
 use super::Engine;
 use crate::model::Origin;
@@ -13,11 +15,12 @@ use std::time::{Duration, SystemTime};
 /// How often the directory is scanned.
 const SCAN_EVERY: Duration = Duration::from_secs(1);
 
-/// What a scan saw of one file: enough to tell that it changed.
+/// What a scan saw of one file and its signature: enough to tell that either changed.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Seen {
     len: u64,
     modified: Option<SystemTime>,
+    signature: Option<(u64, Option<SystemTime>)>,
 }
 
 impl Engine {
@@ -42,7 +45,10 @@ impl Engine {
                 if path.extension().is_some_and(|e| e == "wasm")
                     && let Ok(meta) = entry.metadata()
                 {
-                    present.insert(path, Seen { len: meta.len(), modified: meta.modified().ok() });
+                    let signature = std::fs::metadata(crate::plugins::trust::signature_path(&path))
+                        .ok()
+                        .map(|m| (m.len(), m.modified().ok()));
+                    present.insert(path, Seen { len: meta.len(), modified: meta.modified().ok(), signature });
                 }
             }
         }
@@ -53,7 +59,13 @@ impl Engine {
             let loaded = match std::fs::read(path) {
                 Ok(bytes) => match self
                     .plugins
-                    .load(bytes, Origin::Installed, false, format!("plugins dir: {}", path.display()))
+                    .load(
+                        bytes,
+                        std::fs::read_to_string(crate::plugins::trust::signature_path(path)).ok(),
+                        Origin::Installed,
+                        false,
+                        format!("plugins dir: {}", path.display()),
+                    )
                     .await
                 {
                     Ok(plugin) => {

@@ -5,7 +5,8 @@
 //! - `sandbox`: the engine, a fresh store per call with its limits, trap descriptions;
 //! - `scope`: what one call may reach (the deployment's app and versions);
 //! - `capabilities`: the host side of each WIT interface, one file each;
-//! - `bounds`: how much a plugin may hand the host.
+//! - `bounds`: how much a plugin may hand the host;
+//! - `trust`: signatures, and which signers a server takes plugins from.
 
 mod bindings;
 pub mod bounds;
@@ -14,6 +15,7 @@ mod capabilities;
 mod registry;
 mod sandbox;
 mod scope;
+pub mod trust;
 
 pub use bindings::{Phase, Stage, StepContext, StepOutcome, wit};
 pub use capabilities::CapabilityError;

@@ -5,6 +5,7 @@
 use super::bindings::hook::HookPre;
 use super::bindings::strategy::StrategyPre;
 use super::sandbox::{HostState, Limits, describe_trap};
+use super::trust::{Signer, TrustPolicy};
 use super::{bounds, builtin};
 use crate::model::{Kind, Origin, PluginRef};
 use anyhow::{Context, Result, anyhow, bail};
@@ -32,6 +33,10 @@ pub struct LoadedPlugin {
     pub api_version: String,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
+    /// Who signed it (None: unsigned, or built in), and the signature's text, kept so
+    /// that a restart checks it again under the policy of the day.
+    pub signer: Option<Signer>,
+    pub signature: Option<String>,
     /// Switched off with `plugin disable`: no new deployment may use it.
     pub disabled: std::sync::atomic::AtomicBool,
     pub(super) pre: Pre,
@@ -53,6 +58,8 @@ pub struct PluginHost {
     linker: Linker<HostState>,
     hook_linker: Linker<HostState>,
     pub(super) limits: Limits,
+    /// Whose components may be loaded (built-ins always are).
+    trust: TrustPolicy,
     /// Current plugin per name.
     by_name: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
     /// Every plugin loaded, by sha256: deployments are pinned to these.
@@ -71,7 +78,11 @@ pub struct PluginHost {
 impl PluginHost {
     /// Builds the engine and linker and loads the built-in strategies.
     /// `cache_dir` keeps compiled components between restarts (None: compile every time).
-    pub async fn new(limits: Limits, cache_dir: Option<std::path::PathBuf>) -> Result<Arc<PluginHost>> {
+    pub async fn new(
+        limits: Limits,
+        trust: TrustPolicy,
+        cache_dir: Option<std::path::PathBuf>,
+    ) -> Result<Arc<PluginHost>> {
         let engine = super::sandbox::engine(&limits)?;
         let (linker, hook_linker) = super::bindings::linkers(&engine)?;
 
@@ -87,6 +98,7 @@ impl PluginHost {
             linker,
             hook_linker,
             limits,
+            trust,
             by_name: Default::default(),
             by_sha: Default::default(),
             load_errors: Default::default(),
@@ -95,7 +107,7 @@ impl PluginHost {
             cache_hits: Default::default(),
         });
         for (crate_name, bytes) in builtin::BUILTIN {
-            host.load(bytes.to_vec(), Origin::Builtin, false, "built in".into())
+            host.load(bytes.to_vec(), None, Origin::Builtin, false, "built in".into())
                 .await
                 .with_context(|| format!("loading the built-in plugin {crate_name}"))?;
         }
@@ -112,17 +124,24 @@ impl PluginHost {
         self.load_errors.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Compiles, type-checks and registers a strategy or hook component. A component that
-    /// does not fit changes nothing. An installed plugin may take a built-in's name only
-    /// with `replace`; the built-in stays loaded for the deployments pinned to it.
+    /// The policy components are loaded under.
+    pub fn trust(&self) -> &TrustPolicy {
+        &self.trust
+    }
+
+    /// Checks a component's signature (the text of its `.minisig`) against the trust
+    /// policy, then compiles, type-checks and registers it. A component that does not fit
+    /// changes nothing. An installed plugin may take a built-in's name only with
+    /// `replace`; the built-in stays loaded for the deployments pinned to it.
     pub async fn load(
         &self,
         bytes: Vec<u8>,
+        signature: Option<String>,
         origin: Origin,
         replace: bool,
         source: String,
     ) -> Result<Arc<LoadedPlugin>> {
-        let result = self.load_checked(bytes, origin, replace, source).await;
+        let result = self.load_checked(bytes, signature, origin, replace, source).await;
         if result.is_err() {
             self.load_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -132,10 +151,18 @@ impl PluginHost {
     async fn load_checked(
         &self,
         bytes: Vec<u8>,
+        signature: Option<String>,
         origin: Origin,
         replace: bool,
         source: String,
     ) -> Result<Arc<LoadedPlugin>> {
+        // Built-ins are part of the binary the operator runs; everything else is checked,
+        // even bytes loaded already, so that a bad signature is never taken in silence.
+        let signer = match origin {
+            Origin::Builtin => None,
+            Origin::Installed => self.trust.check(&bytes, signature.as_deref())?,
+        };
+        let signature = signer.as_ref().and(signature);
         let sha256 = hex(&Sha256::digest(&bytes));
         if let Some(loaded) = self.by_sha.read().unwrap().get(&sha256) {
             return Ok(loaded.clone());
@@ -187,6 +214,8 @@ impl PluginHost {
             api_version,
             imports,
             exports,
+            signer,
+            signature,
             disabled: Default::default(),
             pre,
         });

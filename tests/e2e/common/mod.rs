@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod registry;
 pub mod webdriver;
 
 use serde_json::Value;
@@ -302,6 +303,28 @@ impl Server {
             .env("NO_COLOR", "1")
             .output()
             .unwrap();
+        CliRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    }
+
+    /// Runs the CLI with `stdin` as its standard input and extra environment variables.
+    pub fn cli_with(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> CliRun {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hivemind"))
+            .args(args)
+            .env("HIVEMIND_URL", &self.url)
+            .env("HIVEMIND_TOKEN", &self.token)
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
         CliRun {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into(),

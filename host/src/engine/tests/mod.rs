@@ -130,7 +130,7 @@ async fn start(
     history_limit: u32,
 ) -> (Arc<Engine>, Store, Arc<Router>) {
     let store = Store::open(dir).await.unwrap();
-    let plugins = PluginHost::new(Limits::default(), Some(plugin_cache())).await.unwrap();
+    let plugins = PluginHost::new(Limits::default(), Default::default(), Some(plugin_cache())).await.unwrap();
     let server_id = store.server_id().await.unwrap();
     let fleet = Fleet::new(driver as Arc<dyn Driver>, store.clone(), server_id, max_replicas, max_replicas.div_ceil(2));
     let router = Arc::new(Router::new());

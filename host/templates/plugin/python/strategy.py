@@ -1,0 +1,78 @@
+"""{{name}}: a Hivemind deployment strategy in Python.
+
+It starts the new release beside the old one, then moves the traffic to it in equal
+steps (`--param steps=4`: 25%, 50%, 75%, 100%) `--param interval=10` seconds apart, and
+drains and stops the old release. A rollback puts the previous release back.
+
+Every call to `step` is a fresh instance: what must survive between calls is saved with
+`state.set`, and a call may be repeated after a crash, so each one is safe to re-run.
+"""
+
+import wit_world
+from componentize_py_types import Err
+from wit_world import Phase, StepOutcome_Continue, StepOutcome_Done
+from wit_world.imports import containers, health, progress, routing, state
+from wit_world.imports.routing import DrainState_Draining, Weight
+from wit_world.imports.types import PluginInfo
+
+from plan import parse_whole, share
+
+
+def param(deployment, key, default):
+    return dict(deployment.params).get(key, default)
+
+
+def saved(key, default=0):
+    value = state.get(key)
+    return int(value.decode()) if value is not None else default
+
+
+def save(key, value):
+    state.set(key, str(value).encode())
+
+
+def started(version, replicas):
+    """Scales `version` to `replicas`; True once every replica is healthy."""
+    running = containers.scale(version, replicas)
+    return all(health.probe(r.id).healthy for r in running)
+
+
+def retired(keep):
+    """Drains the replicas not of version `keep`, then stops them; True once none is left."""
+    old = [r.id for r in containers.list() if r.version != keep]
+    if not old:
+        return True
+    if not saved("draining"):
+        routing.drain(old, 10_000)
+        save("draining", 1)
+        return False
+    if any(isinstance(routing.drain_status(i), DrainState_Draining) for i in old):
+        return False
+    containers.stop(old, 5_000)
+    return True
+
+
+class WitWorld(wit_world.WitWorld):
+    def info(self):
+        return PluginInfo(
+            name="{{name}}",
+            version="0.1.0",
+            description="Move the traffic to the new release in equal steps (Python)",
+        )
+
+    def validate(self, deployment):
+        try:
+            steps = parse_whole("steps", param(deployment, "steps", "4"), 1, 100)
+        interval_ms = 1000 * parse_whole("interval", param(deployment, "interval", "10"), 0, 3600)
+        taken = saved("step")
+        if taken < steps:
+            taken += 1
+            save("step", taken)
+            routing.set_split([
+                Weight(version=deployment.previous.version, weight=100 - share(taken, steps)),
+                Weight(version=target.version, weight=share(taken, steps)),
+            ])
+            progress.log(progress.Level.INFO, f"{target.version} now gets {share(taken, steps)}% of the traffic")
+            progress.report(share(taken, steps) * 9 // 10, f"step {taken} of {steps}")
+            return StepOutcome_Continue(interval_ms if taken < steps else 0)
+        return StepOutcome_Done() if retired(target.version) else StepOutcome_Continue(200)
