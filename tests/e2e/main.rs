@@ -29,6 +29,7 @@ mod python;
 mod router;
 mod router_process;
 mod sandbox;
+mod scaffold;
 mod store;
 mod strategies;
 mod swarm;

@@ -62,17 +62,40 @@ class WitWorld(wit_world.WitWorld):
 
     def validate(self, deployment):
         try:
-            steps = parse_whole("steps", param(deployment, "steps", "4"), 1, 100)
+            parse_whole("steps", param(deployment, "steps", "4"), 1, 100)
+            parse_whole("interval", param(deployment, "interval", "10"), 0, 3600)
+        except ValueError as e:
+            raise Err(str(e))
+
+    def step(self, deployment, cx):
+        target = deployment.target
+        if cx.phase == Phase.ROLLBACK:
+            previous = deployment.previous
+            if previous is None:
+                containers.stop([r.id for r in containers.list()], 5_000)
+                return StepOutcome_Done()
+            if not started(previous.version, previous.replicas):
+                return StepOutcome_Continue(200)
+            routing.set_split([Weight(version=previous.version, weight=100)])
+            return StepOutcome_Done() if retired(previous.version) else StepOutcome_Continue(200)
+
+        if not started(target.version, target.replicas):
+            return StepOutcome_Continue(200)
+        if deployment.previous is None:
+            routing.set_split([Weight(version=target.version, weight=100)])
+            return StepOutcome_Done()
+        steps = parse_whole("steps", param(deployment, "steps", "4"), 1, 100)
         interval_ms = 1000 * parse_whole("interval", param(deployment, "interval", "10"), 0, 3600)
         taken = saved("step")
         if taken < steps:
             taken += 1
             save("step", taken)
+            share_now = share(taken, steps)
             routing.set_split([
-                Weight(version=deployment.previous.version, weight=100 - share(taken, steps)),
-                Weight(version=target.version, weight=share(taken, steps)),
+                Weight(version=deployment.previous.version, weight=100 - share_now),
+                Weight(version=target.version, weight=share_now),
             ])
-            progress.log(progress.Level.INFO, f"{target.version} now gets {share(taken, steps)}% of the traffic")
-            progress.report(share(taken, steps) * 9 // 10, f"step {taken} of {steps}")
+            progress.log(progress.Level.INFO, f"{target.version} now gets {share_now}% of the traffic")
+            progress.report(share_now * 9 // 10, f"step {taken} of {steps}")
             return StepOutcome_Continue(interval_ms if taken < steps else 0)
         return StepOutcome_Done() if retired(target.version) else StepOutcome_Continue(200)
