@@ -30,6 +30,7 @@ mod router;
 mod router_process;
 mod sandbox;
 mod scaffold;
+mod simulator;
 mod store;
 mod strategies;
 mod swarm;

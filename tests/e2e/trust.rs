@@ -298,6 +298,10 @@ fn the_default_policy_takes_unsigned_plugins_and_says_so_but_never_a_broken_sign
     assert!(run.stdout.contains("unsigned"), "{}", run.stdout);
     let inspected = server.cli_json(&["plugin", "inspect", "test-noop"]);
     assert!(inspected.get("signature").is_none(), "{inspected}");
+    // The same component, signed afterwards and installed again, is shown signed.
+    team.sign(&unsigned, "signed afterwards");
+    let run = server.cli(&["plugin", "install", unsigned.to_str().unwrap()]).ok();
+    assert!(run.stdout.contains(&format!("signed by key ID {} (trusted key", team.id)), "{}", run.stdout);
     server.cli(&["plugin", "remove", "test-noop"]).ok();
 
     let foreign = component(dir.path(), "foreign.wasm");

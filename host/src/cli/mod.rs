@@ -98,6 +98,13 @@ enum Command {
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     let format = cli.output;
+    if !matches!(cli.command, Command::Serve(_) | Command::Router(_)) {
+        // A command whose output is cut short (`| head`) ends quietly, as Unix tools do,
+        // instead of panicking on a write to a closed pipe (Rust ignores SIGPIPE). The
+        // server and the router keep ignoring it: a client gone is not their end.
+        // SAFETY: setting a signal's disposition to its default, before any thread writes.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Router(args) => router::run(args).await,

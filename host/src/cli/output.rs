@@ -521,3 +521,54 @@ pub fn cluster(c: &crate::api_types::ClusterView, format: Format) {
         .collect();
     table(&["SERVER", "ROLE", "API", "STARTED", "SEEN"], rows);
 }
+
+/// `plugin test`: each scenario's verdict, figures and timeline.
+pub fn simulation(report: &crate::plugins::simulator::Report, format: Format, brief: bool) {
+    use crate::plugins::simulator::duration;
+    if format != Format::Table {
+        return json(report, format);
+    }
+    let passed = report.scenarios.iter().filter(|s| s.passed).count();
+    println!(
+        "{} {}: {} scenarios in {} (wall clock){}",
+        report.plugin,
+        report.version,
+        report.scenarios.len(),
+        duration(report.wall_ms),
+        if report.variants.is_empty() {
+            String::new()
+        } else {
+            format!(", run as an A/B test of {}", report.variants.join(" and "))
+        }
+    );
+    for s in &report.scenarios {
+        let failed_share = if s.requests == 0 { 0.0 } else { s.failed_requests as f64 * 100.0 / s.requests as f64 };
+        println!();
+        println!("{} {}: {}", if s.passed { "✓" } else { "✗" }, s.name, s.verdict);
+        println!("  expected: {}", s.expected);
+        println!(
+            "  {} simulated, {} steps, {} requests, {} failed ({failed_share:.1}%)",
+            duration(s.simulated_ms),
+            s.steps,
+            s.requests,
+            s.failed_requests
+        );
+        if brief {
+            continue;
+        }
+        // The first and last lines of a long timeline.
+        const SHOWN: usize = 16;
+        let lines = &s.timeline;
+        for (i, (at, line)) in lines.iter().enumerate() {
+            if lines.len() > 2 * SHOWN && i == SHOWN {
+                println!("    {:>9}  … {} more lines …", "", lines.len() - 2 * SHOWN);
+            }
+            if lines.len() > 2 * SHOWN && (SHOWN..lines.len() - SHOWN).contains(&i) {
+                continue;
+            }
+            println!("    {:>9}  {line}", format!("+{}", duration(*at)));
+        }
+    }
+    println!();
+    println!("{passed} of {} scenarios ended as they should", report.scenarios.len());
+}

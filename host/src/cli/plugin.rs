@@ -5,6 +5,7 @@ use super::client::{CliError, Client};
 use super::oci;
 use super::output::{self, Format};
 use super::scaffold;
+use crate::plugins::simulator;
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,37 @@ pub enum PluginCommand {
         /// Where to write it [default: ./NAME].
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+    /// Run a strategy against a simulated host, in simulated time: a healthy release, one
+    /// that never gets healthy, an error spike at 50% of the traffic and a server crash
+    /// between two steps. Prints what the strategy did and whether each scenario ended as
+    /// it should; exits 1 if one did not. No server, no Docker, no real waiting.
+    #[command(
+        after_help = "Examples:\n  hivemind plugin test target/wasm32-wasip2/release/ramp.wasm\n  hivemind plugin test ramp.wasm --param steps=4 --start-time 10s --probe-fail-rate 0.05"
+    )]
+    Test {
+        file: PathBuf,
+        /// A strategy parameter, KEY=VALUE (repeatable), as deployments give them.
+        #[arg(long = "param", value_parser = crate::model::parse_key_value)]
+        params: Vec<(String, String)>,
+        /// Replicas of each release.
+        #[arg(long, default_value_t = 3)]
+        replicas: u32,
+        /// How long a new replica takes to become healthy.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        start_time: std::time::Duration,
+        /// The chance (0 to 1) that a probe of a started replica fails anyway.
+        #[arg(long, default_value_t = 0.0)]
+        probe_fail_rate: f64,
+        /// Requests per second to the app.
+        #[arg(long, default_value_t = 50.0)]
+        rps: f64,
+        /// The share (0 to 1) of requests every version answers with a 5xx.
+        #[arg(long, default_value_t = 0.001)]
+        error_rate: f64,
+        /// Print only the verdicts, not what happened.
+        #[arg(long)]
+        brief: bool,
     },
     /// Sign a component with a minisign secret key: writes FILE.minisig, which `plugin
     /// install` and `plugin publish` take along. Keys from `minisign -G` work.
@@ -160,6 +192,23 @@ pub async fn run(client: &Client, command: PluginCommand, format: Format) -> Res
                 dir.display(),
                 files.len()
             );
+        }
+        PluginCommand::Test { file, params, replicas, start_time, probe_fail_rate, rps, error_rate, brief } => {
+            for (name, rate) in [("--probe-fail-rate", probe_fail_rate), ("--error-rate", error_rate)] {
+                if !(0.0..=1.0).contains(&rate) {
+                    return Err(CliError::Usage(format!("{name} {rate} must be from 0 to 1")));
+                }
+            }
+            if !(1..=100).contains(&replicas) || rps <= 0.0 {
+                return Err(CliError::Usage("--replicas must be from 1 to 100, and --rps above 0".into()));
+            }
+            let bytes =
+                std::fs::read(&file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+            let settings =
+                simulator::Settings { params, replicas, start: start_time, probe_fail_rate, rps, error_rate };
+            let report = simulator::run(&bytes, &settings).await.map_err(|e| CliError::Usage(format!("{e:#}")))?;
+            output::simulation(&report, format, brief);
+            return Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) });
         }
         PluginCommand::Sign { file, key, password_stdin, comment } => {
             let password = if password_stdin { Some(read_stdin_line("the key's password")?) } else { None };

@@ -6,7 +6,8 @@
 //! - `scope`: what one call may reach (the deployment's app and versions);
 //! - `capabilities`: the host side of each WIT interface, one file each;
 //! - `bounds`: how much a plugin may hand the host;
-//! - `trust`: signatures, and which signers a server takes plugins from.
+//! - `trust`: signatures, and which signers a server takes plugins from;
+//! - `simulator`: a strategy run against a simulated host (`plugin test`).
 
 mod bindings;
 pub mod bounds;
@@ -15,6 +16,7 @@ mod capabilities;
 mod registry;
 mod sandbox;
 mod scope;
+pub mod simulator;
 pub mod trust;
 
 pub use bindings::{Phase, Stage, StepContext, StepOutcome, wit};

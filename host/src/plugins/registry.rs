@@ -164,7 +164,11 @@ impl PluginHost {
         };
         let signature = signer.as_ref().and(signature);
         let sha256 = hex(&Sha256::digest(&bytes));
-        if let Some(loaded) = self.by_sha.read().unwrap().get(&sha256) {
+        // The same bytes again are the plugin already loaded, unless they now come with a
+        // signature it lacked (installed unsigned, then signed): loaded again, to say so.
+        if let Some(loaded) = self.by_sha.read().unwrap().get(&sha256)
+            && (signer.is_none() || loaded.signer == signer)
+        {
             return Ok(loaded.clone());
         }
         check_is_component(&bytes)?;
@@ -193,7 +197,7 @@ impl PluginHost {
         })
         .await
         .map_err(|_| anyhow!("the plugin's info() did not return within {:?}", self.limits.timeout))?
-        .map_err(|e| anyhow!("the plugin's info() failed: {}", describe_trap(&e, &store)))?;
+        .map_err(|e| anyhow!("the plugin's info() failed: {}", describe_trap(&e, &store.data().stderr)))?;
         validate_name(&info.name)?;
         validate_version(&info.version)?;
         let description = bounds::bounded(info.description, bounds::DESCRIPTION_BYTES);

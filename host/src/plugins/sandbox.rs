@@ -39,7 +39,7 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
-    stderr: MemoryOutputPipe,
+    pub(super) stderr: MemoryOutputPipe,
     pub(super) step: Option<StepCaps>,
     pub(super) hook: Option<HookCaps>,
 }
@@ -121,7 +121,7 @@ impl PluginHost {
         .await;
         match result {
             Err(_) => Err(format!("validate() did not return within {} s", self.limits.timeout.as_secs())),
-            Ok(Err(e)) => Err(describe_trap(&e, &store)),
+            Ok(Err(e)) => Err(describe_trap(&e, &store.data().stderr)),
             Ok(Ok(verdict)) => Ok(verdict.map_err(|why| bounds::bounded(why, bounds::REASON_BYTES))),
         }
     }
@@ -155,7 +155,7 @@ impl PluginHost {
         };
         let outcome = result.map(|result| match result {
             Err(_) => Err(format!("the step did not finish within its {} s time limit", self.limits.timeout.as_secs())),
-            Ok(Err(e)) => Err(describe_trap(&e, &store)),
+            Ok(Err(e)) => Err(describe_trap(&e, &store.data().stderr)),
             Ok(Ok(outcome)) => Ok(bounded_outcome(outcome)),
         });
         let caps = store.into_data().step.expect("a step store carries capabilities");
@@ -187,7 +187,7 @@ impl PluginHost {
         .await;
         let verdict = match result {
             Err(_) => Err(format!("it did not finish within its {} s timeout and was stopped", timeout.as_secs())),
-            Ok(Err(e)) => Err(describe_trap(&e, &store)),
+            Ok(Err(e)) => Err(describe_trap(&e, &store.data().stderr)),
             Ok(Ok(verdict)) => verdict
                 .map(|output| bounds::bounded(output, bounds::REASON_BYTES))
                 .map_err(|why| bounds::bounded(why, bounds::REASON_BYTES)),
@@ -208,8 +208,8 @@ fn bounded_outcome(outcome: StepOutcome) -> StepOutcome {
 
 /// Says what a guest did wrong, in words a plugin author can act on: which limit it hit,
 /// or what the host call it made said, with where in its code it was and what it printed.
-pub(super) fn describe_trap(e: &wasmtime::Error, store: &Store<HostState>) -> String {
-    let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).trim().to_string();
+pub(super) fn describe_trap(e: &wasmtime::Error, stderr: &MemoryOutputPipe) -> String {
+    let stderr = String::from_utf8_lossy(&stderr.contents()).trim().to_string();
     let text = format!("{e:#}");
     let what = match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::OutOfFuel) => {

@@ -1,0 +1,578 @@
+//! `hivemind plugin test`: a strategy run against a simulated host, in simulated time.
+//!
+//! The strategy's component runs in the same sandbox as on a server (fuel, memory,
+//! a fresh instance per step), but its capabilities act on `World` — replicas that start
+//! in a set time and may fail their probes, a split, requests served with an error rate
+//! per version — and its clocks read the simulated time, which moves only when the
+//! strategy waits. The driver is the engine's step loop in miniature: validate, deploy
+//! steps until done or failed, the rollback phase after a failure, approvals given by a
+//! simulated operator. Each scenario then checks that the deployment ended as it should:
+//! completed with the new release serving alone, or rolled back with the previous one.
+
+mod host;
+mod world;
+
+use super::bindings::strategy::{Phase, StepContext, StepOutcome, StrategyPre};
+use super::bindings::wit;
+use super::sandbox::{Limits, describe_trap};
+use anyhow::{Result, anyhow, bail};
+use host::SimHost;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Store, StoreLimitsBuilder};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use world::{Behaviour, SimClock, Spike, World};
+
+/// What the simulated app and its traffic look like, for every scenario.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The strategy's parameters, as `--param` gives them.
+    pub params: Vec<(String, String)>,
+    /// Replicas of each release.
+    pub replicas: u32,
+    /// How long a new replica takes to become healthy.
+    pub start: Duration,
+    /// The chance that a probe of a started replica fails.
+    pub probe_fail_rate: f64,
+    /// Requests per second, and the share every version answers with a 5xx.
+    pub rps: f64,
+    pub error_rate: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            params: Vec::new(),
+            replicas: 3,
+            start: Duration::from_secs(2),
+            probe_fail_rate: 0.0,
+            rps: 50.0,
+            error_rate: 0.001,
+        }
+    }
+}
+
+/// How a simulated deployment ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "ended", content = "reason")]
+pub enum Ending {
+    Completed,
+    RolledBack,
+    /// The rollback phase failed too (a server would restore the previous release itself).
+    Failed(String),
+    /// `validate` refused the deployment.
+    Refused(String),
+    /// Still under way when the simulation gave up.
+    Unfinished(String),
+}
+
+/// One scenario's run.
+#[derive(Debug, Serialize)]
+pub struct ScenarioReport {
+    pub name: &'static str,
+    pub expected: &'static str,
+    pub ending: Ending,
+    pub passed: bool,
+    /// Why it passed or not, in one line.
+    pub verdict: String,
+    pub simulated_ms: u64,
+    pub steps: u32,
+    pub requests: u64,
+    pub failed_requests: u64,
+    /// What happened, as (simulated ms, line).
+    pub timeline: Vec<(u64, String)>,
+}
+
+/// A plugin's run through every scenario.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub plugin: String,
+    pub version: String,
+    /// Set when the strategy runs only A/B tests: the variants it was given.
+    pub variants: Vec<String>,
+    pub scenarios: Vec<ScenarioReport>,
+    pub wall_ms: u64,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.scenarios.iter().all(|s| s.passed)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Expect {
+    Completed,
+    RolledBack,
+    /// Either is right: the world does not force one (an error spike that a strategy
+    /// without traffic analysis cannot see).
+    EitherConsistent,
+}
+
+struct Scenario {
+    name: &'static str,
+    expected: &'static str,
+    expect: Expect,
+    /// The server crashes after this deploy step (its state writes and outcome lost).
+    crash_after_step: Option<u32>,
+    behaviour: fn(&Settings, &str) -> Behaviour,
+}
+
+fn baseline(settings: &Settings) -> Behaviour {
+    Behaviour {
+        start_ms: settings.start.as_millis() as u64,
+        probe_fail_rate: settings.probe_fail_rate,
+        never_healthy: None,
+        rps: settings.rps,
+        error_rate: settings.error_rate,
+        spike: None,
+    }
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "healthy release",
+        expected: "completed, the new release serving alone",
+        expect: Expect::Completed,
+        crash_after_step: None,
+        behaviour: |s, _| baseline(s),
+    },
+    Scenario {
+        name: "release that never gets healthy",
+        expected: "rolled back, the previous release serving",
+        expect: Expect::RolledBack,
+        crash_after_step: None,
+        behaviour: |s, target| Behaviour { never_healthy: Some(target.to_string()), ..baseline(s) },
+    },
+    Scenario {
+        name: "error spike at 50%",
+        expected: "rolled back by a strategy that analyses traffic; completed by one that does not",
+        expect: Expect::EitherConsistent,
+        crash_after_step: None,
+        behaviour: |s, target| Behaviour {
+            spike: Some(Spike { version: target.to_string(), from_percent: 50, error_rate: 0.3 }),
+            ..baseline(s)
+        },
+    },
+    Scenario {
+        name: "server crash between two steps",
+        expected: "completed, the new release serving alone (the step after the crash runs again)",
+        expect: Expect::Completed,
+        crash_after_step: Some(3),
+        behaviour: |s, _| baseline(s),
+    },
+];
+
+/// When a simulation gives up on a deployment that does not end.
+const MAX_SIMULATED_MS: u64 = 3_600_000;
+const MAX_STEPS: u32 = 5_000;
+const BUSY_STEPS: u32 = 500;
+/// How long the simulated operator takes to approve, and when it picks an A/B test's winner.
+const OPERATOR_MS: u64 = 30_000;
+const AB_WINNER_MS: u64 = 300_000;
+
+/// A compiled strategy, ready to run steps in simulated worlds.
+struct Simulation {
+    engine: wasmtime::Engine,
+    pre: StrategyPre<SimHost>,
+    limits: Limits,
+}
+
+/// Runs every scenario against the strategy component `bytes`.
+pub async fn run(bytes: &[u8], settings: &Settings) -> Result<Report> {
+    let started = Instant::now();
+    let limits = Limits { timeout: Duration::from_secs(10), ..Limits::default() };
+    let engine = super::sandbox::engine(&limits)?;
+    let mut linker = Linker::<SimHost>::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    super::bindings::strategy::Strategy::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+    let component = Component::new(&engine, bytes).map_err(|e| anyhow!("the component does not compile: {e:#}"))?;
+    let exports: Vec<String> = component.component_type().exports(&engine).map(|(name, _)| name.to_string()).collect();
+    if !exports.iter().any(|e| e == "step") {
+        bail!(
+            "`plugin test` simulates strategies, and this component exports {} (a hook exports `run`; a strategy `step`)",
+            exports.join(", ")
+        );
+    }
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| anyhow!("the component imports something a strategy is not granted: {e:#}"))?;
+    let pre = StrategyPre::new(pre).map_err(|e| anyhow!("the component is not a strategy@0.1 component: {e:#}"))?;
+    let simulation = Simulation { engine, pre, limits };
+
+    let info = {
+        let world = Arc::new(Mutex::new(World::serving("v1", 1, baseline(settings), 0)));
+        let mut store = simulation.store(world, HashSet::new(), HashMap::new(), 0);
+        let instance = simulation.pre.instantiate_async(&mut store).await?;
+        instance
+            .call_info(&mut store)
+            .await
+            .map_err(|e| anyhow!("info() failed: {}", describe_trap(&e, &store.data().stderr)))?
+    };
+    let mut deployment = deployment(settings, false);
+    let mut variants = Vec::new();
+    if let Err(why) = simulation.validate(&deployment).await?
+        && why.contains("variant")
+    {
+        // A strategy for A/B tests only: run it with two variants.
+        deployment = self::deployment(settings, true);
+        variants = deployment.variants.iter().map(|v| v.release.version.clone()).collect();
+    }
+    let mut scenarios = Vec::new();
+    for (i, scenario) in SCENARIOS.iter().enumerate() {
+        scenarios.push(simulation.scenario(scenario, &deployment, settings, i as u64 + 1).await?);
+    }
+    Ok(Report {
+        plugin: info.name,
+        version: info.version,
+        variants,
+        scenarios,
+        wall_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// The simulated deployment: `v1` serves, `v2` (or variants `v2-a` and `v2-b`) comes.
+fn deployment(settings: &Settings, ab: bool) -> wit::Deployment {
+    let release = |version: &str| wit::Release {
+        version: version.into(),
+        image: format!("registry.local/sim:{version}"),
+        replicas: settings.replicas,
+    };
+    let variants = if ab {
+        vec![
+            wit::Variant { release: release("v2-a"), percentage: 50 },
+            wit::Variant { release: release("v2-b"), percentage: 50 },
+        ]
+    } else {
+        Vec::new()
+    };
+    wit::Deployment {
+        id: "dep-simulated".into(),
+        app: world::APP.into(),
+        target: release(if ab { "v2-a" } else { "v2" }),
+        previous: Some(release("v1")),
+        variants,
+        params: settings.params.clone(),
+        health: wit::HealthCheck { path: "/health".into(), timeout_ms: 1000, ready_timeout_ms: 30_000 },
+    }
+}
+
+impl Simulation {
+    fn store(
+        &self,
+        world: Arc<Mutex<World>>,
+        versions: HashSet<String>,
+        state: HashMap<String, Vec<u8>>,
+        promotions: u32,
+    ) -> Store<SimHost> {
+        let clock = world.lock().unwrap().clock.clone();
+        let stderr = MemoryOutputPipe::new(16 << 10);
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .wall_clock(SimClock(clock.clone()))
+            .monotonic_clock(SimClock(clock))
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .instances(64)
+            .tables(64)
+            .trap_on_grow_failure(true)
+            .build();
+        let host = SimHost {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            stderr,
+            world,
+            versions,
+            state,
+            writes: HashMap::new(),
+            promotions,
+        };
+        let mut store = Store::new(&self.engine, host);
+        store.limiter(|host| &mut host.limits);
+        store.set_fuel(self.limits.fuel).expect("fuel is enabled");
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        store
+    }
+
+    async fn validate(&self, deployment: &wit::Deployment) -> Result<Result<(), String>> {
+        let world = Arc::new(Mutex::new(World::serving("v1", 1, baseline(&Settings::default()), 0)));
+        let mut store = self.store(world, HashSet::new(), HashMap::new(), 0);
+        let call = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            instance.call_validate(&mut store, deployment).await
+        };
+        match tokio::time::timeout(self.limits.timeout, call).await {
+            Err(_) => bail!("validate() did not return within {} s", self.limits.timeout.as_secs()),
+            Ok(Err(e)) => bail!("validate() failed: {}", describe_trap(&e, &store.data().stderr)),
+            Ok(Ok(verdict)) => Ok(verdict),
+        }
+    }
+
+    /// One step in a fresh sandbox; returns its outcome (or why it failed) and its writes.
+    async fn step(
+        &self,
+        world: &Arc<Mutex<World>>,
+        deployment: &wit::Deployment,
+        context: &StepContext,
+        state: &HashMap<String, Vec<u8>>,
+        promotions: u32,
+    ) -> (Result<StepOutcome, String>, HashMap<String, Vec<u8>>) {
+        let versions = owned_versions(deployment);
+        let mut store = self.store(world.clone(), versions, state.clone(), promotions);
+        let call = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            instance.call_step(&mut store, deployment, context).await
+        };
+        let outcome = match tokio::time::timeout(self.limits.timeout, call).await {
+            Err(_) => Err(format!("the step did not finish within {} s of real time", self.limits.timeout.as_secs())),
+            Ok(Err(e)) => Err(describe_trap(&e, &store.data().stderr)),
+            Ok(Ok(outcome)) => Ok(outcome),
+        };
+        (outcome, std::mem::take(&mut store.data_mut().writes))
+    }
+
+    /// Runs one scenario to its end and judges it.
+    async fn scenario(
+        &self,
+        scenario: &Scenario,
+        deployment: &wit::Deployment,
+        settings: &Settings,
+        seed: u64,
+    ) -> Result<ScenarioReport> {
+        let previous = deployment.previous.clone().expect("the simulated deployment replaces v1");
+        let behaviour = (scenario.behaviour)(settings, &deployment.target.version);
+        let world = Arc::new(Mutex::new(World::serving(&previous.version, previous.replicas, behaviour, seed)));
+        let (mut steps, mut crash) = (0, None);
+        let ending = match self.validate(deployment).await? {
+            Err(why) => Ending::Refused(why),
+            Ok(()) => self.drive(scenario, deployment, &world, &mut steps, &mut crash).await,
+        };
+        let world = world.lock().unwrap();
+        let (mut passed, mut verdict) = judge(scenario.expect, &ending, &world, deployment);
+        // A plugin that crashed (a trap, a limit, the time limit) never ended as it should,
+        // whatever state the world was left in.
+        if let Some(crash) = crash {
+            passed = false;
+            verdict = format!("{crash}; {verdict}");
+        }
+        Ok(ScenarioReport {
+            name: scenario.name,
+            expected: scenario.expected,
+            ending,
+            passed,
+            verdict,
+            simulated_ms: world.now(),
+            steps,
+            requests: world.requests(),
+            failed_requests: world.failed_requests(),
+            timeline: world.timeline.clone(),
+        })
+    }
+    /// The engine's step loop in miniature: deploy steps until done or failed, then the
+    /// rollback phase after a failure; approvals come from a simulated operator.
+    async fn drive(
+        &self,
+        scenario: &Scenario,
+        deployment: &wit::Deployment,
+        world: &Arc<Mutex<World>>,
+        steps: &mut u32,
+        crash: &mut Option<String>,
+    ) -> Ending {
+        let note = |line: String| world.lock().unwrap().note(line);
+        let mut state = HashMap::new();
+        let (mut phase, mut attempt, mut phase_started) = (Phase::Deploy, 0u32, 0u64);
+        let (mut promotions, mut verified, mut winner) = (0u32, false, None::<String>);
+        // Steps in a row that asked to run again at once: a busy loop if it goes on.
+        let mut at_once = 0u32;
+        let mut crashed = false;
+        loop {
+            let now = world.lock().unwrap().now();
+            if now > MAX_SIMULATED_MS || *steps >= MAX_STEPS {
+                break Ending::Unfinished(format!(
+                    "still under way after {steps} steps and {} of simulated time",
+                    duration(now)
+                ));
+            }
+            // An A/B test runs until someone picks a winner: after five minutes the
+            // simulated operator picks the variant with the lowest error rate.
+            if !deployment.variants.is_empty() && winner.is_none() && now >= AB_WINNER_MS {
+                let pick = best_variant(deployment, &world.lock().unwrap());
+                note(format!("the operator picks the winner {pick}"));
+                winner = Some(pick);
+            }
+            let context = StepContext {
+                phase,
+                attempt,
+                elapsed_ms: now - phase_started,
+                promoted: promotions > 0,
+                winner: winner.clone(),
+                verified,
+            };
+            let (outcome, writes) = self.step(world, deployment, &context, &state, promotions).await;
+            *steps += 1;
+            attempt += 1;
+            if phase == Phase::Deploy && scenario.crash_after_step == Some(attempt) && !crashed {
+                crashed = true;
+                attempt -= 1;
+                note(format!(
+                    "the server crashed after step {} (what the step did to the world stays; its state writes and outcome are lost); restarted, the step runs again",
+                    attempt + 1
+                ));
+                continue;
+            }
+            let failure = match outcome {
+                Ok(outcome) => {
+                    state.extend(writes);
+                    match outcome {
+                        StepOutcome::Continue(ms) => {
+                            at_once = if ms == 0 { at_once + 1 } else { 0 };
+                            if at_once >= BUSY_STEPS {
+                                break Ending::Unfinished(format!(
+                                    "it asked to run again at once {BUSY_STEPS} times in a row, without waiting: a busy loop"
+                                ));
+                            }
+                            world.lock().unwrap().advance(u64::from(ms));
+                            None
+                        }
+                        StepOutcome::Verify => {
+                            note("verify hooks run and pass (simulated)".into());
+                            verified = true;
+                            None
+                        }
+                        StepOutcome::AwaitApproval(why) => {
+                            note(format!("awaits approval: {why}"));
+                            world.lock().unwrap().advance(OPERATOR_MS);
+                            promotions += 1;
+                            if !deployment.variants.is_empty() && winner.is_none() {
+                                let pick = best_variant(deployment, &world.lock().unwrap());
+                                note(format!("the operator picks the winner {pick}"));
+                                winner = Some(pick);
+                            } else {
+                                note("the operator promotes".into());
+                            }
+                            None
+                        }
+                        StepOutcome::Done if phase == Phase::Deploy => break Ending::Completed,
+                        StepOutcome::Done => break Ending::RolledBack,
+                        StepOutcome::Failed(why) => Some(why),
+                    }
+                }
+                Err(trap) => {
+                    crash.get_or_insert(trap.clone());
+                    Some(trap)
+                }
+            };
+            if let Some(why) = failure {
+                if phase == Phase::Rollback {
+                    note(format!("the rollback failed: {why}"));
+                    break Ending::Failed(why);
+                }
+                note(format!("the deployment failed: {why}; rolling back"));
+                phase = Phase::Rollback;
+                attempt = 0;
+                phase_started = world.lock().unwrap().now();
+            }
+        }
+    }
+}
+
+/// The variant a person reading the figures would pick: the lowest error rate.
+fn best_variant(d: &wit::Deployment, world: &World) -> String {
+    let rate = |v: &str| {
+        world.traffic.get(v).map(|t| if t.requests > 0.0 { t.errors / t.requests } else { 0.0 }).unwrap_or(0.0)
+    };
+    d.variants
+        .iter()
+        .map(|v| v.release.version.clone())
+        .min_by(|a, b| rate(a).total_cmp(&rate(b)))
+        .unwrap_or_else(|| d.target.version.clone())
+}
+
+fn owned_versions(d: &wit::Deployment) -> HashSet<String> {
+    let mut versions: HashSet<String> = d.variants.iter().map(|v| v.release.version.clone()).collect();
+    versions.insert(d.target.version.clone());
+    versions.extend(d.previous.iter().map(|p| p.version.clone()));
+    versions
+}
+
+/// Whether the world is as the ending says it should be, and as the scenario expects.
+fn judge(expect: Expect, ending: &Ending, world: &World, d: &wit::Deployment) -> (bool, String) {
+    let previous = d.previous.as_ref().expect("a previous release");
+    let new: Vec<String> = owned_versions(d).into_iter().filter(|v| *v != previous.version).collect();
+    let serving = world.serving_versions();
+    let consistent = match ending {
+        Ending::Completed => {
+            let alone = !serving.is_empty() && serving.iter().all(|v| new.contains(v));
+            let left: Vec<&str> = world.of_version(&previous.version).iter().map(|r| r.id.as_str()).collect();
+            let short: Vec<String> = serving
+                .iter()
+                .filter(|v| world.healthy(v) < d.target.replicas)
+                .map(|v| format!("{v} has {} of {} replicas healthy", world.healthy(v), d.target.replicas))
+                .collect();
+            if !alone {
+                Err(format!("it completed, but the split serves {}", serving.join(", ")))
+            } else if !left.is_empty() {
+                Err(format!(
+                    "it completed, but {} of {} still run{}",
+                    left.join(", "),
+                    previous.version,
+                    if left.len() == 1 { "s" } else { "" }
+                ))
+            } else if !short.is_empty() {
+                Err(format!("it completed, but {}", short.join("; ")))
+            } else {
+                Ok(format!("completed: {} serves alone", serving.join(", ")))
+            }
+        }
+        Ending::RolledBack => {
+            let left: Vec<&str> =
+                world.replicas.iter().filter(|r| new.contains(&r.version)).map(|r| r.id.as_str()).collect();
+            if serving != [previous.version.clone()] {
+                Err(format!("it rolled back, but the split serves {}", serving.join(", ")))
+            } else if world.healthy(&previous.version) < previous.replicas {
+                Err(format!(
+                    "it rolled back, but {} has {} of {} replicas healthy",
+                    previous.version,
+                    world.healthy(&previous.version),
+                    previous.replicas
+                ))
+            } else if !left.is_empty() {
+                Err(format!("it rolled back, but {} still run", left.join(", ")))
+            } else {
+                Ok(format!("rolled back: {} serves alone again", previous.version))
+            }
+        }
+        Ending::Failed(why) => {
+            Err(format!("the rollback failed too ({why}); a server would restore {} itself", previous.version))
+        }
+        Ending::Refused(why) => Err(format!("validate refused the deployment: {why}")),
+        Ending::Unfinished(why) => Err(why.clone()),
+    };
+    match (consistent, expect, ending) {
+        (Err(why), _, _) => (false, why),
+        (Ok(done), Expect::Completed, Ending::Completed) | (Ok(done), Expect::RolledBack, Ending::RolledBack) => {
+            (true, done)
+        }
+        (Ok(done), Expect::EitherConsistent, _) => (true, done),
+        (Ok(done), Expect::Completed, _) => (false, format!("{done}, but it should have completed")),
+        (Ok(done), _, _) => (false, format!("{done}, but it should have rolled back")),
+    }
+}
+
+/// "1m 12.4s", "850ms".
+pub fn duration(ms: u64) -> String {
+    match ms {
+        0..1000 => format!("{ms}ms"),
+        1000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        _ => format!("{}m {:.1}s", ms / 60_000, (ms % 60_000) as f64 / 1000.0),
+    }
+}
