@@ -12,7 +12,7 @@ crash, so each one is safe to repeat.
 
 import wit_world
 from componentize_py_types import Err
-from wit_world import Phase, StepOutcome_AwaitApproval, StepOutcome_Continue, StepOutcome_Done
+from wit_world import Phase, StepOutcome_AwaitApproval, StepOutcome_Continue, StepOutcome_Done, StepOutcome_Failed
 from wit_world.imports import containers, context, health, progress, routing, state
 from wit_world.imports.routing import DrainState_Draining, Weight
 from wit_world.imports.types import PluginInfo
@@ -84,6 +84,9 @@ class WitWorld(wit_world.WitWorld):
             return StepOutcome_Done() if retire(previous.version) else StepOutcome_Continue(250)
 
         if not start(target, deployment.target.replicas):
+            # A release that never gets healthy fails the deployment, which rolls back.
+            if cx.elapsed_ms > deployment.health.ready_timeout_ms:
+                return StepOutcome_Failed(f"{target} is not healthy after {deployment.health.ready_timeout_ms // 1000} s")
             return StepOutcome_Continue(250)
         if deployment.previous is None:
             routing.set_split([Weight(version=target, weight=100)])

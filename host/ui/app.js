@@ -876,7 +876,8 @@ async function pluginsPage() {
           h('dt', {}, 'Source'), h('dd', {}, x.source || '—'),
           h('dt', {}, 'sha256'), h('dd', { class: 'mono' }, x.sha256),
           h('dt', {}, 'Signature'), h('dd', {}, signedBy(x)),
-          ...(x.signature ? [h('dt', {}, 'Signed comment'), h('dd', { class: 'mono' }, x.signature.comment)] : []),
+          ...(x.signature ? [h('dt', {}, 'Signed comment'), h('dd', { class: 'mono' },
+            x.signature.verified ? x.signature.comment : `${x.signature.comment} (unverified: the key is not trusted here)`)] : []),
           h('dt', {}, 'Imports'), h('dd', {}, h('ul', {}, x.imports.map((i) => h('li', { class: 'mono' }, i)))),
           h('dt', {}, 'Exports'), h('dd', {}, h('ul', {}, x.exports.map((i) => h('li', { class: 'mono' }, i))))));
       },

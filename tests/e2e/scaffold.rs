@@ -76,6 +76,22 @@ fn plugin_new_writes_strategies_and_hooks_in_rust_and_python_that_build_install_
         version += 1;
         let next = format!("v{version}");
         if kind == "strategy" {
+            // The simulator passes it as written.
+            let simulated = server.cli(&[
+                "plugin",
+                "test",
+                wasm.to_str().unwrap(),
+                "--param",
+                "steps=2",
+                "--param",
+                "interval=1",
+                "--brief",
+            ]);
+            assert!(
+                simulated.code == 0 && simulated.stdout.contains("4 of 4 scenarios ended as they should"),
+                "{name}: {}",
+                simulated.stdout
+            );
             let d = server
                 .deploy(
                     "web",

@@ -74,7 +74,7 @@ fn hostile_plugins_are_reported_for_what_they_do() {
         ("hog", vec![], "more memory than its limit"),
         ("panicker", vec![], "it panicked"),
         ("trespasser", victim.to_vec(), "replica `other-app-1` belongs to app `other-app`"),
-        ("hostile", vec!["--param", "mode=busy"], "500 times in a row, without waiting: a busy loop"),
+        ("hostile", vec!["--param", "mode=busy"], "500 times in a row and changed nothing: a busy loop"),
         (
             "hostile",
             vec!["--param", "mode=bad-rollback"],

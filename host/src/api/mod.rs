@@ -302,7 +302,7 @@ fn plugin_view(p: &crate::plugins::LoadedPlugin) -> PluginView {
         api_version: p.api_version.clone(),
         source: p.source.clone(),
         kind: p.kind(),
-        signature: p.signer.as_ref().map(|s| SignatureView {
+        signature: p.signature().map(|s| s.signer).map(|s| SignatureView {
             key_id: s.key_id.clone(),
             trusted_key: s.trusted_key.clone(),
             verified: s.verified(),

@@ -66,10 +66,14 @@ impl Reference {
         Ok(Reference { registry: registry.to_string(), repository: repository.to_string(), reference })
     }
 
-    /// A registry on this machine may serve plain HTTP.
+    /// A registry on this machine may serve plain HTTP: `localhost`, or a loopback
+    /// address (`127.0.0.1`, `[::1]`), with or without a port.
     fn is_loopback(&self) -> bool {
-        let host = self.registry.rsplit_once(':').map(|(h, _)| h).unwrap_or(&self.registry);
-        host == "localhost" || host.starts_with("127.") || host == "[::1]"
+        let host = match self.registry.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => self.registry.split(':').next().unwrap_or_default(),
+        };
+        host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 
     fn by_digest(&self) -> bool {
@@ -240,11 +244,13 @@ impl Registry {
                 if let Some(service) = params.get("service") {
                     url.push_str(&format!("&service={}", urlencode(service)));
                 }
-                let saved = self.auth.take();
-                self.auth = basic;
-                let answer = self.request(Method::GET, &url, &[], None).await;
-                self.auth = saved;
-                let answer = answer.with_context(|| format!("getting a token from {realm}"))?;
+                // The token service is often on another host (auth.docker.io for Docker
+                // Hub): the credentials go to it, but only over HTTPS.
+                let basic = basic.filter(|_| realm.starts_with("https://") || self.same_origin(realm));
+                let answer = self
+                    .request_as(Method::GET, &url, &[], None, basic.as_deref())
+                    .await
+                    .with_context(|| format!("getting a token from {realm}"))?;
                 if !answer.status.is_success() {
                     bail!(
                         "the registry's token service {realm} answered {} for {}{scope}: {}",
@@ -272,8 +278,17 @@ impl Registry {
         format!("{}/v2/{}", self.origin, self.reference.repository)
     }
 
+    /// Whether `url` is on the registry's own origin: the same scheme, host and port
+    /// (compared parsed, so that `reg.example.com.evil.net` or `user@evil.net` is not).
+    fn same_origin(&self, url: &str) -> bool {
+        let (Ok(url), Ok(origin)) = (url.parse::<http::Uri>(), self.origin.parse::<http::Uri>()) else {
+            return false;
+        };
+        url.scheme() == origin.scheme() && url.authority().is_some() && url.authority() == origin.authority()
+    }
+
     /// One request, following redirects (blob downloads are often redirected to storage),
-    /// with the credentials only for the registry's own origin.
+    /// with the registry's credentials only on its own origin.
     async fn request(
         &self,
         method: Method,
@@ -281,13 +296,30 @@ impl Registry {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Result<Answer> {
+        let auth = self.auth.as_deref().filter(|_| self.same_origin(url));
+        self.request_as(method, url, headers, body, auth).await
+    }
+
+    /// A request with `auth` as its `Authorization` on the first URL's origin only.
+    async fn request_as(
+        &self,
+        mut method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        mut body: Option<Vec<u8>>,
+        auth: Option<&str>,
+    ) -> Result<Answer> {
+        let first: Option<http::Uri> = url.parse().ok();
         let mut url = url.to_string();
         for _ in 0..5 {
             let mut request = http::Request::builder().method(method.clone()).uri(&url);
             for (name, value) in headers {
                 request = request.header(*name, *value);
             }
-            if let Some(auth) = self.auth.as_ref().filter(|_| url.starts_with(&self.origin)) {
+            let on_first_origin = url.parse::<http::Uri>().ok().is_some_and(|u| {
+                first.as_ref().is_some_and(|f| u.scheme() == f.scheme() && u.authority() == f.authority())
+            });
+            if let Some(auth) = auth.filter(|_| on_first_origin) {
                 request = request.header(header::AUTHORIZATION, auth);
             }
             let request = request.body(Full::new(Bytes::from(body.clone().unwrap_or_default())))?;
@@ -310,6 +342,9 @@ impl Registry {
                 } else {
                     format!("{}{location}", self.origin)
                 };
+                if status == StatusCode::SEE_OTHER {
+                    (method, body) = (Method::GET, None);
+                }
                 continue;
             }
             let body = Limited::new(response.into_body(), MAX_BODY)
@@ -383,13 +418,18 @@ fn docker_credentials(registry: &str) -> Result<Option<(String, String)>> {
     let Some(path) = dir.map(|d| d.join("config.json")) else { return Ok(None) };
     let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
     let config: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    // `docker login` files Docker Hub under its old index address.
+    let docker_hub = ["docker.io", "registry-1.docker.io", "index.docker.io"].contains(&registry);
     let entry = config["auths"].as_object().and_then(|auths| {
         auths.iter().find(|(key, _)| {
             let host = key.trim_start_matches("https://").trim_start_matches("http://");
-            host.split('/').next() == Some(registry)
+            let host = host.split('/').next();
+            host == Some(registry) || (docker_hub && host == Some("index.docker.io"))
         })
     });
-    let Some((_, entry)) = entry else {
+    let stored = entry.is_some_and(|(_, e)| e["auth"].is_string() || e["password"].is_string());
+    if !stored {
+        // Docker Desktop keeps an empty entry and the secret in a credential helper.
         let helper = config["credHelpers"][registry].as_str().or(config["credsStore"].as_str());
         if let Some(helper) = helper {
             bail!(
@@ -397,7 +437,8 @@ fn docker_credentials(registry: &str) -> Result<Option<(String, String)>> {
             );
         }
         return Ok(None);
-    };
+    }
+    let Some((_, entry)) = entry else { return Ok(None) };
     if let (Some(user), Some(password)) = (entry["username"].as_str(), entry["password"].as_str()) {
         return Ok(Some((user.to_string(), password.to_string())));
     }
@@ -536,7 +577,7 @@ async fn upload_blob(registry: &Registry, bytes: &[u8], digest: &str) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use super::{Reference, parse_challenge};
+    use super::{Reference, Registry, http_client, parse_challenge};
 
     #[test]
     fn parses_references() {
@@ -552,6 +593,33 @@ mod tests {
         assert_eq!(r.to_string(), format!("oci://reg.example.com/linear@{digest}"));
         for bad in ["linear.wasm", "oci://reg", "oci://reg/Team/x:1", "oci://reg/x@sha256:zz", "oci:///x:1"] {
             assert!(Reference::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn credentials_stay_on_the_registrys_origin_and_loopback_is_an_address() {
+        let r = |s: &str| Reference::parse(s).unwrap();
+        for local in ["oci://127.0.0.1:5000/a:1", "oci://localhost/a:1", "oci://[::1]:5000/a:1", "oci://[::1]/a:1"] {
+            assert!(r(local).is_loopback(), "{local}");
+        }
+        for remote in ["oci://127.example.com/a:1", "oci://reg.example.com:5000/a:1", "oci://10.0.0.1/a:1"] {
+            assert!(!r(remote).is_loopback(), "{remote}");
+        }
+        let registry = Registry {
+            http: http_client(None).unwrap(),
+            reference: r("oci://reg.example.com/a:1"),
+            origin: "https://reg.example.com".into(),
+            auth: None,
+        };
+        assert!(registry.same_origin("https://reg.example.com/v2/a/blobs/uploads/1?x=y"));
+        for other in [
+            "https://reg.example.com.evil.net/v2/",
+            "https://reg.example.com@evil.net/v2/",
+            "http://reg.example.com/v2/",
+            "https://reg.example.com:8443/v2/",
+            "/v2/relative",
+        ] {
+            assert!(!registry.same_origin(other), "{other}");
         }
     }
 

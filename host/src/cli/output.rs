@@ -325,6 +325,16 @@ pub fn plugin(p: &PluginView, format: Format) {
     println!("installed {} {} (sha256 {}, {} bytes), {}", p.name, p.version, p.sha256, p.size, signer(p));
 }
 
+/// Who signed a plugin, in a table's column.
+fn signed_by(p: &PluginView) -> String {
+    match (&p.signature, p.origin) {
+        (_, crate::model::Origin::Builtin) => "built in".into(),
+        (None, _) => "unsigned".into(),
+        (Some(s), _) if s.verified => s.key_id.clone(),
+        (Some(s), _) => format!("{} (untrusted)", s.key_id),
+    }
+}
+
 /// Who signed a plugin, in words.
 fn signer(p: &PluginView) -> String {
     match (&p.signature, p.origin) {
@@ -353,7 +363,14 @@ pub fn plugin_details(p: &PluginDetails, format: Format) {
         ("size", format!("{} bytes", v.size)),
         ("sha256", v.sha256.clone()),
         ("signature", signer(v)),
-        ("signed comment", v.signature.as_ref().map(|s| s.comment.clone()).unwrap_or_else(|| "—".into())),
+        (
+            "signed comment",
+            match &v.signature {
+                Some(s) if s.verified => s.comment.clone(),
+                Some(s) => format!("{} (unverified: the key is not trusted here)", s.comment),
+                None => "—".into(),
+            },
+        ),
         ("description", v.description.clone()),
         ("exports", p.exports.join(", ")),
         ("imports", p.imports.join(", ")),
@@ -374,12 +391,7 @@ pub fn plugins(list: &[PluginView], format: Format) {
                 format!("{:?}", p.origin).to_lowercase(),
                 if p.enabled { "enabled".into() } else { "disabled".into() },
                 p.sha256[..12].to_string(),
-                match (&p.signature, p.origin) {
-                    (_, crate::model::Origin::Builtin) => "built in".into(),
-                    (None, _) => "unsigned".into(),
-                    (Some(s), _) if s.verified => s.key_id.clone(),
-                    (Some(s), _) => format!("{} (untrusted)", s.key_id),
-                },
+                signed_by(p),
                 p.description.clone(),
             ]
         })

@@ -165,7 +165,10 @@ pub async fn run(client: &Client, command: PluginCommand, format: Format) -> Res
             let (bytes, source, pulled_signature) = read_component(&file, registry).await?;
             let signature = match signature {
                 Some(path) => Some(read_signature(&path)?),
-                None => pulled_signature.or(signature_beside(&file)?),
+                None => match pulled_signature {
+                    Some(pulled) => Some(pulled),
+                    None => signature_beside(&file)?,
+                },
             };
             output::plugin(&client.install_plugin(bytes, signature.as_deref(), replace, &source).await?, format);
         }

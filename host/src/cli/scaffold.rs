@@ -52,6 +52,70 @@ pub fn new_plugin(name: &str, hook: bool, lang: Lang, dir: &Path) -> Result<Vec<
             "`{name}` is not a plugin name: use 1 to 64 lowercase letters, digits and '-', starting with a letter (it is the name deployments use: --strategy {name})"
         );
     }
+    // Cargo refuses a package named after a Rust keyword or a standard crate.
+    const RESERVED: &[&str] = &[
+        "abstract",
+        "alloc",
+        "as",
+        "async",
+        "await",
+        "become",
+        "box",
+        "break",
+        "const",
+        "continue",
+        "core",
+        "crate",
+        "do",
+        "dyn",
+        "else",
+        "enum",
+        "extern",
+        "false",
+        "final",
+        "fn",
+        "for",
+        "gen",
+        "if",
+        "impl",
+        "in",
+        "let",
+        "loop",
+        "macro",
+        "match",
+        "mod",
+        "move",
+        "mut",
+        "override",
+        "priv",
+        "proc-macro",
+        "pub",
+        "ref",
+        "return",
+        "self",
+        "static",
+        "std",
+        "struct",
+        "super",
+        "test",
+        "trait",
+        "true",
+        "try",
+        "type",
+        "typeof",
+        "unsafe",
+        "unsized",
+        "use",
+        "virtual",
+        "where",
+        "while",
+        "yield",
+    ];
+    if lang == Lang::Rust && RESERVED.contains(&name) {
+        bail!(
+            "`{name}` is a Rust keyword or a standard crate's name, which Cargo refuses as a package name; pick another, such as {name}-strategy"
+        );
+    }
     if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
         bail!("{} is not empty: give a new directory with --dir, or remove what is there", dir.display());
     }
@@ -156,6 +220,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = new_plugin("My_Plugin", false, Lang::Rust, &dir.path().join("x")).unwrap_err().to_string();
         assert!(e.contains("is not a plugin name"), "{e}");
+        let e = new_plugin("test", false, Lang::Rust, &dir.path().join("x")).unwrap_err().to_string();
+        assert!(e.contains("Cargo refuses"), "{e}");
         std::fs::write(dir.path().join("file"), "").unwrap();
         let e = new_plugin("ramp", false, Lang::Rust, dir.path()).unwrap_err().to_string();
         assert!(e.contains("is not empty"), "{e}");

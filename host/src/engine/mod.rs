@@ -581,8 +581,8 @@ impl Engine {
         std::fs::create_dir_all(plugins_dir).map_err(|e| UserError::internal(e.into()))?;
         let path = plugins_dir.join(format!("{}.wasm", plugin.info.sha256));
         // The signature first: the plugins dir's watcher loads the component when it sees it.
-        if let Some(signature) = &plugin.signature {
-            std::fs::write(crate::plugins::trust::signature_path(&path), signature)
+        if let Some(signature) = plugin.signature() {
+            std::fs::write(crate::plugins::trust::signature_path(&path), signature.text)
                 .map_err(|e| UserError::internal(e.into()))?;
         }
         std::fs::write(&path, &bytes).map_err(|e| UserError::internal(e.into()))?;

@@ -87,6 +87,9 @@ impl Engine {
                     None
                 }
             };
+            // A retry that fails (a bad signature put beside it, a half-copied update)
+            // leaves loaded what was: removing the file still unloads it.
+            let loaded = loaded.or_else(|| known.get(path).and_then(|(_, sha)| sha.clone()));
             known.insert(path.clone(), (*seen, loaded));
         }
         let gone: Vec<PathBuf> = known.keys().filter(|p| !present.contains_key(*p)).cloned().collect();

@@ -5,7 +5,7 @@
 use super::bindings::hook::HookPre;
 use super::bindings::strategy::StrategyPre;
 use super::sandbox::{HostState, Limits, describe_trap};
-use super::trust::{Signer, TrustPolicy};
+use super::trust::{Signature, TrustPolicy};
 use super::{bounds, builtin};
 use crate::model::{Kind, Origin, PluginRef};
 use anyhow::{Context, Result, anyhow, bail};
@@ -33,16 +33,20 @@ pub struct LoadedPlugin {
     pub api_version: String,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
-    /// Who signed it (None: unsigned, or built in), and the signature's text, kept so
-    /// that a restart checks it again under the policy of the day.
-    pub signer: Option<Signer>,
-    pub signature: Option<String>,
+    /// Who signed it (None: unsigned, or built in), with the signature's text, kept so
+    /// that a restart checks it again under the policy of the day. Installing the same
+    /// bytes with a signature later signs the loaded plugin in place.
+    signature: RwLock<Option<Signature>>,
     /// Switched off with `plugin disable`: no new deployment may use it.
     pub disabled: std::sync::atomic::AtomicBool,
     pub(super) pre: Pre,
 }
 
 impl LoadedPlugin {
+    pub fn signature(&self) -> Option<Signature> {
+        self.signature.read().unwrap().clone()
+    }
+
     pub fn kind(&self) -> Kind {
         match self.pre {
             Pre::Strategy(_) => Kind::Strategy,
@@ -162,14 +166,16 @@ impl PluginHost {
             Origin::Builtin => None,
             Origin::Installed => self.trust.check(&bytes, signature.as_deref())?,
         };
-        let signature = signer.as_ref().and(signature);
+        let signature = signer.map(|signer| Signature { signer, text: signature.unwrap_or_default() });
         let sha256 = hex(&Sha256::digest(&bytes));
-        // The same bytes again are the plugin already loaded, unless they now come with a
-        // signature it lacked (installed unsigned, then signed): loaded again, to say so.
-        if let Some(loaded) = self.by_sha.read().unwrap().get(&sha256)
-            && (signer.is_none() || loaded.signer == signer)
-        {
-            return Ok(loaded.clone());
+        // The same bytes again are the plugin already loaded; a signature they now come
+        // with (installed unsigned, then signed) is recorded on it, nothing else changes.
+        let loaded = self.by_sha.read().unwrap().get(&sha256).cloned();
+        if let Some(loaded) = loaded {
+            if let Some(signature) = signature.filter(|_| loaded.origin == Origin::Installed) {
+                *loaded.signature.write().unwrap() = Some(signature);
+            }
+            return Ok(loaded);
         }
         check_is_component(&bytes)?;
         let size = bytes.len();
@@ -218,8 +224,7 @@ impl PluginHost {
             api_version,
             imports,
             exports,
-            signer,
-            signature,
+            signature: RwLock::new(signature),
             disabled: Default::default(),
             pre,
         });

@@ -73,6 +73,14 @@ pub struct Signer {
     pub comment: String,
 }
 
+/// A verified (or, from an unknown key, at least well-formed) signature: who signed, and
+/// the `.minisig` text to keep beside the component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub signer: Signer,
+    pub text: String,
+}
+
 impl Signer {
     pub fn verified(&self) -> bool {
         self.trusted_key.is_some()

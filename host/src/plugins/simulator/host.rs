@@ -27,6 +27,9 @@ pub struct SimHost {
     pub(super) state: HashMap<String, Vec<u8>>,
     pub(super) writes: HashMap<String, Vec<u8>>,
     pub(super) promotions: u32,
+    /// Whether `step` is running: as on a server, the capabilities are denied to `info`
+    /// and `validate`.
+    pub(super) in_step: bool,
 }
 
 impl WasiView for SimHost {
@@ -36,6 +39,14 @@ impl WasiView for SimHost {
 }
 
 impl SimHost {
+    fn in_step(&self) -> Result<(), CapabilityError> {
+        if self.in_step {
+            Ok(())
+        } else {
+            Err(CapabilityError::Denied("capabilities are only available during step()".into()))
+        }
+    }
+
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.world.lock().unwrap()
     }
@@ -63,12 +74,13 @@ impl SimHost {
     }
 }
 
-fn wit_replica(r: &super::world::Replica, now: u64) -> types::Replica {
+fn wit_replica(r: &super::world::Replica) -> types::Replica {
     types::Replica {
         id: r.id.clone(),
         version: r.version.clone(),
         address: format!("sim://{}", r.id),
-        state: if now >= r.ready_ms { types::ReplicaState::Running } else { types::ReplicaState::Starting },
+        // As the server's fleet: a replica it lists is running (health says if it serves).
+        state: types::ReplicaState::Running,
         started_at_ms: super::world::EPOCH_MS + r.started_ms,
     }
 }
@@ -86,6 +98,7 @@ impl types::Host for SimHost {
 
 impl containers::Host for SimHost {
     async fn scale(&mut self, version: String, replicas: u32) -> Result<Vec<types::Replica>, CapabilityError> {
+        self.in_step()?;
         self.owned("containers.scale", &version)?;
         if replicas > bounds::SCALE_REPLICAS {
             return Err(CapabilityError::Invalid(format!(
@@ -95,21 +108,21 @@ impl containers::Host for SimHost {
         }
         let mut world = self.world();
         world.scale(&version, replicas);
-        let now = world.now();
-        Ok(world.of_version(&version).into_iter().map(|r| wit_replica(r, now)).collect())
+        Ok(world.of_version(&version).into_iter().map(wit_replica).collect())
     }
 
     async fn list(&mut self) -> Result<Vec<types::Replica>, CapabilityError> {
+        self.in_step()?;
         let world = self.world();
-        let now = world.now();
-        Ok(world.replicas.iter().map(|r| wit_replica(r, now)).collect())
+        Ok(world.replicas.iter().map(wit_replica).collect())
     }
 
     async fn capacity(&mut self) -> wasmtime::Result<u32> {
-        Ok(32)
+        Ok(if self.in_step { 32 } else { 0 })
     }
 
     async fn stop(&mut self, ids: Vec<String>, _grace_ms: u32) -> Result<(), CapabilityError> {
+        self.in_step()?;
         for id in &ids {
             self.own_replica("containers.stop", id)?;
         }
@@ -117,7 +130,7 @@ impl containers::Host for SimHost {
         let before = world.replicas.len();
         world.replicas.retain(|r| !ids.contains(&r.id));
         if world.replicas.len() != before {
-            world.note(format!("stopped {}", ids.join(", ")));
+            world.changed(format!("stopped {}", ids.join(", ")));
         }
         Ok(())
     }
@@ -125,6 +138,7 @@ impl containers::Host for SimHost {
 
 impl SimHost {
     fn apply_split(&mut self, capability: &str, split: Vec<routing::Weight>) -> Result<(), CapabilityError> {
+        self.in_step()?;
         let mut table: Vec<(String, u32)> = Vec::new();
         for w in split {
             self.owned(capability, &w.version)?;
@@ -136,7 +150,7 @@ impl SimHost {
         let mut world = self.world();
         if world.split != table {
             let shown: Vec<String> = table.iter().map(|(v, w)| format!("{v}={w}")).collect();
-            world.note(format!("traffic split set to [{}]", shown.join(", ")));
+            world.changed(format!("traffic split set to [{}]", shown.join(", ")));
             world.split = table;
         }
         Ok(())
@@ -153,10 +167,14 @@ impl routing::Host for SimHost {
     }
 
     async fn current_split(&mut self) -> wasmtime::Result<Vec<routing::Weight>> {
+        if !self.in_step {
+            return Ok(Vec::new());
+        }
         Ok(self.world().split.iter().map(|(v, w)| routing::Weight { version: v.clone(), weight: *w }).collect())
     }
 
     async fn drain(&mut self, ids: Vec<String>, timeout_ms: u32) -> Result<(), CapabilityError> {
+        self.in_step()?;
         for id in &ids {
             self.own_replica("routing.drain", id)?;
         }
@@ -175,6 +193,7 @@ impl routing::Host for SimHost {
     }
 
     async fn drain_status(&mut self, id: String) -> Result<routing::DrainState, CapabilityError> {
+        self.in_step()?;
         self.own_replica("routing.drain-status", &id)?;
         let world = self.world();
         let now = world.now();
@@ -187,8 +206,9 @@ impl routing::Host for SimHost {
 
 impl health::Host for SimHost {
     async fn probe(&mut self, replica_id: String) -> Result<health::ProbeResult, CapabilityError> {
+        self.in_step()?;
         if !self.own_replica("health.probe", &replica_id)? {
-            return Err(CapabilityError::Failed(format!("health.probe: replica `{replica_id}` is gone")));
+            return Err(CapabilityError::Invalid(format!("health.probe: no replica `{replica_id}`")));
         }
         let healthy = self.world().probe(&replica_id).unwrap_or(false);
         let status = if healthy { 200 } else { 503 };
@@ -196,12 +216,13 @@ impl health::Host for SimHost {
     }
 
     async fn healthy_count(&mut self, version: String) -> wasmtime::Result<u32> {
-        Ok(self.world().healthy(&version))
+        Ok(if self.in_step { self.world().healthy(&version) } else { 0 })
     }
 }
 
 impl metrics::Host for SimHost {
     async fn snapshot(&mut self, version: String) -> Result<metrics::Counts, CapabilityError> {
+        self.in_step()?;
         self.owned("metrics.snapshot", &version)?;
         let t = self.world().traffic.get(&version).cloned().unwrap_or_default();
         let requests = t.requests.round() as u64;
@@ -230,6 +251,7 @@ impl metrics::Host for SimHost {
     }
 
     async fn app_counter(&mut self, version: String, name: String) -> Result<f64, CapabilityError> {
+        self.in_step()?;
         self.owned("metrics.app-counter", &version)?;
         Err(CapabilityError::Failed(format!("metrics.app-counter: the simulated replicas export no counter `{name}`")))
     }
@@ -237,16 +259,30 @@ impl metrics::Host for SimHost {
 
 impl state::Host for SimHost {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        if !self.in_step {
+            return Ok(None);
+        }
         Ok(self.writes.get(&key).or_else(|| self.state.get(&key)).cloned())
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
+        if !self.in_step {
+            return Ok(());
+        }
         if key.len() > bounds::STATE_KEY_BYTES || value.len() > bounds::STATE_VALUE_BYTES {
             wasmtime::bail!("state.set: `{key}` is over the limits (keys of 256 bytes, values of 1 MiB)");
         }
-        let keys: HashSet<&String> = self.state.keys().chain(self.writes.keys()).collect();
-        if !keys.contains(&key) && keys.len() >= bounds::STATE_KEYS {
+        let mut sizes: HashMap<&String, usize> = self.state.iter().map(|(k, v)| (k, v.len())).collect();
+        sizes.extend(self.writes.iter().map(|(k, v)| (k, v.len())));
+        if !sizes.contains_key(&key) && sizes.len() >= bounds::STATE_KEYS {
             wasmtime::bail!("state.set: a deployment's state holds at most {} keys", bounds::STATE_KEYS);
+        }
+        sizes.insert(&key, value.len());
+        let total: usize = sizes.values().sum();
+        if total > bounds::STATE_TOTAL_BYTES {
+            wasmtime::bail!(
+                "state.set: a deployment's state holds at most 4 MiB in all; `{key}` would make it {total}"
+            );
         }
         self.writes.insert(key, value);
         Ok(())
@@ -255,8 +291,12 @@ impl state::Host for SimHost {
 
 impl progress::Host for SimHost {
     async fn report(&mut self, percent: u8, message: String) -> wasmtime::Result<()> {
+        if !self.in_step {
+            return Ok(());
+        }
         let line = format!("progress {}%: {}", percent.min(100), bounds::bounded(message, 200));
         let mut world = self.world();
+        world.reported(percent.min(100));
         // Reports in a row, with nothing else happening between them, show as the latest.
         if world.timeline.last().is_some_and(|(_, last)| last.starts_with("progress ")) {
             world.timeline.pop();
@@ -266,6 +306,9 @@ impl progress::Host for SimHost {
     }
 
     async fn log(&mut self, level: progress::Level, message: String) -> wasmtime::Result<()> {
+        if !self.in_step {
+            return Ok(());
+        }
         let level = match level {
             progress::Level::Debug => "debug",
             progress::Level::Info => "info",

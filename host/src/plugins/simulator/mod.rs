@@ -169,8 +169,15 @@ const SCENARIOS: &[Scenario] = &[
 
 /// When a simulation gives up on a deployment that does not end.
 const MAX_SIMULATED_MS: u64 = 3_600_000;
-const MAX_STEPS: u32 = 5_000;
+const MAX_STEPS: u32 = 20_000;
+/// Steps in a row that ask to run again at once and change nothing: a busy loop. A server
+/// would call it every 50 ms until its progress deadline; the report says so sooner.
 const BUSY_STEPS: u32 = 500;
+/// The server's bounds on the wait a step asks for, and its progress deadline (a
+/// deployment's default `--progress-deadline`).
+const MIN_STEP_DELAY_MS: u64 = 50;
+const MAX_STEP_DELAY_MS: u64 = 60_000;
+const PROGRESS_DEADLINE_MS: u64 = 600_000;
 /// How long the simulated operator takes to approve, and when it picks an A/B test's winner.
 const OPERATOR_MS: u64 = 30_000;
 const AB_WINNER_MS: u64 = 300_000;
@@ -185,7 +192,8 @@ struct Simulation {
 /// Runs every scenario against the strategy component `bytes`.
 pub async fn run(bytes: &[u8], settings: &Settings) -> Result<Report> {
     let started = Instant::now();
-    let limits = Limits { timeout: Duration::from_secs(10), ..Limits::default() };
+    // The server's limits: fuel, memory, and the time a call may take.
+    let limits = Limits::default();
     let engine = super::sandbox::engine(&limits)?;
     let mut linker = Linker::<SimHost>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -206,7 +214,7 @@ pub async fn run(bytes: &[u8], settings: &Settings) -> Result<Report> {
 
     let info = {
         let world = Arc::new(Mutex::new(World::serving("v1", 1, baseline(settings), 0)));
-        let mut store = simulation.store(world, HashSet::new(), HashMap::new(), 0);
+        let mut store = simulation.store(world, HashSet::new(), HashMap::new(), 0, false);
         let instance = simulation.pre.instantiate_async(&mut store).await?;
         instance
             .call_info(&mut store)
@@ -268,6 +276,7 @@ impl Simulation {
         versions: HashSet<String>,
         state: HashMap<String, Vec<u8>>,
         promotions: u32,
+        in_step: bool,
     ) -> Store<SimHost> {
         let clock = world.lock().unwrap().clock.clone();
         let stderr = MemoryOutputPipe::new(16 << 10);
@@ -294,6 +303,7 @@ impl Simulation {
             state,
             writes: HashMap::new(),
             promotions,
+            in_step,
         };
         let mut store = Store::new(&self.engine, host);
         store.limiter(|host| &mut host.limits);
@@ -305,7 +315,7 @@ impl Simulation {
 
     async fn validate(&self, deployment: &wit::Deployment) -> Result<Result<(), String>> {
         let world = Arc::new(Mutex::new(World::serving("v1", 1, baseline(&Settings::default()), 0)));
-        let mut store = self.store(world, HashSet::new(), HashMap::new(), 0);
+        let mut store = self.store(world, HashSet::new(), HashMap::new(), 0, false);
         let call = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             instance.call_validate(&mut store, deployment).await
@@ -327,7 +337,7 @@ impl Simulation {
         promotions: u32,
     ) -> (Result<StepOutcome, String>, HashMap<String, Vec<u8>>) {
         let versions = owned_versions(deployment);
-        let mut store = self.store(world.clone(), versions, state.clone(), promotions);
+        let mut store = self.store(world.clone(), versions, state.clone(), promotions, true);
         let call = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             instance.call_step(&mut store, deployment, context).await
@@ -402,6 +412,22 @@ impl Simulation {
                     duration(now)
                 ));
             }
+            let stalled = world.lock().unwrap().last_progress_ms;
+            if now.saturating_sub(stalled) > PROGRESS_DEADLINE_MS {
+                let percent = world.lock().unwrap().percent;
+                let why = format!(
+                    "progress deadline exceeded: no progress for {} s (stuck at {percent}%)",
+                    PROGRESS_DEADLINE_MS / 1000
+                );
+                if phase == Phase::Rollback {
+                    note(format!("the rollback failed: {why}"));
+                    break Ending::Failed(why);
+                }
+                note(format!("the deployment failed: {why}; rolling back"));
+                (phase, attempt, phase_started) = (Phase::Rollback, 0, now);
+                world.lock().unwrap().last_progress_ms = now;
+                continue;
+            }
             // An A/B test runs until someone picks a winner: after five minutes the
             // simulated operator picks the variant with the lowest error rate.
             if !deployment.variants.is_empty() && winner.is_none() && now >= AB_WINNER_MS {
@@ -434,13 +460,16 @@ impl Simulation {
                     state.extend(writes);
                     match outcome {
                         StepOutcome::Continue(ms) => {
-                            at_once = if ms == 0 { at_once + 1 } else { 0 };
+                            let mut world = world.lock().unwrap();
+                            let idle = ms == 0 && world.last_progress_ms < world.now();
+                            at_once = if idle { at_once + 1 } else { 0 };
                             if at_once >= BUSY_STEPS {
                                 break Ending::Unfinished(format!(
-                                    "it asked to run again at once {BUSY_STEPS} times in a row, without waiting: a busy loop"
+                                    "it asked to run again at once {BUSY_STEPS} times in a row and changed nothing: a busy loop (a server would call it every 50 ms until its progress deadline, {} s, failed it)",
+                                    PROGRESS_DEADLINE_MS / 1000
                                 ));
                             }
-                            world.lock().unwrap().advance(u64::from(ms));
+                            world.advance(u64::from(ms).clamp(MIN_STEP_DELAY_MS, MAX_STEP_DELAY_MS));
                             None
                         }
                         StepOutcome::Verify => {
@@ -451,6 +480,10 @@ impl Simulation {
                         StepOutcome::AwaitApproval(why) => {
                             note(format!("awaits approval: {why}"));
                             world.lock().unwrap().advance(OPERATOR_MS);
+                            // Parked, the deployment was not stalled: the clock of its
+                            // deadline starts again at the promotion.
+                            let now = world.lock().unwrap().now();
+                            world.lock().unwrap().last_progress_ms = now;
                             promotions += 1;
                             if !deployment.variants.is_empty() && winner.is_none() {
                                 let pick = best_variant(deployment, &world.lock().unwrap());
@@ -480,6 +513,7 @@ impl Simulation {
                 phase = Phase::Rollback;
                 attempt = 0;
                 phase_started = world.lock().unwrap().now();
+                world.lock().unwrap().last_progress_ms = phase_started;
             }
         }
     }
@@ -515,8 +549,8 @@ fn judge(expect: Expect, ending: &Ending, world: &World, d: &wit::Deployment) ->
             let left: Vec<&str> = world.of_version(&previous.version).iter().map(|r| r.id.as_str()).collect();
             let short: Vec<String> = serving
                 .iter()
-                .filter(|v| world.healthy(v) < d.target.replicas)
-                .map(|v| format!("{v} has {} of {} replicas healthy", world.healthy(v), d.target.replicas))
+                .filter(|v| world.up(v) < d.target.replicas)
+                .map(|v| format!("{v} has {} of {} replicas up", world.up(v), d.target.replicas))
                 .collect();
             if !alone {
                 Err(format!("it completed, but the split serves {}", serving.join(", ")))
@@ -538,11 +572,11 @@ fn judge(expect: Expect, ending: &Ending, world: &World, d: &wit::Deployment) ->
                 world.replicas.iter().filter(|r| new.contains(&r.version)).map(|r| r.id.as_str()).collect();
             if serving != [previous.version.clone()] {
                 Err(format!("it rolled back, but the split serves {}", serving.join(", ")))
-            } else if world.healthy(&previous.version) < previous.replicas {
+            } else if world.up(&previous.version) < previous.replicas {
                 Err(format!(
-                    "it rolled back, but {} has {} of {} replicas healthy",
+                    "it rolled back, but {} has {} of {} replicas up",
                     previous.version,
-                    world.healthy(&previous.version),
+                    world.up(&previous.version),
                     previous.replicas
                 ))
             } else if !left.is_empty() {

@@ -68,6 +68,11 @@ pub struct World {
     rng: fastrand::Rng,
     /// What happened, as (simulated ms, line).
     pub timeline: Vec<(u64, String)>,
+    /// When the deployment last made progress (the replicas or the split changed, or
+    /// the reported percentage rose), for the server's progress deadline; and the
+    /// highest percentage reported.
+    pub last_progress_ms: u64,
+    pub percent: u8,
 }
 
 impl World {
@@ -83,6 +88,8 @@ impl World {
             unrouted: 0.0,
             rng: fastrand::Rng::with_seed(seed),
             timeline: Vec::new(),
+            last_progress_ms: 0,
+            percent: 0,
         };
         for _ in 0..replicas {
             let id = world.new_id(version);
@@ -104,6 +111,20 @@ impl World {
 
     pub fn note(&mut self, line: String) {
         self.timeline.push((self.now(), line));
+    }
+
+    /// A change of the replicas or of the split, noted; it counts as progress.
+    pub fn changed(&mut self, line: String) {
+        self.last_progress_ms = self.now();
+        self.note(line);
+    }
+
+    /// A reported percentage: a rise counts as progress.
+    pub fn reported(&mut self, percent: u8) {
+        if percent > self.percent {
+            self.percent = percent;
+            self.last_progress_ms = self.now();
+        }
     }
 
     fn new_id(&mut self, version: &str) -> String {
@@ -139,7 +160,7 @@ impl World {
             self.replicas.retain(|r| !extra.contains(&r.id));
         }
         if n != have {
-            self.note(format!("scaled {version} from {have} to {n} replicas"));
+            self.changed(format!("scaled {version} from {have} to {n} replicas"));
         }
     }
 
@@ -156,9 +177,9 @@ impl World {
 
     /// A version's share of the traffic, in percent.
     pub fn share(&self, version: &str) -> u32 {
-        let total: u32 = self.split.iter().map(|(_, w)| *w).sum();
-        let weight = self.split.iter().find(|(v, _)| v == version).map(|(_, w)| *w).unwrap_or(0);
-        if total == 0 { 0 } else { weight * 100 / total }
+        let total: u64 = self.split.iter().map(|(_, w)| u64::from(*w)).sum();
+        let weight = self.split.iter().find(|(v, _)| v == version).map(|(_, w)| u64::from(*w)).unwrap_or(0);
+        (weight * 100).checked_div(total).unwrap_or(0) as u32
     }
 
     /// Moves the clock forward by `ms`: replicas are probed in the background every
@@ -190,7 +211,7 @@ impl World {
             })
             .cloned()
             .collect();
-        let total: u32 = usable.iter().map(|(_, w)| *w).sum();
+        let total: u64 = usable.iter().map(|(_, w)| u64::from(*w)).sum();
         if total == 0 {
             self.unrouted += requests;
             return;
@@ -222,6 +243,17 @@ impl World {
     /// The versions with weight in the split.
     pub fn serving_versions(&self) -> Vec<String> {
         self.split.iter().filter(|(_, w)| *w > 0).map(|(v, _)| v.clone()).collect()
+    }
+
+    /// How many of `version`'s replicas are up: started, and of a version that can pass
+    /// its probes (whatever the latest dice roll of `--probe-fail-rate` said).
+    pub fn up(&self, version: &str) -> u32 {
+        let now = self.now();
+        let broken = self.behaviour.never_healthy.as_deref() == Some(version);
+        if broken {
+            return 0;
+        }
+        self.replicas.iter().filter(|r| r.version == version && now >= r.ready_ms).count() as u32
     }
 
     /// How many of `version`'s replicas passed their latest probe.

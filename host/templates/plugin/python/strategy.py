@@ -10,7 +10,7 @@ Every call to `step` is a fresh instance: what must survive between calls is sav
 
 import wit_world
 from componentize_py_types import Err
-from wit_world import Phase, StepOutcome_Continue, StepOutcome_Done
+from wit_world import Phase, StepOutcome_Continue, StepOutcome_Done, StepOutcome_Failed
 from wit_world.imports import containers, health, progress, routing, state
 from wit_world.imports.routing import DrainState_Draining, Weight
 from wit_world.imports.types import PluginInfo
@@ -80,6 +80,10 @@ class WitWorld(wit_world.WitWorld):
             return StepOutcome_Done() if retired(previous.version) else StepOutcome_Continue(200)
 
         if not started(target.version, target.replicas):
+            # A release that never gets healthy fails the deployment, which rolls back.
+            if cx.elapsed_ms > deployment.health.ready_timeout_ms:
+                seconds = deployment.health.ready_timeout_ms // 1000
+                return StepOutcome_Failed(f"{target.version} is not healthy after {seconds} s")
             return StepOutcome_Continue(200)
         if deployment.previous is None:
             routing.set_split([Weight(version=target.version, weight=100)])
