@@ -177,17 +177,38 @@ fn leader_killed_mid_deployment(strategy: &[&str], what: &str) {
 
     let events = s2.events(&id);
     assert_no_step_twice(&events, what);
-    let resumed = events.iter().filter(|e| e["message"].as_str().unwrap_or("").contains("resuming")).count();
-    assert_eq!(resumed, 1, "{what}: the new leader resumed it once: {events:#?}");
+    // Each takeover resumes the deployment once ("s2 took over …; resuming … at step N").
+    // There is usually one; on a loaded machine the new leader may miss its own 2 s lease
+    // and hand over again, which is the lease doing its job: then every takeover in the
+    // log is one the lease recorded, each by another server than the one before.
+    let takeovers: Vec<String> = events
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .filter(|m| m.contains("took over as the cluster's leader") && m.contains("resuming"))
+        .map(String::from)
+        .collect();
+    let names: Vec<&str> = takeovers.iter().map(|t| t.split(' ').next().unwrap()).collect();
+    assert!(
+        !takeovers.is_empty() && names.windows(2).all(|w| w[0] != w[1]),
+        "{what}: each takeover resumed it once: {events:#?}"
+    );
+    if takeovers.len() > 1 {
+        eprintln!("{what}: {} takeovers (a new leader missed its lease under load): {takeovers:?}", takeovers.len());
+    }
+    let last_leader = takeovers.last().unwrap().split(' ').next().unwrap().to_string();
     let c = cluster(&s3).unwrap();
-    assert_eq!(c["leader"].as_str(), Some(new_leader.as_str()));
-    assert!(c["epoch"].as_i64().unwrap() >= 2 && c["failovers"].as_u64() == Some(1), "{c}");
-    let leader = if new_leader == "s2" { &s2 } else { &s3 };
+    assert_eq!(c["leader"].as_str(), Some(last_leader.as_str()), "{c}");
+    assert_eq!(takeovers[0].split(' ').next(), Some(new_leader.as_str()));
+    let failovers = c["failovers"].as_u64().unwrap();
+    assert!(c["epoch"].as_i64().unwrap() >= 2 && failovers == takeovers.len() as u64, "{c}");
+    let leader = if last_leader == "s2" { &s2 } else { &s3 };
     let (_, metrics) = leader.get("/metrics");
     assert!(metrics.contains("hivemind_leader{server=\"") && metrics.contains("\"} 1"), "{metrics}");
-    assert!(metrics.contains("hivemind_failovers_total 1"), "{metrics}");
+    // The metric counts this server's own takeovers.
+    let own = takeovers.iter().filter(|t| t.split(' ').next() == Some(last_leader.as_str())).count();
+    assert!(metrics.contains(&format!("hivemind_failovers_total {own}")), "{metrics}");
     let out = s2.cli(&["cluster", "status"]).ok();
-    assert!(out.stdout.contains(&format!("{new_leader} since")), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("{last_leader} since")), "{}", out.stdout);
 }
 
 #[test]
