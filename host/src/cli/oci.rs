@@ -306,9 +306,10 @@ impl Registry {
         mut method: Method,
         url: &str,
         headers: &[(&str, &str)],
-        mut body: Option<Vec<u8>>,
+        body: Option<Vec<u8>>,
         auth: Option<&str>,
     ) -> Result<Answer> {
+        let mut body = body.map(Bytes::from);
         let first: Option<http::Uri> = url.parse().ok();
         let mut url = url.to_string();
         for _ in 0..5 {
@@ -322,7 +323,8 @@ impl Registry {
             if let Some(auth) = auth.filter(|_| on_first_origin) {
                 request = request.header(header::AUTHORIZATION, auth);
             }
-            let request = request.body(Full::new(Bytes::from(body.clone().unwrap_or_default())))?;
+            // Bytes: a redirect sends the body again without copying it.
+            let request = request.body(Full::new(body.clone().unwrap_or_default()))?;
             let response = self.http.request(request).await.map_err(|e| {
                 let mut message = e.to_string();
                 let mut source = std::error::Error::source(&e);

@@ -43,15 +43,8 @@ const PYTHON_README: &str = include_str!("../../templates/plugin/python/README.m
 /// Writes the project of plugin `name` into `dir` (which must not hold anything yet);
 /// returns the files written.
 pub fn new_plugin(name: &str, hook: bool, lang: Lang, dir: &Path) -> Result<Vec<PathBuf>> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !valid {
-        bail!(
-            "`{name}` is not a plugin name: use 1 to 64 lowercase letters, digits and '-', starting with a letter (it is the name deployments use: --strategy {name})"
-        );
-    }
+    crate::plugins::validate_name(name)
+        .map_err(|e| anyhow::anyhow!("{e} (it is the name deployments use: --strategy {name})"))?;
     // Cargo refuses a package named after a Rust keyword or a standard crate.
     const RESERVED: &[&str] = &[
         "abstract",
@@ -219,7 +212,7 @@ mod tests {
     fn a_project_is_refused_a_bad_name_or_a_directory_in_use() {
         let dir = tempfile::tempdir().unwrap();
         let e = new_plugin("My_Plugin", false, Lang::Rust, &dir.path().join("x")).unwrap_err().to_string();
-        assert!(e.contains("is not a plugin name"), "{e}");
+        assert!(e.contains("plugin name `My_Plugin` is not valid"), "{e}");
         let e = new_plugin("test", false, Lang::Rust, &dir.path().join("x")).unwrap_err().to_string();
         assert!(e.contains("Cargo refuses"), "{e}");
         std::fs::write(dir.path().join("file"), "").unwrap();

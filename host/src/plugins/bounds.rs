@@ -46,6 +46,39 @@ pub fn bounded(text: String, max: usize) -> String {
     format!("{}… [truncated, {} bytes]", &text[..end], text.len())
 }
 
+/// Whether writing `len` bytes under `key` keeps a deployment's state within its limits,
+/// given the size of every key it holds (`sizes`); the refusal says which limit and what
+/// to do. Shared by the server's `state` capability and `plugin test`'s.
+pub fn check_state_write(
+    mut sizes: std::collections::HashMap<String, usize>,
+    key: &str,
+    len: usize,
+) -> Result<(), String> {
+    let shown = bounded(key.to_string(), 64);
+    if key.len() > STATE_KEY_BYTES {
+        return Err(format!("state.set: a key may be at most {STATE_KEY_BYTES} bytes; `{shown}` has {}", key.len()));
+    }
+    if len > STATE_VALUE_BYTES {
+        return Err(format!(
+            "state.set: a value may hold at most 1 MiB; `{shown}` has {len} bytes (keep less, or spread it over keys: \
+             a deployment's state holds at most {STATE_KEYS} keys and 4 MiB in all)"
+        ));
+    }
+    if !sizes.contains_key(key) && sizes.len() >= STATE_KEYS {
+        return Err(format!(
+            "state.set: a deployment's state holds at most {STATE_KEYS} keys, and `{shown}` would be one more; reuse keys"
+        ));
+    }
+    sizes.insert(key.to_string(), len);
+    let total: usize = sizes.values().sum();
+    if total > STATE_TOTAL_BYTES {
+        return Err(format!(
+            "state.set: a deployment's state holds at most 4 MiB in all, and writing {len} bytes under `{shown}` would make it {total}; keep less"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::bounded;

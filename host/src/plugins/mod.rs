@@ -21,6 +21,6 @@ pub mod trust;
 
 pub use bindings::{Phase, Stage, StepContext, StepOutcome, wit};
 pub use capabilities::CapabilityError;
-pub use registry::{API_VERSIONS, LoadedPlugin, PluginHost, hex};
+pub use registry::{API_VERSIONS, LoadedPlugin, PluginHost, hex, validate_name};
 pub use sandbox::Limits;
 pub use scope::{HookCaps, PluginState, Scope, StepCaps};

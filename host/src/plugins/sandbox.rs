@@ -80,6 +80,31 @@ pub fn engine(limits: &Limits) -> Result<Engine> {
     Ok(engine)
 }
 
+/// What one plugin instance may allocate: its memory, and a bound on instances and tables.
+pub(super) fn store_limits(limits: &Limits) -> StoreLimits {
+    StoreLimitsBuilder::new()
+        .memory_size(limits.memory_bytes)
+        .instances(64)
+        .tables(64)
+        .trap_on_grow_failure(true)
+        .build()
+}
+
+/// A fresh store made ready for one call: its allocation limiter, its fuel, and an epoch
+/// deadline that makes a long-running guest yield to the executor.
+pub(super) fn arm<T: 'static>(
+    mut store: Store<T>,
+    limits: &Limits,
+    limiter: impl (FnMut(&mut T) -> &mut StoreLimits) + Send + Sync + 'static,
+) -> Store<T> {
+    let mut limiter = limiter;
+    store.limiter(move |state| limiter(state) as &mut dyn wasmtime::ResourceLimiter);
+    store.set_fuel(limits.fuel).expect("fuel is enabled");
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
+    store
+}
+
 impl PluginHost {
     /// A fresh store for one call, with the step's or the hook's capabilities.
     pub(super) fn new_store(&self, step: Option<StepCaps>, hook: Option<HookCaps>) -> Store<HostState> {
@@ -87,19 +112,10 @@ impl PluginHost {
         // No preopened directories, no environment, no sockets: the default context
         // denies every address, and we add nothing.
         let wasi = WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.memory_bytes)
-            .instances(64)
-            .tables(64)
-            .trap_on_grow_failure(true)
-            .build();
-        let mut store =
+        let limits = store_limits(&self.limits);
+        let store =
             Store::new(&self.engine, HostState { wasi, table: ResourceTable::new(), limits, stderr, step, hook });
-        store.limiter(|state| &mut state.limits);
-        store.set_fuel(self.limits.fuel).expect("fuel is enabled");
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
-        store
+        arm(store, &self.limits, |state| &mut state.limits)
     }
 
     /// Calls the plugin's `validate`: `Ok(Err(why))` when it refuses the deployment, `Err`

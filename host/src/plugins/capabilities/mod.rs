@@ -43,14 +43,21 @@ impl From<anyhow::Error> for CapabilityError {
     }
 }
 
-impl types::Host for HostState {
-    fn convert_error(&mut self, err: CapabilityError) -> wasmtime::Result<types::Error> {
-        match err {
+impl CapabilityError {
+    /// What the guest receives: the WIT error, or (a trap) the end of the call.
+    pub fn into_wit(self) -> wasmtime::Result<types::Error> {
+        match self {
             CapabilityError::Denied(m) => Ok(types::Error::Denied(m)),
             CapabilityError::Invalid(m) => Ok(types::Error::Invalid(m)),
             CapabilityError::Failed(m) => Ok(types::Error::Failed(m)),
             CapabilityError::Trap(e) => Err(e),
         }
+    }
+}
+
+impl types::Host for HostState {
+    fn convert_error(&mut self, err: CapabilityError) -> wasmtime::Result<types::Error> {
+        err.into_wit()
     }
 }
 

@@ -29,39 +29,10 @@ impl state::Host for HostState {
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
         let Some(caps) = self.step.as_mut() else { return Ok(()) };
-        let shown = bounds::bounded(key.clone(), 64);
-        if key.len() > bounds::STATE_KEY_BYTES {
-            wasmtime::bail!(
-                "state.set: a key may be at most {} bytes; `{shown}` has {}",
-                bounds::STATE_KEY_BYTES,
-                key.len()
-            );
-        }
-        if value.len() > bounds::STATE_VALUE_BYTES {
-            wasmtime::bail!(
-                "state.set: a value may hold at most 1 MiB; `{shown}` has {} bytes (keep less, or spread it over keys: \
-                 a deployment's state holds at most {} keys and 4 MiB in all)",
-                value.len(),
-                bounds::STATE_KEYS
-            );
-        }
         // The state as it would be after this write: stored sizes, this step's writes.
         let mut sizes = caps.state.sizes.clone();
         sizes.extend(caps.writes.state.iter().map(|(k, v)| (k.clone(), v.len())));
-        if !sizes.contains_key(&key) && sizes.len() >= bounds::STATE_KEYS {
-            wasmtime::bail!(
-                "state.set: a deployment's state holds at most {} keys, and `{shown}` would be one more; reuse keys",
-                bounds::STATE_KEYS
-            );
-        }
-        sizes.insert(key.clone(), value.len());
-        let total: usize = sizes.values().sum();
-        if total > bounds::STATE_TOTAL_BYTES {
-            wasmtime::bail!(
-                "state.set: a deployment's state holds at most 4 MiB in all, and writing {} bytes under `{shown}` would make it {total}; keep less",
-                value.len()
-            );
-        }
+        bounds::check_state_write(sizes, &key, value.len()).map_err(wasmtime::Error::msg)?;
         caps.writes.state.insert(key, value);
         Ok(())
     }

@@ -87,12 +87,7 @@ fn wit_replica(r: &super::world::Replica) -> types::Replica {
 
 impl types::Host for SimHost {
     fn convert_error(&mut self, err: CapabilityError) -> wasmtime::Result<types::Error> {
-        match err {
-            CapabilityError::Denied(m) => Ok(types::Error::Denied(m)),
-            CapabilityError::Invalid(m) => Ok(types::Error::Invalid(m)),
-            CapabilityError::Failed(m) => Ok(types::Error::Failed(m)),
-            CapabilityError::Trap(e) => Err(e),
-        }
+        err.into_wit()
     }
 }
 
@@ -269,21 +264,9 @@ impl state::Host for SimHost {
         if !self.in_step {
             return Ok(());
         }
-        if key.len() > bounds::STATE_KEY_BYTES || value.len() > bounds::STATE_VALUE_BYTES {
-            wasmtime::bail!("state.set: `{key}` is over the limits (keys of 256 bytes, values of 1 MiB)");
-        }
-        let mut sizes: HashMap<&String, usize> = self.state.iter().map(|(k, v)| (k, v.len())).collect();
-        sizes.extend(self.writes.iter().map(|(k, v)| (k, v.len())));
-        if !sizes.contains_key(&key) && sizes.len() >= bounds::STATE_KEYS {
-            wasmtime::bail!("state.set: a deployment's state holds at most {} keys", bounds::STATE_KEYS);
-        }
-        sizes.insert(&key, value.len());
-        let total: usize = sizes.values().sum();
-        if total > bounds::STATE_TOTAL_BYTES {
-            wasmtime::bail!(
-                "state.set: a deployment's state holds at most 4 MiB in all; `{key}` would make it {total}"
-            );
-        }
+        let mut sizes: HashMap<String, usize> = self.state.iter().map(|(k, v)| (k.clone(), v.len())).collect();
+        sizes.extend(self.writes.iter().map(|(k, v)| (k.clone(), v.len())));
+        bounds::check_state_write(sizes, &key, value.len()).map_err(wasmtime::Error::msg)?;
         self.writes.insert(key, value);
         Ok(())
     }

@@ -21,8 +21,8 @@ use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wasmtime::Store;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Store, StoreLimitsBuilder};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use world::{Behaviour, SimClock, Spike, World};
@@ -287,12 +287,7 @@ impl Simulation {
             .wall_clock(SimClock(clock.clone()))
             .monotonic_clock(SimClock(clock))
             .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.memory_bytes)
-            .instances(64)
-            .tables(64)
-            .trap_on_grow_failure(true)
-            .build();
+        let limits = super::sandbox::store_limits(&self.limits);
         let host = SimHost {
             wasi,
             table: ResourceTable::new(),
@@ -305,12 +300,7 @@ impl Simulation {
             promotions,
             in_step,
         };
-        let mut store = Store::new(&self.engine, host);
-        store.limiter(|host| &mut host.limits);
-        store.set_fuel(self.limits.fuel).expect("fuel is enabled");
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
-        store
+        super::sandbox::arm(Store::new(&self.engine, host), &self.limits, |host| &mut host.limits)
     }
 
     async fn validate(&self, deployment: &wit::Deployment) -> Result<Result<(), String>> {
