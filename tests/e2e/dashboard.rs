@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Where screenshots go: `docs/dashboard/` with HIVEMIND_UPDATE_SCREENSHOTS=1 (as the
+/// Where screenshots go: `docs/src/dashboard/` with HIVEMIND_UPDATE_SCREENSHOTS=1 (as the
 /// committed ones were made), the test's own temporary dir otherwise.
 fn screenshot(browser: &Browser, dir: &std::path::Path, name: &str) -> PathBuf {
     let dir = if std::env::var("HIVEMIND_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
-        repo_root().join("docs/dashboard")
+        repo_root().join("docs/src/dashboard")
     } else {
         dir.to_path_buf()
     };
