@@ -12,6 +12,7 @@ mod scenarios;
 mod acme;
 mod analysis;
 mod api;
+mod book;
 mod cluster;
 mod dashboard;
 mod deploy;
