@@ -1,7 +1,8 @@
-//! A strategy built against plugin API 0.1.0 (`wit/plugin.wit` here is that contract,
-//! frozen as it shipped), with wit-bindgen and no SDK: a host that speaks 0.1.1 must load
-//! and run it unchanged, as minor versions only add.
-wit_bindgen::generate!({ path: "wit", world: "hivemind:plugin/strategy" });
+//! A strategy built against plugin API 0.1.0, the released contract in `wit/v0.1.0` at the
+//! top of the repository (never edited, see `wit/README.md`), with wit-bindgen and no SDK:
+//! every host that lists 0.1.0 must load and run it unchanged, as minor versions only add.
+// The path is relative to this crate's Cargo.toml (tests/plugins/legacy).
+wit_bindgen::generate!({ path: "../../../wit/v0.1.0", world: "hivemind:plugin/strategy" });
 
 use hivemind::plugin::{containers, health, routing};
 
