@@ -172,7 +172,7 @@ fn each_kind_of_misfit_component_gets_its_own_error_and_changes_nothing() {
         (
             "future.wasm",
             strategy_shaped(r#"(import "hivemind:plugin/containers@0.2.0" (instance))"#),
-            "built for plugin API 0.2.0 (it imports `hivemind:plugin/containers@0.2.0`), and this host supports 0.1.x",
+            "built for plugin API 0.2.0 (it imports `hivemind:plugin/containers@0.2.0`), and this host supports plugin API 0.1.0, 0.1.1",
         ),
         (
             "sockets.wasm",

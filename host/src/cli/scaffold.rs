@@ -113,7 +113,8 @@ pub fn new_plugin(name: &str, hook: bool, lang: Lang, dir: &Path) -> Result<Vec<
         bail!("{} is not empty: give a new directory with --dir, or remove what is there", dir.display());
     }
     let sdk = env!("CARGO_PKG_VERSION");
-    let api = crate::plugins::API_VERSIONS;
+    // The SDK and WIT it vendors are the latest contract's (sdk/wit is wit/vLATEST's copy).
+    let api = crate::plugins::API_LATEST;
     let (kind, world) = if hook { ("hook", "hook") } else { ("strategy", "strategy") };
     let capabilities = if hook {
         "jobs, http to the allowed hosts, progress"

@@ -1,7 +1,8 @@
 //! How much a plugin may hand the host. Everything a plugin says is stored or shown to
 //! people, so every string and every piece of state has a ceiling; a string over its
 //! ceiling is cut and marked (`… [truncated, N bytes]`), a state write over its ceiling
-//! is refused. The same figures are documented in `wit/plugin.wit` and the README.
+//! is refused. The same figures are documented in the contract (`wit/v0.1.1/plugin.wit`)
+//! and the book.
 
 /// A failure or approval reason (`step-outcome`, `validate`, a hook's verdict), and the
 /// host's description of a trap.

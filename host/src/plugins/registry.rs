@@ -6,7 +6,7 @@ use super::bindings::hook::HookPre;
 use super::bindings::strategy::StrategyPre;
 use super::sandbox::{HostState, Limits, describe_trap};
 use super::trust::{Signature, TrustPolicy};
-use super::{bounds, builtin};
+use super::{bounds, builtin, contract};
 use crate::model::{Kind, Origin, PluginRef};
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
@@ -297,13 +297,6 @@ impl PluginHost {
     }
 }
 
-/// The plugin API versions this host accepts: every 0.1.x (WIT package semver).
-pub const API_VERSIONS: &str = "0.1.x";
-
-fn api_compatible(version: &str) -> bool {
-    version.starts_with("0.1.") || version == "0.1"
-}
-
 /// Checks a component against the world it means to implement (a hook exports `run`, a
 /// strategy `step`), with an error of its own for each way it can fail to fit. Returns it
 /// ready to instantiate, with the plugin API version its imports name ("none" if none).
@@ -332,10 +325,9 @@ fn type_check(
         let Some((_, version)) = import.strip_prefix("hivemind:plugin/").and_then(|rest| rest.split_once('@')) else {
             continue;
         };
-        if !api_compatible(version) {
-            bail!(
-                "the component was built for plugin API {version} (it imports `{import}`), and this host supports {API_VERSIONS}; rebuild it against a hivemind-sdk for {API_VERSIONS}"
-            );
+        // Only the versions this host lists (`contract::API_VERSIONS`), each a folder wit/vX.Y.Z.
+        if !contract::supported(version) {
+            bail!("{}", contract::unsupported(version, import));
         }
         api_version = version.to_string();
     }
@@ -444,4 +436,46 @@ fn validate_version(version: &str) -> Result<()> {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A component shaped like a strategy (it exports `step`, nothing else) importing `import`.
+    fn strategy_importing(engine: &Engine, import: &str) -> Component {
+        let wat = format!(
+            r#"(component
+                (import "{import}" (instance))
+                (core module $m (func (export "f")))
+                (core instance $i (instantiate $m))
+                (func $f (canon lift (core func $i "f")))
+                (export "step" (func $f)))"#
+        );
+        Component::new(engine, wat::parse_str(&wat).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_component_of_a_version_the_host_does_not_list_is_refused_before_it_is_linked() {
+        let engine = super::super::sandbox::engine(&Limits::default()).unwrap();
+        let (linker, hook_linker) = super::super::bindings::linkers(&engine).unwrap();
+        for version in ["0.1.7", "0.2.0"] {
+            let import = format!("hivemind:plugin/containers@{version}");
+            let Err(e) = type_check(&linker, &hook_linker, &strategy_importing(&engine, &import)) else {
+                panic!("a component built for plugin API {version} was accepted");
+            };
+            let e = format!("{e:#}");
+            assert!(e.contains(&format!("built for plugin API {version} (it imports `{import}`)")), "{e}");
+            assert!(e.contains("this host supports plugin API 0.1.0, 0.1.1"), "{e}");
+        }
+        // A listed version passes the check; this component then fails on its shape.
+        for version in contract::API_VERSIONS {
+            let import = format!("hivemind:plugin/containers@{version}");
+            let Err(e) = type_check(&linker, &hook_linker, &strategy_importing(&engine, &import)) else {
+                panic!("a component that exports only `step` was accepted");
+            };
+            let e = format!("{e:#}");
+            assert!(!e.contains("built for plugin API"), "{version}: {e}");
+        }
+    }
 }

@@ -3,8 +3,10 @@
 //! (`scope`). A call that fails returns a `CapabilityError`: the guest gets it as
 //! `types.error`, or, for `Trap`, the call traps and the step fails with its message.
 //!
-//! Adding a capability: declare its interface in `sdk/wit/plugin.wit` (and import it in
-//! a world), implement its `Host` trait in a new file here, re-export it in the SDK.
+//! Adding a capability: declare its interface in a new version of the contract (a new
+//! folder `wit/vX.Y.Z`, released as `wit/README.md` says, which also updates the SDK's
+//! copy), import it in a world, implement its `Host` trait in a new file here, re-export
+//! it in the SDK.
 
 mod containers;
 mod context;
