@@ -1,73 +1,51 @@
 //! What a user can do to a deployment between steps: pause, resume, promote, abort and
-//! roll back. Each refuses, with the reason, what the deployment's status does not allow.
+//! roll back. `machine` decides each: it refuses, with the rule, what the deployment's
+//! status does not allow.
 
 use super::Engine;
-use crate::error::UserError;
-use crate::model::{Deployment, Level, Phase, RollbackKind, Status};
-use crate::store::Transition;
+use super::machine::{Control, Decision, Event, Next, Refusal, decide};
+use crate::error::{ErrorCode, Field, UserError};
+use crate::model::{Deployment, Level, now_ms};
 use std::sync::Arc;
 
 impl Engine {
     /// Stops stepping a deployment in progress; `resume` goes on where it stopped.
-    pub async fn pause(&self, id: &str) -> Result<Deployment, UserError> {
-        let _decisions = self.decisions.lock().await;
-        let d = self.deployment(id).await?;
-        if d.status != Status::InProgress {
-            return Err(refused("pause", &d, "only a deployment in progress can be paused"));
-        }
-        self.store
-            .transition(id, Transition::to(Status::Paused, "paused by request; `deployment resume` goes on"))
-            .await?;
-        self.wake(id);
-        self.deployment(id).await
+    pub async fn pause(self: &Arc<Self>, id: &str) -> Result<Deployment, UserError> {
+        self.control(id, Control::Pause).await
     }
 
     pub async fn resume(self: &Arc<Self>, id: &str) -> Result<Deployment, UserError> {
-        let _decisions = self.decisions.lock().await;
-        let d = self.deployment(id).await?;
-        if d.status != Status::Paused {
-            return Err(refused("resume", &d, "only a paused deployment can be resumed"));
-        }
-        // The time spent paused does not count against the progress deadline.
-        let to = Transition { touch_progress: true, ..Transition::to(Status::InProgress, "resumed by request") };
-        self.store.transition(id, to).await?;
-        self.spawn_drive(id.to_string());
-        self.deployment(id).await
+        self.control(id, Control::Resume).await
     }
 
     /// Lets a deployment that awaits approval go on; its strategy sees `promoted`.
     pub async fn promote(self: &Arc<Self>, id: &str) -> Result<Deployment, UserError> {
-        let _decisions = self.decisions.lock().await;
-        let d = self.deployment(id).await?;
-        if d.status != Status::AwaitingApproval {
-            return Err(refused("promote", &d, "only a deployment awaiting approval can be promoted"));
-        }
-        let to = Transition {
-            promoted: Some(true),
-            touch_progress: true,
-            ..Transition::to(Status::InProgress, "promoted by request")
-        };
-        self.store.transition(id, to).await?;
-        self.spawn_drive(id.to_string());
-        self.deployment(id).await
+        self.control(id, Control::Promote).await
     }
 
     /// Stops a deployment and rolls back what it did; it ends `aborted`.
     pub async fn abort(self: &Arc<Self>, id: &str) -> Result<Deployment, UserError> {
+        self.control(id, Control::Abort).await
+    }
+
+    /// A user's control, as the machine decides it: refused with the rule the status
+    /// breaks (409), or persisted, and the step loop started or woken to act on it.
+    async fn control(self: &Arc<Self>, id: &str, control: Control) -> Result<Deployment, UserError> {
         let _decisions = self.decisions.lock().await;
         let d = self.deployment(id).await?;
-        match d.status {
-            Status::Pending => {
-                self.store
-                    .transition(id, Transition::to(Status::Aborted, "aborted before it ran; nothing changed"))
-                    .await?;
-            }
-            Status::InProgress | Status::Paused | Status::AwaitingApproval => {
-                self.start_rollback_phase(&d, RollbackKind::Abort, "aborted by request; rolling back").await?;
-            }
-            _ => return Err(refused("abort", &d, "only a pending or running deployment can be aborted")),
-        }
+        let decision = decide(&d, &Event::Control(control), now_ms()).map_err(refused)?;
+        self.enact(&d, &decision).await?;
         self.deployment(id).await
+    }
+
+    /// Persists a control's decision and starts (or wakes) the step loop it asks for.
+    async fn enact(self: &Arc<Self>, d: &Deployment, decision: &Decision) -> Result<(), UserError> {
+        self.apply(&d.id, decision).await?;
+        if decision.next == Next::Drive {
+            self.wake(&d.id);
+            self.spawn_drive(d.id.clone());
+        }
+        Ok(())
     }
 
     /// Rolls a deployment back. A running one switches to its rollback phase and ends
@@ -76,15 +54,12 @@ impl Engine {
     pub async fn rollback(self: &Arc<Self>, id: &str) -> Result<Deployment, UserError> {
         let _decisions = self.decisions.lock().await;
         let d = self.deployment(id).await?;
-        match d.status {
-            Status::InProgress | Status::Paused | Status::AwaitingApproval => {
-                self.start_rollback_phase(&d, RollbackKind::Manual, "rollback requested; rolling back").await?;
-                self.deployment(id).await
-            }
-            Status::Completed => {
+        let decision = decide(&d, &Event::Control(Control::Rollback), now_ms()).map_err(refused)?;
+        match decision.next {
+            Next::Reverse => {
                 let Some(previous) = d.previous.clone() else {
                     return Err(UserError::conflict(
-                        "nothing_to_roll_back_to",
+                        ErrorCode::NothingToRollBackTo,
                         format!(
                             "deployment {id} was the first release of app `{}`; there is nothing to roll back to",
                             d.app
@@ -95,7 +70,7 @@ impl Engine {
                 let current = app.as_ref().and_then(|a| a.release.as_ref()).map(|r| r.version.clone());
                 if current.as_deref() != Some(d.target_version.as_str()) {
                     return Err(UserError::conflict(
-                        "not_current_release",
+                        ErrorCode::NotCurrentRelease,
                         format!(
                             "deployment {id} put {} in place, but app `{}` now serves {}; roll back the deployment that put it there",
                             d.target_version,
@@ -129,7 +104,10 @@ impl Engine {
                     .await?;
                 self.start_deploy_phase(&rollback.id).await
             }
-            _ => Err(refused("roll back", &d, "only a running or completed deployment can be rolled back")),
+            _ => {
+                self.enact(&d, &decision).await?;
+                self.deployment(id).await
+            }
         }
     }
 
@@ -139,56 +117,25 @@ impl Engine {
         let d = self.deployment(id).await?;
         if d.spec.variants.is_empty() {
             return Err(UserError::conflict(
-                "not_an_ab_test",
+                ErrorCode::NotAnAbTest,
                 format!("deployment {id} has no variants; select-winner is for A/B tests"),
             ));
         }
         if !d.spec.variants.iter().any(|v| v.name == variant) {
             let names: Vec<&str> = d.spec.variants.iter().map(|v| v.name.as_str()).collect();
             return Err(UserError::invalid(
-                "variant",
+                Field::Variant,
                 format!("deployment {id} has no variant `{variant}`; its variants are {}", names.join(", ")),
             ));
         }
-        if !matches!(d.status, Status::InProgress | Status::AwaitingApproval | Status::Paused) {
-            return Err(refused("select a winner for", &d, "only a running A/B test can get a winner"));
-        }
+        let decision = decide(&d, &Event::Control(Control::SelectWinner), now_ms()).map_err(refused)?;
         self.store.set_winner(id, variant, &format!("variant {variant} selected as the winner by request")).await?;
-        if d.status == Status::AwaitingApproval {
-            let to = Transition {
-                touch_progress: true,
-                ..Transition::to(Status::InProgress, "winner selected; promoting it")
-            };
-            self.store.transition(id, to).await?;
-            self.spawn_drive(id.to_string());
-        }
-        self.wake(id);
+        self.enact(&d, &decision).await?;
         self.deployment(id).await
-    }
-
-    async fn start_rollback_phase(
-        self: &Arc<Self>,
-        d: &Deployment,
-        kind: RollbackKind,
-        message: &str,
-    ) -> Result<(), UserError> {
-        let to = Transition {
-            phase: Some(Phase::Rollback),
-            rollback_kind: Some(kind),
-            touch_progress: true,
-            level: Level::Warn,
-            ..Transition::to(Status::RollingBack, message)
-        };
-        self.store.transition(&d.id, to).await?;
-        self.wake(&d.id);
-        self.spawn_drive(d.id.clone());
-        Ok(())
     }
 }
 
-fn refused(action: &str, d: &Deployment, rule: &str) -> UserError {
-    UserError::conflict(
-        &format!("cannot_{}", action.replace(' ', "_")),
-        format!("cannot {action} deployment {}: it is {}; {rule}", d.id, d.status.words()),
-    )
+/// The machine's refusal as the API's 409.
+fn refused(refusal: Refusal) -> UserError {
+    UserError::conflict(refusal.code, refusal.message)
 }

@@ -2,20 +2,15 @@
 //! said, sleep, repeat — until the phase is done or failed.
 
 use super::Engine;
+use super::machine::{self, Change, Decision, Event, Next, Outcome};
 use crate::health::HttpCheck;
-use crate::model::{Deployment, DeploymentSpec, HookStage, Level, Phase, RollbackKind, Status, now_ms};
+use crate::model::{Deployment, DeploymentSpec, Level, Phase, Status, now_ms};
 use crate::plugins::{Scope, StepCaps, StepContext, StepOutcome, wit};
 use crate::store::{StepEvent, StepWrites, Transition};
 use anyhow::Result;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-
-/// Between steps the engine never sleeps longer than this, whatever a plugin asks.
-const MAX_STEP_DELAY: Duration = Duration::from_secs(60);
-/// Nor shorter than this: a strategy that asks for no pause at all (or verifies over and
-/// over) takes at most 20 steps a second, not hundreds.
-pub const MIN_STEP_DELAY: Duration = Duration::from_millis(50);
 
 /// The latest step's event, while the steps after it say the same and write nothing else:
 /// they update it with their count instead of adding a line each.
@@ -90,53 +85,20 @@ impl Engine {
                 return Err(crate::store::NotLeader("this server no longer leads".into()).into());
             }
             let Some(d) = self.store.deployment(id).await? else { return Ok(()) };
-            if !matches!(d.status, Status::InProgress | Status::RollingBack) {
-                return Ok(());
-            }
-            let deadline_ms = d.spec.progress_deadline as i64 * 1000;
-            if deadline_ms > 0 && now_ms() - d.last_progress_at_ms > deadline_ms {
-                let reason = format!(
-                    "progress deadline exceeded: no progress for {} s (stuck at {}%: {})",
-                    d.spec.progress_deadline, d.progress, d.message
-                );
-                if d.phase == Phase::Rollback {
-                    self.rollback_failed(&d, &reason).await?;
-                    return Ok(());
+            // Before the step: the progress deadline, the pre hooks.
+            let before = machine::decide(&d, &Event::Poll, now_ms()).expect("a poll is never refused");
+            if !before.steps_now() {
+                repeats = None;
+                match self.act(&d, before, wake, None).await? {
+                    Flow::Stop => return Ok(()),
+                    Flow::Go => continue,
                 }
-                let _decisions = self.decisions.lock().await;
-                self.fail(&d, &reason).await?;
-                continue;
             }
             let Some(plugin) = self.plugins.pinned(&d.plugin.sha256) else {
-                let message = format!(
-                    "plugin {} {} (sha256 {}) that this deployment is pinned to is not loaded; install it again",
-                    d.plugin.name, d.plugin.version, d.plugin.sha256
-                );
-                let to = Transition {
-                    level: Level::Error,
-                    error: Some(&message),
-                    ..Transition::to(Status::Failed, &message)
-                };
-                self.store.transition(id, to).await?;
+                let missing = machine::decide(&d, &Event::PluginMissing, now_ms()).expect("never refused");
+                self.act(&d, missing, wake, None).await?;
                 return Ok(());
             };
-            // Pre hooks run before the first step: before any replica or route changes.
-            if d.phase == Phase::Deploy
-                && d.rollback_of.is_none()
-                && d.attempt == 0
-                && !d.spec.hooks.pre.is_empty()
-                && !d.hook_runs.ran(HookStage::Pre)
-            {
-                let verdict = self.run_hooks(&d, HookStage::Pre).await?;
-                if let Err(reason) = verdict {
-                    let _decisions = self.decisions.lock().await;
-                    if self.still_in_phase(&d).await? {
-                        self.stop_untouched(&d, &reason).await?;
-                        return Ok(());
-                    }
-                }
-                continue;
-            }
             let caps = StepCaps {
                 scope: Scope::of(&d, self.services.clone()),
                 health: check_of(&d.spec),
@@ -146,21 +108,7 @@ impl Engine {
                 state: std::mem::take(&mut state),
                 writes: StepWrites::default(),
             };
-            let context = StepContext {
-                phase: match d.phase {
-                    Phase::Deploy => crate::plugins::Phase::Deploy,
-                    Phase::Rollback => crate::plugins::Phase::Rollback,
-                },
-                attempt: d.attempt,
-                elapsed_ms: (now_ms() - d.phase_started_at_ms).max(0) as u64,
-                promoted: d.promoted,
-                winner: d.winner.clone(),
-                // A deployment that rolls back a completed one brings back a release that
-                // served before: there is nothing to verify.
-                verified: d.spec.hooks.verify.is_empty()
-                    || d.hook_runs.ran(HookStage::Verify)
-                    || d.rollback_of.is_some(),
-            };
+            let context = step_context(&d, now_ms());
             // A user who pauses, aborts or rolls back while the step runs (perhaps waiting
             // on a slow host call) interrupts it: the deployment acts at once.
             let interrupted = async {
@@ -181,7 +129,7 @@ impl Engine {
                 writes.state.clear();
             }
 
-            let _decisions = self.decisions.lock().await;
+            let decisions = self.decisions.lock().await;
             let Some(outcome) = outcome else {
                 // What the interrupted step changed is logged; its progress, which it
                 // never finished, is not kept.
@@ -197,7 +145,8 @@ impl Engine {
                 repeats = None;
                 continue;
             };
-            let what = step_outcome_text(&outcome);
+            let outcome = machine_outcome(outcome);
+            let what = outcome.describe();
             let event = match repeats.as_mut() {
                 Some(r) if r.what == what && r.phase == d.phase && writes.events.is_empty() => {
                     r.count += 1;
@@ -226,61 +175,94 @@ impl Engine {
             if !self.unchanged(&d).await? {
                 continue;
             }
-            // Hooks that must run before the outcome is acted on. They may take minutes,
-            // so they run outside the decisions lock; then the step runs again (steps are
-            // idempotent) and finds the stage done.
-            if let Some(stage) = hooks_due(&d, &outcome) {
-                drop(_decisions);
-                let verdict = self.run_hooks(&d, stage).await?;
+            // The deadline counts from the progress this step recorded.
+            let now = self.store.deployment(id).await?.unwrap_or(d);
+            let decision = machine::decide(&now, &Event::Step(outcome), now_ms()).expect("a step is never refused");
+            if matches!(decision.next, Next::RunHooks(_)) {
+                repeats = None;
+            }
+            if self.act(&now, decision, wake, Some(decisions)).await? == Flow::Stop {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Carries out one of the machine's decisions for the step loop: persists its change
+    /// under the decisions lock (`held`, if the caller holds it: nobody acted since it
+    /// read `d`), then does what comes next. Hooks and a restore take minutes, so they run
+    /// outside the lock; the hooks' verdict goes back to the machine.
+    async fn act(&self, d: &Deployment, decision: Decision, wake: &Notify, held: Option<Held<'_>>) -> Result<Flow> {
+        match decision.next.clone() {
+            Next::RunHooks(stage) => {
+                drop(held);
+                let verdict = self.run_hooks(d, stage).await?;
                 let _decisions = self.decisions.lock().await;
                 // A failure counts even if the deployment was paused meanwhile: its stage is
                 // recorded as run, so it would not run again.
-                if let (Err(reason), true) = (verdict, self.still_in_phase(&d).await?) {
-                    self.hooks_failed(&d, stage, &reason).await?;
+                if let Err(reason) = verdict
+                    && self.still_in_phase(d).await?
+                {
+                    let mut now = self.store.deployment(&d.id).await?.unwrap_or_else(|| d.clone());
+                    // Paused meanwhile: the failure still acts, as if it were running.
+                    now.status = d.status;
+                    let failed = Event::Hooks { stage, failure: Some(reason) };
+                    let decision = machine::decide(&now, &failed, now_ms()).expect("hooks are never refused");
+                    self.apply(&d.id, &decision).await?;
                 }
-                repeats = None;
-                continue;
+                Ok(Flow::Go)
             }
-            match outcome {
-                Ok(StepOutcome::Continue(delay_ms)) => {
-                    drop(_decisions);
-                    let mut delay = Duration::from_millis(delay_ms as u64).clamp(MIN_STEP_DELAY, MAX_STEP_DELAY);
-                    // Never past the progress deadline: it fails the deployment on time.
-                    if deadline_ms > 0
-                        && let Some(now) = self.store.deployment(id).await?
-                    {
-                        let left = (now.last_progress_at_ms + deadline_ms - now_ms()).max(0) as u64;
-                        delay = delay.min(Duration::from_millis(left + 50));
+            Next::Restore(reason) => {
+                drop(held);
+                self.rollback_failed(d, &reason).await?;
+                Ok(Flow::Stop)
+            }
+            Next::Finish => {
+                let _decisions = match held {
+                    Some(held) => held,
+                    None => self.decisions.lock().await,
+                };
+                self.finish(d).await?;
+                Ok(Flow::Stop)
+            }
+            next => {
+                {
+                    let _decisions = match held {
+                        Some(held) => held,
+                        None => self.decisions.lock().await,
+                    };
+                    self.apply(&d.id, &decision).await?;
+                }
+                match next {
+                    Next::Step(delay) if !delay.is_zero() => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = wake.notified() => {}
+                        }
+                        Ok(Flow::Go)
                     }
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = wake.notified() => {}
-                    }
-                }
-                Ok(StepOutcome::Done) => {
-                    self.finish(&d).await?;
-                    return Ok(());
-                }
-                // Verified (or nothing to verify): step again, with `verified` set.
-                Ok(StepOutcome::Verify) => {
-                    drop(_decisions);
-                    tokio::time::sleep(MIN_STEP_DELAY).await;
-                }
-                Ok(StepOutcome::AwaitApproval(reason)) => {
-                    let message = format!("awaiting approval: {reason}; run `hivemind deployment promote --id {id}`");
-                    self.store.transition(id, Transition::to(Status::AwaitingApproval, &message)).await?;
-                    return Ok(());
-                }
-                Ok(StepOutcome::Failed(reason)) | Err(reason) if d.phase == Phase::Rollback => {
-                    drop(_decisions);
-                    self.rollback_failed(&d, &reason).await?;
-                    return Ok(());
-                }
-                Ok(StepOutcome::Failed(reason)) | Err(reason) => {
-                    self.fail(&d, &reason).await?;
+                    Next::Step(_) | Next::Drive => Ok(Flow::Go),
+                    _ => Ok(Flow::Stop),
                 }
             }
         }
+    }
+
+    /// Persists a decision's change and its note; a deployment that ended is counted and
+    /// its app's history pruned.
+    pub(super) async fn apply(&self, id: &str, decision: &Decision) -> Result<()> {
+        if let Some(change) = &decision.change {
+            self.store.transition(id, transition(change)).await?;
+            if change.status.is_terminal() {
+                self.count_outcome(id).await;
+                if let Ok(Some(d)) = self.store.deployment(id).await {
+                    self.prune_history(&d.app).await;
+                }
+            }
+        }
+        if let Some((level, message)) = &decision.note {
+            self.store.event(id, *level, message).await?;
+        }
+        Ok(())
     }
 
     /// Whether the deployment is still where `d` saw it: same status, same phase.
@@ -295,70 +277,29 @@ impl Engine {
         Ok(now.is_some_and(|n| n.status.is_active() && n.phase == d.phase))
     }
 
-    /// A pre hook failed: the deployment ends before it touched anything.
-    async fn stop_untouched(&self, d: &Deployment, reason: &str) -> Result<()> {
-        let serving = match &d.previous {
-            Some(p) => format!("{} still serves", p.version),
-            None => "the app had no release before".to_string(),
-        };
-        let message = format!("{reason}; the deployment stopped before it changed anything, and {serving}");
-        let to = Transition { level: Level::Error, error: Some(reason), ..Transition::to(Status::Failed, &message) };
-        self.store.transition(&d.id, to).await?;
-        self.count_outcome(&d.id).await;
-        self.prune_history(&d.app).await;
-        Ok(())
-    }
-
-    /// A stage's hooks failed: verify fails the phase; post rolls back only when asked
-    /// to; a rollback hook's failure is only recorded, as the rollback goes on.
-    async fn hooks_failed(&self, d: &Deployment, stage: HookStage, reason: &str) -> Result<()> {
-        use crate::model::PostHookFailure;
-        match stage {
-            HookStage::Verify => self.fail(d, reason).await,
-            HookStage::Post if d.spec.hooks.post_failure == PostHookFailure::Rollback => {
-                self.fail(d, &format!("{reason} (--post-hook-failure rollback)")).await
-            }
-            HookStage::Post => {
-                let message = format!(
-                    "{reason}; {} keeps serving (with --post-hook-failure rollback it would be rolled back)",
-                    d.target_version
-                );
-                Ok(self.store.event(&d.id, Level::Warn, &message).await?)
-            }
-            HookStage::Pre | HookStage::Rollback => Ok(()),
-        }
-    }
-
     /// A phase is done. The deploy phase completes the deployment; a rollback phase ends
     /// it as failed, rolled back or aborted, with the previous release serving.
     async fn finish(&self, d: &Deployment) -> Result<()> {
         // Whatever serves now, the healer starts afresh with it: old slots, old deaths go.
         self.healer.forget(&d.app);
+        let mut winner = None;
         match d.phase {
             Phase::Deploy if !d.spec.variants.is_empty() => {
                 // An A/B test ends with its winner serving alone: the release is what the
                 // router sends all traffic to.
                 let (split, _) = self.services.router.split(&d.app);
                 let serving: Vec<&String> = split.iter().filter(|(_, w)| *w > 0).map(|(v, _)| v).collect();
-                let winner = match (serving.as_slice(), &d.winner) {
+                let name = match (serving.as_slice(), &d.winner) {
                     ([only], _) => (*only).clone(),
                     (_, Some(w)) => w.clone(),
                     _ => d.target_version.clone(),
                 };
                 let release =
-                    d.variant_releases().into_iter().find(|r| r.version == winner).unwrap_or_else(|| d.target());
+                    d.variant_releases().into_iter().find(|r| r.version == name).unwrap_or_else(|| d.target());
                 let release = crate::model::Release { replicas: d.spec.replicas, ..release };
                 self.store.set_app_release(&d.app, Some(&release)).await?;
-                self.store
-                    .set_winner(&d.id, &winner, &format!("variant {winner} won and is the app's release"))
-                    .await?;
-                let message = format!("{winner} won: {} replicas of {}", release.replicas, release.image);
-                self.store
-                    .transition(
-                        &d.id,
-                        Transition { progress: Some(100), ..Transition::to(Status::Completed, &message) },
-                    )
-                    .await?;
+                self.store.set_winner(&d.id, &name, &format!("variant {name} won and is the app's release")).await?;
+                winner = Some(release);
             }
             Phase::Deploy => {
                 self.store.set_app_release(&d.app, Some(&d.target())).await?;
@@ -373,63 +314,11 @@ impl Engine {
                         )
                         .await?;
                 }
-                let message = format!("{} serves: {} replicas of {}", d.target_version, d.spec.replicas, d.spec.image);
-                self.store
-                    .transition(
-                        &d.id,
-                        Transition { progress: Some(100), ..Transition::to(Status::Completed, &message) },
-                    )
-                    .await?;
             }
-            Phase::Rollback => {
-                self.store.set_app_release(&d.app, d.previous.as_ref()).await?;
-                let restored = match &d.previous {
-                    Some(p) => format!("rolled back: {} serves again", p.version),
-                    None => "rolled back: the app had no previous release, so nothing serves".to_string(),
-                };
-                let kind = d.rollback_kind.unwrap_or(RollbackKind::Failure);
-                let message = match (&d.error, kind) {
-                    (Some(error), RollbackKind::Failure) => format!("{error}; {restored}"),
-                    (_, RollbackKind::Abort) => format!("aborted; {restored}"),
-                    _ => restored,
-                };
-                self.store
-                    .transition(
-                        &d.id,
-                        Transition { level: Level::Warn, ..Transition::to(kind.final_status(), &message) },
-                    )
-                    .await?;
-            }
+            Phase::Rollback => self.store.set_app_release(&d.app, d.previous.as_ref()).await?,
         }
-        self.count_outcome(&d.id).await;
-        self.prune_history(&d.app).await;
-        Ok(())
-    }
-
-    /// The deploy phase failed: the rollback phase starts, unless the user turned
-    /// auto-rollback off. (A failed rollback phase is `rollback_failed`'s.)
-    pub(super) async fn fail(&self, d: &Deployment, reason: &str) -> Result<()> {
-        debug_assert_eq!(d.phase, Phase::Deploy, "a failed rollback phase goes to rollback_failed");
-        if d.spec.auto_rollback {
-            let message = format!("{reason}; rolling back");
-            let to = Transition {
-                phase: Some(Phase::Rollback),
-                rollback_kind: Some(RollbackKind::Failure),
-                touch_progress: true,
-                level: Level::Error,
-                error: Some(reason),
-                ..Transition::to(Status::RollingBack, &message)
-            };
-            self.store.transition(&d.id, to).await?;
-        } else {
-            let message = format!("{reason}; auto-rollback is off, so replicas and routes are left as they are");
-            let to =
-                Transition { level: Level::Error, error: Some(reason), ..Transition::to(Status::Failed, &message) };
-            self.store.transition(&d.id, to).await?;
-            self.count_outcome(&d.id).await;
-            self.prune_history(&d.app).await;
-        }
-        Ok(())
+        let ended = Decision { change: Some(machine::finished(d, winner.as_ref())), note: None, next: Next::Idle };
+        self.apply(&d.id, &ended).await
     }
 
     /// Counts how a deployment ended, for /metrics.
@@ -450,30 +339,56 @@ impl Engine {
     }
 }
 
-/// The hook stage that must run before `outcome` is acted on, if its hooks have not run:
-/// verify when the strategy asks; post when the deploy phase is done; rollback when a
-/// rollback phase ends (or a deployment that rolls back a completed one is done).
-fn hooks_due(d: &Deployment, outcome: &Result<StepOutcome, String>) -> Option<HookStage> {
-    let stage = match (outcome, d.phase) {
-        (Ok(StepOutcome::Verify), Phase::Deploy) if d.rollback_of.is_none() => HookStage::Verify,
-        (Ok(StepOutcome::Done), Phase::Deploy) if d.rollback_of.is_some() => HookStage::Rollback,
-        (Ok(StepOutcome::Done), Phase::Deploy) => HookStage::Post,
-        (Ok(StepOutcome::Done | StepOutcome::Failed(_)) | Err(_), Phase::Rollback) => HookStage::Rollback,
-        _ => return None,
-    };
-    (!d.spec.hooks.of(stage).is_empty() && !d.hook_runs.ran(stage)).then_some(stage)
+/// The plugin's word for a step's outcome, in the machine's.
+pub fn machine_outcome(outcome: Result<StepOutcome, String>) -> Outcome {
+    match outcome {
+        Ok(StepOutcome::Continue(ms)) => Outcome::Continue(ms),
+        Ok(StepOutcome::Verify) => Outcome::Verify,
+        Ok(StepOutcome::Done) => Outcome::Done,
+        Ok(StepOutcome::AwaitApproval(reason)) => Outcome::AwaitApproval(reason),
+        Ok(StepOutcome::Failed(reason)) => Outcome::Failed(reason),
+        Err(error) => Outcome::Error(error),
+    }
 }
 
-/// What a step said, for its line of the event log.
-fn step_outcome_text(outcome: &Result<StepOutcome, String>) -> String {
-    match outcome {
-        Ok(StepOutcome::Continue(ms)) => format!("continue in {ms} ms"),
-        Ok(StepOutcome::Done) => "done".to_string(),
-        Ok(StepOutcome::AwaitApproval(reason)) => format!("await approval: {reason}"),
-        Ok(StepOutcome::Verify) => "verify: the new release is on its preview route".to_string(),
-        Ok(StepOutcome::Failed(reason)) => format!("failed: {reason}"),
-        Err(error) => format!("plugin error: {error}"),
+/// What the strategy is told about its deployment's progress, at `now_ms`.
+pub fn step_context(d: &Deployment, now_ms: i64) -> StepContext {
+    StepContext {
+        phase: match d.phase {
+            Phase::Deploy => crate::plugins::Phase::Deploy,
+            Phase::Rollback => crate::plugins::Phase::Rollback,
+        },
+        attempt: d.attempt,
+        elapsed_ms: (now_ms - d.phase_started_at_ms).max(0) as u64,
+        promoted: d.promoted,
+        winner: d.winner.clone(),
+        verified: machine::verified(d),
     }
+}
+
+/// A machine's change as the store writes it.
+fn transition(change: &Change) -> Transition<'_> {
+    Transition {
+        status: change.status,
+        rollback_kind: change.rollback_kind,
+        promoted: change.promoted,
+        touch_progress: change.touch_progress,
+        phase: change.phase,
+        progress: change.progress,
+        message: &change.message,
+        level: change.level,
+        error: change.error.as_deref(),
+    }
+}
+
+/// The decisions lock, held.
+type Held<'a> = tokio::sync::MutexGuard<'a, ()>;
+
+/// Whether the step loop goes on after a decision.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Go,
+    Stop,
 }
 
 /// One probe never takes longer than this.

@@ -12,8 +12,10 @@ mod certs;
 mod control;
 mod diagnose;
 mod drive;
+pub use drive::{machine_outcome, step_context};
 mod heal;
 mod hooks;
+pub mod machine;
 mod metrics;
 mod restore;
 mod series;
@@ -23,7 +25,7 @@ mod validate;
 mod watch;
 
 use crate::api_types::{AppView, ReplicaView};
-use crate::error::UserError;
+use crate::error::{ErrorCode, Field, UserError};
 use crate::health::HttpCheck;
 use crate::model::Origin;
 use crate::model::{App, Deployment, Event, Level, Status};
@@ -176,7 +178,8 @@ impl Engine {
         }
         self.probe_all().await;
         for d in self.store.active_deployments().await? {
-            if matches!(d.status, Status::InProgress | Status::RollingBack) {
+            let recovered = machine::decide(&d, &machine::Event::Recovered, crate::model::now_ms());
+            if recovered.is_ok_and(|r| r.next == machine::Next::Drive) {
                 let message = format!(
                     "{}; resuming the {} phase at step {}",
                     self.options.resumed_because,
@@ -307,7 +310,7 @@ impl Engine {
     pub async fn deployment(&self, id: &str) -> Result<Deployment, UserError> {
         self.store.deployment(id).await?.ok_or_else(|| {
             UserError::not_found(
-                "deployment",
+                ErrorCode::DeploymentNotFound,
                 format!("no deployment with id `{id}`; `hivemind deployment list` shows them"),
             )
         })
@@ -332,7 +335,7 @@ impl Engine {
 
     pub async fn app(&self, name: &str) -> Result<AppView, UserError> {
         let app = self.store.app(name).await?.ok_or_else(|| {
-            UserError::not_found("app", format!("no app named `{name}`; `hivemind app list` shows them"))
+            UserError::not_found(ErrorCode::AppNotFound, format!("no app named `{name}`; `hivemind app list` shows them"))
         })?;
         Ok(self.app_view(app).await)
     }
@@ -363,11 +366,11 @@ impl Engine {
     pub async fn scale_app(&self, name: &str, replicas: u32) -> Result<AppView, UserError> {
         let _decisions = self.decisions.lock().await;
         let app = self.store.app(name).await?.ok_or_else(|| {
-            UserError::not_found("app", format!("no app named `{name}`; `hivemind app list` shows them"))
+            UserError::not_found(ErrorCode::AppNotFound, format!("no app named `{name}`; `hivemind app list` shows them"))
         })?;
         if let Some(active) = self.active_deployment(name).await? {
             return Err(UserError::conflict(
-                "deployment_in_progress",
+                ErrorCode::DeploymentInProgress,
                 format!(
                     "app `{name}` has deployment {} {}, whose strategy owns the replicas until it ends; scale after it, or give the deployment --replicas",
                     active.id,
@@ -377,14 +380,14 @@ impl Engine {
         }
         let Some(mut release) = app.release.clone() else {
             return Err(UserError::conflict(
-                "no_release",
+                ErrorCode::NoRelease,
                 format!("app `{name}` has no release that serves yet; deploy one first"),
             ));
         };
         let quota = self.services.fleet.quota(name);
         if replicas == 0 || replicas > quota {
             return Err(UserError::invalid(
-                "replicas",
+                Field::Replicas,
                 format!(
                     "replicas must be from 1 to app `{name}`'s replica quota, {quota} (got {replicas}); a deployment's --replica-quota raises the quota"
                 ),
@@ -402,7 +405,7 @@ impl Engine {
     pub async fn replica_logs(&self, app: &str, replica: &str, lines: usize) -> Result<String, UserError> {
         let r = self.services.fleet.get(replica).await.filter(|r| r.app == app).ok_or_else(|| {
             UserError::not_found(
-                "replica",
+                ErrorCode::ReplicaNotFound,
                 format!("app `{app}` has no running replica `{replica}`; `hivemind app get --name {app}` lists them"),
             )
         })?;
@@ -422,7 +425,7 @@ impl Engine {
         if let Some(active) = self.active_deployment(name).await? {
             if !force {
                 return Err(UserError::conflict(
-                    "deployment_in_progress",
+                    ErrorCode::DeploymentInProgress,
                     format!(
                         "app `{name}` has deployment {} {}; wait for it, abort it, or remove the app with --force",
                         active.id,
@@ -468,11 +471,11 @@ impl Engine {
 
     pub async fn put_pipeline(&self, name: &str, mut spec: crate::model::DeploymentSpec) -> Result<(), UserError> {
         validate::app_name(name).map_err(|_| {
-            UserError::invalid("pipeline", format!("pipeline name `{name}` must be lowercase letters, digits and '-'"))
+            UserError::invalid(Field::Pipeline, format!("pipeline name `{name}` must be lowercase letters, digits and '-'"))
         })?;
         self.plugins
             .usable(&spec.strategy, crate::model::Kind::Strategy)
-            .map_err(|why| UserError::invalid("strategy", why))?;
+            .map_err(|why| UserError::invalid(Field::Strategy, why))?;
         spec.app.clear();
         spec.image.clear();
         Ok(self.store.put_pipeline(name, &spec).await?)
@@ -520,7 +523,7 @@ impl Engine {
     pub async fn remove_plugin(&self, name: &str, plugins_dir: &std::path::Path) -> Result<(), UserError> {
         let _decisions = self.decisions.lock().await;
         let plugin = self.plugins.get(name).ok_or_else(|| {
-            UserError::not_found("plugin", format!("no plugin named `{name}`; `hivemind plugin list` shows them"))
+            UserError::not_found(ErrorCode::PluginNotFound, format!("no plugin named `{name}`; `hivemind plugin list` shows them"))
         })?;
         let users: Vec<String> = self
             .store
@@ -535,7 +538,7 @@ impl Engine {
             .collect();
         if !users.is_empty() {
             return Err(UserError::conflict(
-                "plugin_in_use",
+                ErrorCode::PluginInUse,
                 format!(
                     "plugin {name} {} is used by deployment {} under way; wait for it to end",
                     plugin.info.version,
@@ -544,7 +547,7 @@ impl Engine {
             ));
         }
         let removed =
-            self.plugins.remove(name).map_err(|e| UserError::conflict("cannot_remove_plugin", format!("{e:#}")))?;
+            self.plugins.remove(name).map_err(|e| UserError::conflict(ErrorCode::CannotRemovePlugin, format!("{e:#}")))?;
         let path = plugins_dir.join(format!("{}.wasm", removed.info.sha256));
         let _ = std::fs::remove_file(crate::plugins::trust::signature_path(&path));
         let _ = std::fs::remove_file(path);
@@ -555,7 +558,7 @@ impl Engine {
     /// Switches a plugin on or off for new deployments (a running one keeps its plugin).
     pub async fn set_plugin_enabled(&self, name: &str, enabled: bool) -> Result<Arc<LoadedPlugin>, UserError> {
         let plugin = self.plugins.get(name).ok_or_else(|| {
-            UserError::not_found("plugin", format!("no plugin named `{name}`; `hivemind plugin list` shows them"))
+            UserError::not_found(ErrorCode::PluginNotFound, format!("no plugin named `{name}`; `hivemind plugin list` shows them"))
         })?;
         self.store.set_plugin_disabled(name, !enabled).await?;
         plugin.disabled.store(!enabled, std::sync::atomic::Ordering::Relaxed);
@@ -577,7 +580,7 @@ impl Engine {
             .plugins
             .load(bytes.clone(), signature, Origin::Installed, replace, source.clone())
             .await
-            .map_err(|e| UserError::invalid("plugin", format!("{e:#}")))?;
+            .map_err(|e| UserError::invalid(Field::Plugin, format!("{e:#}")))?;
         std::fs::create_dir_all(plugins_dir).map_err(|e| UserError::internal(e.into()))?;
         let path = plugins_dir.join(format!("{}.wasm", plugin.info.sha256));
         // The signature first: the plugins dir's watcher loads the component when it sees it.
