@@ -4,7 +4,7 @@
 
 use super::{Api, ApiError};
 use crate::api_types::Rotated;
-use crate::error::UserError;
+use crate::error::{ErrorCode, UserError};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -89,15 +89,13 @@ pub fn authorize(token: &Token, headers: &axum::http::HeaderMap) -> Result<(), A
         .map(str::trim);
     match presented {
         Some(presented) if token.matches(presented) => Ok(()),
-        _ => Err(ApiError(UserError {
-            status: 401,
-            code: "unauthorized".into(),
-            field: None,
-            message: format!(
+        _ => Err(ApiError(UserError::new(
+            ErrorCode::Unauthorized,
+            format!(
                 "this API needs the bearer token the server keeps in {}; set HIVEMIND_TOKEN (or `token` in the CLI's config file)",
                 token.path().display()
             ),
-        })),
+        ))),
     }
 }
 

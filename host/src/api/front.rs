@@ -8,7 +8,7 @@
 
 use super::{ApiError, auth};
 use crate::cluster::{Cluster, Role};
-use crate::error::UserError;
+use crate::error::{ErrorCode, UserError};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -80,8 +80,7 @@ async fn answer(State(front): State<Arc<Front>>, request: Request) -> Response {
 /// Sends the request on to the leader and its answer back, bodies streamed.
 async fn forward(front: &Front, request: Request) -> Response {
     let unavailable = |message: String| {
-        let mut response =
-            ApiError(UserError { status: 503, code: "no_leader".into(), field: None, message }).into_response();
+        let mut response = ApiError(UserError::new(ErrorCode::NoLeader, message)).into_response();
         response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
         response
     };

@@ -12,7 +12,7 @@ use crate::api_types::{
     ScaleBody, SeriesView, SignatureView, StatusView, WinnerBody,
 };
 use crate::engine::Engine;
-use crate::error::UserError;
+use crate::error::{ErrorCode, Field, UserError};
 use crate::model::DeploymentSpec;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -105,15 +105,16 @@ pub fn router(api: Api) -> Router {
     routes()
         .merge(dashboard::routes())
         .fallback(|| async {
-            ApiError(UserError::not_found("route", "no such API route; GET /api/openapi.json lists them"))
+            ApiError(UserError::not_found(
+                ErrorCode::RouteNotFound,
+                "no such API route; GET /api/openapi.json lists them",
+            ))
         })
         .method_not_allowed_fallback(|| async {
-            let mut e = UserError::conflict(
-                "method_not_allowed",
+            ApiError(UserError::new(
+                ErrorCode::MethodNotAllowed,
                 "this route does not take that method; GET /api/openapi.json lists them",
-            );
-            e.status = 405;
-            ApiError(e)
+            ))
         })
         .layer(axum::middleware::from_fn_with_state(api.clone(), auth::require_token))
         .layer(axum::middleware::map_response(json_errors))
@@ -133,9 +134,8 @@ async fn json_errors(response: Response) -> Response {
     }
     let body = axum::body::to_bytes(response.into_body(), 64 << 10).await.unwrap_or_default();
     let text = String::from_utf8_lossy(&body).trim().to_string();
-    let code = status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_");
     let message = if text.is_empty() { status.to_string() } else { text };
-    let error = UserError { status: status.as_u16(), code, field: None, message };
+    let error = UserError { status: status.as_u16(), ..UserError::new(ErrorCode::of_status(status.as_u16()), message) };
     ApiError(error).into_response()
 }
 
@@ -158,7 +158,7 @@ impl IntoResponse for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         let status = r.status().as_u16();
-        let mut e = UserError::invalid("body", format!("the request body is not valid: {}", r.body_text()));
+        let mut e = UserError::invalid(Field::Body, format!("the request body is not valid: {}", r.body_text()));
         e.status = if status == 413 { 413 } else { 400 };
         ApiError(e)
     }
@@ -166,7 +166,7 @@ impl From<JsonRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        ApiError(UserError::invalid("query", r.body_text()))
+        ApiError(UserError::invalid(Field::Query, r.body_text()))
     }
 }
 
@@ -189,17 +189,17 @@ async fn list_deployments(
     let Query(q) = query?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(UserError::invalid("limit", format!("limit must be 1 to 1000 (got {limit})")).into());
+        return Err(UserError::invalid(Field::Limit, format!("limit must be 1 to 1000 (got {limit})")).into());
     }
     let offset = q.offset.unwrap_or(0);
     if offset < 0 {
-        return Err(UserError::invalid("offset", format!("offset must be 0 or more (got {offset})")).into());
+        return Err(UserError::invalid(Field::Offset, format!("offset must be 0 or more (got {offset})")).into());
     }
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(crate::model::Status::parse(s).ok_or_else(|| {
             let all: Vec<&str> = crate::model::Status::ALL.iter().map(|s| s.as_str()).collect();
-            UserError::invalid("status", format!("unknown status `{s}`; the statuses are {}", all.join(", ")))
+            UserError::invalid(Field::Status, format!("unknown status `{s}`; the statuses are {}", all.join(", ")))
         })?),
     };
     let filter = crate::store::ListFilter { app: q.app, status, strategy: q.strategy, limit, offset };
@@ -335,26 +335,26 @@ async fn install_plugin(
     let Query(query) = query?;
     // Components are larger than API bodies: this route reads up to 32 MiB itself.
     let body = axum::body::to_bytes(request.into_body(), 32 << 20).await.map_err(|_| {
-        let mut e = UserError::invalid("plugin", "the component is larger than 32 MiB");
+        let mut e = UserError::invalid(Field::Plugin, "the component is larger than 32 MiB");
         e.status = 413;
         ApiError(e)
     })?;
     if body.is_empty() {
         return Err(UserError::invalid(
-            "plugin",
+            Field::Plugin,
             "the request body is empty; send the component's bytes (application/wasm)",
         )
         .into());
     }
     let source = match query.source {
         Some(s) if s.chars().count() > 500 => {
-            return Err(UserError::invalid("source", "source must be at most 500 characters").into());
+            return Err(UserError::invalid(Field::Source, "source must be at most 500 characters").into());
         }
         Some(s) => s,
         None => "uploaded through the API".to_string(),
     };
     if query.signature.as_ref().is_some_and(|s| s.len() > 4096) {
-        return Err(UserError::invalid("signature", "a minisign signature is a few hundred bytes, not more than 4 KiB; send the text of the component's .minisig file").into());
+        return Err(UserError::invalid(Field::Signature, "a minisign signature is a few hundred bytes, not more than 4 KiB; send the text of the component's .minisig file").into());
     }
     let plugin = api
         .engine
@@ -504,7 +504,10 @@ async fn put_pipeline(
 
 async fn inspect_plugin(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<PluginDetails> {
     let p = api.engine.plugins().get(&name).ok_or_else(|| {
-        ApiError(UserError::not_found("plugin", format!("no plugin named `{name}`; `hivemind plugin list` shows them")))
+        ApiError(UserError::not_found(
+            ErrorCode::PluginNotFound,
+            format!("no plugin named `{name}`; `hivemind plugin list` shows them"),
+        ))
     })?;
     Ok(Json(PluginDetails {
         plugin: plugin_view(&p),

@@ -2,7 +2,7 @@
 //! state, the plugin's own `validate` — before anything is recorded or started.
 
 use super::Engine;
-use crate::error::UserError;
+use crate::error::{ErrorCode, Field, UserError};
 use crate::model::{AppBinding, Deployment, DeploymentSpec, Level, Phase, Release, Status, TlsMode, now_ms};
 use crate::store::Transition;
 use std::net::SocketAddr;
@@ -40,7 +40,7 @@ impl Engine {
         let plugin = self
             .plugins
             .usable(&spec.strategy, crate::model::Kind::Strategy)
-            .map_err(|why| UserError::invalid("strategy", why))?;
+            .map_err(|why| UserError::invalid(Field::Strategy, why))?;
         if let Some(target) = &spec.cloud_provider
             && !self.options.targets.contains(target)
         {
@@ -50,7 +50,7 @@ impl Engine {
                 self.options.targets.join(", ")
             };
             return Err(UserError::invalid(
-                "cloud_provider",
+                Field::CloudProvider,
                 format!(
                     "no deployment target named `{target}`; the server's configuration has: {known} (add [targets.{target}] to its config file)"
                 ),
@@ -61,7 +61,7 @@ impl Engine {
             .services
             .fleet
             .driver_for(spec.cloud_provider.as_deref())
-            .map_err(|why| UserError::invalid("cloud_provider", why))?;
+            .map_err(|why| UserError::invalid(Field::CloudProvider, why))?;
         if let Some(first) = spec.variants.first() {
             // An A/B test's target is its first variant until a winner is known.
             spec.image = first.image.clone();
@@ -69,10 +69,10 @@ impl Engine {
                 driver
                     .check_image(&v.image)
                     .await
-                    .map_err(|e| UserError::invalid("variants", format!("variant {}: {e:#}", v.name)))?;
+                    .map_err(|e| UserError::invalid(Field::Variants, format!("variant {}: {e:#}", v.name)))?;
             }
         }
-        driver.check_image(&spec.image).await.map_err(|e| UserError::invalid("image", format!("{e:#}")))?;
+        driver.check_image(&spec.image).await.map_err(|e| UserError::invalid(Field::Image, format!("{e:#}")))?;
         let mut notes = driver.unsupported(&spec.resources);
         if let Some(port) = spec.health_check_port.filter(|_| !driver.supports_health_port()) {
             notes.push(format!(
@@ -87,13 +87,13 @@ impl Engine {
         if let Some(app) = &existing {
             if let Some(port) = spec.port.filter(|p| *p != app.port) {
                 return Err(UserError::invalid(
-                    "port",
+                    Field::Port,
                     format!("app `{}` already serves on port {}; its port cannot change to {port}", app.name, app.port),
                 ));
             }
             if let Some(active) = self.active_deployment(&app.name).await? {
                 return Err(UserError::conflict(
-                    "deployment_in_progress",
+                    ErrorCode::DeploymentInProgress,
                     format!(
                         "app `{}` has deployment {} {}; wait for it to finish, or abort it with `hivemind deployment abort --id {}`",
                         app.name,
@@ -106,7 +106,7 @@ impl Engine {
         } else if let Some(port) = spec.port
             && self.store.apps().await?.iter().any(|a| a.port == port)
         {
-            return Err(UserError::invalid("port", format!("port {port} is used by another app")));
+            return Err(UserError::invalid(Field::Port, format!("port {port} is used by another app")));
         }
 
         self.check_quota(&spec, existing.as_ref())?;
@@ -121,7 +121,7 @@ impl Engine {
             && spec.variants.iter().any(|v| v.name == previous.version)
         {
             return Err(UserError::invalid(
-                "variants",
+                Field::Variants,
                 format!(
                     "variant name `{}` is the version that serves now; give the variants new names",
                     previous.version
@@ -159,7 +159,7 @@ impl Engine {
             Ok(Ok(())) => {}
             Ok(Err(message)) => {
                 return Err(UserError::invalid(
-                    "params",
+                    Field::Params,
                     format!("strategy {} refused the deployment: {message}", plugin.info.name),
                 ));
             }
@@ -174,7 +174,7 @@ impl Engine {
                     .listen(&spec.app, SocketAddr::new(self.options.router_ip, port))
                     .await
                     .map(|()| port)
-                    .map_err(|e| UserError::invalid("port", format!("{e:#}; pick another with --port")))?,
+                    .map_err(|e| UserError::invalid(Field::Port, format!("{e:#}; pick another with --port")))?,
                 None => router.listen_any(&spec.app, self.options.router_ip).await.map_err(UserError::internal)?,
             };
             self.store.insert_app(&spec.app, port).await?;
@@ -225,7 +225,7 @@ impl Engine {
             && !(1..=fleet.max_replicas()).contains(&quota)
         {
             return Err(UserError::invalid(
-                "replica_quota",
+                Field::ReplicaQuota,
                 format!(
                     "replica quota must be 1 to the server's --max-replicas, {} (got {quota})",
                     fleet.max_replicas()
@@ -235,7 +235,7 @@ impl Engine {
         let quota = spec.replica_quota.or(existing.and_then(|a| a.replica_quota)).unwrap_or(fleet.default_quota());
         if spec.replicas > quota {
             return Err(UserError::invalid(
-                "replicas",
+                Field::Replicas,
                 format!(
                     "{} replicas is more than app `{}` may run: its replica quota is {quota} (the server gives each app {} unless told otherwise); raise it with --replica-quota, up to the server's --max-replicas, {}",
                     spec.replicas,
@@ -252,13 +252,13 @@ impl Engine {
         let d = self.deployment(id).await?;
         if d.status != Status::Pending {
             return Err(UserError::conflict(
-                "not_pending",
+                ErrorCode::NotPending,
                 format!("deployment {id} is {}; only a pending deployment can be executed", d.status.words()),
             ));
         }
         if let Some(active) = self.active_deployment(&d.app).await? {
             return Err(UserError::conflict(
-                "deployment_in_progress",
+                ErrorCode::DeploymentInProgress,
                 format!(
                     "app `{}` has deployment {} {}; wait for it to finish",
                     d.app,
@@ -304,7 +304,7 @@ impl Engine {
             binding.hosts.clear();
             for host in &spec.hosts {
                 let host =
-                    crate::router::check_host(host).map_err(|e| UserError::invalid("hosts", format!("{e:#}")))?;
+                    crate::router::check_host(host).map_err(|e| UserError::invalid(Field::Hosts, format!("{e:#}")))?;
                 if !binding.hosts.contains(&host) {
                     binding.hosts.push(host);
                 }
@@ -312,7 +312,7 @@ impl Engine {
         }
         if let Some(prefix) = &spec.path_prefix {
             binding.path_prefix = crate::router::check_path_prefix(prefix)
-                .map_err(|e| UserError::invalid("path_prefix", format!("{e:#}")))?;
+                .map_err(|e| UserError::invalid(Field::PathPrefix, format!("{e:#}")))?;
         }
         binding.tls = spec.tls.unwrap_or(binding.tls);
         binding.redirect_https = spec.redirect_https.unwrap_or(binding.redirect_https);
@@ -320,12 +320,15 @@ impl Engine {
         if binding.tls == TlsMode::Acme {
             if self.acme.is_none() {
                 return Err(UserError::invalid(
-                    "tls",
+                    Field::Tls,
                     "--tls acme needs a server started with --acme-directory URL (and --acme-email); or add certificates with `hivemind cert add` and use --tls manual",
                 ));
             }
             if binding.hosts.is_empty() {
-                return Err(UserError::invalid("tls", "--tls acme needs the host names to certify: add --host NAME"));
+                return Err(UserError::invalid(
+                    Field::Tls,
+                    "--tls acme needs the host names to certify: add --host NAME",
+                ));
             }
         }
         for other in self.store.apps().await? {
@@ -334,7 +337,7 @@ impl Engine {
             }
             if let Some(taken) = binding.hosts.iter().find(|h| other.hosts.contains(h)) {
                 return Err(UserError::conflict(
-                    "host_taken",
+                    ErrorCode::HostTaken,
                     format!(
                         "host {taken} (path prefix {}) is already bound to app {}; bind this app under another --path-prefix, or give app {} other --host names first",
                         binding.path_prefix, other.name, other.name

@@ -2,7 +2,7 @@
 //! dates) before anything is written, then served by the router without a restart.
 
 use super::Engine;
-use crate::error::UserError;
+use crate::error::{ErrorCode, Field, UserError};
 use crate::router::tls::{CertInfo, CertStore};
 use std::sync::Arc;
 
@@ -13,11 +13,11 @@ impl Engine {
 
     /// Stores a host's certificate and key, replacing the one it had, and serves it.
     pub async fn add_cert(&self, host: &str, cert_pem: &str, key_pem: &str) -> Result<CertInfo, UserError> {
-        let host = crate::router::check_host(host).map_err(|e| UserError::invalid("host", format!("{e:#}")))?;
+        let host = crate::router::check_host(host).map_err(|e| UserError::invalid(Field::Host, format!("{e:#}")))?;
         let info = self
             .cert_store()
             .add(&host, cert_pem.as_bytes(), key_pem.as_bytes())
-            .map_err(|e| UserError::invalid("cert", format!("refused the certificate for {host}: {e:#}")))?;
+            .map_err(|e| UserError::invalid(Field::Cert, format!("refused the certificate for {host}: {e:#}")))?;
         self.services.router.reload_certs().await.map_err(UserError::internal)?;
         tracing::info!("certificate for {host} added, valid until {}", info.not_after_s);
         Ok(info)
@@ -30,11 +30,11 @@ impl Engine {
 
     pub async fn remove_cert(&self, host: &str) -> Result<(), UserError> {
         // Checked as a host name first: it names a directory.
-        let host = crate::router::check_host(host).map_err(|e| UserError::invalid("host", format!("{e:#}")))?;
+        let host = crate::router::check_host(host).map_err(|e| UserError::invalid(Field::Host, format!("{e:#}")))?;
         let removed = self.cert_store().remove(&host).map_err(UserError::internal)?;
         if !removed {
             return Err(UserError::not_found(
-                "cert",
+                ErrorCode::CertNotFound,
                 format!("no certificate for host {host}; `hivemind cert list` shows them"),
             ));
         }

@@ -3,7 +3,7 @@
 //! each with its timeout and retries, recording what they said.
 
 use super::Engine;
-use crate::error::UserError;
+use crate::error::{Field, UserError};
 use crate::model::Kind;
 use crate::model::{Deployment, DeploymentSpec, HookRef, HookRuns, HookStage, Level, PluginRef};
 use crate::plugins::{HookCaps, Scope, Stage};
@@ -21,28 +21,28 @@ impl Engine {
         let hooks = &spec.hooks;
         if hooks.timeout == 0 || hooks.timeout > MAX_HOOK_TIMEOUT_S {
             return Err(UserError::invalid(
-                "hooks.timeout",
+                Field::HooksTimeout,
                 format!("hook timeout {} s must be from 1 to {MAX_HOOK_TIMEOUT_S} seconds", hooks.timeout),
             ));
         }
         if hooks.retries > MAX_HOOK_RETRIES {
             return Err(UserError::invalid(
-                "hooks.retries",
+                Field::HooksRetries,
                 format!("hook retries {} must be from 0 to {MAX_HOOK_RETRIES}", hooks.retries),
             ));
         }
         let mut pinned = BTreeMap::new();
         for stage in HookStage::ALL {
-            let field = format!("hooks.{}", stage.as_str());
+            let field = Field::hook(stage);
             for text in hooks.of(stage) {
-                let hook = HookRef::parse(text).map_err(|e| UserError::invalid(&field, e))?;
+                let hook = HookRef::parse(text).map_err(|e| UserError::invalid(field, e))?;
                 let plugin = self
                     .plugins
                     .usable(&hook.plugin, Kind::Hook)
-                    .map_err(|why| UserError::invalid(&field, format!("{} hook `{text}`: {why}", stage.as_str())))?;
+                    .map_err(|why| UserError::invalid(field, format!("{} hook `{text}`: {why}", stage.as_str())))?;
                 if let Some(version) = hook.version.as_ref().filter(|v| **v != plugin.info.version) {
                     return Err(UserError::invalid(
-                        &field,
+                        field,
                         format!(
                             "{} hook `{text}`: plugin {} is installed at version {}, not {version}",
                             stage.as_str(),
@@ -55,7 +55,7 @@ impl Engine {
                     // Refused before anything runs; the host checks every request again,
                     // whoever makes it.
                     self.services.hook_hosts.check(&hook.argument).map_err(|why| {
-                        UserError::invalid(&field, format!("{} webhook `{}`: {why}", stage.as_str(), hook.argument))
+                        UserError::invalid(field, format!("{} webhook `{}`: {why}", stage.as_str(), hook.argument))
                     })?;
                 }
                 pinned.insert(plugin.info.name.clone(), plugin.info.clone());

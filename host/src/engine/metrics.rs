@@ -4,7 +4,7 @@
 
 use super::Engine;
 use crate::api_types::MetricsView;
-use crate::error::UserError;
+use crate::error::{Field, UserError};
 use crate::series::{compare, compared_versions, snapshots, version_metrics};
 
 impl Engine {
@@ -16,7 +16,7 @@ impl Engine {
         {
             let names: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
             return Err(UserError::invalid(
-                "variant",
+                Field::Variant,
                 format!("deployment {id} has no variant `{v}`; it has {}", names.join(", ")),
             ));
         }

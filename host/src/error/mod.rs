@@ -1,5 +1,12 @@
-//! Errors a user can act on: an HTTP status, a stable code, the field that was wrong,
-//! and a message that says what to do. Everything else is an internal error.
+//! Errors a user can act on: an HTTP status, a stable code (`ErrorCode`, a closed list),
+//! the field that was wrong, and a message that says what to do. Everything else is an
+//! internal error.
+
+mod code;
+mod field;
+
+pub use code::ErrorCode;
+pub use field::Field;
 
 use serde::{Deserialize, Serialize};
 
@@ -7,59 +14,61 @@ use serde::{Deserialize, Serialize};
 pub struct UserError {
     #[serde(skip)]
     pub status: u16,
-    pub code: String,
+    pub code: ErrorCode,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub field: Option<String>,
     pub message: String,
 }
 
 impl UserError {
-    /// 400: the input is wrong; `field` names it.
-    pub fn invalid(field: &str, message: impl Into<String>) -> UserError {
-        UserError {
-            status: 400,
-            code: format!("invalid_{}", field.replace('-', "_")),
-            field: Some(field.to_string()),
-            message: message.into(),
-        }
+    /// An error with `code`, and the status (and, for `invalid_<field>`, the field) it
+    /// carries.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> UserError {
+        let field = match code {
+            ErrorCode::Invalid(field) => Some(field.as_str().to_string()),
+            _ => None,
+        };
+        UserError { status: code.status(), code, field, message: message.into() }
     }
 
-    pub fn not_found(what: &str, message: impl Into<String>) -> UserError {
-        UserError { status: 404, code: format!("{what}_not_found"), field: None, message: message.into() }
+    /// 400: the input is wrong; `field` names it, and the code is `invalid_<field>`.
+    pub fn invalid(field: Field, message: impl Into<String>) -> UserError {
+        UserError::new(ErrorCode::Invalid(field), message)
+    }
+
+    /// 404: what the request names does not exist.
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> UserError {
+        debug_assert_eq!(code.status(), 404, "{code} is not a 404");
+        UserError::new(code, message)
     }
 
     /// 409: the request is fine but the state does not allow it now.
-    pub fn conflict(code: &str, message: impl Into<String>) -> UserError {
-        UserError { status: 409, code: code.to_string(), field: None, message: message.into() }
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> UserError {
+        debug_assert_eq!(code.status(), 409, "{code} is not a 409");
+        UserError::new(code, message)
     }
 
     /// 422: a plugin failed (trapped, overran a budget, timed out) while the server asked
     /// it something. The plugin's fault, never the server's; nothing changed.
     pub fn plugin_failed(plugin: &crate::model::PluginRef, while_doing: &str, failure: &str) -> UserError {
-        UserError {
-            status: 422,
-            code: "plugin_failed".into(),
-            field: Some("strategy".into()),
-            message: format!(
-                "strategy {} {} failed while {while_doing}, and nothing was changed: {failure}; this is the plugin's fault: tell its author, or use another --strategy",
-                plugin.name, plugin.version
-            ),
-        }
+        let message = format!(
+            "strategy {} {} failed while {while_doing}, and nothing was changed: {failure}; this is the plugin's fault: tell its author, or use another --strategy",
+            plugin.name, plugin.version
+        );
+        UserError { field: Some("strategy".into()), ..UserError::new(ErrorCode::PluginFailed, message) }
     }
 
     /// The server lost the lease while it answered: another one leads now.
     pub fn not_leader(why: &str) -> UserError {
-        UserError {
-            status: 503,
-            code: "not_leader".into(),
-            field: None,
-            message: format!("{why}; try again in a moment: another server leads now (hivemind cluster status)"),
-        }
+        UserError::new(
+            ErrorCode::NotLeader,
+            format!("{why}; try again in a moment: another server leads now (hivemind cluster status)"),
+        )
     }
 
     pub fn internal(e: anyhow::Error) -> UserError {
         tracing::error!("internal error: {e:#}");
-        UserError { status: 500, code: "internal".into(), field: None, message: format!("internal error: {e:#}") }
+        UserError::new(ErrorCode::Internal, format!("internal error: {e:#}"))
     }
 }
 
