@@ -2,6 +2,7 @@
 //! was wrong, and a message that says what to do.
 
 pub mod auth;
+mod codes;
 pub mod dashboard;
 pub mod front;
 pub mod openapi;
@@ -36,10 +37,15 @@ pub struct Api {
 /// Declares every route once: the router is built from this table, and so is the
 /// OpenAPI document (`/api/openapi.json`), so the two cannot drift apart. Each route has
 /// a summary, its request body's schema, its query parameters (`name` or `name:type`), its
-/// success status and its response's schema (`Name`, `Name[]` for a list, `text`, `sse`,
-/// `json`, or "" for none).
+/// success status, its response's schema (`Name`, `Name[]` for a list, `text`, `sse`,
+/// `json`, or "" for none) and the error codes its handler and the engine calls it makes
+/// can answer: `ErrorCode` variants (`Invalid(Field)` for `invalid_<field>`), then
+/// `+ GROUP` for the codes of an engine call several routes make (`codes.rs`). The codes
+/// every route answers (the token, the lease, a failure) and those a JSON body, a query or
+/// a path parameter imply are added by `openapi::RouteDoc::codes`.
 macro_rules! api_routes {
-    ($($method:ident $path:literal => $handler:expr, $summary:literal, body $body:literal, query $query:literal, $ok:literal $response:literal;)*) => {
+    ($($method:ident $path:literal => $handler:expr, $summary:literal, body $body:literal, query $query:literal, $ok:literal $response:literal,
+       errors [$($code:ident $(($field:ident))?),*] $(+ $group:ident)*;)*) => {
         fn routes() -> Router<Api> {
             Router::new()$(.route($path, axum::routing::$method($handler)))*
         }
@@ -52,53 +58,96 @@ macro_rules! api_routes {
             query: $query,
             ok: $ok,
             response: $response,
+            errors: &[&[$(ErrorCode::$code $((Field::$field))?),*] $(, codes::$group)*],
         }),*];
     };
 }
 
 api_routes! {
-    get "/healthz" => || async { "ok\n" }, "Whether the server runs (needs no token)", body "", query "", 200 "text";
-    get "/metrics" => metrics, "The server's counts in the Prometheus text format", body "", query "", 200 "text";
-    get "/api/openapi.json" => openapi::document, "This API's OpenAPI document", body "", query "", 200 "json";
-    get "/api/cluster" => cluster, "The servers, which one leads (drives deployments), since when, and the lease epoch", body "", query "", 200 "ClusterView";
-    post "/api/token/rotate" => auth::rotate, "Replace the API token; the old one stops working", body "", query "", 200 "Rotated";
-    get "/api/deployments" => list_deployments, "List deployments, newest first, filtered by app, status and strategy", body "", query "app,status,strategy,limit:integer,offset:integer", 200 "DeploymentView[]";
-    post "/api/deployments" => create_deployment, "Create a deployment without running it", body "DeploymentSpec", query "", 201 "DeploymentView";
-    post "/api/deployments/zero-downtime" => zero_downtime, "Create and run a zero-downtime deployment", body "DeploymentSpec", query "", 201 "DeploymentView";
-    get "/api/deployments/{id}" => get_deployment, "Get a deployment", body "", query "", 200 "DeploymentView";
-    get "/api/deployments/{id}/status" => deployment_status, "Get a deployment's status", body "", query "", 200 "StatusView";
-    post "/api/deployments/{id}/execute" => execute_deployment, "Run a pending deployment", body "", query "", 200 "DeploymentView";
-    get "/api/deployments/{id}/events" => deployment_events, "A deployment's event log", body "", query "after:integer", 200 "Event[]";
-    get "/api/deployments/{id}/events/stream" => stream::deployment_stream, "A deployment's events as server-sent events", body "", query "", 200 "sse";
-    get "/api/deployments/{id}/diagnose" => diagnose, "What happened to a deployment and why, cause first", body "", query "verbose:boolean", 200 "Diagnosis";
-    post "/api/deployments/{id}/rollback" => rollback, "Roll a deployment back", body "", query "", 200 "DeploymentView";
-    post "/api/deployments/{id}/pause" => pause, "Pause a deployment in progress", body "", query "", 200 "DeploymentView";
-    post "/api/deployments/{id}/resume" => resume, "Resume a paused deployment", body "", query "", 200 "DeploymentView";
-    post "/api/deployments/{id}/promote" => promote, "Release a deployment's manual gate", body "", query "", 200 "DeploymentView";
-    post "/api/deployments/{id}/abort" => abort, "Stop a deployment and roll back what it did", body "", query "", 200 "DeploymentView";
-    post "/api/deployments/{id}/select-winner" => select_winner, "Pick the winner of an A/B test", body "WinnerBody", query "", 200 "DeploymentView";
-    get "/api/deployments/{id}/metrics" => deployment_metrics, "Live figures per version or variant, with significance tests", body "", query "variant", 200 "MetricsView";
-    get "/api/deployments/{id}/series" => deployment_series, "The compared versions' figures second by second and an analysis per traffic split (the dashboard's charts)", body "", query "after:integer", 200 "SeriesView";
-    get "/api/deployments/status/{id}" => deployment_status, "Get a deployment's status (the docs' older path)", body "", query "", 200 "StatusView";
-    post "/api/deployments/rollback/{id}" => rollback, "Roll a deployment back (the docs' older path)", body "", query "", 200 "DeploymentView";
-    get "/api/apps" => list_apps, "List apps with their release, split and replicas", body "", query "", 200 "AppView[]";
-    post "/api/apps/deploy" => deploy, "Create and run a deployment", body "DeploymentSpec", query "", 201 "DeploymentView";
-    get "/api/apps/{name}" => get_app, "Get an app", body "", query "", 200 "AppView";
-    delete "/api/apps/{name}" => remove_app, "Remove an app: drain and stop its replicas, free its port", body "", query "force:boolean", 204 "";
-    post "/api/apps/{name}/scale" => scale_app, "Change how many replicas the app's release runs, without a deployment", body "ScaleBody", query "", 200 "AppView";
-    get "/api/apps/{name}/events" => app_events, "The app's own event log: replicas replaced, crash loops, scaling", body "", query "after:integer", 200 "AppEvent[]";
-    get "/api/apps/{name}/replicas/{id}/logs" => replica_logs, "The last lines a replica printed", body "", query "", 200 "text";
-    get "/api/certs" => list_certs, "The TLS certificates the HTTPS entrypoint serves, by host", body "", query "", 200 "CertInfo[]";
-    post "/api/certs" => add_cert, "Add (or replace) a host's certificate and key; checked, then served without a restart", body "CertBody", query "", 201 "CertInfo";
-    delete "/api/certs/{host}" => remove_cert, "Stop serving a host's certificate", body "", query "", 204 "";
-    get "/api/pipelines" => list_pipelines, "List deployment profiles for CI", body "", query "", 200 "PipelineView[]";
-    put "/api/pipelines/{name}" => put_pipeline, "Store a deployment profile for CI", body "DeploymentSpec", query "", 200 "PipelineView";
-    get "/api/plugins" => list_plugins, "List loaded plugins", body "", query "", 200 "PluginView[]";
-    post "/api/plugins" => install_plugin, "Install a strategy or hook component (body: the .wasm bytes)", body "component", query "replace:boolean,source,signature", 201 "PluginView";
-    get "/api/plugins/{name}" => inspect_plugin, "A plugin's world, API version, imports, exports, size and sha256", body "", query "", 200 "PluginDetails";
-    delete "/api/plugins/{name}" => remove_plugin, "Unload an installed plugin (refused while a deployment uses it)", body "", query "", 204 "";
-    post "/api/plugins/{name}/enable" => enable_plugin, "Let new deployments use a plugin", body "", query "", 200 "PluginView";
-    post "/api/plugins/{name}/disable" => disable_plugin, "Stop new deployments from using a plugin", body "", query "", 200 "PluginView";
+    get "/healthz" => || async { "ok\n" }, "Whether the server runs (needs no token)", body "", query "", 200 "text",
+        errors [];
+    get "/metrics" => metrics, "The server's counts in the Prometheus text format", body "", query "", 200 "text",
+        errors [];
+    get "/api/openapi.json" => openapi::document, "This API's OpenAPI document", body "", query "", 200 "json",
+        errors [];
+    get "/api/cluster" => cluster, "The servers, which one leads (drives deployments), since when, and the lease epoch", body "", query "", 200 "ClusterView",
+        errors [];
+    post "/api/token/rotate" => auth::rotate, "Replace the API token; the old one stops working", body "", query "", 200 "Rotated",
+        errors [];
+    get "/api/deployments" => list_deployments, "List deployments, newest first, filtered by app, status and strategy", body "", query "app,status,strategy,limit:integer,offset:integer", 200 "DeploymentView[]",
+        errors [Invalid(Limit), Invalid(Offset), Invalid(Status)];
+    post "/api/deployments" => create_deployment, "Create a deployment without running it", body "DeploymentSpec", query "", 201 "DeploymentView",
+        errors [] + ADMIT;
+    post "/api/deployments/zero-downtime" => zero_downtime, "Create and run a zero-downtime deployment", body "DeploymentSpec", query "", 201 "DeploymentView",
+        errors [] + ADMIT + START;
+    get "/api/deployments/{id}" => get_deployment, "Get a deployment", body "", query "", 200 "DeploymentView",
+        errors [DeploymentNotFound];
+    get "/api/deployments/{id}/status" => deployment_status, "Get a deployment's status", body "", query "", 200 "StatusView",
+        errors [DeploymentNotFound];
+    post "/api/deployments/{id}/execute" => execute_deployment, "Run a pending deployment", body "", query "", 200 "DeploymentView",
+        errors [] + START;
+    get "/api/deployments/{id}/events" => deployment_events, "A deployment's event log", body "", query "after:integer", 200 "Event[]",
+        errors [DeploymentNotFound];
+    get "/api/deployments/{id}/events/stream" => stream::deployment_stream, "A deployment's events as server-sent events", body "", query "", 200 "sse",
+        errors [DeploymentNotFound];
+    get "/api/deployments/{id}/diagnose" => diagnose, "What happened to a deployment and why, cause first", body "", query "verbose:boolean", 200 "Diagnosis",
+        errors [DeploymentNotFound];
+    post "/api/deployments/{id}/rollback" => rollback, "Roll a deployment back", body "", query "", 200 "DeploymentView",
+        errors [] + ROLLBACK + ADMIT + START;
+    post "/api/deployments/{id}/pause" => pause, "Pause a deployment in progress", body "", query "", 200 "DeploymentView",
+        errors [DeploymentNotFound, CannotPause];
+    post "/api/deployments/{id}/resume" => resume, "Resume a paused deployment", body "", query "", 200 "DeploymentView",
+        errors [DeploymentNotFound, CannotResume];
+    post "/api/deployments/{id}/promote" => promote, "Release a deployment's manual gate", body "", query "", 200 "DeploymentView",
+        errors [DeploymentNotFound, CannotPromote];
+    post "/api/deployments/{id}/abort" => abort, "Stop a deployment and roll back what it did", body "", query "", 200 "DeploymentView",
+        errors [DeploymentNotFound, CannotAbort];
+    post "/api/deployments/{id}/select-winner" => select_winner, "Pick the winner of an A/B test", body "WinnerBody", query "", 200 "DeploymentView",
+        errors [DeploymentNotFound, NotAnAbTest, Invalid(Variant), CannotSelectAWinnerFor];
+    get "/api/deployments/{id}/metrics" => deployment_metrics, "Live figures per version or variant, with significance tests", body "", query "variant", 200 "MetricsView",
+        errors [DeploymentNotFound, Invalid(Variant)];
+    get "/api/deployments/{id}/series" => deployment_series, "The compared versions' figures second by second and an analysis per traffic split (the dashboard's charts)", body "", query "after:integer", 200 "SeriesView",
+        errors [DeploymentNotFound];
+    get "/api/deployments/status/{id}" => deployment_status, "Get a deployment's status (the docs' older path)", body "", query "", 200 "StatusView",
+        errors [DeploymentNotFound];
+    post "/api/deployments/rollback/{id}" => rollback, "Roll a deployment back (the docs' older path)", body "", query "", 200 "DeploymentView",
+        errors [] + ROLLBACK + ADMIT + START;
+    get "/api/apps" => list_apps, "List apps with their release, split and replicas", body "", query "", 200 "AppView[]",
+        errors [];
+    post "/api/apps/deploy" => deploy, "Create and run a deployment", body "DeploymentSpec", query "", 201 "DeploymentView",
+        errors [] + ADMIT + START;
+    get "/api/apps/{name}" => get_app, "Get an app", body "", query "", 200 "AppView",
+        errors [AppNotFound];
+    delete "/api/apps/{name}" => remove_app, "Remove an app: drain and stop its replicas, free its port", body "", query "force:boolean", 204 "",
+        errors [AppNotFound, DeploymentInProgress];
+    post "/api/apps/{name}/scale" => scale_app, "Change how many replicas the app's release runs, without a deployment", body "ScaleBody", query "", 200 "AppView",
+        errors [AppNotFound, DeploymentInProgress, NoRelease, Invalid(Replicas)];
+    get "/api/apps/{name}/events" => app_events, "The app's own event log: replicas replaced, crash loops, scaling", body "", query "after:integer", 200 "AppEvent[]",
+        errors [AppNotFound];
+    get "/api/apps/{name}/replicas/{id}/logs" => replica_logs, "The last lines a replica printed", body "", query "", 200 "text",
+        errors [ReplicaNotFound];
+    get "/api/certs" => list_certs, "The TLS certificates the HTTPS entrypoint serves, by host", body "", query "", 200 "CertInfo[]",
+        errors [];
+    post "/api/certs" => add_cert, "Add (or replace) a host's certificate and key; checked, then served without a restart", body "CertBody", query "", 201 "CertInfo",
+        errors [Invalid(Host), Invalid(Cert)];
+    delete "/api/certs/{host}" => remove_cert, "Stop serving a host's certificate", body "", query "", 204 "",
+        errors [Invalid(Host), CertNotFound];
+    get "/api/pipelines" => list_pipelines, "List deployment profiles for CI", body "", query "", 200 "PipelineView[]",
+        errors [];
+    put "/api/pipelines/{name}" => put_pipeline, "Store a deployment profile for CI", body "DeploymentSpec", query "", 200 "PipelineView",
+        errors [Invalid(Pipeline), Invalid(Strategy)];
+    get "/api/plugins" => list_plugins, "List loaded plugins", body "", query "", 200 "PluginView[]",
+        errors [];
+    post "/api/plugins" => install_plugin, "Install a strategy or hook component (body: the .wasm bytes)", body "component", query "replace:boolean,source,signature", 201 "PluginView",
+        errors [Invalid(Plugin), Invalid(Source), Invalid(Signature)];
+    get "/api/plugins/{name}" => inspect_plugin, "A plugin's world, API version, imports, exports, size and sha256", body "", query "", 200 "PluginDetails",
+        errors [PluginNotFound];
+    delete "/api/plugins/{name}" => remove_plugin, "Unload an installed plugin (refused while a deployment uses it)", body "", query "", 204 "",
+        errors [PluginNotFound, PluginInUse, CannotRemovePlugin];
+    post "/api/plugins/{name}/enable" => enable_plugin, "Let new deployments use a plugin", body "", query "", 200 "PluginView",
+        errors [PluginNotFound];
+    post "/api/plugins/{name}/disable" => disable_plugin, "Stop new deployments from using a plugin", body "", query "", 200 "PluginView",
+        errors [PluginNotFound];
 }
 
 pub fn router(api: Api) -> Router {
