@@ -192,7 +192,7 @@ pub struct StepAnalysis {
     pub from_ms: i64,
     pub to_ms: Option<i64>,
     /// Version and weight, as the app's split.
-    pub split: Vec<(String, u32)>,
+    pub split: crate::model::Split,
     pub versions: Vec<VersionMetrics>,
     pub comparisons: Vec<Comparison>,
 }

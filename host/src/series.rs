@@ -40,7 +40,7 @@ struct Track {
     steps: Vec<StepAnalysis>,
     /// The counts as of the last sample, and the split then.
     latest: Snapshots,
-    split: Vec<(String, u32)>,
+    split: crate::model::Split,
     /// When the current split began, and the counts then.
     step_from_ms: i64,
     step_start: Snapshots,
@@ -85,7 +85,7 @@ impl Track {
 }
 
 impl Series {
-    pub fn record(&self, id: &str, strategy: &str, at_ms: i64, split: Vec<(String, u32)>, now: Snapshots) {
+    pub fn record(&self, id: &str, strategy: &str, at_ms: i64, split: crate::model::Split, now: Snapshots) {
         let mut tracks = self.tracks.lock().unwrap();
         let Some(track) = tracks.by_id.get_mut(id) else {
             let track = Track {
@@ -145,7 +145,7 @@ impl Series {
         &self,
         id: &str,
         at_ms: i64,
-        split: Vec<(String, u32)>,
+        split: crate::model::Split,
         stats: impl Fn(&str) -> StatsSnapshot,
     ) {
         let (strategy, now) = {

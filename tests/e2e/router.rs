@@ -76,8 +76,8 @@ fn set_backends(router: &Router, app: &str, backends: &[(&str, &str, &Demo)]) {
     }
 }
 
-fn split(pairs: &[(&str, u32)]) -> Vec<(String, u32)> {
-    pairs.iter().map(|(v, w)| (v.to_string(), *w)).collect()
+fn split(pairs: &[(&str, u32)]) -> hivemind::model::Split {
+    hivemind::model::Split::new(pairs.iter().map(|(v, w)| (v.to_string(), *w)).collect()).unwrap()
 }
 
 async fn get_text(client: &reqwest::Client, url: &str) -> String {

@@ -81,7 +81,14 @@ fn every_store_call_answers_the_same_on_sqlite_and_postgres() {
             let dialect = store.dialect();
             let app = store.insert_app("web", 9100).await.unwrap();
             assert_eq!((app.port, app.tls, app.sticky), (9100, TlsMode::Manual, false), "{dialect}");
-            store.set_app_split("web", &[("v1".into(), 90), ("v2".into(), 10)], true).await.unwrap();
+            store
+                .set_app_split(
+                    "web",
+                    &hivemind::model::Split::new(vec![("v1".into(), 90), ("v2".into(), 10)]).unwrap(),
+                    true,
+                )
+                .await
+                .unwrap();
             let release = Release {
                 version: "v1".into(),
                 image: "img:v1".into(),

@@ -288,9 +288,8 @@ impl Engine {
                 // An A/B test ends with its winner serving alone: the release is what the
                 // router sends all traffic to.
                 let (split, _) = self.services.router.split(&d.app);
-                let serving: Vec<&String> = split.iter().filter(|(_, w)| *w > 0).map(|(v, _)| v).collect();
-                let name = match (serving.as_slice(), &d.winner) {
-                    ([only], _) => (*only).clone(),
+                let name = match (split.serving().as_slice(), &d.winner) {
+                    ([only], _) => only.to_string(),
                     (_, Some(w)) => w.clone(),
                     _ => d.target_version.clone(),
                 };

@@ -335,7 +335,10 @@ impl Engine {
 
     pub async fn app(&self, name: &str) -> Result<AppView, UserError> {
         let app = self.store.app(name).await?.ok_or_else(|| {
-            UserError::not_found(ErrorCode::AppNotFound, format!("no app named `{name}`; `hivemind app list` shows them"))
+            UserError::not_found(
+                ErrorCode::AppNotFound,
+                format!("no app named `{name}`; `hivemind app list` shows them"),
+            )
         })?;
         Ok(self.app_view(app).await)
     }
@@ -366,7 +369,10 @@ impl Engine {
     pub async fn scale_app(&self, name: &str, replicas: u32) -> Result<AppView, UserError> {
         let _decisions = self.decisions.lock().await;
         let app = self.store.app(name).await?.ok_or_else(|| {
-            UserError::not_found(ErrorCode::AppNotFound, format!("no app named `{name}`; `hivemind app list` shows them"))
+            UserError::not_found(
+                ErrorCode::AppNotFound,
+                format!("no app named `{name}`; `hivemind app list` shows them"),
+            )
         })?;
         if let Some(active) = self.active_deployment(name).await? {
             return Err(UserError::conflict(
@@ -440,7 +446,7 @@ impl Engine {
             self.store.transition(&active.id, to).await?;
             self.wake(&active.id);
         }
-        self.services.router.set_split(name, Vec::new(), false);
+        self.services.router.set_split(name, crate::model::Split::none(), false);
         // A step of the aborted deployment may still be starting a replica: wait for it,
         // and let nothing start after.
         self.services.fleet.close(name).await;
@@ -471,7 +477,10 @@ impl Engine {
 
     pub async fn put_pipeline(&self, name: &str, mut spec: crate::model::DeploymentSpec) -> Result<(), UserError> {
         validate::app_name(name).map_err(|_| {
-            UserError::invalid(Field::Pipeline, format!("pipeline name `{name}` must be lowercase letters, digits and '-'"))
+            UserError::invalid(
+                Field::Pipeline,
+                format!("pipeline name `{name}` must be lowercase letters, digits and '-'"),
+            )
         })?;
         self.plugins
             .usable(&spec.strategy, crate::model::Kind::Strategy)
@@ -523,7 +532,10 @@ impl Engine {
     pub async fn remove_plugin(&self, name: &str, plugins_dir: &std::path::Path) -> Result<(), UserError> {
         let _decisions = self.decisions.lock().await;
         let plugin = self.plugins.get(name).ok_or_else(|| {
-            UserError::not_found(ErrorCode::PluginNotFound, format!("no plugin named `{name}`; `hivemind plugin list` shows them"))
+            UserError::not_found(
+                ErrorCode::PluginNotFound,
+                format!("no plugin named `{name}`; `hivemind plugin list` shows them"),
+            )
         })?;
         let users: Vec<String> = self
             .store
@@ -546,8 +558,10 @@ impl Engine {
                 ),
             ));
         }
-        let removed =
-            self.plugins.remove(name).map_err(|e| UserError::conflict(ErrorCode::CannotRemovePlugin, format!("{e:#}")))?;
+        let removed = self
+            .plugins
+            .remove(name)
+            .map_err(|e| UserError::conflict(ErrorCode::CannotRemovePlugin, format!("{e:#}")))?;
         let path = plugins_dir.join(format!("{}.wasm", removed.info.sha256));
         let _ = std::fs::remove_file(crate::plugins::trust::signature_path(&path));
         let _ = std::fs::remove_file(path);
@@ -558,7 +572,10 @@ impl Engine {
     /// Switches a plugin on or off for new deployments (a running one keeps its plugin).
     pub async fn set_plugin_enabled(&self, name: &str, enabled: bool) -> Result<Arc<LoadedPlugin>, UserError> {
         let plugin = self.plugins.get(name).ok_or_else(|| {
-            UserError::not_found(ErrorCode::PluginNotFound, format!("no plugin named `{name}`; `hivemind plugin list` shows them"))
+            UserError::not_found(
+                ErrorCode::PluginNotFound,
+                format!("no plugin named `{name}`; `hivemind plugin list` shows them"),
+            )
         })?;
         self.store.set_plugin_disabled(name, !enabled).await?;
         plugin.disabled.store(!enabled, std::sync::atomic::Ordering::Relaxed);

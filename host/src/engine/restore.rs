@@ -4,7 +4,7 @@
 //! records what really serves, so that `app get` never contradicts the router.
 
 use super::Engine;
-use crate::model::{Deployment, Level, Release, RollbackKind, Status};
+use crate::model::{Deployment, Level, Release, RollbackKind, Split, Status};
 use crate::plugins::Scope;
 use crate::router::DrainState;
 use crate::store::Transition;
@@ -67,7 +67,7 @@ impl Engine {
     async fn restore_previous(&self, d: &Deployment) -> Result<String, String> {
         let services = &self.services;
         let Some(previous) = &d.previous else {
-            self.route(&d.app, Vec::new()).await?;
+            self.route(&d.app, Split::none()).await?;
             self.drain_and_stop(&d.app, |_| true).await?;
             return Ok("the app had no release before, so nothing serves".to_string());
         };
@@ -105,13 +105,13 @@ impl Engine {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        self.route(&d.app, vec![(previous.version.clone(), 100)]).await?;
+        self.route(&d.app, Split::all(&previous.version)).await?;
         self.drain_and_stop(&d.app, |r| r.version != previous.version).await?;
         Ok(format!("{} serves again on {} replicas", previous.version, previous.replicas))
     }
 
     /// Sets the app's split, stored first so that a restart comes back with it.
-    async fn route(&self, app: &str, split: Vec<(String, u32)>) -> Result<(), String> {
+    async fn route(&self, app: &str, split: Split) -> Result<(), String> {
         self.store.set_app_split(app, &split, false).await.map_err(|e| format!("{e:#}"))?;
         self.services.router.set_split(app, split, false);
         Ok(())
@@ -143,11 +143,10 @@ impl Engine {
     /// anyone can tell), and what serves, in words.
     fn what_serves(&self, d: &Deployment) -> (Option<Release>, String) {
         let (split, _) = self.services.router.split(&d.app);
-        let serving: Vec<&(String, u32)> = split.iter().filter(|(_, w)| *w > 0).collect();
-        let release = match serving.as_slice() {
+        let release = match split.serving().as_slice() {
             [] => return (None, "nothing serves".to_string()),
-            [(only, _)] if *only == d.target_version => Some(d.target()),
-            [(only, _)] => d.previous.clone().filter(|p| p.version == *only),
+            [only] if *only == d.target_version => Some(d.target()),
+            [only] => d.previous.clone().filter(|p| p.version == *only),
             _ => None,
         };
         match release {
@@ -155,11 +154,7 @@ impl Engine {
                 let words = format!("{} serves all traffic", r.version);
                 (Some(r), words)
             }
-            None => (None, format!("traffic is split {}", shown(&split))),
+            None => (None, format!("traffic is split {split}")),
         }
     }
-}
-
-fn shown(split: &[(String, u32)]) -> String {
-    split.iter().map(|(v, w)| format!("{v}={w}")).collect::<Vec<_>>().join(", ")
 }

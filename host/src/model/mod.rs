@@ -4,10 +4,12 @@
 mod deployment;
 mod records;
 mod spec;
+mod split;
 
 pub use deployment::*;
 pub use records::*;
 pub use spec::*;
+pub use split::{Split, SplitError};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -85,7 +85,7 @@ pub struct App {
     pub name: String,
     pub port: u16,
     pub release: Option<Release>,
-    pub split: Vec<(String, u32)>,
+    pub split: crate::model::Split,
     pub sticky: bool,
     /// Set when the app is not as any deployment meant it to be (a rollback that failed
     /// and could not be repaired): why, and what serves. Cleared by the next release.

@@ -45,7 +45,7 @@ pub struct Table {
 pub struct AppTable {
     pub name: String,
     pub addr: SocketAddr,
-    pub split: Vec<(String, u32)>,
+    pub split: crate::model::Split,
     pub sticky: bool,
     pub goal_header: Option<String>,
     pub backends: Vec<BackendState>,

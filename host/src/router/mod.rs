@@ -85,7 +85,7 @@ pub struct AppRoute {
 
 #[derive(Default)]
 struct RouteConfig {
-    split: Vec<(String, u32)>,
+    split: crate::model::Split,
     sticky: bool,
     goal_header: Option<http::HeaderName>,
     backends: Vec<Arc<Backend>>,
@@ -403,7 +403,7 @@ impl Router {
     /// Replaces the app's split. Versions with weight 0 get no traffic unless a request
     /// asks for them by header (a preview). With `sticky`, each client keeps its version
     /// through a cookie.
-    pub fn set_split(&self, app: &str, split: Vec<(String, u32)>, sticky: bool) {
+    pub fn set_split(&self, app: &str, split: crate::model::Split, sticky: bool) {
         let route = self.app(app);
         let mut config = route.config.lock().unwrap();
         config.split = split;
@@ -427,7 +427,7 @@ impl Router {
     }
 
     /// The split in force, and whether it is sticky.
-    pub fn split(&self, app: &str) -> (Vec<(String, u32)>, bool) {
+    pub fn split(&self, app: &str) -> (crate::model::Split, bool) {
         let route = self.app(app);
         let config = route.config.lock().unwrap();
         (config.split.clone(), config.sticky)

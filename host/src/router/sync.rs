@@ -246,7 +246,7 @@ mod tests {
     #[test]
     fn counts_of_a_restarted_router_process_carry_on_in_the_mirror() {
         let mirror = Router::new();
-        mirror.set_split("web", vec![("r1".into(), 100)], false);
+        mirror.set_split("web", crate::model::Split::all("r1"), false);
         mirror.absorb(counts(7, 100, 2));
         let before = mirror.stats("web", "r1").unwrap();
         assert_eq!((before.requests, before.status_5xx), (100, 2));
@@ -275,7 +275,7 @@ mod tests {
             apps: vec![AppTable {
                 name: "web".into(),
                 addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-                split: vec![("r1".into(), 80), ("r2".into(), 20)],
+                split: crate::model::Split::new(vec![("r1".into(), 80), ("r2".into(), 20)]).unwrap(),
                 sticky: true,
                 goal_header: Some("x-goal".into()),
                 backends: vec![

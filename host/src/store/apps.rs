@@ -10,7 +10,7 @@ struct AppRow {
     name: String,
     port: i64,
     release: Option<Json<Release>>,
-    split: Json<Vec<(String, u32)>>,
+    split: Json<crate::model::Split>,
     sticky: bool,
     degraded: Option<String>,
     replica_quota: Option<i64>,
@@ -143,7 +143,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_app_split(&self, app: &str, split: &[(String, u32)], sticky: bool) -> Result<()> {
+    pub async fn set_app_split(&self, app: &str, split: &crate::model::Split, sticky: bool) -> Result<()> {
         write_tx!(self, tx => {
             sqlx::query("UPDATE apps SET split = $1, sticky = $2, updated_at_ms = $3 WHERE name = $4")
                 .bind(Json(split))

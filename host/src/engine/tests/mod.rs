@@ -90,7 +90,7 @@ impl World {
     }
 
     fn split(&self, app: &str) -> Vec<(String, u32)> {
-        self.router.split(app).0
+        self.router.split(app).0.to_vec()
     }
 
     /// The app's replicas of `version` that are healthy now.
@@ -526,7 +526,7 @@ fn a_crash_between_two_steps_resumes_from_the_last_persisted_step() {
             events.iter().any(|e| e.starts_with("server restarted; resuming the deploy phase at step")),
             "{events:?}"
         );
-        assert_eq!(router.split("web").0, [("r2".to_string(), 100)]);
+        assert_eq!(router.split("web").0.to_vec(), [("r2".to_string(), 100)]);
     });
     second.shutdown_background();
 }

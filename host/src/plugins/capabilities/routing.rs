@@ -2,6 +2,7 @@
 //! deployment owns (sticky for A/B tests), and drains replicas of its own app.
 
 use super::{CapabilityError, HostState};
+use crate::model::Split;
 use crate::plugins::bindings::strategy::hivemind::plugin::routing;
 use crate::router::DrainState;
 use std::time::Duration;
@@ -14,14 +15,11 @@ impl HostState {
         sticky: bool,
     ) -> Result<(), CapabilityError> {
         let caps = self.step()?;
-        let mut table = Vec::new();
-        for w in split {
+        for w in &split {
             caps.scope.release(capability, &w.version)?;
-            if table.iter().any(|(v, _)| v == &w.version) {
-                return Err(CapabilityError::Invalid(format!("{capability}: version `{}` appears twice", w.version)));
-            }
-            table.push((w.version, w.weight));
         }
+        let table = Split::new(split.into_iter().map(|w| (w.version, w.weight)).collect())
+            .map_err(|e| CapabilityError::Invalid(format!("{capability}: {e}")))?;
         let services = &caps.scope.services;
         if services.router.split(&caps.scope.app) == (table.clone(), sticky) {
             return Ok(());
@@ -41,9 +39,8 @@ impl HostState {
         // The step returns once the router serves the split, not just the control plane.
         services.router.flush().await;
         caps.writes.progressed = true;
-        let shown: Vec<String> = table.iter().map(|(v, w)| format!("{v}={w}")).collect();
         let kind = if sticky { "sticky traffic split" } else { "traffic split" };
-        caps.note(format!("{kind} set to [{}]", shown.join(", ")));
+        caps.note(format!("{kind} set to [{table}]"));
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //! a router and a store. A store of this type is one step's sandbox.
 
 use super::world::{APP, NEIGHBOUR_REPLICA, World};
+use crate::model::Split;
 use crate::plugins::bindings::strategy::hivemind::plugin::{
     containers, context, health, metrics, progress, routing, state, types,
 };
@@ -134,18 +135,14 @@ impl containers::Host for SimHost {
 impl SimHost {
     fn apply_split(&mut self, capability: &str, split: Vec<routing::Weight>) -> Result<(), CapabilityError> {
         self.in_step()?;
-        let mut table: Vec<(String, u32)> = Vec::new();
-        for w in split {
+        for w in &split {
             self.owned(capability, &w.version)?;
-            if table.iter().any(|(v, _)| v == &w.version) {
-                return Err(CapabilityError::Invalid(format!("{capability}: version `{}` appears twice", w.version)));
-            }
-            table.push((w.version, w.weight));
         }
+        let table = Split::new(split.into_iter().map(|w| (w.version, w.weight)).collect())
+            .map_err(|e| CapabilityError::Invalid(format!("{capability}: {e}")))?;
         let mut world = self.world();
         if world.split != table {
-            let shown: Vec<String> = table.iter().map(|(v, w)| format!("{v}={w}")).collect();
-            world.changed(format!("traffic split set to [{}]", shown.join(", ")));
+            world.changed(format!("traffic split set to [{table}]"));
             world.split = table;
         }
         Ok(())

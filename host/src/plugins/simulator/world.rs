@@ -61,7 +61,7 @@ pub struct World {
     pub behaviour: Behaviour,
     pub replicas: Vec<Replica>,
     next_id: HashMap<String, u32>,
-    pub split: Vec<(String, u32)>,
+    pub split: crate::model::Split,
     pub traffic: HashMap<String, Traffic>,
     /// Requests no version could serve (answered 503 by the router).
     pub unrouted: f64,
@@ -83,7 +83,7 @@ impl World {
             behaviour,
             replicas: Vec::new(),
             next_id: HashMap::new(),
-            split: vec![(version.to_string(), 100)],
+            split: crate::model::Split::all(version),
             traffic: HashMap::new(),
             unrouted: 0.0,
             rng: fastrand::Rng::with_seed(seed),
