@@ -6,7 +6,7 @@
 //! Swarm, or a Docker engine by the address the router reaches it at.
 //!
 //! One node proves the driver; what several nodes add (node addresses other than this
-//! one's, images on every node) is in the README's "Past one machine: Docker Swarm".
+//! one's, images on every node) is in the book's Docker Swarm chapter (docs/src/swarm.md).
 
 use crate::common::{Load, Server, demo_images, docker_available, versions_served, wait_until};
 use crate::scenarios::{self, Images};

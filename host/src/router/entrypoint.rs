@@ -72,22 +72,8 @@ pub struct HostRoutes {
     by_host: HashMap<String, Vec<(String, Arc<AppRoute>, bool)>>,
 }
 
-/// One app's binding to the entrypoints.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Binding {
-    pub hosts: Vec<String>,
-    pub path_prefix: String,
-    pub redirect_https: bool,
-    /// The app's replicas speak h2c (`--backend-protocol h2c`), on its port and behind
-    /// the entrypoints.
-    pub h2c: bool,
-}
-
-impl Default for Binding {
-    fn default() -> Binding {
-        Binding { hosts: Vec::new(), path_prefix: "/".to_string(), redirect_https: false, h2c: false }
-    }
-}
+/// One app's binding to the entrypoints: a record of the model, which the router reads.
+pub use crate::model::Binding;
 
 impl HostRoutes {
     /// Builds the map from each app's binding.

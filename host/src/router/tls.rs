@@ -9,7 +9,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -21,16 +20,7 @@ pub fn provider() -> Arc<CryptoProvider> {
     PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
 }
 
-/// What `cert list` shows of a certificate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct CertInfo {
-    pub host: String,
-    /// Every name the certificate is for.
-    pub names: Vec<String>,
-    pub issuer: String,
-    pub not_before_s: i64,
-    pub not_after_s: i64,
-}
+pub use crate::api_types::CertInfo;
 
 /// A certificate chain and its key, checked for a host: the chain parses, the key is the
 /// certificate's, the certificate names the host and is valid now.

@@ -13,17 +13,7 @@ use tokio::sync::Notify;
 pub(crate) const CHECK: &str =
     "SELECT epoch FROM cluster_lease WHERE name = 'leader' AND holder = $1 AND epoch = $2 FOR SHARE";
 
-/// A write refused because this server does not lead (any more).
-#[derive(Debug)]
-pub struct NotLeader(pub String);
-
-impl std::fmt::Display for NotLeader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for NotLeader {}
+pub use crate::error::NotLeader;
 
 #[derive(Clone)]
 pub struct Fence(Arc<Inner>);

@@ -8,8 +8,8 @@
 //! Every write a step makes lands in one transaction, so a crash leaves either the whole
 //! step or none of it; with Postgres that transaction also checks the leader's fencing
 //! epoch (`fence.rs`), so a server that lost the lease writes nothing. Rows map to records
-//! through `FromRow`, JSON columns through `sqlx::types::Json`, closed sets through
-//! `text_enum.rs`: nothing panics on a bad row.
+//! through `FromRow`, JSON columns through `sqlx::types::Json`, closed sets as text (the
+//! model crate's `sqlx` feature): nothing panics on a bad row.
 
 mod apps;
 mod catalog;
@@ -19,7 +19,6 @@ mod fence;
 mod migrate;
 mod replicas;
 mod steps;
-mod text_enum;
 
 pub use deployments::{ListFilter, Transition};
 pub use fence::{Fence, NotLeader};

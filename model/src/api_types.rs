@@ -98,7 +98,16 @@ pub struct CertBody {
     pub key_pem: String,
 }
 
-pub use crate::router::tls::CertInfo;
+/// What `cert list` shows of a certificate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CertInfo {
+    pub host: String,
+    /// Every name the certificate is for.
+    pub names: Vec<String>,
+    pub issuer: String,
+    pub not_before_s: i64,
+    pub not_after_s: i64,
+}
 
 /// `POST /api/apps/{name}/scale`.
 #[derive(Serialize, Deserialize, JsonSchema)]

@@ -156,12 +156,29 @@ impl AppBinding {
     }
 
     /// What the router needs of it.
-    pub fn route(&self) -> crate::router::Binding {
-        crate::router::Binding {
+    pub fn route(&self) -> Binding {
+        Binding {
             hosts: self.hosts.clone(),
             path_prefix: self.path_prefix.clone(),
             redirect_https: self.redirect_https,
             h2c: self.backend_protocol == crate::model::BackendProtocol::H2c,
         }
+    }
+}
+
+/// One app's binding to the entrypoints, as the router takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    pub hosts: Vec<String>,
+    pub path_prefix: String,
+    pub redirect_https: bool,
+    /// The app's replicas speak h2c (`--backend-protocol h2c`), on its port and behind
+    /// the entrypoints.
+    pub h2c: bool,
+}
+
+impl Default for Binding {
+    fn default() -> Binding {
+        Binding { hosts: Vec::new(), path_prefix: "/".to_string(), redirect_https: false, h2c: false }
     }
 }

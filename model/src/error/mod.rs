@@ -82,9 +82,22 @@ impl std::error::Error for UserError {}
 
 impl From<anyhow::Error> for UserError {
     fn from(e: anyhow::Error) -> Self {
-        match e.downcast_ref::<crate::store::NotLeader>() {
+        match e.downcast_ref::<NotLeader>() {
             Some(not_leader) => UserError::not_leader(&not_leader.0),
             None => UserError::internal(e),
         }
     }
 }
+
+/// A write refused because this server does not lead (any more). The store raises it;
+/// the API answers it as `not_leader`.
+#[derive(Debug)]
+pub struct NotLeader(pub String);
+
+impl std::fmt::Display for NotLeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotLeader {}
