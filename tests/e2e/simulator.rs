@@ -101,3 +101,100 @@ fn hostile_plugins_are_reported_for_what_they_do() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.code() == Some(2) && stderr.contains("simulates strategies"), "{stderr}");
 }
+
+/// What a deployment went through, comparable between a server and the simulator: the
+/// traffic splits in order and the closing message, with version labels as the simulator
+/// names them (`v1`, `v2`), images as `<image>`, and a failure's own words (a probe's
+/// address differs) left out.
+#[derive(Debug, PartialEq)]
+struct Course {
+    ended: String,
+    splits: Vec<String>,
+    last: String,
+}
+
+fn normalised(line: &str, images: &[&str]) -> String {
+    let mut line = line.to_string();
+    for image in images {
+        line = line.replace(image, "<image>");
+    }
+    let line = line.replace("r1", "v1").replace("r2", "v2");
+    // "…reason…; rolled back: v1 serves again" keeps what the machine said.
+    match line.rfind("; ") {
+        Some(at) => line[at + 2..].to_string(),
+        None => line,
+    }
+}
+
+/// The splits a timeline or an event log records, in order.
+fn splits<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String> {
+    lines
+        .filter_map(|l| l.strip_prefix("traffic split set to "))
+        .map(|s| s.replace("r1", "v1").replace("r2", "v2"))
+        .collect()
+}
+
+/// The simulator and a real server (process runtime, real replicas, real router), given
+/// the same strategy, parameters and replicas, and a release that is healthy or never
+/// gets healthy, end alike: the same verdict, the same splits in the same order, the same
+/// closing message. Both drive `engine::machine`; this checks the worlds agree too.
+#[test]
+fn the_simulator_predicts_what_a_real_server_does() {
+    let server = crate::common::Server::start("process");
+    let v1 = crate::common::demo_command("v1", "");
+    let v2 = crate::common::demo_command("v2", "");
+    for (strategy, file) in [
+        ("simple", "simple"),
+        ("rolling-update", "rolling_update"),
+        ("zero-downtime", "zero_downtime"),
+        ("blue-green", "blue_green"),
+    ] {
+        let flags = crate::scenarios::flags(strategy);
+        let mut params = Vec::new();
+        for pair in flags.chunks(2) {
+            params.extend(["--param".to_string(), format!("{}={}", pair[0].trim_start_matches("--"), pair[1])]);
+        }
+        let mut args: Vec<&str> = params.iter().map(String::as_str).collect();
+        // Replicas that start at once, as the demo process does (in milliseconds).
+        args.extend(["--replicas", "3", "--start-time", "0"]);
+        let (_, report) = simulate(&builtin(file), &args);
+        for (scenario_name, sick) in [("healthy release", false), ("release that never gets healthy", true)] {
+            let simulated = scenario(&report, scenario_name);
+            let timeline: Vec<&str> =
+                simulated["timeline"].as_array().unwrap().iter().map(|e| e[1].as_str().unwrap()).collect();
+            let predicted = Course {
+                ended: simulated["ending"]["ended"].as_str().unwrap().to_string(),
+                splits: splits(timeline.iter().copied()),
+                last: normalised(timeline.last().unwrap(), &["registry.local/sim:v2", "registry.local/sim:v1"]),
+            };
+
+            let app = format!("{}-{}", strategy.replace('-', ""), if sick { "sick" } else { "ok" });
+            let mut deploy = vec!["--strategy", strategy, "--replicas", "3"];
+            deploy.extend(&flags);
+            server.deploy(&app, &v1, &deploy).ok();
+            if sick {
+                deploy.extend([crate::scenarios::SICK, "--health-check-timeout", "3"]);
+            }
+            let run = server.deploy(&app, &v2, &deploy);
+            let d = run.json();
+            let id = d["id"].as_str().unwrap();
+            let events = server.api(&format!("/api/deployments/{id}/events"));
+            let messages: Vec<&str> =
+                events.as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
+            let ended = match d["status"].as_str().unwrap() {
+                // A deploy phase that failed and was rolled back ends `failed` on a server.
+                "failed" if d["phase"] == "rollback" => "rolled_back",
+                other => other,
+            };
+            let served = Course {
+                ended: ended.to_string(),
+                splits: splits(messages.iter().copied()),
+                last: normalised(d["message"].as_str().unwrap(), &[&v2, &v1]),
+            };
+            assert_eq!(
+                served, predicted,
+                "{strategy}, {scenario_name}: the server (left) and the simulator (right) differ"
+            );
+        }
+    }
+}
