@@ -7,7 +7,7 @@
 /// The plugin API versions this host runs, oldest first: one per folder `wit/vX.Y.Z`, and
 /// no other (a test checks both ways). The last is the one the host binds and the SDK
 /// carries. A 0.1.y component runs here because wasmtime's linker binds its `@0.1.y`
-/// imports to the host's `@0.1.z` interfaces (see `bindings::linkers`).
+/// imports to the host's `@0.1.z` interfaces (see `sandbox::linkers`).
 pub const API_VERSIONS: &[&str] = &["0.1.0", "0.1.1"];
 
 /// The newest plugin API version: the one the host binds and `plugin new` vendors.

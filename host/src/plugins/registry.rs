@@ -88,7 +88,7 @@ impl PluginHost {
         cache_dir: Option<std::path::PathBuf>,
     ) -> Result<Arc<PluginHost>> {
         let engine = super::sandbox::engine(&limits)?;
-        let (linker, hook_linker) = super::bindings::linkers(&engine)?;
+        let (linker, hook_linker) = super::sandbox::linkers(&engine)?;
 
         let compatibility = {
             use std::hash::{Hash, Hasher};
@@ -378,7 +378,11 @@ fn compile_or_load(engine: &Engine, bytes: &[u8], cached: Option<&std::path::Pat
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let tmp = path.with_extension("tmp");
+            // A name of its own: servers that share a data dir (or its cache) may compile
+            // the same component at once, and each renames a whole file into place.
+            static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
             std::fs::write(&tmp, artifact)?;
             std::fs::rename(&tmp, path)?;
             Ok(())
@@ -458,7 +462,7 @@ mod tests {
     #[test]
     fn a_component_of_a_version_the_host_does_not_list_is_refused_before_it_is_linked() {
         let engine = super::super::sandbox::engine(&Limits::default()).unwrap();
-        let (linker, hook_linker) = super::super::bindings::linkers(&engine).unwrap();
+        let (linker, hook_linker) = super::super::sandbox::linkers(&engine).unwrap();
         for version in ["0.1.7", "0.2.0"] {
             let import = format!("hivemind:plugin/containers@{version}");
             let Err(e) = type_check(&linker, &hook_linker, &strategy_importing(&engine, &import)) else {

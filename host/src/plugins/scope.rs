@@ -2,7 +2,7 @@
 //! to the versions it owns: its target, its variants and the release it replaces. A step
 //! carries its writes besides; a hook its deadline and its log.
 
-use super::capabilities::CapabilityError;
+use super::error::CapabilityError;
 use crate::health::HttpCheck;
 use crate::model::{Deployment, Level, Release, ReplicaRecord};
 use crate::runtime::LaunchSpec;

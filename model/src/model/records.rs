@@ -5,7 +5,8 @@ use super::Release;
 use serde::{Deserialize, Serialize};
 
 /// One line of a deployment's event log.
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct Event {
     pub id: i64,
     pub deployment_id: String,
@@ -16,7 +17,8 @@ pub struct Event {
 
 /// One line of an app's own event log: what kept its release running between
 /// deployments (a replica replaced, a crash loop, a scale by request).
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct AppEvent {
     pub id: i64,
     pub app: String,
@@ -115,7 +117,8 @@ pub struct App {
 }
 
 /// A replica the host started, as recorded so that a restart can adopt it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct ReplicaRecord {
     pub id: String,
     pub app: String,

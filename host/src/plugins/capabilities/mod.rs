@@ -24,26 +24,7 @@ use super::sandbox::HostState;
 use super::scope::{HookCaps, StepCaps};
 use crate::model::{Level, ReplicaRecord};
 
-/// Why a host call failed. The first three reach the guest as the WIT `error` of the
-/// same name, with a message for people; `Trap` ends the call.
-#[derive(Debug)]
-pub enum CapabilityError {
-    /// The capability does not reach that far (another app's replica, a version the
-    /// deployment does not own).
-    Denied(String),
-    /// The arguments were wrong.
-    Invalid(String),
-    /// The host tried and the world said no.
-    Failed(String),
-    /// The call cannot go on: the step fails with this error.
-    Trap(wasmtime::Error),
-}
-
-impl From<anyhow::Error> for CapabilityError {
-    fn from(e: anyhow::Error) -> Self {
-        CapabilityError::Failed(format!("{e:#}"))
-    }
-}
+pub use super::error::CapabilityError;
 
 impl CapabilityError {
     /// What the guest receives: the WIT error, or (a trap) the end of the call.

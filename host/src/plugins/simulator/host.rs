@@ -4,11 +4,11 @@
 
 use super::world::{APP, NEIGHBOUR_REPLICA, World};
 use crate::model::Split;
+use crate::plugins::CapabilityError;
 use crate::plugins::bindings::strategy::hivemind::plugin::{
     containers, context, health, metrics, progress, routing, state, types,
 };
 use crate::plugins::bounds;
-use crate::plugins::capabilities::CapabilityError;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use wasmtime::StoreLimits;
