@@ -6,6 +6,7 @@
 
 pub mod control;
 mod entrypoint;
+mod hosts;
 pub mod link;
 pub mod process;
 mod proxy;
@@ -14,7 +15,8 @@ mod sync;
 mod table;
 pub mod tls;
 
-pub use entrypoint::{Binding, HTTP as HTTP_ENTRYPOINT, HTTPS as HTTPS_ENTRYPOINT, check_host, check_path_prefix};
+pub use entrypoint::{HTTP as HTTP_ENTRYPOINT, HTTPS as HTTPS_ENTRYPOINT};
+pub use hosts::{Binding, check_host, check_path_prefix};
 pub use stats::StatsSnapshot;
 use stats::VersionStats;
 use table::{Backend, Pool, RouteTable};
@@ -156,7 +158,7 @@ pub struct Router {
     /// a new one replaces), and the connections it still has open.
     retirement: Arc<Retirement>,
     /// Which app serves which host on the entrypoints.
-    front: Arc<entrypoint::Front>,
+    front: Arc<hosts::Front>,
     /// The shared listeners (`--http-addr`, `--https-addr`), by name.
     entrypoints: Mutex<HashMap<String, Listeners>>,
     /// The certificates the HTTPS entrypoint serves, and the data dir's store of them.

@@ -1,6 +1,6 @@
 //! The proxy's request path: pick a backend, forward, stream the answer back, count.
 
-use super::entrypoint::{Decision, Front};
+use super::hosts::{Decision, Front};
 use super::stats::VersionStats;
 use super::table::Backend;
 use super::table::{Choice, EJECT_AFTER_FAILURES};
