@@ -10,6 +10,7 @@ mod client;
 mod cluster;
 pub mod config;
 mod deployment;
+mod docker_config;
 mod follow;
 mod metrics;
 mod oci;

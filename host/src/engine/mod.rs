@@ -8,6 +8,7 @@
 //! the replicas and resumes every active deployment with its next step.
 
 mod admit;
+mod catalog;
 mod certs;
 mod control;
 mod diagnose;
@@ -27,9 +28,8 @@ mod watch;
 use crate::api_types::{AppView, ReplicaView};
 use crate::error::{ErrorCode, Field, UserError};
 use crate::health::HttpCheck;
-use crate::model::Origin;
 use crate::model::{App, Deployment, Event, Level, Status};
-use crate::plugins::{LoadedPlugin, PluginHost};
+use crate::plugins::PluginHost;
 use crate::router::{Router, RouterEvent};
 use crate::runtime::Fleet;
 use crate::services::Services;
@@ -492,122 +492,6 @@ impl Engine {
 
     pub async fn pipelines(&self) -> Result<Vec<(String, crate::model::DeploymentSpec)>, UserError> {
         Ok(self.store.pipelines().await?)
-    }
-
-    // ---- plugins ----
-
-    /// Loads the plugins installed before a restart, from `plugins_dir`, and switches off
-    /// those that were disabled.
-    pub async fn load_installed_plugins(&self, plugins_dir: &std::path::Path) -> Result<()> {
-        let disabled = self.store.disabled_plugins().await?;
-        let result = self.load_installed(plugins_dir).await;
-        for name in disabled {
-            if let Some(p) = self.plugins.get(&name) {
-                p.disabled.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-        result
-    }
-
-    async fn load_installed(&self, plugins_dir: &std::path::Path) -> Result<()> {
-        for (sha, source) in self.store.installed_plugins().await? {
-            let path = plugins_dir.join(format!("{sha}.wasm"));
-            match std::fs::read(&path) {
-                Ok(bytes) => {
-                    // It was accepted when installed, --replace included; its signature is
-                    // checked again, against the trust policy this server runs with now.
-                    let signature = std::fs::read_to_string(crate::plugins::trust::signature_path(&path)).ok();
-                    if let Err(e) = self.plugins.load(bytes, signature, Origin::Installed, true, source).await {
-                        tracing::error!("installed plugin {} does not load: {e:#}", path.display());
-                    }
-                }
-                Err(e) => tracing::error!("installed plugin {} is missing: {e}", path.display()),
-            }
-        }
-        Ok(())
-    }
-
-    /// Unloads an installed plugin and forgets its bytes. Refused while a deployment that
-    /// runs uses it, naming the deployment.
-    pub async fn remove_plugin(&self, name: &str, plugins_dir: &std::path::Path) -> Result<(), UserError> {
-        let _decisions = self.decisions.lock().await;
-        let plugin = self.plugins.get(name).ok_or_else(|| {
-            UserError::not_found(
-                ErrorCode::PluginNotFound,
-                format!("no plugin named `{name}`; `hivemind plugin list` shows them"),
-            )
-        })?;
-        let users: Vec<String> = self
-            .store
-            .active_deployments()
-            .await?
-            .into_iter()
-            .filter(|d| {
-                d.plugin.sha256 == plugin.info.sha256
-                    || d.hook_runs.pinned.values().any(|h| h.sha256 == plugin.info.sha256)
-            })
-            .map(|d| d.id)
-            .collect();
-        if !users.is_empty() {
-            return Err(UserError::conflict(
-                ErrorCode::PluginInUse,
-                format!(
-                    "plugin {name} {} is used by deployment {} under way; wait for it to end",
-                    plugin.info.version,
-                    users.join(", ")
-                ),
-            ));
-        }
-        let removed = self
-            .plugins
-            .remove(name)
-            .map_err(|e| UserError::conflict(ErrorCode::CannotRemovePlugin, format!("{e:#}")))?;
-        let path = plugins_dir.join(format!("{}.wasm", removed.info.sha256));
-        let _ = std::fs::remove_file(crate::plugins::trust::signature_path(&path));
-        let _ = std::fs::remove_file(path);
-        self.store.delete_plugin(&removed.info.sha256).await?;
-        Ok(())
-    }
-
-    /// Switches a plugin on or off for new deployments (a running one keeps its plugin).
-    pub async fn set_plugin_enabled(&self, name: &str, enabled: bool) -> Result<Arc<LoadedPlugin>, UserError> {
-        let plugin = self.plugins.get(name).ok_or_else(|| {
-            UserError::not_found(
-                ErrorCode::PluginNotFound,
-                format!("no plugin named `{name}`; `hivemind plugin list` shows them"),
-            )
-        })?;
-        self.store.set_plugin_disabled(name, !enabled).await?;
-        plugin.disabled.store(!enabled, std::sync::atomic::Ordering::Relaxed);
-        Ok(plugin)
-    }
-
-    /// Loads a plugin component (checking its signature, the text of its `.minisig`,
-    /// against the trust policy) and keeps its bytes and signature so a restart loads it
-    /// again.
-    pub async fn install_plugin(
-        &self,
-        bytes: Vec<u8>,
-        signature: Option<String>,
-        plugins_dir: &std::path::Path,
-        replace: bool,
-        source: String,
-    ) -> Result<Arc<LoadedPlugin>, UserError> {
-        let plugin = self
-            .plugins
-            .load(bytes.clone(), signature, Origin::Installed, replace, source.clone())
-            .await
-            .map_err(|e| UserError::invalid(Field::Plugin, format!("{e:#}")))?;
-        std::fs::create_dir_all(plugins_dir).map_err(|e| UserError::internal(e.into()))?;
-        let path = plugins_dir.join(format!("{}.wasm", plugin.info.sha256));
-        // The signature first: the plugins dir's watcher loads the component when it sees it.
-        if let Some(signature) = plugin.signature() {
-            std::fs::write(crate::plugins::trust::signature_path(&path), signature.text)
-                .map_err(|e| UserError::internal(e.into()))?;
-        }
-        std::fs::write(&path, &bytes).map_err(|e| UserError::internal(e.into()))?;
-        self.store.insert_plugin(&plugin.info.sha256, &plugin.info.name, &plugin.info.version, &source).await?;
-        Ok(plugin)
     }
 }
 
