@@ -206,10 +206,23 @@ pub struct Server {
     handed_over: bool,
 }
 
+/// A new data dir whose compiled-code cache is the one every such server of the suite
+/// shares: the built-in plugins are compiled once per suite, not once per server (a
+/// second and more of CPU each). Tests that give a data dir of their own
+/// (`Server::start_in`) keep a cache of their own, so the cache's own test sees a first
+/// start compile.
+fn fresh_data_dir() -> tempfile::TempDir {
+    let temp = tempfile::tempdir().unwrap();
+    let shared = target_dir().join("e2e-compiled");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::os::unix::fs::symlink(&shared, temp.path().join("compiled")).unwrap();
+    temp
+}
+
 impl Server {
     /// A server on a new data dir with `runtime` ("process" or "docker").
     pub fn start(runtime: &str) -> Server {
-        let temp = tempfile::tempdir().unwrap();
+        let temp = fresh_data_dir();
         let mut server = Server::start_in(temp.path(), runtime);
         server._temp = Some(temp);
         server
@@ -217,7 +230,7 @@ impl Server {
 
     /// A server on a new data dir with extra `serve` flags.
     pub fn start_with_flags(runtime: &str, flags: &[&str]) -> Server {
-        let temp = tempfile::tempdir().unwrap();
+        let temp = fresh_data_dir();
         let mut server = Server::start_with(temp.path(), runtime, flags);
         server._temp = Some(temp);
         server
