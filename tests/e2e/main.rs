@@ -24,6 +24,7 @@ mod example;
 mod hardening;
 mod heal;
 mod hooks;
+mod layers;
 mod parsers;
 mod plugins;
 mod python;

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""No import cycles between the modules of one area of the host.
+
+Within `host/src/<area>/`, each top-level module (a file, or a folder with its mod.rs) may
+use its siblings, but never in a circle: a cycle means two modules that can only change
+together, which is a module too many or a concern in the wrong one. The crates hold the
+direction between areas (cargo refuses a cycle between crates); this holds it inside them.
+
+Reads `use super::x`, `super::x::`, `crate::<area>::x` (and `super::{.., x, ..}`) outside
+`#[cfg(test)]` code. Prints each cycle and exits 1 if there is one.
+"""
+
+import os
+import re
+import sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+AREAS = ["plugins", "router", "engine", "store", "runtime", "api", "cli"]
+
+
+def modules(area):
+    base = os.path.join(ROOT, "host", "src", area)
+    found = {}
+    for root, _, files in os.walk(base):
+        for f in files:
+            if f.endswith(".rs"):
+                path = os.path.join(root, f)
+                top = os.path.relpath(path, base).split(os.sep)[0].removesuffix(".rs")
+                if top != "mod":
+                    found.setdefault(top, []).append(path)
+    return found
+
+
+def graph(area, mods):
+    edges = {m: set() for m in mods}
+    for m, paths in mods.items():
+        for path in paths:
+            with open(path) as f:
+                src = f.read()
+            src = src.split("#[cfg(test)]")[0]
+            for n in mods:
+                if n == m:
+                    continue
+                named = rf"(super|crate::{area})::(super::)?{n}::"
+                listed = rf"use (super|crate::{area})::\{{[^;]*\b{n}\b"
+                if re.search(named, src) or re.search(listed, src):
+                    edges[m].add(n)
+    return edges
+
+
+def cycles(edges):
+    found = set()
+
+    def walk(start, node, path):
+        for nxt in edges[node]:
+            if nxt == start:
+                found.add(" -> ".join(path + [start]))
+            elif nxt not in path:
+                walk(start, nxt, path + [nxt])
+
+    for m in sorted(edges):
+        walk(m, m, [m])
+    # One line per cycle, whichever module it starts from.
+    unique = {}
+    for c in found:
+        key = frozenset(c.split(" -> "))
+        unique.setdefault(key, c)
+    return sorted(unique.values())
+
+
+def main():
+    bad = []
+    for area in AREAS:
+        mods = modules(area)
+        if mods:
+            bad += [f"host/src/{area}: {c}" for c in cycles(graph(area, mods))]
+    for line in bad:
+        print(line)
+    if bad:
+        print(f"{len(bad)} import cycle(s): move what both sides need into a module of its own")
+        return 1
+    print(f"ok: no import cycle between the modules of {', '.join(AREAS)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
