@@ -1,16 +1,20 @@
-//! Hivemind: a deployment server (API, traffic router, engine) and the CLI that talks to
-//! it. Modules, in the order data flows: cli → api → engine → plugins, runtime, router,
-//! health → store. The records every layer shares (`model`, `api_types`, `error`) are the
-//! `hivemind-model` crate, which depends on nothing of this one.
+//! Hivemind: a deployment server (API, traffic router, engine), and the `hivemind`
+//! binary that holds it and the CLI (the `hivemind-cli` crate, which talks to a server
+//! over the API). Modules, in the order data flows: api → engine → plugins, runtime,
+//! router, health → store; `local` carries out the commands that run in this process.
+//! The records every layer shares (`model`, `api_types`, `error`) are the
+//! `hivemind-model` crate, which depends on nothing of this one; `store` is the
+//! `hivemind-store` crate, which depends on the model alone.
 
 pub use hivemind_model::{api_types, error, model};
+pub use hivemind_store as store;
 
 pub mod acme;
 pub mod api;
-pub mod cli;
 pub mod cluster;
 pub mod engine;
 pub mod health;
+pub mod local;
 pub mod plugins;
 pub mod ports;
 pub mod router;
@@ -18,4 +22,3 @@ pub mod runtime;
 pub mod series;
 pub mod server;
 pub mod services;
-pub mod store;

@@ -8,5 +8,5 @@ async fn main() -> std::process::ExitCode {
         // NO_COLOR (https://no-color.org) and non-terminals get plain text.
         .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    hivemind::cli::run().await
+    hivemind_cli::run(hivemind::local::Commands).await
 }

@@ -15,28 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RuntimeChoice {
-    /// Docker when the engine answers, process otherwise.
-    Auto,
-    Docker,
-    Process,
-    /// Services of the Docker Swarm the local engine manages.
-    Swarm,
-}
-
-/// Where the app routers run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RouterMode {
-    /// In `hivemind router`, a process of its own that outlives `serve` (started when
-    /// none runs for the data dir).
-    Process,
-    /// In `hivemind router`, run by a supervisor (the systemd unit in deploy/systemd):
-    /// `serve` connects to it and never starts one itself.
-    External,
-    /// Inside `serve`: its restarts take the routes down with it.
-    Embedded,
-}
+pub use hivemind_model::settings::{RouterMode, RuntimeChoice};
 
 pub struct ServeOptions {
     pub data_dir: PathBuf,

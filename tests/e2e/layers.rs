@@ -1,13 +1,31 @@
-//! The house's rules that crate boundaries cannot hold by themselves: no import cycle
-//! between the modules of one area of the host (`tests/layers/check-module-cycles.py`),
-//! and no source file of the host or the model over 600 lines (a file that long holds
-//! more than one concern).
+//! The house's rules: the CLI crate is built without the server's parts (the crate
+//! boundary holds it, and `cargo tree` shows it); no import cycle between the modules of
+//! one area of the host or the CLI (`tests/layers/check-module-cycles.py`), which crate
+//! boundaries cannot hold by themselves; and no source file of the host, the CLI or the
+//! model over 600 lines (a file that long holds more than one concern).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn the_cli_crate_depends_on_the_model_and_an_http_client_only() {
+    let out = Command::new(option_env!("CARGO").unwrap_or("cargo"))
+        .args(["tree", "--offline", "--locked", "-p", "hivemind-cli", "-e", "normal", "--prefix", "none"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "cargo tree: {}", String::from_utf8_lossy(&out.stderr));
+    let crates: Vec<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(crates.contains(&"hivemind-model") && crates.contains(&"reqwest"), "{tree}");
+    // The server's crate and what only it needs: the sandbox, the database, Docker.
+    for server_side in ["hivemind", "wasmtime", "sqlx", "bollard", "axum"] {
+        assert!(!crates.contains(&server_side), "hivemind-cli depends on {server_side}:\n{tree}");
+    }
 }
 
 #[test]
@@ -33,7 +51,7 @@ fn no_source_file_is_over_600_lines() {
         }
     }
     let mut long = Vec::new();
-    for dir in ["host/src", "model/src"] {
+    for dir in ["host/src", "cli/src", "model/src"] {
         walk(&repo().join(dir), &mut long);
     }
     assert!(long.is_empty(), "split these by concern:\n{}", long.join("\n"));

@@ -150,7 +150,7 @@ fn every_command_has_examples_in_its_help() {
         }
     }
     let mut missing = Vec::new();
-    let mut root = <hivemind::cli::Cli as clap::CommandFactory>::command();
+    let mut root = <hivemind_cli::Cli as clap::CommandFactory>::command();
     root.build();
     walk(&mut root, "hivemind".into(), &mut missing);
     assert!(missing.is_empty(), "no examples in --help of: {missing:?}");

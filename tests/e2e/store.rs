@@ -226,12 +226,12 @@ fn the_two_migration_directories_make_the_same_tables() {
         for (table, column) in rows {
             postgres.entry(table).or_default().insert(column);
         }
-        assert_eq!(lite, postgres, "host/migrations/sqlite and host/migrations/postgres have drifted apart");
+        assert_eq!(lite, postgres, "store/migrations/sqlite and store/migrations/postgres have drifted apart");
         assert!(lite.len() >= 10, "{lite:?}");
 
         // The same versions, so that a change to one dialect is made to the other too.
         let versions = |dialect: &str| -> BTreeSet<String> {
-            std::fs::read_dir(crate::common::repo_root().join("host/migrations").join(dialect))
+            std::fs::read_dir(crate::common::repo_root().join("store/migrations").join(dialect))
                 .unwrap()
                 .flatten()
                 .map(|e| e.file_name().to_string_lossy().split('_').next().unwrap().to_string())

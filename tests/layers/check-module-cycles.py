@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""No import cycles between the modules of one area of the host.
+"""No import cycles between the modules of one area of the host, or of the CLI crate.
 
-Within `host/src/<area>/`, each top-level module (a file, or a folder with its mod.rs) may
+Within `host/src/<area>/` (and `cli/src/`), each top-level module (a file, or a folder with its mod.rs) may
 use its siblings, but never in a circle: a cycle means two modules that can only change
 together, which is a module too many or a concern in the wrong one. The crates hold the
 direction between areas (cargo refuses a cycle between crates); this holds it inside them.
 
-Reads `use super::x`, `super::x::`, `crate::<area>::x` (and `super::{.., x, ..}`) outside
+Reads `use super::x`, `super::x::`, `crate::<area>::x` (and `super::{.., x, ..}`; in the
+CLI crate, whose modules sit at its root, `crate::x`) outside
 `#[cfg(test)]` code. Prints each cycle and exits 1 if there is one.
 """
 
@@ -15,23 +16,25 @@ import re
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-AREAS = ["plugins", "router", "engine", "store", "runtime", "api", "cli"]
+# (folder, the path its modules are named by from elsewhere in the crate)
+AREAS = [(f"host/src/{a}", f"crate::{a}") for a in ["plugins", "router", "engine", "store", "runtime", "api", "local"]]
+AREAS.append(("cli/src", "crate"))
 
 
 def modules(area):
-    base = os.path.join(ROOT, "host", "src", area)
+    base = os.path.join(ROOT, area)
     found = {}
     for root, _, files in os.walk(base):
         for f in files:
             if f.endswith(".rs"):
                 path = os.path.join(root, f)
                 top = os.path.relpath(path, base).split(os.sep)[0].removesuffix(".rs")
-                if top != "mod":
+                if top not in ("mod", "lib"):
                     found.setdefault(top, []).append(path)
     return found
 
 
-def graph(area, mods):
+def graph(prefix, mods):
     edges = {m: set() for m in mods}
     for m, paths in mods.items():
         for path in paths:
@@ -41,8 +44,8 @@ def graph(area, mods):
             for n in mods:
                 if n == m:
                     continue
-                named = rf"(super|crate::{area})::(super::)?{n}::"
-                listed = rf"use (super|crate::{area})::\{{[^;]*\b{n}\b"
+                named = rf"(super|{prefix})::(super::)?{n}::"
+                listed = rf"use (super|{prefix})::\{{[^;]*\b{n}\b"
                 if re.search(named, src) or re.search(listed, src):
                     edges[m].add(n)
     return edges
@@ -70,16 +73,16 @@ def cycles(edges):
 
 def main():
     bad = []
-    for area in AREAS:
+    for area, prefix in AREAS:
         mods = modules(area)
         if mods:
-            bad += [f"host/src/{area}: {c}" for c in cycles(graph(area, mods))]
+            bad += [f"{area}: {c}" for c in cycles(graph(prefix, mods))]
     for line in bad:
         print(line)
     if bad:
         print(f"{len(bad)} import cycle(s): move what both sides need into a module of its own")
         return 1
-    print(f"ok: no import cycle between the modules of {', '.join(AREAS)}")
+    print(f"ok: no import cycle between the modules of {', '.join(a for a, _ in AREAS)}")
     return 0
 
 

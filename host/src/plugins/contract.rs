@@ -4,14 +4,7 @@
 //! how to release one. This host binds the latest (`bindings`) and lists every version it
 //! runs: a component whose imports name any other version is refused before it is linked.
 
-/// The plugin API versions this host runs, oldest first: one per folder `wit/vX.Y.Z`, and
-/// no other (a test checks both ways). The last is the one the host binds and the SDK
-/// carries. A 0.1.y component runs here because wasmtime's linker binds its `@0.1.y`
-/// imports to the host's `@0.1.z` interfaces (see `sandbox::linkers`).
-pub const API_VERSIONS: &[&str] = &["0.1.0", "0.1.1"];
-
-/// The newest plugin API version: the one the host binds and `plugin new` vendors.
-pub const API_LATEST: &str = API_VERSIONS[API_VERSIONS.len() - 1];
+pub use hivemind_model::plugin::{API_LATEST, API_VERSIONS};
 
 /// Whether a component whose imports name plugin API `version` runs on this host. Only a
 /// listed version does: the linker would also bind a later 0.1.z's imports wherever their

@@ -28,6 +28,7 @@ pub mod trust;
 pub use bindings::{Phase, Stage, StepContext, StepOutcome, wit};
 pub use contract::{API_LATEST, API_VERSIONS};
 pub use error::CapabilityError;
-pub use registry::{LoadedPlugin, PluginHost, hex, validate_name};
+pub use hivemind_model::plugin::validate_name;
+pub use registry::{LoadedPlugin, PluginHost, hex};
 pub use sandbox::Limits;
 pub use scope::{HookCaps, PluginState, Scope, StepCaps};

@@ -6,7 +6,7 @@ use super::bindings::hook::HookPre;
 use super::bindings::strategy::StrategyPre;
 use super::sandbox::{HostState, Limits, describe_trap};
 use super::trust::{Signature, TrustPolicy};
-use super::{bounds, builtin, contract};
+use super::{bounds, builtin, contract, validate_name};
 use crate::model::{Kind, Origin, PluginRef};
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
@@ -404,21 +404,6 @@ fn check_is_component(bytes: &[u8]) -> Result<()> {
     if bytes[6..8] != [1, 0] {
         bail!(
             "the file is a core WebAssembly module, not a component; build it for the wasm32-wasip2 target, which produces components"
-        );
-    }
-    Ok(())
-}
-
-/// A plugin name: what deployments pick it by.
-pub fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && name.starts_with(|c: char| c.is_ascii_lowercase());
-    if !ok {
-        bail!(
-            "plugin name `{}` is not valid: use 1 to 64 lowercase letters, digits and '-', starting with a letter",
-            bounds::bounded(name.to_string(), 64)
         );
     }
     Ok(())

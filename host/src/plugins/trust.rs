@@ -10,16 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use minisign::{PublicKey, PublicKeyBox, SignatureBox};
 use std::path::Path;
 
-/// Whether an unsigned component may be loaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TrustMode {
-    /// Unsigned components load (shown as unsigned); signed ones must verify.
-    #[default]
-    Permissive,
-    /// Only components signed by a trusted key load.
-    RequireSigned,
-}
+pub use hivemind_model::settings::TrustMode;
 
 /// A public key the operator trusts, and where it came from (for messages).
 #[derive(Clone)]
@@ -87,19 +78,7 @@ impl Signer {
     }
 }
 
-/// A key ID as the `minisign` tool prints it: the 8 bytes of its keynum read as a
-/// little-endian number, in hex without leading zeros (as in its public key files).
-pub fn key_id(keynum: &[u8]) -> String {
-    let bytes: [u8; 8] = keynum.try_into().unwrap_or_default();
-    format!("{:X}", u64::from_le_bytes(bytes))
-}
-
-/// Where a component's signature is kept: beside it, as minisign names it (`X.wasm.minisig`).
-pub fn signature_path(component: &Path) -> std::path::PathBuf {
-    let mut name = component.as_os_str().to_owned();
-    name.push(".minisig");
-    name.into()
-}
+pub use hivemind_model::plugin::{key_id, signature_path};
 
 impl TrustPolicy {
     /// The trusted keys, as people read them in a refusal.

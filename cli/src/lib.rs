@@ -1,7 +1,10 @@
-//! The `hivemind` command line. `serve` runs the server; every other command talks to a
-//! server over the REST API (found through `--server` or `HIVEMIND_URL`), with the API's
-//! own types (`api_types`, `model`), never the engine or the store. One file per command
-//! group, each with its own `run`.
+//! The `hivemind` command line: every command, its flags and its help. The commands
+//! that manage apps talk to a server over the REST API (found through `--server` or
+//! `HIVEMIND_URL`) with the API's own types (`hivemind-model`). The few that run in this
+//! process instead (`serve`, `router`, `store`, `plugin test`) are parsed here and carried
+//! out by the binary, which links the server in and hands them over as `Local`. So this
+//! crate depends on the model and an HTTP client only: the compiler keeps the engine,
+//! the store and the router out of it. One file per command group, each with its own `run`.
 
 mod app;
 mod cert;
@@ -24,10 +27,35 @@ mod store;
 mod token;
 
 use clap::{Parser, Subcommand};
-use client::{CliError, Client};
+use client::Client;
 use output::Format;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+pub(crate) use hivemind_model::{api_types, error, model};
+
+pub use client::CliError;
+pub use router::{RouterArgs, RouterCommand};
+pub use serve::ServeArgs;
+pub use store::StoreCommand;
+
+/// The commands that run in this process rather than on a server, carried out by the
+/// binary that links the server in.
+#[allow(async_fn_in_trait)] // Awaited in place by `run`, never sent to another thread.
+pub trait Local {
+    /// `hivemind serve`: runs until the server stops.
+    async fn serve(&self, args: ServeArgs) -> Result<ExitCode, CliError>;
+    /// `hivemind router` and `router upgrade`.
+    async fn router(&self, args: RouterArgs) -> Result<ExitCode, CliError>;
+    /// `hivemind store ...`, on a database that no server has open.
+    async fn store(&self, command: StoreCommand) -> Result<ExitCode, CliError>;
+    /// `hivemind plugin test`: a component through the simulator's scenarios.
+    async fn simulate(
+        &self,
+        component: &[u8],
+        settings: &hivemind_model::simulation::Settings,
+    ) -> anyhow::Result<hivemind_model::simulation::Report>;
+}
 
 #[derive(Parser)]
 #[command(
@@ -96,7 +124,8 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
-pub async fn run() -> ExitCode {
+/// Parses the command line and runs its command.
+pub async fn run(local: impl Local) -> ExitCode {
     let cli = Cli::parse();
     let format = cli.output;
     if !matches!(cli.command, Command::Serve(_) | Command::Router(_)) {
@@ -107,9 +136,9 @@ pub async fn run() -> ExitCode {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args).await,
-        Command::Router(args) => router::run(args).await,
-        Command::Store(c) => store::run(c).await,
+        Command::Serve(args) => local.serve(args).await,
+        Command::Router(args) => local.router(args).await,
+        Command::Store(c) => local.store(c).await,
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "hivemind", &mut std::io::stdout());
@@ -119,7 +148,7 @@ pub async fn run() -> ExitCode {
             Ok(client) => match command {
                 Command::App(c) => app::run(&client, c, format).await,
                 Command::Deployment(c) => deployment::run(&client, c, format).await,
-                Command::Plugin(c) => plugin::run(&client, c, format).await,
+                Command::Plugin(c) => plugin::run(&client, c, format, &local).await,
                 Command::Metrics(c) => metrics::run(&client, c, format).await,
                 Command::Cicd(c) => cicd::run(&client, c, format).await,
                 Command::Token(c) => token::run(&client, c).await,

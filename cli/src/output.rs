@@ -535,8 +535,8 @@ pub fn cluster(c: &crate::api_types::ClusterView, format: Format) {
 }
 
 /// `plugin test`: each scenario's verdict, figures and timeline.
-pub fn simulation(report: &crate::plugins::simulator::Report, format: Format, brief: bool) {
-    use crate::plugins::simulator::duration;
+pub fn simulation(report: &hivemind_model::simulation::Report, format: Format, brief: bool) {
+    use hivemind_model::simulation::duration;
     if format != Format::Table {
         return json(report, format);
     }

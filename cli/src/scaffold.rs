@@ -14,36 +14,36 @@ pub enum Lang {
 
 /// The SDK's files, as this binary was built with them.
 const SDK_FILES: &[(&str, &str)] = &[
-    ("README.md", include_str!("../../../sdk/README.md")),
-    ("wit/plugin.wit", include_str!("../../../sdk/wit/plugin.wit")),
-    ("src/lib.rs", include_str!("../../../sdk/src/lib.rs")),
-    ("src/error.rs", include_str!("../../../sdk/src/error.rs")),
-    ("src/hook.rs", include_str!("../../../sdk/src/hook.rs")),
-    ("src/params.rs", include_str!("../../../sdk/src/params.rs")),
-    ("src/stats.rs", include_str!("../../../sdk/src/stats.rs")),
-    ("src/strategy.rs", include_str!("../../../sdk/src/strategy.rs")),
+    ("README.md", include_str!("../../sdk/README.md")),
+    ("wit/plugin.wit", include_str!("../../sdk/wit/plugin.wit")),
+    ("src/lib.rs", include_str!("../../sdk/src/lib.rs")),
+    ("src/error.rs", include_str!("../../sdk/src/error.rs")),
+    ("src/hook.rs", include_str!("../../sdk/src/hook.rs")),
+    ("src/params.rs", include_str!("../../sdk/src/params.rs")),
+    ("src/stats.rs", include_str!("../../sdk/src/stats.rs")),
+    ("src/strategy.rs", include_str!("../../sdk/src/strategy.rs")),
 ];
 
 /// The wit-bindgen the SDK is built with (the workspace's, checked by a test).
 const WIT_BINDGEN: &str = "0.61";
 
-const RUST_CARGO: &str = include_str!("../../templates/plugin/rust/Cargo.toml");
-const RUST_SDK_CARGO: &str = include_str!("../../templates/plugin/rust/sdk-Cargo.toml");
-const RUST_STRATEGY: &str = include_str!("../../templates/plugin/rust/strategy.rs");
-const RUST_HOOK: &str = include_str!("../../templates/plugin/rust/hook.rs");
-const RUST_README: &str = include_str!("../../templates/plugin/rust/README.md");
-const PYTHON_STRATEGY: &str = include_str!("../../templates/plugin/python/strategy.py");
-const PYTHON_PLAN: &str = include_str!("../../templates/plugin/python/plan.py");
-const PYTHON_PLAN_TEST: &str = include_str!("../../templates/plugin/python/test_plan.py");
-const PYTHON_HOOK: &str = include_str!("../../templates/plugin/python/hook.py");
-const PYTHON_VERDICT: &str = include_str!("../../templates/plugin/python/verdict.py");
-const PYTHON_VERDICT_TEST: &str = include_str!("../../templates/plugin/python/test_verdict.py");
-const PYTHON_README: &str = include_str!("../../templates/plugin/python/README.md");
+const RUST_CARGO: &str = include_str!("../templates/plugin/rust/Cargo.toml");
+const RUST_SDK_CARGO: &str = include_str!("../templates/plugin/rust/sdk-Cargo.toml");
+const RUST_STRATEGY: &str = include_str!("../templates/plugin/rust/strategy.rs");
+const RUST_HOOK: &str = include_str!("../templates/plugin/rust/hook.rs");
+const RUST_README: &str = include_str!("../templates/plugin/rust/README.md");
+const PYTHON_STRATEGY: &str = include_str!("../templates/plugin/python/strategy.py");
+const PYTHON_PLAN: &str = include_str!("../templates/plugin/python/plan.py");
+const PYTHON_PLAN_TEST: &str = include_str!("../templates/plugin/python/test_plan.py");
+const PYTHON_HOOK: &str = include_str!("../templates/plugin/python/hook.py");
+const PYTHON_VERDICT: &str = include_str!("../templates/plugin/python/verdict.py");
+const PYTHON_VERDICT_TEST: &str = include_str!("../templates/plugin/python/test_verdict.py");
+const PYTHON_README: &str = include_str!("../templates/plugin/python/README.md");
 
 /// Writes the project of plugin `name` into `dir` (which must not hold anything yet);
 /// returns the files written.
 pub fn new_plugin(name: &str, hook: bool, lang: Lang, dir: &Path) -> Result<Vec<PathBuf>> {
-    crate::plugins::validate_name(name)
+    hivemind_model::plugin::validate_name(name)
         .map_err(|e| anyhow::anyhow!("{e} (it is the name deployments use: --strategy {name})"))?;
     // Cargo refuses a package named after a Rust keyword or a standard crate.
     const RESERVED: &[&str] = &[
@@ -114,7 +114,7 @@ pub fn new_plugin(name: &str, hook: bool, lang: Lang, dir: &Path) -> Result<Vec<
     }
     let sdk = env!("CARGO_PKG_VERSION");
     // The SDK and WIT it vendors are the latest contract's (sdk/wit is wit/vLATEST's copy).
-    let api = crate::plugins::API_LATEST;
+    let api = hivemind_model::plugin::API_LATEST;
     let (kind, world) = if hook { ("hook", "hook") } else { ("strategy", "strategy") };
     let capabilities = if hook {
         "jobs, http to the allowed hosts, progress"

@@ -1,6 +1,6 @@
 //! Durable state through sqlx: SQLite in the data dir (the embedded default, one server),
 //! or Postgres by URL (several servers, one leader). The migrations, one directory per
-//! dialect in `host/migrations`, are embedded in the binary. One file per kind of record:
+//! dialect in `store/migrations`, are embedded in the binary. One file per kind of record:
 //! apps, deployments, what steps and hooks wrote (plugin state, events), replicas, the
 //! catalog of plugins and CI profiles, and the cluster's lease. The SQL is written once,
 //! with `$N` parameters, which both dialects read.
@@ -10,6 +10,9 @@
 //! epoch (`fence.rs`), so a server that lost the lease writes nothing. Rows map to records
 //! through `FromRow`, JSON columns through `sqlx::types::Json`, closed sets as text (the
 //! model crate's `sqlx` feature): nothing panics on a bad row.
+//!
+//! A crate of its own, below everything that writes: it depends on the model alone, so
+//! that no query can reach up into the engine or the router.
 
 mod apps;
 mod catalog;
@@ -26,6 +29,7 @@ pub use migrate::copy_to;
 pub use steps::{StepEvent, StepWrites};
 
 use anyhow::{Context, Result, bail};
+use hivemind_model::{error, model};
 use sqlx::SqlitePool;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -45,8 +49,8 @@ pub(crate) enum Pool {
 macro_rules! with_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.pool {
-            $crate::store::Pool::Sqlite($pool) => $body,
-            $crate::store::Pool::Postgres($pool) => $body,
+            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Postgres($pool) => $body,
         }
     };
 }
@@ -58,7 +62,7 @@ macro_rules! write_tx {
         with_pool!($store, pool => {
             let mut $tx = pool.begin().await?;
             if let Some((holder, epoch)) = $store.fence.holder()? {
-                let held: Option<(i64,)> = sqlx::query_as($crate::store::fence::CHECK)
+                let held: Option<(i64,)> = sqlx::query_as($crate::fence::CHECK)
                     .bind(holder)
                     .bind(epoch)
                     .fetch_optional(&mut *$tx)

@@ -93,7 +93,8 @@ fn is_digest(d: &str) -> bool {
 }
 
 pub fn digest_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", crate::plugins::hex(&Sha256::digest(bytes)))
+    let hex: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 /// How to reach a registry: the CA to trust besides the system's, and credentials.
@@ -146,10 +147,11 @@ fn http_client(ca_cert: Option<&std::path::Path>) -> Result<HttpClient> {
             roots.add(cert).map_err(|e| anyhow!("--ca-cert {}: {e}", path.display()))?;
         }
     }
-    let tls = rustls::ClientConfig::builder_with_provider(crate::router::tls::provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     let connector =
         hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
     Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector))
