@@ -118,7 +118,7 @@ async fn steps(
                 )]),
                 container_port: 8080,
                 health_port: None,
-                services: services.clone(),
+                platform: services.clone(),
             },
             health: HttpCheck { path: "/".into(), timeout: Duration::from_secs(1) },
             metrics_endpoint: "/metrics".into(),

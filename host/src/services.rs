@@ -1,14 +1,18 @@
 //! The handles the engine and the plugins' capabilities share: the fleet, the router, the
 //! prober and the store, and the allowlist hooks send HTTP through. A bag of the layers
-//! below both, so that neither depends on the other to reach them.
+//! below both, so that neither depends on the other to reach them. The capabilities see
+//! it as their `Platform` (below): the work their calls ask for, on the real thing.
 
 use crate::health::{HttpCheck, ProbeResult, Prober};
-use crate::model::ReplicaRecord;
-use crate::router::{BackendSpec, Router};
-use crate::runtime::Fleet;
+use crate::model::{ReplicaRecord, Split};
+use crate::plugins::{CapabilityError, Platform};
+use crate::router::{BackendSpec, DrainState, Router, StatsSnapshot};
+use crate::runtime::{Fleet, JobOutcome, LaunchSpec};
 use crate::store::Store;
+use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub struct Services {
     pub fleet: Arc<Fleet>,
@@ -100,6 +104,113 @@ impl Services {
     }
 }
 
+#[async_trait]
+impl Platform for Services {
+    async fn replica(&self, id: &str) -> Option<ReplicaRecord> {
+        self.fleet.get(id).await
+    }
+
+    async fn replicas(&self, app: &str) -> Vec<ReplicaRecord> {
+        self.fleet.list(app).await
+    }
+
+    async fn capacity(&self, app: &str) -> u32 {
+        self.fleet.capacity_for(app).await
+    }
+
+    async fn scale(&self, spec: LaunchSpec, count: u32) -> Result<Vec<ReplicaRecord>, CapabilityError> {
+        let result = self.fleet.scale(&spec, count, Duration::from_secs(10)).await;
+        self.sync_router(&spec.app).await;
+        Ok(result?)
+    }
+
+    async fn stop(&self, app: &str, replicas: Vec<ReplicaRecord>, grace: Duration) -> Result<(), CapabilityError> {
+        let mut result = Ok(());
+        for r in &replicas {
+            if let Err(e) = self.fleet.stop(r, grace).await {
+                result = Err(CapabilityError::from(e));
+            }
+        }
+        self.sync_router(app).await;
+        result
+    }
+
+    async fn probe(&self, replica: &ReplicaRecord, check: &HttpCheck) -> ProbeResult {
+        if !self.fleet.is_running(replica).await {
+            self.router.set_healthy(&replica.app, &replica.id, false);
+            return ProbeResult {
+                healthy: false,
+                message: format!("replica {} is not running (it exited)", replica.id),
+            };
+        }
+        Services::probe(self, replica, check).await
+    }
+
+    fn is_healthy(&self, app: &str, id: &str) -> bool {
+        self.router.is_healthy(app, id)
+    }
+
+    fn split(&self, app: &str) -> (Split, bool) {
+        self.router.split(app)
+    }
+
+    async fn set_split(
+        &self,
+        app: &str,
+        deployment_id: &str,
+        split: Split,
+        sticky: bool,
+    ) -> Result<(), CapabilityError> {
+        // Stored first: after a restart the router comes back with this split.
+        self.store.set_app_split(app, &split, sticky).await?;
+        // The counts up to now are the old split's: its analysis ends here (the pull of
+        // counts happens on a change of split only, never on a step that keeps it).
+        if self.series.is_tracked(deployment_id) {
+            self.router.refresh().await;
+            self.series.split_changes(deployment_id, crate::model::now_ms(), split.clone(), |v| {
+                self.router.stats(app, v).unwrap_or_default()
+            });
+        }
+        self.router.set_split(app, split, sticky);
+        // The step returns once the router serves the split, not just the control plane.
+        self.router.flush().await;
+        Ok(())
+    }
+
+    fn drain(&self, app: &str, id: &str, timeout: Duration) {
+        self.router.drain(app, id, timeout);
+    }
+
+    fn drain_state(&self, app: &str, id: &str) -> Option<DrainState> {
+        self.router.drain_state(app, id)
+    }
+
+    fn counts(&self, app: &str, version: &str) -> StatsSnapshot {
+        self.router.stats(app, version).unwrap_or_default()
+    }
+
+    async fn metrics_text(&self, replica: &ReplicaRecord, path: &str) -> Result<String, String> {
+        self.prober.get_text(&replica.address, path, Duration::from_secs(2)).await
+    }
+
+    async fn state_value(&self, deployment_id: &str, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        self.store.plugin_state_value(deployment_id, key).await
+    }
+
+    async fn run_job(
+        &self,
+        spec: &LaunchSpec,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<JobOutcome, CapabilityError> {
+        Ok(self.fleet.run_job(spec, command, timeout).await?)
+    }
+
+    fn hook_hosts(&self) -> &HookHosts {
+        &self.hook_hosts
+    }
+}
+
 /// The hosts hooks may send HTTP requests to (`--hook-allowed-hosts`), and the client
 /// they go out through: no redirects and no proxy, so the allowlist cannot be stepped
 /// around. Admission checks a webhook's URL here, and so does the `http` capability on
@@ -110,7 +221,7 @@ pub struct HookHosts {
 }
 
 impl HookHosts {
-    fn new(allowed: Vec<String>) -> HookHosts {
+    pub fn new(allowed: Vec<String>) -> HookHosts {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()

@@ -6,6 +6,8 @@
 //! - `sandbox`: the engine, the linkers, a store's limits, trap descriptions;
 //! - `calls`: one call (validate, step, a hook's run) in a fresh store, under its timeout;
 //! - `scope`: what one call may reach (the deployment's app and versions);
+//! - `platform`: what the capabilities act on, the server's services or the simulator's
+//!   world (one trait, so that both run the same capability code);
 //! - `capabilities`: the host side of each WIT interface, one file each, failing with
 //!   `error::CapabilityError`;
 //! - `bounds`: how much a plugin may hand the host;
@@ -19,6 +21,7 @@ mod calls;
 mod capabilities;
 mod contract;
 mod error;
+mod platform;
 mod registry;
 mod sandbox;
 mod scope;
@@ -29,6 +32,7 @@ pub use bindings::{Phase, Stage, StepContext, StepOutcome, wit};
 pub use contract::{API_LATEST, API_VERSIONS};
 pub use error::CapabilityError;
 pub use hivemind_model::plugin::validate_name;
+pub use platform::Platform;
 pub use registry::{LoadedPlugin, PluginHost, hex};
 pub use sandbox::Limits;
 pub use scope::{HookCaps, PluginState, Scope, StepCaps};

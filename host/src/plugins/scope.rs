@@ -3,10 +3,10 @@
 //! carries its writes besides; a hook its deadline and its log.
 
 use super::error::CapabilityError;
+use super::platform::Platform;
 use crate::health::HttpCheck;
 use crate::model::{Deployment, Level, Release, ReplicaRecord};
 use crate::runtime::LaunchSpec;
-use crate::services::Services;
 use crate::store::StepWrites;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,12 +22,13 @@ pub struct Scope {
     pub versions: HashMap<String, Release>,
     pub container_port: u16,
     pub health_port: Option<u16>,
-    pub services: Arc<Services>,
+    /// What its capabilities act on: the server, or the simulated world.
+    pub platform: Arc<dyn Platform>,
 }
 
 impl Scope {
     /// The scope of deployment `d`.
-    pub fn of(d: &Deployment, services: Arc<Services>) -> Scope {
+    pub fn of(d: &Deployment, platform: Arc<dyn Platform>) -> Scope {
         let mut versions = HashMap::from([(d.target_version.clone(), d.target())]);
         for v in d.variant_releases() {
             versions.insert(v.version.clone(), v);
@@ -42,7 +43,7 @@ impl Scope {
             versions,
             container_port: d.spec.container_port,
             health_port: d.spec.health_check_port,
-            services,
+            platform,
         }
     }
 
@@ -63,7 +64,7 @@ impl Scope {
 
     /// The replica `id` if it belongs to this app; `None` if it does not exist (gone).
     pub async fn own_replica(&self, capability: &str, id: &str) -> Result<Option<ReplicaRecord>, CapabilityError> {
-        match self.services.fleet.get(id).await {
+        match self.platform.replica(id).await {
             Some(r) if r.app == self.app => Ok(Some(r)),
             Some(r) => Err(CapabilityError::Denied(format!(
                 "{capability}: replica `{id}` belongs to app `{}`; a deployment of app `{}` may only touch its own app",

@@ -17,18 +17,14 @@ impl containers::Host for HostState {
             )));
         }
         let spec = caps.scope.launch_spec(&release);
-        let services = caps.scope.services.clone();
-        let before = services.fleet.list(&spec.app).await.iter().filter(|r| r.version == version).count();
+        let platform = caps.scope.platform.clone();
+        let before = platform.replicas(&spec.app).await.iter().filter(|r| r.version == version).count();
         // On a task of its own, so that a step interrupted meanwhile (abort, pause) never
         // leaves a replica started and unrecorded: the scale finishes, only the step's
         // wait for it ends.
-        let list = tokio::spawn(async move {
-            let result = services.fleet.scale(&spec, replicas, Duration::from_secs(10)).await;
-            services.sync_router(&spec.app).await;
-            result
-        })
-        .await
-        .map_err(|e| CapabilityError::Failed(format!("containers.scale stopped: {e}")))??;
+        let list = tokio::spawn(async move { platform.scale(spec, replicas).await })
+            .await
+            .map_err(|e| CapabilityError::Failed(format!("containers.scale stopped: {e}")))??;
         if list.len() != before {
             caps.writes.progressed = true;
             caps.note(format!("scaled {version} from {before} to {} replicas", list.len()));
@@ -38,12 +34,12 @@ impl containers::Host for HostState {
 
     async fn list(&mut self) -> Result<Vec<types::Replica>, CapabilityError> {
         let caps = self.step()?;
-        Ok(caps.scope.services.fleet.list(&caps.scope.app).await.iter().map(wit_replica).collect())
+        Ok(caps.scope.platform.replicas(&caps.scope.app).await.iter().map(wit_replica).collect())
     }
 
     async fn capacity(&mut self) -> wasmtime::Result<u32> {
         let Ok(caps) = self.step() else { return Ok(0) };
-        Ok(caps.scope.services.fleet.capacity_for(&caps.scope.app).await)
+        Ok(caps.scope.platform.capacity(&caps.scope.app).await)
     }
 
     async fn stop(&mut self, ids: Vec<String>, grace_ms: u32) -> Result<(), CapabilityError> {
@@ -56,21 +52,12 @@ impl containers::Host for HostState {
             return Ok(());
         }
         let grace = Duration::from_millis(grace_ms.min(120_000) as u64);
-        let services = caps.scope.services.clone();
+        let platform = caps.scope.platform.clone();
         let (app, stopping) = (caps.scope.app.clone(), owned.clone());
         // On a task of its own, as `scale`: an interrupted step never leaves a stop half done.
-        let result = tokio::spawn(async move {
-            let mut result = Ok(());
-            for r in &stopping {
-                if let Err(e) = services.fleet.stop(r, grace).await {
-                    result = Err(CapabilityError::from(e));
-                }
-            }
-            services.sync_router(&app).await;
-            result
-        })
-        .await
-        .map_err(|e| CapabilityError::Failed(format!("containers.stop stopped: {e}")))?;
+        let result = tokio::spawn(async move { platform.stop(&app, stopping, grace).await })
+            .await
+            .map_err(|e| CapabilityError::Failed(format!("containers.stop stopped: {e}")))?;
         caps.writes.progressed = true;
         caps.note(format!("stopped {}", owned.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")));
         result

@@ -10,25 +10,15 @@ impl health::Host for HostState {
         let Some(replica) = caps.scope.own_replica("health.probe", &replica_id).await? else {
             return Err(CapabilityError::Invalid(format!("health.probe: no replica `{replica_id}`")));
         };
-        let services = &caps.scope.services;
-        if !services.fleet.is_running(&replica).await {
-            services.router.set_healthy(&caps.scope.app, &replica.id, false);
-            return Ok(health::ProbeResult {
-                healthy: false,
-                message: format!("replica {replica_id} is not running (it exited)"),
-            });
-        }
-        let result = services.probe(&replica, &caps.health).await;
+        let result = caps.scope.platform.probe(&replica, &caps.health).await;
         Ok(health::ProbeResult { healthy: result.healthy, message: result.message })
     }
 
     async fn healthy_count(&mut self, version: String) -> wasmtime::Result<u32> {
         let Ok(caps) = self.step() else { return Ok(0) };
-        let services = &caps.scope.services;
-        let replicas = services.fleet.list(&caps.scope.app).await;
-        Ok(replicas
-            .iter()
-            .filter(|r| r.version == version && services.router.is_healthy(&caps.scope.app, &r.id))
-            .count() as u32)
+        let platform = &caps.scope.platform;
+        let replicas = platform.replicas(&caps.scope.app).await;
+        Ok(replicas.iter().filter(|r| r.version == version && platform.is_healthy(&caps.scope.app, &r.id)).count()
+            as u32)
     }
 }

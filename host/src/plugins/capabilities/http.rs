@@ -29,7 +29,7 @@ impl http::Host for HostState {
                 body.len()
             )));
         }
-        let hosts = &caps.scope.services.hook_hosts;
+        let hosts = caps.scope.platform.hook_hosts();
         let parsed = hosts.check(&url).map_err(|why| CapabilityError::Denied(format!("http.post-json: {why}")))?;
         let (timeout, limit) = caps.time_left(timeout_ms);
         let request = hosts

@@ -24,7 +24,7 @@ impl jobs::Host for HostState {
         let (timeout, limit) = caps.time_left(timeout_ms);
         // A job answers no probes.
         let spec = LaunchSpec { health_port: None, ..caps.scope.launch_spec(&release) };
-        let outcome = caps.scope.services.fleet.run_job(&spec, &command, timeout).await?;
+        let outcome = caps.scope.platform.run_job(&spec, &command, timeout).await?;
         match outcome.exit_code {
             Some(exit_code) => Ok(jobs::JobResult { exit_code, output: outcome.output }),
             None => Err(CapabilityError::Failed(format!(

@@ -3,13 +3,12 @@
 
 use super::{CapabilityError, HostState};
 use crate::plugins::bindings::strategy::hivemind::plugin::metrics;
-use std::time::Duration;
 
 impl metrics::Host for HostState {
     async fn snapshot(&mut self, version: String) -> Result<metrics::Counts, CapabilityError> {
         let caps = self.step()?;
         caps.scope.release("metrics.snapshot", &version)?;
-        let s = caps.scope.services.router.stats(&caps.scope.app, &version).unwrap_or_default();
+        let s = caps.scope.platform.counts(&caps.scope.app, &version);
         Ok(metrics::Counts {
             requests: s.requests,
             status_2xx: s.status_2xx,
@@ -29,15 +28,11 @@ impl metrics::Host for HostState {
     async fn app_counter(&mut self, version: String, name: String) -> Result<f64, CapabilityError> {
         let caps = self.step()?;
         caps.scope.release("metrics.app-counter", &version)?;
-        let services = &caps.scope.services;
+        let platform = &caps.scope.platform;
         let path = &caps.metrics_endpoint;
         let mut total = 0.0;
-        for r in services.fleet.list(&caps.scope.app).await.into_iter().filter(|r| r.version == version) {
-            let text = services
-                .prober
-                .get_text(&r.address, path, Duration::from_secs(2))
-                .await
-                .map_err(CapabilityError::Failed)?;
+        for r in platform.replicas(&caps.scope.app).await.into_iter().filter(|r| r.version == version) {
+            let text = platform.metrics_text(&r, path).await.map_err(CapabilityError::Failed)?;
             total += crate::health::sum_counter(&text, &name).ok_or_else(|| {
                 CapabilityError::Failed(format!(
                     "metrics.app-counter: replica {} reports no counter `{name}` at {path}",

@@ -20,24 +20,11 @@ impl HostState {
         }
         let table = Split::new(split.into_iter().map(|w| (w.version, w.weight)).collect())
             .map_err(|e| CapabilityError::Invalid(format!("{capability}: {e}")))?;
-        let services = &caps.scope.services;
-        if services.router.split(&caps.scope.app) == (table.clone(), sticky) {
+        let platform = &caps.scope.platform;
+        if platform.split(&caps.scope.app) == (table.clone(), sticky) {
             return Ok(());
         }
-        // Stored first: after a restart the router comes back with this split.
-        services.store.set_app_split(&caps.scope.app, &table, sticky).await?;
-        // The counts up to now are the old split's: its analysis ends here (the pull of
-        // counts happens on a change of split only, never on a step that keeps it).
-        if services.series.is_tracked(&caps.scope.deployment_id) {
-            services.router.refresh().await;
-            let app = &caps.scope.app;
-            services.series.split_changes(&caps.scope.deployment_id, crate::model::now_ms(), table.clone(), |v| {
-                services.router.stats(app, v).unwrap_or_default()
-            });
-        }
-        services.router.set_split(&caps.scope.app, table.clone(), sticky);
-        // The step returns once the router serves the split, not just the control plane.
-        services.router.flush().await;
+        platform.set_split(&caps.scope.app, &caps.scope.deployment_id, table.clone(), sticky).await?;
         caps.writes.progressed = true;
         let kind = if sticky { "sticky traffic split" } else { "traffic split" };
         caps.note(format!("{kind} set to [{table}]"));
@@ -56,7 +43,7 @@ impl routing::Host for HostState {
 
     async fn current_split(&mut self) -> wasmtime::Result<Vec<routing::Weight>> {
         let Ok(caps) = self.step() else { return Ok(Vec::new()) };
-        let (split, _) = caps.scope.services.router.split(&caps.scope.app);
+        let (split, _) = caps.scope.platform.split(&caps.scope.app);
         Ok(split.into_iter().map(|(version, weight)| routing::Weight { version, weight }).collect())
     }
 
@@ -64,7 +51,7 @@ impl routing::Host for HostState {
         let caps = self.step()?;
         for id in &ids {
             if caps.scope.own_replica("routing.drain", id).await?.is_some() {
-                caps.scope.services.router.drain(&caps.scope.app, id, Duration::from_millis(timeout_ms as u64));
+                caps.scope.platform.drain(&caps.scope.app, id, Duration::from_millis(timeout_ms as u64));
             }
         }
         Ok(())
@@ -73,7 +60,7 @@ impl routing::Host for HostState {
     async fn drain_status(&mut self, id: String) -> Result<routing::DrainState, CapabilityError> {
         let caps = self.step()?;
         caps.scope.own_replica("routing.drain-status", &id).await?;
-        Ok(match caps.scope.services.router.drain_state(&caps.scope.app, &id) {
+        Ok(match caps.scope.platform.drain_state(&caps.scope.app, &id) {
             None | Some(DrainState::Drained) => routing::DrainState::Drained,
             Some(DrainState::TimedOut) => routing::DrainState::TimedOut,
             Some(DrainState::Draining(n)) => routing::DrainState::Draining(n.min(u32::MAX as u64) as u32),

@@ -16,9 +16,8 @@ impl state::Host for HostState {
         }
         let value = caps
             .scope
-            .services
-            .store
-            .plugin_state_value(&caps.scope.deployment_id, &key)
+            .platform
+            .state_value(&caps.scope.deployment_id, &key)
             .await
             .map_err(|e| wasmtime::Error::msg(format!("state.get: {e:#}")))?;
         if let Some(v) = &value {

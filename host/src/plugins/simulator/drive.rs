@@ -44,8 +44,10 @@ impl Simulation {
             let before = decide(&record, &Event::Poll, at).expect("a poll is never refused");
             let outcome = if before.steps_now() {
                 let context = crate::engine::step_context(&record, at);
-                let (outcome, writes) = self.step(world, deployment, &context, &state, record.promotions).await;
+                let (outcome, writes) = self.step(world, &record, deployment, &context, &state).await;
                 *steps += 1;
+                // What the step did to the world stays, whatever becomes of its outcome.
+                happened(&mut world.lock().unwrap(), &writes);
                 if phase_is(&record, Phase::Deploy) && scenario.crash_after_step == Some(record.attempt + 1) && !crashed
                 {
                     crashed = true;
@@ -58,7 +60,7 @@ impl Simulation {
                 record.attempt += 1;
                 match outcome {
                     Ok(outcome) => {
-                        state.extend(writes);
+                        state.extend(writes.state);
                         let busy = matches!(outcome, StepOutcome::Continue(0)) && {
                             let world = world.lock().unwrap();
                             world.last_progress_ms < world.now()
@@ -151,6 +153,28 @@ impl Simulation {
         if let Ok(decision) = decide(record, &Event::Control(control), at) {
             self.apply(record, world, decision.change.as_ref());
         }
+    }
+}
+
+/// A step's events on the timeline, as a server writes them to the event log, and its
+/// progress: a change of replicas or split, or a rise of the reported percentage.
+fn happened(world: &mut World, writes: &StepWrites) {
+    for (level, line) in &writes.events {
+        match level {
+            Level::Info => world.note(line.clone()),
+            _ => world.note(format!("[{level}] {line}")),
+        }
+    }
+    if writes.progressed {
+        world.last_progress_ms = world.now();
+    }
+    if let Some((percent, message)) = &writes.progress {
+        world.reported(*percent);
+        // Reports in a row, with nothing else happening between them, show as the latest.
+        if world.timeline.last().is_some_and(|(_, last)| last.starts_with("progress ")) {
+            world.timeline.pop();
+        }
+        world.note(format!("progress {percent}%: {message}"));
     }
 }
 

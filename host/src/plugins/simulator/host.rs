@@ -1,311 +1,151 @@
-//! The strategy world's capabilities against the simulated app: the same contract, and
-//! the same scoping, as the server's (`capabilities`), over `World` instead of replicas,
-//! a router and a store. A store of this type is one step's sandbox.
+//! The simulated world as the capabilities' `Platform`: the strategy's calls go through
+//! the server's own capability code (scoping, bounds, messages, events), and only the
+//! work they ask for is done here, on `World` instead of replicas, a router and a store.
 
-use super::world::{APP, NEIGHBOUR_REPLICA, World};
-use crate::model::Split;
-use crate::plugins::CapabilityError;
-use crate::plugins::bindings::strategy::hivemind::plugin::{
-    containers, context, health, metrics, progress, routing, state, types,
-};
-use crate::plugins::bounds;
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use wasmtime::StoreLimits;
-use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use super::world::{APP, EPOCH_MS, NEIGHBOUR_REPLICA, Replica, World};
+use crate::health::{HttpCheck, ProbeResult};
+use crate::model::{ReplicaRecord, Split};
+use crate::plugins::{CapabilityError, Platform};
+use crate::router::{DrainState, StatsSnapshot};
+use crate::runtime::{JobOutcome, LaunchSpec};
+use crate::services::HookHosts;
+use async_trait::async_trait;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-pub struct SimHost {
-    pub(super) wasi: WasiCtx,
-    pub(super) table: ResourceTable,
-    pub(super) limits: StoreLimits,
-    pub(super) stderr: MemoryOutputPipe,
-    pub(super) world: Arc<Mutex<World>>,
-    /// The versions the deployment owns.
-    pub(super) versions: HashSet<String>,
-    /// The state as stored before this step, and what this step wrote.
-    pub(super) state: HashMap<String, Vec<u8>>,
-    pub(super) writes: HashMap<String, Vec<u8>>,
-    pub(super) promotions: u32,
-    /// Whether `step` is running: as on a server, the capabilities are denied to `info`
-    /// and `validate`.
-    pub(super) in_step: bool,
+pub struct SimPlatform {
+    pub world: Arc<Mutex<World>>,
+    /// None allowed: the simulator runs strategies, and a strategy sends no HTTP.
+    hooks: HookHosts,
 }
 
-impl WasiView for SimHost {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-impl SimHost {
-    fn in_step(&self) -> Result<(), CapabilityError> {
-        if self.in_step {
-            Ok(())
-        } else {
-            Err(CapabilityError::Denied("capabilities are only available during step()".into()))
-        }
+impl SimPlatform {
+    pub fn new(world: Arc<Mutex<World>>) -> SimPlatform {
+        SimPlatform { world, hooks: HookHosts::new(Vec::new()) }
     }
 
-    fn world(&self) -> std::sync::MutexGuard<'_, World> {
+    fn world(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap()
     }
+}
 
-    fn owned(&self, capability: &str, version: &str) -> Result<(), CapabilityError> {
-        if self.versions.contains(version) {
-            return Ok(());
-        }
-        let mut known: Vec<&str> = self.versions.iter().map(String::as_str).collect();
-        known.sort();
-        Err(CapabilityError::Denied(format!(
-            "{capability}: version `{version}` is not part of this deployment of app `{APP}`; it may use {}",
-            known.join(", ")
-        )))
+/// A simulated replica as the fleet lists one: running (health says if it serves).
+fn record(r: &Replica) -> ReplicaRecord {
+    replica_of(APP, &r.id, &r.version, EPOCH_MS + r.started_ms)
+}
+
+fn replica_of(app: &str, id: &str, version: &str, started_at_ms: u64) -> ReplicaRecord {
+    ReplicaRecord {
+        id: id.into(),
+        app: app.into(),
+        version: version.into(),
+        deployment_id: String::new(),
+        driver: "simulated".into(),
+        handle: String::new(),
+        address: format!("sim://{id}"),
+        health_address: format!("sim://{id}"),
+        started_at_ms: started_at_ms as i64,
     }
+}
 
-    /// Refuses another app's replica; `Ok(false)` for one that does not exist (gone).
-    fn own_replica(&self, capability: &str, id: &str) -> Result<bool, CapabilityError> {
+#[async_trait]
+impl Platform for SimPlatform {
+    async fn replica(&self, id: &str) -> Option<ReplicaRecord> {
         if id == NEIGHBOUR_REPLICA {
-            return Err(CapabilityError::Denied(format!(
-                "{capability}: replica `{id}` belongs to app `other-app`; a deployment of app `{APP}` may only touch its own app"
-            )));
+            // Another app's replica, which a strategy must leave alone.
+            return Some(replica_of("other-app", id, "v1", EPOCH_MS));
         }
-        Ok(self.world().replicas.iter().any(|r| r.id == id))
+        self.world().replicas.iter().find(|r| r.id == id).map(record)
     }
-}
 
-fn wit_replica(r: &super::world::Replica) -> types::Replica {
-    types::Replica {
-        id: r.id.clone(),
-        version: r.version.clone(),
-        address: format!("sim://{}", r.id),
-        // As the server's fleet: a replica it lists is running (health says if it serves).
-        state: types::ReplicaState::Running,
-        started_at_ms: super::world::EPOCH_MS + r.started_ms,
+    async fn replicas(&self, _app: &str) -> Vec<ReplicaRecord> {
+        self.world().replicas.iter().map(record).collect()
     }
-}
 
-impl types::Host for SimHost {
-    fn convert_error(&mut self, err: CapabilityError) -> wasmtime::Result<types::Error> {
-        err.into_wit()
+    async fn capacity(&self, _app: &str) -> u32 {
+        32
     }
-}
 
-impl containers::Host for SimHost {
-    async fn scale(&mut self, version: String, replicas: u32) -> Result<Vec<types::Replica>, CapabilityError> {
-        self.in_step()?;
-        self.owned("containers.scale", &version)?;
-        if replicas > bounds::SCALE_REPLICAS {
-            return Err(CapabilityError::Invalid(format!(
-                "containers.scale: {replicas} replicas is more than the limit of {} per call",
-                bounds::SCALE_REPLICAS
-            )));
-        }
+    async fn scale(&self, spec: LaunchSpec, count: u32) -> Result<Vec<ReplicaRecord>, CapabilityError> {
         let mut world = self.world();
-        world.scale(&version, replicas);
-        Ok(world.of_version(&version).into_iter().map(wit_replica).collect())
+        world.scale(&spec.version, count);
+        Ok(world.of_version(&spec.version).into_iter().map(record).collect())
     }
 
-    async fn list(&mut self) -> Result<Vec<types::Replica>, CapabilityError> {
-        self.in_step()?;
+    async fn stop(&self, _app: &str, replicas: Vec<ReplicaRecord>, _grace: Duration) -> Result<(), CapabilityError> {
+        self.world().replicas.retain(|r| !replicas.iter().any(|s| s.id == r.id));
+        Ok(())
+    }
+
+    async fn probe(&self, replica: &ReplicaRecord, _check: &HttpCheck) -> ProbeResult {
+        let healthy = self.world().probe(&replica.id).unwrap_or(false);
+        let status = if healthy { 200 } else { 503 };
+        ProbeResult { healthy, message: format!("GET sim://{}/health returned {status}", replica.id) }
+    }
+
+    fn is_healthy(&self, _app: &str, id: &str) -> bool {
+        self.world().replicas.iter().any(|r| r.id == id && r.healthy)
+    }
+
+    fn split(&self, _app: &str) -> (Split, bool) {
         let world = self.world();
-        Ok(world.replicas.iter().map(wit_replica).collect())
+        (world.split.clone(), world.sticky)
     }
 
-    async fn capacity(&mut self) -> wasmtime::Result<u32> {
-        Ok(if self.in_step { 32 } else { 0 })
-    }
-
-    async fn stop(&mut self, ids: Vec<String>, _grace_ms: u32) -> Result<(), CapabilityError> {
-        self.in_step()?;
-        for id in &ids {
-            self.own_replica("containers.stop", id)?;
-        }
+    async fn set_split(&self, _app: &str, _id: &str, split: Split, sticky: bool) -> Result<(), CapabilityError> {
         let mut world = self.world();
-        let before = world.replicas.len();
-        world.replicas.retain(|r| !ids.contains(&r.id));
-        if world.replicas.len() != before {
-            world.changed(format!("stopped {}", ids.join(", ")));
-        }
+        world.split = split;
+        world.sticky = sticky;
         Ok(())
     }
-}
 
-impl SimHost {
-    fn apply_split(&mut self, capability: &str, split: Vec<routing::Weight>) -> Result<(), CapabilityError> {
-        self.in_step()?;
-        for w in &split {
-            self.owned(capability, &w.version)?;
-        }
-        let table = Split::new(split.into_iter().map(|w| (w.version, w.weight)).collect())
-            .map_err(|e| CapabilityError::Invalid(format!("{capability}: {e}")))?;
-        let mut world = self.world();
-        if world.split != table {
-            world.changed(format!("traffic split set to [{table}]"));
-            world.split = table;
-        }
-        Ok(())
-    }
-}
-
-impl routing::Host for SimHost {
-    async fn set_split(&mut self, split: Vec<routing::Weight>) -> Result<(), CapabilityError> {
-        self.apply_split("routing.set-split", split)
-    }
-
-    async fn set_sticky_split(&mut self, split: Vec<routing::Weight>) -> Result<(), CapabilityError> {
-        self.apply_split("routing.set-sticky-split", split)
-    }
-
-    async fn current_split(&mut self) -> wasmtime::Result<Vec<routing::Weight>> {
-        if !self.in_step {
-            return Ok(Vec::new());
-        }
-        Ok(self.world().split.iter().map(|(v, w)| routing::Weight { version: v.clone(), weight: *w }).collect())
-    }
-
-    async fn drain(&mut self, ids: Vec<String>, timeout_ms: u32) -> Result<(), CapabilityError> {
-        self.in_step()?;
-        for id in &ids {
-            self.own_replica("routing.drain", id)?;
-        }
+    fn drain(&self, _app: &str, id: &str, timeout: Duration) {
         let mut world = self.world();
         // In-flight requests finish within a few hundred milliseconds here.
-        let at = world.now() + u64::from(timeout_ms.min(300));
-        let mut started = Vec::new();
-        for r in world.replicas.iter_mut().filter(|r| ids.contains(&r.id) && r.drained_at.is_none()) {
+        let at = world.now() + (timeout.as_millis() as u64).min(300);
+        for r in world.replicas.iter_mut().filter(|r| r.id == id && r.drained_at.is_none()) {
             r.drained_at = Some(at);
-            started.push(r.id.clone());
         }
-        if !started.is_empty() {
-            world.note(format!("draining {}", started.join(", ")));
-        }
-        Ok(())
     }
 
-    async fn drain_status(&mut self, id: String) -> Result<routing::DrainState, CapabilityError> {
-        self.in_step()?;
-        self.own_replica("routing.drain-status", &id)?;
+    fn drain_state(&self, _app: &str, id: &str) -> Option<DrainState> {
         let world = self.world();
-        let now = world.now();
-        Ok(match world.replicas.iter().find(|r| r.id == id).and_then(|r| r.drained_at) {
-            Some(at) if at > now => routing::DrainState::Draining(1),
-            _ => routing::DrainState::Drained,
-        })
-    }
-}
-
-impl health::Host for SimHost {
-    async fn probe(&mut self, replica_id: String) -> Result<health::ProbeResult, CapabilityError> {
-        self.in_step()?;
-        if !self.own_replica("health.probe", &replica_id)? {
-            return Err(CapabilityError::Invalid(format!("health.probe: no replica `{replica_id}`")));
-        }
-        let healthy = self.world().probe(&replica_id).unwrap_or(false);
-        let status = if healthy { 200 } else { 503 };
-        Ok(health::ProbeResult { healthy, message: format!("GET sim://{replica_id}/health returned {status}") })
+        let at = world.replicas.iter().find(|r| r.id == id)?.drained_at?;
+        Some(if at > world.now() { DrainState::Draining(1) } else { DrainState::Drained })
     }
 
-    async fn healthy_count(&mut self, version: String) -> wasmtime::Result<u32> {
-        Ok(if self.in_step { self.world().healthy(&version) } else { 0 })
-    }
-}
-
-impl metrics::Host for SimHost {
-    async fn snapshot(&mut self, version: String) -> Result<metrics::Counts, CapabilityError> {
-        self.in_step()?;
-        self.owned("metrics.snapshot", &version)?;
-        let t = self.world().traffic.get(&version).cloned().unwrap_or_default();
+    fn counts(&self, _app: &str, version: &str) -> StatsSnapshot {
+        let t = self.world().traffic.get(version).cloned().unwrap_or_default();
         let requests = t.requests.round() as u64;
-        let errors = t.errors.round() as u64;
-        let answered = requests;
+        let errors = (t.errors.round() as u64).min(requests);
         // Every version answers as fast: 60% within 25 ms, 35% within 50, 5% within 100.
-        let buckets = vec![
-            (25.0, answered * 60 / 100),
-            (50.0, answered * 35 / 100),
-            (100.0, answered - answered * 60 / 100 - answered * 35 / 100),
-        ];
-        Ok(metrics::Counts {
+        let (fast, middling) = (requests * 60 / 100, requests * 35 / 100);
+        StatsSnapshot {
             requests,
-            status_2xx: answered.saturating_sub(errors),
-            status_3xx: 0,
-            status_4xx: 0,
+            status_2xx: requests - errors,
             status_5xx: errors,
-            connection_errors: 0,
-            goals: 0,
-            in_flight: 0,
             p50_ms: 20.0,
             p90_ms: 40.0,
             p99_ms: 80.0,
-            latency_buckets: buckets,
-        })
-    }
-
-    async fn app_counter(&mut self, version: String, name: String) -> Result<f64, CapabilityError> {
-        self.in_step()?;
-        self.owned("metrics.app-counter", &version)?;
-        Err(CapabilityError::Failed(format!("metrics.app-counter: the simulated replicas export no counter `{name}`")))
-    }
-}
-
-impl state::Host for SimHost {
-    async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        if !self.in_step {
-            return Ok(None);
+            latency_buckets: vec![(25.0, fast), (50.0, middling), (100.0, requests - fast - middling)],
+            ..Default::default()
         }
-        Ok(self.writes.get(&key).or_else(|| self.state.get(&key)).cloned())
     }
 
-    async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<()> {
-        if !self.in_step {
-            return Ok(());
-        }
-        let mut sizes: HashMap<String, usize> = self.state.iter().map(|(k, v)| (k.clone(), v.len())).collect();
-        sizes.extend(self.writes.iter().map(|(k, v)| (k.clone(), v.len())));
-        bounds::check_state_write(sizes, &key, value.len()).map_err(wasmtime::Error::msg)?;
-        self.writes.insert(key, value);
-        Ok(())
-    }
-}
-
-impl progress::Host for SimHost {
-    async fn report(&mut self, percent: u8, message: String) -> wasmtime::Result<()> {
-        if !self.in_step {
-            return Ok(());
-        }
-        let line = format!("progress {}%: {}", percent.min(100), bounds::bounded(message, 200));
-        let mut world = self.world();
-        world.reported(percent.min(100));
-        // Reports in a row, with nothing else happening between them, show as the latest.
-        if world.timeline.last().is_some_and(|(_, last)| last.starts_with("progress ")) {
-            world.timeline.pop();
-        }
-        world.note(line);
-        Ok(())
+    async fn metrics_text(&self, replica: &ReplicaRecord, path: &str) -> Result<String, String> {
+        Err(format!("the simulated replica {} exports no counters at {path}", replica.id))
     }
 
-    async fn log(&mut self, level: progress::Level, message: String) -> wasmtime::Result<()> {
-        if !self.in_step {
-            return Ok(());
-        }
-        let level = match level {
-            progress::Level::Debug => "debug",
-            progress::Level::Info => "info",
-            progress::Level::Warn => "warn",
-            progress::Level::Error => "error",
-        };
-        self.world().note(format!("[{level}] {}", bounds::bounded(message, 300)));
-        Ok(())
-    }
-}
-
-impl context::Host for SimHost {
-    async fn rollback_of(&mut self) -> wasmtime::Result<Option<String>> {
+    async fn state_value(&self, _id: &str, _key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        // The driver hands every step the whole state: nothing is left to fetch.
         Ok(None)
     }
 
-    async fn promotions(&mut self) -> wasmtime::Result<u32> {
-        Ok(self.promotions)
+    async fn run_job(&self, _: &LaunchSpec, _: &str, _: Duration) -> Result<JobOutcome, CapabilityError> {
+        Err(CapabilityError::Denied("jobs are for hooks, and the simulator runs strategies".into()))
+    }
+
+    fn hook_hosts(&self) -> &HookHosts {
+        &self.hooks
     }
 }

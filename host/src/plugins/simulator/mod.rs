@@ -15,17 +15,20 @@ mod world;
 
 use super::bindings::strategy::{StepContext, StepOutcome, StrategyPre};
 use super::bindings::wit;
-use super::sandbox::{Limits, describe_trap};
+use super::sandbox::{HostState, Limits, describe_trap};
+use super::scope::{PluginState, Scope, StepCaps};
 use crate::engine::machine::{Change, Control, Event, MIN_STEP_DELAY, Next, Outcome, decide, finished};
 use crate::engine::machine_outcome;
-use crate::model::{Deployment, DeploymentSpec, Phase, PluginRef, Release, Status, VariantSpec};
+use crate::health::HttpCheck;
+use crate::model::{Deployment, DeploymentSpec, Level, Phase, PluginRef, Release, Status, VariantSpec};
+use crate::store::StepWrites;
 use anyhow::{Result, anyhow, bail};
-use host::SimHost;
-use std::collections::{HashMap, HashSet};
+use host::SimPlatform;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::Store;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, ResourceTable};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use world::{Behaviour, SimClock, Spike, World};
@@ -108,7 +111,7 @@ const AB_WINNER_MS: u64 = 300_000;
 /// A compiled strategy, ready to run steps in simulated worlds.
 struct Simulation {
     engine: wasmtime::Engine,
-    pre: StrategyPre<SimHost>,
+    pre: StrategyPre<HostState>,
     limits: Limits,
 }
 
@@ -118,9 +121,8 @@ pub async fn run(bytes: &[u8], settings: &Settings) -> Result<Report> {
     // The server's limits: fuel, memory, and the time a call may take.
     let limits = Limits::default();
     let engine = super::sandbox::engine(&limits)?;
-    let mut linker = Linker::<SimHost>::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    super::bindings::strategy::Strategy::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+    // The server's own linker: the same imports, bound to the same capability code.
+    let (linker, _) = super::sandbox::linkers(&engine)?;
     let component = Component::new(&engine, bytes).map_err(|e| anyhow!("the component does not compile: {e:#}"))?;
     let exports: Vec<String> = component.component_type().exports(&engine).map(|(name, _)| name.to_string()).collect();
     if !exports.iter().any(|e| e == "step") {
@@ -137,7 +139,7 @@ pub async fn run(bytes: &[u8], settings: &Settings) -> Result<Report> {
 
     let info = {
         let world = Arc::new(Mutex::new(World::serving("v1", 1, baseline(settings), 0)));
-        let mut store = simulation.store(world, HashSet::new(), HashMap::new(), 0, false);
+        let mut store = simulation.store(&world, None);
         let instance = simulation.pre.instantiate_async(&mut store).await?;
         instance
             .call_info(&mut store)
@@ -193,14 +195,9 @@ fn deployment(settings: &Settings, ab: bool) -> wit::Deployment {
 }
 
 impl Simulation {
-    fn store(
-        &self,
-        world: Arc<Mutex<World>>,
-        versions: HashSet<String>,
-        state: HashMap<String, Vec<u8>>,
-        promotions: u32,
-        in_step: bool,
-    ) -> Store<SimHost> {
+    /// A fresh store, as a server makes one for each call, with the WASI clocks reading
+    /// the simulated time, and a step's capabilities (none for `info` and `validate`).
+    fn store(&self, world: &Arc<Mutex<World>>, step: Option<StepCaps>) -> Store<HostState> {
         let clock = world.lock().unwrap().clock.clone();
         let stderr = MemoryOutputPipe::new(16 << 10);
         let wasi = WasiCtx::builder()
@@ -211,24 +208,13 @@ impl Simulation {
             .monotonic_clock(SimClock(clock))
             .build();
         let limits = super::sandbox::store_limits(&self.limits);
-        let host = SimHost {
-            wasi,
-            table: ResourceTable::new(),
-            limits,
-            stderr,
-            world,
-            versions,
-            state,
-            writes: HashMap::new(),
-            promotions,
-            in_step,
-        };
+        let host = HostState { wasi, table: ResourceTable::new(), limits, stderr, step, hook: None };
         super::sandbox::arm(Store::new(&self.engine, host), &self.limits, |host| &mut host.limits)
     }
 
     async fn validate(&self, deployment: &wit::Deployment) -> Result<Result<(), String>> {
         let world = Arc::new(Mutex::new(World::serving("v1", 1, baseline(&Settings::default()), 0)));
-        let mut store = self.store(world, HashSet::new(), HashMap::new(), 0, false);
+        let mut store = self.store(&world, None);
         let call = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             instance.call_validate(&mut store, deployment).await
@@ -240,17 +226,31 @@ impl Simulation {
         }
     }
 
-    /// One step in a fresh sandbox; returns its outcome (or why it failed) and its writes.
+    /// One step in a fresh sandbox, with the capabilities a server gives a step of
+    /// `record` over the simulated world; returns its outcome (or why it failed) and
+    /// what it wrote.
     async fn step(
         &self,
         world: &Arc<Mutex<World>>,
+        record: &Deployment,
         deployment: &wit::Deployment,
         context: &StepContext,
         state: &HashMap<String, Vec<u8>>,
-        promotions: u32,
-    ) -> (Result<StepOutcome, String>, HashMap<String, Vec<u8>>) {
-        let versions = owned_versions(deployment);
-        let mut store = self.store(world.clone(), versions, state.clone(), promotions, true);
+    ) -> (Result<StepOutcome, String>, StepWrites) {
+        let caps = StepCaps {
+            scope: Scope::of(record, Arc::new(SimPlatform::new(world.clone()))),
+            health: HttpCheck { path: "/health".into(), timeout: Duration::from_secs(1) },
+            metrics_endpoint: "/metrics".into(),
+            rollback_of: None,
+            promotions: record.promotions,
+            // The whole state, in hand: the platform has nothing to fetch.
+            state: PluginState {
+                sizes: state.iter().map(|(k, v)| (k.clone(), v.len())).collect(),
+                values: state.clone(),
+            },
+            writes: StepWrites::default(),
+        };
+        let mut store = self.store(world, Some(caps));
         let call = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             instance.call_step(&mut store, deployment, context).await
@@ -260,7 +260,8 @@ impl Simulation {
             Ok(Err(e)) => Err(describe_trap(&e, &store.data().stderr)),
             Ok(Ok(outcome)) => Ok(outcome),
         };
-        (outcome, std::mem::take(&mut store.data_mut().writes))
+        let writes = store.into_data().step.map(|caps| caps.writes).unwrap_or_default();
+        (outcome, writes)
     }
 
     /// Runs one scenario to its end and judges it.
@@ -314,8 +315,9 @@ fn best_variant(d: &wit::Deployment, world: &World) -> String {
         .unwrap_or_else(|| d.target.version.clone())
 }
 
-fn owned_versions(d: &wit::Deployment) -> HashSet<String> {
-    let mut versions: HashSet<String> = d.variants.iter().map(|v| v.release.version.clone()).collect();
+fn owned_versions(d: &wit::Deployment) -> std::collections::HashSet<String> {
+    let mut versions: std::collections::HashSet<String> =
+        d.variants.iter().map(|v| v.release.version.clone()).collect();
     versions.insert(d.target.version.clone());
     versions.extend(d.previous.iter().map(|p| p.version.clone()));
     versions

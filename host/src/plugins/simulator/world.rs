@@ -62,14 +62,15 @@ pub struct World {
     pub replicas: Vec<Replica>,
     next_id: HashMap<String, u32>,
     pub split: crate::model::Split,
+    pub sticky: bool,
     pub traffic: HashMap<String, Traffic>,
     /// Requests no version could serve (answered 503 by the router).
     pub unrouted: f64,
     rng: fastrand::Rng,
     /// What happened, as (simulated ms, line).
     pub timeline: Vec<(u64, String)>,
-    /// When the deployment last made progress (the replicas or the split changed, or
-    /// the reported percentage rose), for the server's progress deadline; and the
+    /// When the deployment last made progress (a step changed the replicas or the split,
+    /// or the reported percentage rose), for the server's progress deadline; and the
     /// highest percentage reported.
     pub last_progress_ms: u64,
     pub percent: u8,
@@ -84,6 +85,7 @@ impl World {
             replicas: Vec::new(),
             next_id: HashMap::new(),
             split: crate::model::Split::all(version),
+            sticky: false,
             traffic: HashMap::new(),
             unrouted: 0.0,
             rng: fastrand::Rng::with_seed(seed),
@@ -111,12 +113,6 @@ impl World {
 
     pub fn note(&mut self, line: String) {
         self.timeline.push((self.now(), line));
-    }
-
-    /// A change of the replicas or of the split, noted; it counts as progress.
-    pub fn changed(&mut self, line: String) {
-        self.last_progress_ms = self.now();
-        self.note(line);
     }
 
     /// A reported percentage: a rise counts as progress.
@@ -158,9 +154,6 @@ impl World {
                 self.of_version(version).iter().rev().take((have - n) as usize).map(|r| r.id.clone()).collect();
             extra.reverse();
             self.replicas.retain(|r| !extra.contains(&r.id));
-        }
-        if n != have {
-            self.changed(format!("scaled {version} from {have} to {n} replicas"));
         }
     }
 
@@ -254,11 +247,6 @@ impl World {
             return 0;
         }
         self.replicas.iter().filter(|r| r.version == version && now >= r.ready_ms).count() as u32
-    }
-
-    /// How many of `version`'s replicas passed their latest probe.
-    pub fn healthy(&self, version: &str) -> u32 {
-        self.replicas.iter().filter(|r| r.version == version && r.healthy).count() as u32
     }
 }
 
