@@ -22,3 +22,4 @@ pub mod runtime;
 pub mod series;
 pub mod server;
 pub mod services;
+pub mod simulator;

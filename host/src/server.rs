@@ -398,8 +398,8 @@ async fn lead(
     let engine = Engine::new(store.clone(), plugins, fleet, router.clone(), engine_options);
     engine.watch_router(router_events);
     let plugins_dir = data_dir.join("plugins");
-    engine.load_installed_plugins(&plugins_dir).await?;
-    engine.watch_plugins_dir(plugins_dir.clone());
+    engine.catalog.load_installed_plugins(&plugins_dir).await?;
+    engine.catalog.watch_plugins_dir(plugins_dir.clone());
     engine.start().await?;
     // Apps are restored with their host names: the entrypoint can open.
     if link.is_none() {
@@ -429,7 +429,16 @@ async fn lead(
         router.flush().await;
     }
     tracing::info!("leading with runtime {}", driver.name());
-    Ok(api::router(Api { engine, plugins_dir, token: token.clone(), cluster: cluster.clone() }))
+    Ok(api::router(Api {
+        deployments: engine.deployments,
+        apps: engine.apps,
+        certificates: engine.certificates,
+        catalog: engine.catalog,
+        insights: engine.insights,
+        plugins_dir,
+        token: token.clone(),
+        cluster: cluster.clone(),
+    }))
 }
 
 /// Resolves on SIGINT or SIGTERM. Replicas keep running; the next start adopts them.

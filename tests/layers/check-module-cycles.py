@@ -17,8 +17,12 @@ import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 # (folder, the path its modules are named by from elsewhere in the crate)
-AREAS = [(f"host/src/{a}", f"crate::{a}") for a in ["plugins", "router", "engine", "store", "runtime", "api", "local"]]
-AREAS.append(("cli/src", "crate"))
+AREAS = [
+    (f"host/src/{a}", f"crate::{a}")
+    for a in ["plugins", "router", "engine", "runtime", "api", "local", "simulator", "health"]
+]
+AREAS += [(f"host/src/engine/{s}", f"crate::engine::{s}") for s in ["deployments", "apps", "insights", "catalog"]]
+AREAS += [("cli/src", "crate"), ("store/src", "crate"), ("model/src", "crate")]
 
 
 def modules(area):
@@ -34,13 +38,21 @@ def modules(area):
     return found
 
 
+def code_of(path):
+    """A source file's code as the compiler sees it outside its tests: comments, and a
+    trailing `#[cfg(test)] mod tests { ... }`, left out (a `#[cfg(test)] mod tests;`
+    line, which declares a file of its own, ends nothing)."""
+    with open(path) as f:
+        src = f.read()
+    src = re.split(r"#\[cfg\(test\)\]\s*mod \w+\s*\{", src)[0]
+    return re.sub(r"//[^\n]*", "", src)
+
+
 def graph(prefix, mods):
     edges = {m: set() for m in mods}
     for m, paths in mods.items():
         for path in paths:
-            with open(path) as f:
-                src = f.read()
-            src = src.split("#[cfg(test)]")[0]
+            src = code_of(path)
             for n in mods:
                 if n == m:
                     continue

@@ -12,7 +12,7 @@ use crate::api_types::{
     AppView, CertBody, CertInfo, DeploymentView, Diagnosis, MetricsView, PipelineView, PluginDetails, PluginView,
     ScaleBody, SeriesView, SignatureView, StatusView, WinnerBody,
 };
-use crate::engine::Engine;
+use crate::engine::{Apps, Catalog, Certificates, Deployments, Insights};
 use crate::error::{ErrorCode, Field, UserError};
 use crate::model::DeploymentSpec;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -26,7 +26,12 @@ use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct Api {
-    pub engine: Arc<Engine>,
+    /// The engine's services, each serving its own routes.
+    pub deployments: Arc<Deployments>,
+    pub apps: Arc<Apps>,
+    pub certificates: Arc<Certificates>,
+    pub catalog: Arc<Catalog>,
+    pub insights: Arc<Insights>,
     pub plugins_dir: PathBuf,
     /// The bearer token every route but /healthz needs.
     pub token: Arc<auth::Token>,
@@ -252,7 +257,7 @@ async fn list_deployments(
         })?),
     };
     let filter = crate::store::ListFilter { app: q.app, status, strategy: q.strategy, limit, offset };
-    let list = api.engine.list_deployments(&filter).await?;
+    let list = api.deployments.list_deployments(&filter).await?;
     Ok(Json(list.into_iter().map(Into::into).collect()))
 }
 
@@ -261,7 +266,7 @@ async fn create_deployment(
     body: Result<Json<DeploymentSpec>, JsonRejection>,
 ) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
     let Json(spec) = body?;
-    let d = api.engine.create(spec).await?;
+    let d = api.deployments.create(spec).await?;
     Ok((StatusCode::CREATED, Json(d.into())))
 }
 
@@ -270,7 +275,7 @@ async fn deploy(
     body: Result<Json<DeploymentSpec>, JsonRejection>,
 ) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
     let Json(spec) = body?;
-    let d = api.engine.deploy(spec).await?;
+    let d = api.deployments.deploy(spec).await?;
     Ok((StatusCode::CREATED, Json(d.into())))
 }
 
@@ -282,20 +287,20 @@ async fn zero_downtime(
 ) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
     let Json(mut spec) = body?;
     spec.strategy = "zero-downtime".into();
-    let d = api.engine.deploy(spec).await?;
+    let d = api.deployments.deploy(spec).await?;
     Ok((StatusCode::CREATED, Json(d.into())))
 }
 
 async fn get_deployment(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<DeploymentView> {
-    Ok(Json(api.engine.deployment(&id).await?.into()))
+    Ok(Json(api.deployments.deployment(&id).await?.into()))
 }
 
 async fn deployment_status(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<StatusView> {
-    Ok(Json(api.engine.deployment(&id).await?.into()))
+    Ok(Json(api.deployments.deployment(&id).await?.into()))
 }
 
 async fn execute_deployment(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<DeploymentView> {
-    Ok(Json(api.engine.execute(&id).await?.into()))
+    Ok(Json(api.deployments.execute(&id).await?.into()))
 }
 
 #[derive(Deserialize)]
@@ -310,11 +315,11 @@ async fn deployment_events(
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> ApiResult<Vec<crate::model::Event>> {
     let Query(q) = query?;
-    Ok(Json(api.engine.events(&id, q.after.unwrap_or(0)).await?))
+    Ok(Json(api.deployments.events(&id, q.after.unwrap_or(0)).await?))
 }
 
 async fn list_apps(State(api): State<Api>) -> ApiResult<Vec<AppView>> {
-    Ok(Json(api.engine.apps().await?))
+    Ok(Json(api.apps.apps().await?))
 }
 
 async fn scale_app(
@@ -323,7 +328,7 @@ async fn scale_app(
     body: Result<Json<ScaleBody>, JsonRejection>,
 ) -> ApiResult<AppView> {
     let Json(body) = body?;
-    Ok(Json(api.engine.scale_app(&name, body.replicas).await?))
+    Ok(Json(api.apps.scale_app(&name, body.replicas).await?))
 }
 
 async fn app_events(
@@ -332,11 +337,11 @@ async fn app_events(
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> ApiResult<Vec<crate::model::AppEvent>> {
     let Query(q) = query?;
-    Ok(Json(api.engine.app_events(&name, q.after.unwrap_or(0)).await?))
+    Ok(Json(api.apps.app_events(&name, q.after.unwrap_or(0)).await?))
 }
 
 async fn get_app(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<AppView> {
-    Ok(Json(api.engine.app(&name).await?))
+    Ok(Json(api.apps.app(&name).await?))
 }
 
 fn plugin_view(p: &crate::plugins::LoadedPlugin) -> PluginView {
@@ -361,7 +366,7 @@ fn plugin_view(p: &crate::plugins::LoadedPlugin) -> PluginView {
 }
 
 async fn list_plugins(State(api): State<Api>) -> ApiResult<Vec<PluginView>> {
-    Ok(Json(api.engine.plugins().list().iter().map(|p| plugin_view(p)).collect()))
+    Ok(Json(api.catalog.plugins().list().iter().map(|p| plugin_view(p)).collect()))
 }
 
 #[derive(Deserialize)]
@@ -406,18 +411,18 @@ async fn install_plugin(
         return Err(UserError::invalid(Field::Signature, "a minisign signature is a few hundred bytes, not more than 4 KiB; send the text of the component's .minisig file").into());
     }
     let plugin = api
-        .engine
+        .catalog
         .install_plugin(body.to_vec(), query.signature, &api.plugins_dir, query.replace.unwrap_or(false), source)
         .await?;
     Ok((StatusCode::CREATED, Json(plugin_view(&plugin))))
 }
 
 async fn replica_logs(State(api): State<Api>, Path((name, id)): Path<(String, String)>) -> Result<String, ApiError> {
-    Ok(api.engine.replica_logs(&name, &id, 200).await?)
+    Ok(api.apps.replica_logs(&name, &id, 200).await?)
 }
 
 async fn metrics(State(api): State<Api>) -> impl IntoResponse {
-    let mut text = api.engine.prometheus().await;
+    let mut text = api.insights.prometheus().await;
     api.cluster.prometheus(&mut text);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
@@ -438,27 +443,27 @@ async fn diagnose(
     query: Result<Query<DiagnoseQuery>, QueryRejection>,
 ) -> ApiResult<Diagnosis> {
     let Query(q) = query?;
-    Ok(Json(api.engine.diagnose(&id, q.verbose.unwrap_or(false)).await?))
+    Ok(Json(api.insights.diagnose(&id, q.verbose.unwrap_or(false)).await?))
 }
 
 async fn rollback(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<DeploymentView> {
-    Ok(Json(api.engine.rollback(&id).await?.into()))
+    Ok(Json(api.deployments.rollback(&id).await?.into()))
 }
 
 async fn pause(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<DeploymentView> {
-    Ok(Json(api.engine.pause(&id).await?.into()))
+    Ok(Json(api.deployments.pause(&id).await?.into()))
 }
 
 async fn resume(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<DeploymentView> {
-    Ok(Json(api.engine.resume(&id).await?.into()))
+    Ok(Json(api.deployments.resume(&id).await?.into()))
 }
 
 async fn promote(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<DeploymentView> {
-    Ok(Json(api.engine.promote(&id).await?.into()))
+    Ok(Json(api.deployments.promote(&id).await?.into()))
 }
 
 async fn abort(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<DeploymentView> {
-    Ok(Json(api.engine.abort(&id).await?.into()))
+    Ok(Json(api.deployments.abort(&id).await?.into()))
 }
 
 async fn select_winner(
@@ -467,7 +472,7 @@ async fn select_winner(
     body: Result<Json<WinnerBody>, JsonRejection>,
 ) -> ApiResult<DeploymentView> {
     let Json(body) = body?;
-    Ok(Json(api.engine.select_winner(&id, &body.variant).await?.into()))
+    Ok(Json(api.deployments.select_winner(&id, &body.variant).await?.into()))
 }
 
 #[derive(Deserialize)]
@@ -482,7 +487,7 @@ async fn deployment_metrics(
     query: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> ApiResult<MetricsView> {
     let Query(q) = query?;
-    Ok(Json(api.engine.metrics(&id, q.variant.as_deref()).await?))
+    Ok(Json(api.insights.metrics(&id, q.variant.as_deref()).await?))
 }
 
 #[derive(Deserialize)]
@@ -497,7 +502,7 @@ async fn deployment_series(
     query: Result<Query<SeriesQuery>, QueryRejection>,
 ) -> ApiResult<SeriesView> {
     let Query(q) = query?;
-    Ok(Json(api.engine.series(&id, q.after.unwrap_or(0)).await?))
+    Ok(Json(api.insights.series(&id, q.after.unwrap_or(0)).await?))
 }
 
 #[derive(Deserialize)]
@@ -512,12 +517,12 @@ async fn remove_app(
     query: Result<Query<RemoveQuery>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Query(q) = query?;
-    api.engine.remove_app(&name, q.force.unwrap_or(false)).await?;
+    api.apps.remove_app(&name, q.force.unwrap_or(false)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_certs(State(api): State<Api>) -> ApiResult<Vec<CertInfo>> {
-    Ok(Json(api.engine.certs()))
+    Ok(Json(api.certificates.certs()))
 }
 
 async fn add_cert(
@@ -525,16 +530,16 @@ async fn add_cert(
     body: Result<Json<CertBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CertInfo>), ApiError> {
     let Json(body) = body?;
-    Ok((StatusCode::CREATED, Json(api.engine.add_cert(&body.host, &body.cert_pem, &body.key_pem).await?)))
+    Ok((StatusCode::CREATED, Json(api.certificates.add_cert(&body.host, &body.cert_pem, &body.key_pem).await?)))
 }
 
 async fn remove_cert(State(api): State<Api>, Path(host): Path<String>) -> Result<StatusCode, ApiError> {
-    api.engine.remove_cert(&host).await?;
+    api.certificates.remove_cert(&host).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_pipelines(State(api): State<Api>) -> ApiResult<Vec<PipelineView>> {
-    Ok(Json(api.engine.pipelines().await?.into_iter().map(|(name, spec)| PipelineView { name, spec }).collect()))
+    Ok(Json(api.deployments.pipelines().await?.into_iter().map(|(name, spec)| PipelineView { name, spec }).collect()))
 }
 
 /// A profile is a deployment spec whose app and image come later; send `app` and `image`
@@ -545,14 +550,14 @@ async fn put_pipeline(
     body: Result<Json<DeploymentSpec>, JsonRejection>,
 ) -> ApiResult<PipelineView> {
     let Json(spec) = body?;
-    api.engine.put_pipeline(&name, spec).await?;
+    api.deployments.put_pipeline(&name, spec).await?;
     let spec =
-        api.engine.pipelines().await?.into_iter().find(|(n, _)| *n == name).map(|(_, s)| s).expect("just stored");
+        api.deployments.pipelines().await?.into_iter().find(|(n, _)| *n == name).map(|(_, s)| s).expect("just stored");
     Ok(Json(PipelineView { name, spec }))
 }
 
 async fn inspect_plugin(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<PluginDetails> {
-    let p = api.engine.plugins().get(&name).ok_or_else(|| {
+    let p = api.catalog.plugins().get(&name).ok_or_else(|| {
         ApiError(UserError::not_found(
             ErrorCode::PluginNotFound,
             format!("no plugin named `{name}`; `hivemind plugin list` shows them"),
@@ -567,16 +572,16 @@ async fn inspect_plugin(State(api): State<Api>, Path(name): Path<String>) -> Api
 }
 
 async fn remove_plugin(State(api): State<Api>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    api.engine.remove_plugin(&name, &api.plugins_dir).await?;
+    api.catalog.remove_plugin(&name, &api.plugins_dir).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn enable_plugin(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<PluginView> {
-    let p = api.engine.set_plugin_enabled(&name, true).await?;
+    let p = api.catalog.set_plugin_enabled(&name, true).await?;
     Ok(Json(plugin_view(&p)))
 }
 
 async fn disable_plugin(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<PluginView> {
-    let p = api.engine.set_plugin_enabled(&name, false).await?;
+    let p = api.catalog.set_plugin_enabled(&name, false).await?;
     Ok(Json(plugin_view(&p)))
 }

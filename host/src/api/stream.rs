@@ -15,7 +15,7 @@ pub async fn deployment_stream(
     State(api): State<Api>,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    api.engine.deployment(&id).await?;
+    api.deployments.deployment(&id).await?;
     struct Cursor {
         after: i64,
         last_status: Option<String>,
@@ -34,15 +34,15 @@ pub async fn deployment_stream(
             }
             // The status first, then the events: when the status says the deployment
             // ended, the events read after it include its last ones.
-            let Ok(d) = api.engine.deployment(&id).await else { return None };
-            let Ok(events) = api.engine.events(&id, cursor.after).await else { return None };
+            let Ok(d) = api.deployments.deployment(&id).await else { return None };
+            let Ok(events) = api.deployments.events(&id, cursor.after).await else { return None };
             for e in events {
                 cursor.after = e.id;
                 if let Ok(data) = serde_json::to_string(&e) {
                     cursor.pending.push_back(SseEvent::default().event("event").id(e.id.to_string()).data(data));
                 }
             }
-            if let Some(series) = api.engine.series_since(&id, cursor.series_after)
+            if let Some(series) = api.insights.series_since(&id, cursor.series_after)
                 && let Some(last) = series.samples.last()
             {
                 cursor.series_after = last.at_ms;

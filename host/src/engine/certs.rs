@@ -1,14 +1,42 @@
 //! TLS certificates for the HTTPS entrypoint, added from files: checked (host, key,
-//! dates) before anything is written, then served by the router without a restart.
+//! dates) before anything is written, then served by the router without a restart; and
+//! the keeper that gets and renews the `--tls acme` ones.
 
-use super::Engine;
+use super::Ground;
 use crate::error::{ErrorCode, Field, UserError};
 use crate::router::tls::{CertInfo, CertStore};
 use std::sync::Arc;
 
-impl Engine {
+/// The engine's certificates service: files, ACME, and their counts.
+pub struct Certificates {
+    ground: Arc<Ground>,
+    /// The ACME client, when the server has a directory (`--acme-directory`).
+    acme: Option<Arc<crate::acme::Acme>>,
+    /// Wakes the keeper: an app now wants ACME certificates.
+    wanted: tokio::sync::Notify,
+    /// What the keeper did, for /metrics and the back-off.
+    keeper: Keeper,
+}
+
+impl Certificates {
+    pub(super) fn new(ground: Arc<Ground>) -> Certificates {
+        let options = &ground.options;
+        let acme = options.acme.clone().map(|config| Arc::new(crate::acme::Acme::new(config, &options.data_dir)));
+        Certificates { ground, acme, wanted: tokio::sync::Notify::new(), keeper: Keeper::default() }
+    }
+
+    /// Whether the server can get certificates itself (it has an ACME directory).
+    pub fn has_acme(&self) -> bool {
+        self.acme.is_some()
+    }
+
+    /// An app now wants ACME certificates: the keeper looks at once.
+    pub(super) fn want(&self) {
+        self.wanted.notify_one();
+    }
+
     fn cert_store(&self) -> CertStore {
-        CertStore::of(&self.options.data_dir)
+        CertStore::of(&self.ground.options.data_dir)
     }
 
     /// Stores a host's certificate and key, replacing the one it had, and serves it.
@@ -18,7 +46,7 @@ impl Engine {
             .cert_store()
             .add(&host, cert_pem.as_bytes(), key_pem.as_bytes())
             .map_err(|e| UserError::invalid(Field::Cert, format!("refused the certificate for {host}: {e:#}")))?;
-        self.services.router.reload_certs().await.map_err(UserError::internal)?;
+        self.ground.services.router.reload_certs().await.map_err(UserError::internal)?;
         tracing::info!("certificate for {host} added, valid until {}", info.not_after_s);
         Ok(info)
     }
@@ -38,7 +66,7 @@ impl Engine {
                 format!("no certificate for host {host}; `hivemind cert list` shows them"),
             ));
         }
-        self.services.router.reload_certs().await.map_err(UserError::internal)
+        self.ground.services.router.reload_certs().await.map_err(UserError::internal)
     }
 }
 
@@ -57,7 +85,7 @@ pub struct Keeper {
     backoff: std::sync::Mutex<std::collections::HashMap<String, (tokio::time::Instant, std::time::Duration)>>,
 }
 
-impl Engine {
+impl Certificates {
     /// Keeps a valid certificate for every host of every `--tls acme` app: issues the
     /// missing ones, renews those that expire within `--acme-renew-before`, retries
     /// failures with back-off, and tells the app's event log each time.
@@ -69,7 +97,7 @@ impl Engine {
                 }
                 tokio::select! {
                     () = tokio::time::sleep(KEEPER_INTERVAL) => {}
-                    () = self.certificates_wanted.notified() => {}
+                    () = self.wanted.notified() => {}
                 }
             }
         });
@@ -78,7 +106,7 @@ impl Engine {
     async fn certificates_pass(&self) -> anyhow::Result<()> {
         let Some(acme) = self.acme.clone() else { return Ok(()) };
         let apps: Vec<_> =
-            self.store.apps().await?.into_iter().filter(|a| a.tls == crate::model::TlsMode::Acme).collect();
+            self.ground.store.apps().await?.into_iter().filter(|a| a.tls == crate::model::TlsMode::Acme).collect();
         if apps.is_empty() {
             return Ok(());
         }
@@ -96,7 +124,7 @@ impl Engine {
                     }
                     Some(_) => continue,
                 };
-                let waiting = self.certificates.backoff.lock().unwrap().get(host).map(|(at, _)| *at);
+                let waiting = self.keeper.backoff.lock().unwrap().get(host).map(|(at, _)| *at);
                 if waiting.is_some_and(|at| at > tokio::time::Instant::now()) {
                     continue;
                 }
@@ -109,24 +137,24 @@ impl Engine {
     async fn issue_certificate(&self, acme: &crate::acme::Acme, app: &str, host: &str, why: &str) {
         use crate::model::Level;
         use std::sync::atomic::Ordering::Relaxed;
-        let router = &self.services.router;
+        let router = &self.ground.services.router;
         let issued = acme.issue(host, |answers| async move { router.set_challenges(answers).await }).await;
         let stored = issued.and_then(|(chain, key)| self.cert_store().add(host, chain.as_bytes(), key.as_bytes()));
         match stored {
             Ok(info) => {
-                self.certificates.backoff.lock().unwrap().remove(host);
-                self.certificates.issued.fetch_add(1, Relaxed);
+                self.keeper.backoff.lock().unwrap().remove(host);
+                self.keeper.issued.fetch_add(1, Relaxed);
                 if let Err(e) = router.reload_certs().await {
                     tracing::warn!("reloading certificates: {e:#}");
                 }
                 let until = crate::model::rfc3339(info.not_after_s * 1000);
                 let message = format!("certificate for {host} issued through ACME ({why}), valid until {until}");
-                self.event_for_app_or_log(app, None, Level::Info, &message).await;
+                self.ground.event_for_app_or_log(app, None, Level::Info, &message).await;
             }
             Err(e) => {
-                self.certificates.failures.fetch_add(1, Relaxed);
+                self.keeper.failures.fetch_add(1, Relaxed);
                 let wait = {
-                    let mut backoff = self.certificates.backoff.lock().unwrap();
+                    let mut backoff = self.keeper.backoff.lock().unwrap();
                     let wait = backoff.get(host).map_or(FIRST_BACKOFF, |(_, last)| (*last * 2).min(MAX_BACKOFF));
                     backoff.insert(host.to_string(), (tokio::time::Instant::now() + wait, wait));
                     wait
@@ -135,15 +163,15 @@ impl Engine {
                     "could not get a certificate for {host} through ACME ({why}): {e:#}; trying again in {} s",
                     wait.as_secs()
                 );
-                self.event_for_app_or_log(app, None, Level::Warn, &message).await;
+                self.ground.event_for_app_or_log(app, None, Level::Warn, &message).await;
             }
         }
     }
 }
 
-impl Engine {
+impl Certificates {
     /// The certificates' expiry, and what the ACME keeper did.
-    pub(super) fn certificates_prometheus(&self, out: &mut String) {
+    pub(super) fn prometheus(&self, out: &mut String) {
         use std::fmt::Write;
         use std::sync::atomic::Ordering::Relaxed;
         let _ =
@@ -158,12 +186,12 @@ impl Engine {
             "# HELP hivemind_acme_certificates_issued_total Certificates issued or renewed through ACME."
         );
         let _ = writeln!(out, "# TYPE hivemind_acme_certificates_issued_total counter");
-        let _ = writeln!(out, "hivemind_acme_certificates_issued_total {}", self.certificates.issued.load(Relaxed));
+        let _ = writeln!(out, "hivemind_acme_certificates_issued_total {}", self.keeper.issued.load(Relaxed));
         let _ = writeln!(
             out,
             "# HELP hivemind_acme_failures_total ACME issuances that failed (each is retried with back-off)."
         );
         let _ = writeln!(out, "# TYPE hivemind_acme_failures_total counter");
-        let _ = writeln!(out, "hivemind_acme_failures_total {}", self.certificates.failures.load(Relaxed));
+        let _ = writeln!(out, "hivemind_acme_failures_total {}", self.keeper.failures.load(Relaxed));
     }
 }

@@ -28,6 +28,6 @@ impl Local for Commands {
     }
 
     async fn simulate(&self, component: &[u8], settings: &Settings) -> anyhow::Result<Report> {
-        crate::plugins::simulator::run(component, settings).await
+        crate::simulator::run(component, settings).await
     }
 }

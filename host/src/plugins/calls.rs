@@ -4,12 +4,11 @@
 use super::bindings::{Stage, StepContext, StepOutcome, wit};
 use super::bounds;
 use super::registry::{LoadedPlugin, PluginHost, Pre};
-use super::sandbox::{HostState, arm, describe_trap, store_limits};
+use super::sandbox::{HostState, describe_trap};
 use super::scope::{HookCaps, StepCaps};
 use anyhow::Result;
 use std::time::Duration;
 use wasmtime::Store;
-use wasmtime::component::ResourceTable;
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -20,10 +19,7 @@ impl PluginHost {
         // No preopened directories, no environment, no sockets: the default context
         // denies every address, and we add nothing.
         let wasi = WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
-        let limits = store_limits(&self.limits);
-        let store =
-            Store::new(&self.engine, HostState { wasi, table: ResourceTable::new(), limits, stderr, step, hook });
-        arm(store, &self.limits, |state| &mut state.limits)
+        super::sandbox::new_store(&self.engine, &self.limits, wasi, stderr, step, hook)
     }
 
     /// Calls the plugin's `validate`: `Ok(Err(why))` when it refuses the deployment, `Err`

@@ -7,12 +7,13 @@
 //! - `calls`: one call (validate, step, a hook's run) in a fresh store, under its timeout;
 //! - `scope`: what one call may reach (the deployment's app and versions);
 //! - `platform`: what the capabilities act on, the server's services or the simulator's
-//!   world (one trait, so that both run the same capability code);
+//!   world (one trait, so that both run the same capability code; the simulator, which
+//!   drives the engine's machine, is a module of the host's own, `crate::simulator`);
 //! - `capabilities`: the host side of each WIT interface, one file each, failing with
 //!   `error::CapabilityError`;
 //! - `bounds`: how much a plugin may hand the host;
+//! - `hook_hosts`: the hosts hooks may send HTTP to;
 //! - `trust`: signatures, and which signers a server takes plugins from;
-//! - `simulator`: a strategy run against a simulated host (`plugin test`).
 
 mod bindings;
 pub mod bounds;
@@ -21,18 +22,21 @@ mod calls;
 mod capabilities;
 mod contract;
 mod error;
+mod hook_hosts;
 mod platform;
 mod registry;
 mod sandbox;
 mod scope;
-pub mod simulator;
 pub mod trust;
 
+pub use bindings::strategy::StrategyPre;
 pub use bindings::{Phase, Stage, StepContext, StepOutcome, wit};
 pub use contract::{API_LATEST, API_VERSIONS};
 pub use error::CapabilityError;
 pub use hivemind_model::plugin::validate_name;
+pub use hook_hosts::HookHosts;
 pub use platform::Platform;
 pub use registry::{LoadedPlugin, PluginHost, hex};
-pub use sandbox::Limits;
+pub use sandbox::engine as wasm_engine;
+pub use sandbox::{HostState, Limits, describe_trap, linkers, new_store};
 pub use scope::{HookCaps, PluginState, Scope, StepCaps};

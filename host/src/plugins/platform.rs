@@ -2,16 +2,16 @@
 //! call may touch what (`scope`), the bounds, the messages and the events. A `Platform`
 //! only does the work they ask for, on replicas, routes, probes, counts and stored state:
 //! the server's (`services::Services`, over the fleet, the router, the prober and the
-//! store) or `plugin test`'s simulated world (`simulator::world`). So the simulator runs
+//! store) or `plugin test`'s simulated world (`crate::simulator`). So the simulator runs
 //! the very code a server runs, and predicts it by construction; a new capability, or a
 //! change to one, lands in both at once.
 
 use super::error::CapabilityError;
+use super::hook_hosts::HookHosts;
 use crate::health::{HttpCheck, ProbeResult};
 use crate::model::{ReplicaRecord, Split};
 use crate::router::{DrainState, StatsSnapshot};
 use crate::runtime::{JobOutcome, LaunchSpec};
-use crate::services::HookHosts;
 use async_trait::async_trait;
 use std::time::Duration;
 

@@ -44,6 +44,33 @@ pub struct HostState {
     pub(super) hook: Option<HookCaps>,
 }
 
+impl HostState {
+    /// What the guest printed to stderr in this store.
+    pub fn stderr(&self) -> &MemoryOutputPipe {
+        &self.stderr
+    }
+
+    /// The step's capabilities back, with what the step wrote.
+    pub fn into_step(self) -> Option<StepCaps> {
+        self.step
+    }
+}
+
+/// A fresh store for one call, made ready by `arm`: WASI as `wasi` gives it (which the
+/// server leaves empty but for `stderr`, and the simulator gives its clocks), the memory
+/// cap, and the capabilities of the step or hook it runs, if any.
+pub fn new_store(
+    engine: &Engine,
+    limits: &Limits,
+    wasi: WasiCtx,
+    stderr: MemoryOutputPipe,
+    step: Option<StepCaps>,
+    hook: Option<HookCaps>,
+) -> Store<HostState> {
+    let state = HostState { wasi, table: ResourceTable::new(), limits: store_limits(limits), stderr, step, hook };
+    arm(Store::new(engine, state), limits, |state| &mut state.limits)
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
@@ -81,7 +108,7 @@ pub fn engine(limits: &Limits) -> Result<Engine> {
 }
 
 /// What one plugin instance may allocate: its memory, and a bound on instances and tables.
-pub(super) fn store_limits(limits: &Limits) -> StoreLimits {
+fn store_limits(limits: &Limits) -> StoreLimits {
     StoreLimitsBuilder::new()
         .memory_size(limits.memory_bytes)
         .instances(64)
@@ -92,7 +119,7 @@ pub(super) fn store_limits(limits: &Limits) -> StoreLimits {
 
 /// A fresh store made ready for one call: its allocation limiter, its fuel, and an epoch
 /// deadline that makes a long-running guest yield to the executor.
-pub(super) fn arm<T: 'static>(
+fn arm<T: 'static>(
     mut store: Store<T>,
     limits: &Limits,
     limiter: impl (FnMut(&mut T) -> &mut StoreLimits) + Send + Sync + 'static,
@@ -107,7 +134,7 @@ pub(super) fn arm<T: 'static>(
 
 /// Says what a guest did wrong, in words a plugin author can act on: which limit it hit,
 /// or what the host call it made said, with where in its code it was and what it printed.
-pub(super) fn describe_trap(e: &wasmtime::Error, stderr: &MemoryOutputPipe) -> String {
+pub fn describe_trap(e: &wasmtime::Error, stderr: &MemoryOutputPipe) -> String {
     let stderr = String::from_utf8_lossy(&stderr.contents()).trim().to_string();
     let text = format!("{e:#}");
     let what = match e.downcast_ref::<wasmtime::Trap>() {

@@ -8,15 +8,15 @@ use super::*;
 async fn pause_stops_stepping_and_resume_goes_on() {
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 3).await;
-    let d = w.engine.deploy(slow("web", "ok")).await.unwrap();
+    let d = w.engine.deployments.deploy(slow("web", "ok")).await.unwrap();
     w.until(&d.id, "a few steps", |d| d.attempt >= 2).await;
-    assert_eq!(w.engine.pause(&d.id).await.unwrap().status, Status::Paused);
+    assert_eq!(w.engine.deployments.pause(&d.id).await.unwrap().status, Status::Paused);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (attempt, versions) = (w.get(&d.id).await.attempt, w.versions("web").await);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(w.get(&d.id).await.attempt, attempt, "a paused deployment took steps");
     assert_eq!(w.versions("web").await, versions, "a paused deployment changed replicas");
-    assert_eq!(w.engine.resume(&d.id).await.unwrap().status, Status::InProgress);
+    assert_eq!(w.engine.deployments.resume(&d.id).await.unwrap().status, Status::InProgress);
     assert_eq!(w.settled(&d.id).await.status, Status::Completed);
     assert_eq!(w.versions("web").await, ["r2", "r2", "r2"]);
 }
@@ -25,9 +25,9 @@ async fn pause_stops_stepping_and_resume_goes_on() {
 async fn abort_puts_the_previous_release_back() {
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 3).await;
-    let d = w.engine.deploy(slow("web", "ok")).await.unwrap();
+    let d = w.engine.deployments.deploy(slow("web", "ok")).await.unwrap();
     w.until(&d.id, "a replica of r2", |d| d.attempt >= 2).await;
-    assert_eq!(w.engine.abort(&d.id).await.unwrap().status, Status::RollingBack);
+    assert_eq!(w.engine.deployments.abort(&d.id).await.unwrap().status, Status::RollingBack);
     let d = w.settled(&d.id).await;
     assert_eq!(d.status, Status::Aborted, "{d:?}");
     assert_eq!(w.versions("web").await, ["r1", "r1", "r1"]);
@@ -38,8 +38,8 @@ async fn abort_puts_the_previous_release_back() {
 async fn aborting_a_pending_deployment_changes_nothing() {
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 1).await;
-    let d = w.engine.create(spec("web", "ok", "simple", 1, &[])).await.unwrap();
-    let aborted = w.engine.abort(&d.id).await.unwrap();
+    let d = w.engine.deployments.create(spec("web", "ok", "simple", 1, &[])).await.unwrap();
+    let aborted = w.engine.deployments.abort(&d.id).await.unwrap();
     assert_eq!(aborted.status, Status::Aborted);
     assert_eq!(aborted.message, "aborted before it ran; nothing changed");
     assert_eq!(w.versions("web").await, ["r1"]);
@@ -49,9 +49,9 @@ async fn aborting_a_pending_deployment_changes_nothing() {
 async fn rolling_back_a_running_deployment_ends_it_rolled_back() {
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 3).await;
-    let d = w.engine.deploy(slow("web", "ok")).await.unwrap();
+    let d = w.engine.deployments.deploy(slow("web", "ok")).await.unwrap();
     w.until(&d.id, "a few steps", |d| d.attempt >= 2).await;
-    w.engine.rollback(&d.id).await.unwrap();
+    w.engine.deployments.rollback(&d.id).await.unwrap();
     let d = w.settled(&d.id).await;
     assert_eq!(d.status, Status::RolledBack, "{d:?}");
     assert_eq!(w.versions("web").await, ["r1", "r1", "r1"]);
@@ -62,7 +62,7 @@ async fn rolling_back_a_completed_deployment_brings_the_previous_release_back() 
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 2).await;
     let second = w.deployed("web", "ok", "rolling-update", 2).await;
-    let rollback = w.engine.rollback(&second.id).await.unwrap();
+    let rollback = w.engine.deployments.rollback(&second.id).await.unwrap();
     assert_ne!(rollback.id, second.id, "a new deployment brings r1 back");
     assert_eq!(rollback.target_version, "r1");
     assert_eq!(rollback.rollback_of.as_deref(), Some(second.id.as_str()));
@@ -78,7 +78,7 @@ async fn only_the_current_release_can_be_rolled_back() {
     w.deployed("web", "ok", "simple", 1).await;
     let second = w.deployed("web", "ok", "simple", 1).await;
     w.deployed("web", "ok", "simple", 1).await;
-    let e = w.engine.rollback(&second.id).await.unwrap_err();
+    let e = w.engine.deployments.rollback(&second.id).await.unwrap_err();
     assert_eq!((e.status, e.code.as_str()), (409, "not_current_release"));
     assert!(e.message.contains("app `web` now serves r3"), "{e}");
 }
@@ -88,15 +88,15 @@ async fn promote_releases_a_manual_gate_once() {
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 1).await;
     let gated = spec("web", "ok", "blue-green", 1, &[("auto-promote", "false"), ("scale-down-delay", "0")]);
-    let d = w.engine.deploy(gated).await.unwrap();
+    let d = w.engine.deployments.deploy(gated).await.unwrap();
     let d = w.settled(&d.id).await;
     assert_eq!(d.status, Status::AwaitingApproval, "{d:?}");
     assert_eq!(w.split("web"), [("r1".to_string(), 100), ("r2".to_string(), 0)], "green waits on its preview route");
-    let promoted = w.engine.promote(&d.id).await.unwrap();
+    let promoted = w.engine.deployments.promote(&d.id).await.unwrap();
     assert_eq!((promoted.status, promoted.promotions), (Status::InProgress, 1));
     assert_eq!(w.settled(&d.id).await.status, Status::Completed);
     assert_eq!(w.split("web"), [("r2".to_string(), 100)]);
-    let e = w.engine.promote(&d.id).await.unwrap_err();
+    let e = w.engine.deployments.promote(&d.id).await.unwrap_err();
     assert_eq!(e.code, "cannot_promote");
 }
 
@@ -105,17 +105,17 @@ async fn controls_refuse_what_the_status_does_not_allow_and_say_why() {
     let w = World::new().await;
     let d = w.deployed("web", "ok", "simple", 1).await;
     for (result, code) in [
-        (w.engine.pause(&d.id).await, "cannot_pause"),
-        (w.engine.resume(&d.id).await, "cannot_resume"),
-        (w.engine.abort(&d.id).await, "cannot_abort"),
+        (w.engine.deployments.pause(&d.id).await, "cannot_pause"),
+        (w.engine.deployments.resume(&d.id).await, "cannot_resume"),
+        (w.engine.deployments.abort(&d.id).await, "cannot_abort"),
     ] {
         let e = result.unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (409, code));
         assert!(e.message.contains("it is completed"), "{e}");
     }
-    let e = w.engine.select_winner(&d.id, "a").await.unwrap_err();
+    let e = w.engine.deployments.select_winner(&d.id, "a").await.unwrap_err();
     assert_eq!(e.code, "not_an_ab_test");
-    let e = w.engine.pause("dep-00000000").await.unwrap_err();
+    let e = w.engine.deployments.pause("dep-00000000").await.unwrap_err();
     assert_eq!((e.status, e.code.as_str()), (404, "deployment_not_found"));
 }
 
@@ -127,10 +127,10 @@ async fn controls_refuse_what_the_status_does_not_allow_and_say_why() {
 async fn an_abort_interrupts_a_step_waiting_on_a_slow_start() {
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 1).await;
-    let d = w.engine.deploy(spec("web", "slow-start:3000", "rolling-update", 1, &[])).await.unwrap();
+    let d = w.engine.deployments.deploy(spec("web", "slow-start:3000", "rolling-update", 1, &[])).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let asked = Instant::now();
-    w.engine.abort(&d.id).await.unwrap();
+    w.engine.deployments.abort(&d.id).await.unwrap();
     let interrupted = async {
         loop {
             if w.events(&d.id).await.iter().any(|e| e.contains("was interrupted after")) {
@@ -150,11 +150,11 @@ async fn an_abort_interrupts_a_step_waiting_on_a_slow_start() {
 async fn pausing_and_resuming_at_once_loses_no_step() {
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 3).await;
-    let d = w.engine.deploy(slow("web", "ok")).await.unwrap();
+    let d = w.engine.deployments.deploy(slow("web", "ok")).await.unwrap();
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        w.engine.pause(&d.id).await.unwrap();
-        w.engine.resume(&d.id).await.unwrap();
+        w.engine.deployments.pause(&d.id).await.unwrap();
+        w.engine.deployments.resume(&d.id).await.unwrap();
     }
     let d = w.settled(&d.id).await;
     assert_eq!(d.status, Status::Completed, "{d:?}");

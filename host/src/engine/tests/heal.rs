@@ -4,7 +4,7 @@ use super::*;
 
 /// The handle of one of the app's replicas.
 async fn a_replica(w: &World, app: &str) -> crate::model::ReplicaRecord {
-    w.engine.services.fleet.list(app).await.remove(0)
+    w.engine.ground.services.fleet.list(app).await.remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -14,7 +14,7 @@ async fn a_replica_that_dies_is_replaced_with_an_event() {
     let victim = a_replica(&w, "web").await;
     w.driver.kill(&victim.handle);
     w.eventually("3 healthy replicas again, none of them the victim", Duration::from_secs(5), || async {
-        let gone = w.engine.services.fleet.list("web").await.iter().all(|r| r.id != victim.id);
+        let gone = w.engine.ground.services.fleet.list("web").await.iter().all(|r| r.id != victim.id);
         gone && w.healthy("web", "r1").await == 3
     })
     .await;
@@ -23,7 +23,7 @@ async fn a_replica_that_dies_is_replaced_with_an_event() {
     assert!(events.iter().any(|(_, e)| *e == died), "{events:#?}");
     assert!(events.iter().any(|(_, e)| e.starts_with("started replica web-r1-")), "{events:#?}");
     let mut metrics = String::new();
-    w.engine.healer.prometheus(&mut metrics, |_| true);
+    w.engine.ground.healer.prometheus(&mut metrics, |_| true);
     assert!(
         metrics.contains("hivemind_replica_restarts_total{app=\"web\",version=\"r1\",reason=\"exited\"} 1"),
         "{metrics}"
@@ -37,7 +37,7 @@ async fn a_replica_that_keeps_failing_its_probes_is_replaced() {
     let sick = a_replica(&w, "web").await;
     w.driver.answer_with(&sick.handle, 503);
     w.eventually("the sick replica replaced", Duration::from_secs(5), || async {
-        let replicas = w.engine.services.fleet.list("web").await;
+        let replicas = w.engine.ground.services.fleet.list("web").await;
         replicas.iter().all(|r| r.id != sick.id) && w.healthy("web", "r1").await == 2
     })
     .await;
@@ -67,7 +67,7 @@ async fn a_slot_whose_replicas_keep_crashing_backs_off_and_shows_crash_looping()
     for (gap, least) in gaps.iter().zip([0, 1_000, 2_000]) {
         assert!(*gap >= least && *gap < least + 1_500, "gaps between deaths {gaps:?}");
     }
-    let view = w.engine.app("web").await.unwrap();
+    let view = w.engine.apps.app("web").await.unwrap();
     let looping = &view.crash_looping;
     assert_eq!(looping.len(), 1, "{view:?}");
     assert!(looping[0].restarts >= 3 && looping[0].last_exit.as_deref() == Some("exited with code 1"), "{looping:?}");
@@ -75,10 +75,10 @@ async fn a_slot_whose_replicas_keep_crashing_backs_off_and_shows_crash_looping()
 
     // A good deployment replaces the crash-looping release.
     w.driver.break_image("ok", false);
-    let d = w.engine.deploy(spec("web", "ok", "rolling-update", 1, &[])).await.unwrap();
+    let d = w.engine.deployments.deploy(spec("web", "ok", "rolling-update", 1, &[])).await.unwrap();
     assert_eq!(w.settled(&d.id).await.status, Status::Completed);
     w.eventually("no crash loop", Duration::from_secs(3), || async {
-        w.engine.app("web").await.unwrap().crash_looping.is_empty()
+        w.engine.apps.app("web").await.unwrap().crash_looping.is_empty()
     })
     .await;
     assert_eq!(w.healthy("web", "r2").await, 1);
@@ -88,10 +88,10 @@ async fn a_slot_whose_replicas_keep_crashing_backs_off_and_shows_crash_looping()
 async fn scale_changes_the_count_and_a_scale_down_drains_first() {
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 2).await;
-    let up = w.engine.scale_app("web", 5).await.unwrap();
+    let up = w.engine.apps.scale_app("web", 5).await.unwrap();
     assert_eq!(up.app.release.unwrap().replicas, 5);
     w.eventually("5 healthy", Duration::from_secs(5), || async { w.healthy("web", "r1").await == 5 }).await;
-    w.engine.scale_app("web", 2).await.unwrap();
+    w.engine.apps.scale_app("web", 2).await.unwrap();
     w.eventually("2 left", Duration::from_secs(5), || async { w.versions("web").await.len() == 2 }).await;
     let events = w.app_events("web").await;
     assert!(events.iter().any(|(_, e)| e == "scaled r1 from 2 to 5 replicas by request"), "{events:#?}");
@@ -104,12 +104,12 @@ async fn scale_changes_the_count_and_a_scale_down_drains_first() {
 async fn scale_is_refused_during_a_deployment_and_beyond_the_quota() {
     let w = World::with(8, 100).await;
     w.deployed("web", "ok", "simple", 2).await;
-    let e = w.engine.scale_app("web", 5).await.unwrap_err();
+    let e = w.engine.apps.scale_app("web", 5).await.unwrap_err();
     assert!(e.message.contains("from 1 to app `web`'s replica quota, 4"), "{e}");
-    let d = w.engine.deploy(slow("web", "ok")).await.unwrap();
-    let e = w.engine.scale_app("web", 3).await.unwrap_err();
+    let d = w.engine.deployments.deploy(slow("web", "ok")).await.unwrap();
+    let e = w.engine.apps.scale_app("web", 3).await.unwrap_err();
     assert_eq!((e.status, e.code.as_str()), (409, "deployment_in_progress"));
-    w.engine.abort(&d.id).await.unwrap();
+    w.engine.deployments.abort(&d.id).await.unwrap();
     w.settled(&d.id).await;
 }
 
@@ -119,16 +119,16 @@ async fn scale_is_refused_during_a_deployment_and_beyond_the_quota() {
 async fn the_healer_never_fights_a_deployment() {
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 3).await;
-    let d = w.engine.deploy(slow("web", "ok")).await.unwrap();
+    let d = w.engine.deployments.deploy(slow("web", "ok")).await.unwrap();
     w.until(&d.id, "a step", |d| d.attempt >= 1).await;
-    w.engine.pause(&d.id).await.unwrap();
+    w.engine.deployments.pause(&d.id).await.unwrap();
     let before = w.versions("web").await.len();
-    let victim = w.engine.services.fleet.list("web").await.into_iter().find(|r| r.version == "r1").unwrap();
+    let victim = w.engine.ground.services.fleet.list("web").await.into_iter().find(|r| r.version == "r1").unwrap();
     w.driver.kill(&victim.handle);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(w.app_events("web").await.is_empty(), "the healer acted during a deployment");
     assert_eq!(w.versions("web").await.len(), before);
-    w.engine.abort(&d.id).await.unwrap();
+    w.engine.deployments.abort(&d.id).await.unwrap();
     assert_eq!(w.settled(&d.id).await.status, Status::Aborted);
     w.eventually("3 healthy replicas of r1", Duration::from_secs(5), || async { w.healthy("web", "r1").await == 3 })
         .await;
@@ -142,7 +142,7 @@ fn after_a_restart_the_healer_replaces_what_died_meanwhile() {
     let first = runtime();
     let victim = first.block_on(async {
         let (engine, store, _) = start(dir.path(), driver.clone(), 16, 100).await;
-        let d = engine.deploy(spec("web", "ok", "simple", 2, &[])).await.unwrap();
+        let d = engine.deployments.deploy(spec("web", "ok", "simple", 2, &[])).await.unwrap();
         wait(&store, &d.id).await;
         store.replicas().await.unwrap().remove(0)
     });
@@ -153,7 +153,7 @@ fn after_a_restart_the_healer_replaces_what_died_meanwhile() {
         let (engine, _store, router) = start(dir.path(), driver.clone(), 16, 100).await;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let replicas = engine.services.fleet.list("web").await;
+            let replicas = engine.ground.services.fleet.list("web").await;
             let healthy = replicas.iter().filter(|r| router.is_healthy("web", &r.id)).count();
             if healthy == 2 && replicas.iter().all(|r| r.id != victim.id) {
                 break;

@@ -49,7 +49,7 @@ impl World {
     }
 
     async fn deploy(&self, app: &str, image: &str, strategy: &str, replicas: u32) -> Result<Deployment, UserError> {
-        self.engine.deploy(spec(app, image, strategy, replicas, &[])).await
+        self.engine.deployments.deploy(spec(app, image, strategy, replicas, &[])).await
     }
 
     /// Deploys and waits for the end; panics if admission refuses.
@@ -85,7 +85,8 @@ impl World {
 
     /// The versions of the app's replicas, sorted.
     async fn versions(&self, app: &str) -> Vec<String> {
-        let mut v: Vec<String> = self.engine.services.fleet.list(app).await.into_iter().map(|r| r.version).collect();
+        let mut v: Vec<String> =
+            self.engine.ground.services.fleet.list(app).await.into_iter().map(|r| r.version).collect();
         v.sort();
         v
     }
@@ -96,7 +97,7 @@ impl World {
 
     /// The app's replicas of `version` that are healthy now.
     async fn healthy(&self, app: &str, version: &str) -> usize {
-        let replicas = self.engine.services.fleet.list(app).await;
+        let replicas = self.engine.ground.services.fleet.list(app).await;
         replicas.iter().filter(|r| r.version == version && self.router.is_healthy(app, &r.id)).count()
     }
 
@@ -147,7 +148,7 @@ async fn start(
     };
     let engine = Engine::new(store.clone(), plugins, Arc::new(fleet), router.clone(), options);
     engine.start().await.unwrap();
-    (engine, store, router)
+    (Arc::new(engine), store, router)
 }
 
 fn spec(app: &str, image: &str, strategy: &str, replicas: u32, params: &[(&str, &str)]) -> DeploymentSpec {
@@ -207,7 +208,12 @@ async fn an_image_the_runtime_cannot_start_is_refused_before_anything_changes() 
     let e = w.deploy("web", "bogus", "simple", 1).await.unwrap_err();
     assert_eq!(e.code, "invalid_image");
     assert!(e.message.contains("`bogus` is not one of ok, sick, crash"), "{e}");
-    let e = w.engine.deploy(DeploymentSpec { replicas: 0, ..spec("web", "ok", "simple", 1, &[]) }).await.unwrap_err();
+    let e = w
+        .engine
+        .deployments
+        .deploy(DeploymentSpec { replicas: 0, ..spec("web", "ok", "simple", 1, &[]) })
+        .await
+        .unwrap_err();
     assert_eq!(e.message, "replicas must be at least 1 (got 0)");
     assert!(w.store.apps().await.unwrap().is_empty());
 }
@@ -216,11 +222,11 @@ async fn an_image_the_runtime_cannot_start_is_refused_before_anything_changes() 
 async fn an_app_runs_one_deployment_at_a_time() {
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 1).await;
-    let first = w.engine.deploy(slow("web", "ok")).await.unwrap();
+    let first = w.engine.deployments.deploy(slow("web", "ok")).await.unwrap();
     let e = w.deploy("web", "ok", "simple", 1).await.unwrap_err();
     assert_eq!((e.status, e.code.as_str()), (409, "deployment_in_progress"));
     assert!(e.message.contains(&format!("app `web` has deployment {} in progress", first.id)), "{e}");
-    w.engine.abort(&first.id).await.unwrap();
+    w.engine.deployments.abort(&first.id).await.unwrap();
     w.settled(&first.id).await;
 }
 
@@ -232,7 +238,7 @@ async fn replicas_over_the_apps_quota_are_refused() {
     assert!(e.message.contains("its replica quota is 4"), "{e}");
     let mut own = spec("web", "ok", "simple", 5, &[]);
     own.replica_quota = Some(6);
-    let d = w.engine.deploy(own).await.unwrap();
+    let d = w.engine.deployments.deploy(own).await.unwrap();
     assert_eq!(w.settled(&d.id).await.status, Status::Completed);
     assert_eq!(w.versions("web").await.len(), 5);
 }
@@ -240,13 +246,13 @@ async fn replicas_over_the_apps_quota_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_deployment_runs_only_when_executed() {
     let w = World::new().await;
-    let d = w.engine.create(spec("web", "ok", "simple", 2, &[])).await.unwrap();
+    let d = w.engine.deployments.create(spec("web", "ok", "simple", 2, &[])).await.unwrap();
     assert_eq!(d.status, Status::Pending);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(w.versions("web").await.is_empty(), "a pending deployment starts nothing");
-    w.engine.execute(&d.id).await.unwrap();
+    w.engine.deployments.execute(&d.id).await.unwrap();
     assert_eq!(w.settled(&d.id).await.status, Status::Completed);
-    let e = w.engine.execute(&d.id).await.unwrap_err();
+    let e = w.engine.deployments.execute(&d.id).await.unwrap_err();
     assert_eq!((e.status, e.code.as_str()), (409, "not_pending"));
 }
 
@@ -257,7 +263,7 @@ async fn a_release_that_never_gets_healthy_is_rolled_back() {
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 2).await;
     let sick = DeploymentSpec { health_check_timeout: 1, ..spec("web", "sick", "rolling-update", 2, &[]) };
-    let d = w.engine.deploy(sick).await.unwrap();
+    let d = w.engine.deployments.deploy(sick).await.unwrap();
     let d = w.settled(&d.id).await;
     assert_eq!(d.status, Status::Failed, "{d:?}");
     assert!(d.error.as_deref().unwrap().starts_with("health check failed"), "{d:?}");
@@ -276,7 +282,7 @@ async fn with_auto_rollback_off_a_failure_leaves_things_for_inspection() {
         auto_rollback: false,
         ..spec("web", "sick", "rolling-update", 1, &[])
     };
-    let d = w.engine.deploy(sick).await.unwrap();
+    let d = w.engine.deployments.deploy(sick).await.unwrap();
     let d = w.settled(&d.id).await;
     assert_eq!(d.status, Status::Failed);
     assert!(d.message.contains("auto-rollback is off"), "{d:?}");
@@ -289,7 +295,7 @@ async fn a_replica_that_exits_at_once_fails_its_release() {
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 1).await;
     let crashing = DeploymentSpec { health_check_timeout: 1, ..spec("web", "crash", "rolling-update", 1, &[]) };
-    let d = w.engine.deploy(crashing).await.unwrap();
+    let d = w.engine.deployments.deploy(crashing).await.unwrap();
     let d = w.settled(&d.id).await;
     assert_eq!(d.status, Status::Failed, "{d:?}");
     assert_eq!(w.versions("web").await, ["r1"]);
@@ -303,7 +309,7 @@ async fn a_deployment_that_stops_advancing_fails_at_its_deadline() {
         progress_deadline: 1,
         ..spec("web", "ok", "zero-downtime", 2, &[("batch-size", "1"), ("batch-delay", "30")])
     };
-    let d = w.engine.deploy(stuck).await.unwrap();
+    let d = w.engine.deployments.deploy(stuck).await.unwrap();
     let d = w.settled(&d.id).await;
     assert_eq!(d.status, Status::Failed, "{d:?}");
     assert!(d.error.as_deref().unwrap().starts_with("progress deadline exceeded: no progress for 1 s"), "{d:?}");
@@ -315,7 +321,7 @@ async fn repeated_identical_steps_share_one_event() {
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 1).await;
     let sick = DeploymentSpec { health_check_timeout: 2, ..spec("web", "sick", "simple", 1, &[]) };
-    let d = w.engine.deploy(sick).await.unwrap();
+    let d = w.engine.deployments.deploy(sick).await.unwrap();
     w.settled(&d.id).await;
     let events = w.events(&d.id).await;
     let waits: Vec<&String> = events.iter().filter(|e| e.contains("of the deploy phase: continue in 200 ms")).collect();
@@ -327,7 +333,7 @@ async fn repeated_identical_steps_share_one_event() {
 async fn a_finished_deployments_plugin_state_is_deleted() {
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 1).await;
-    let d = w.engine.deploy(slow("web", "ok")).await.unwrap();
+    let d = w.engine.deployments.deploy(slow("web", "ok")).await.unwrap();
     w.until(&d.id, "a step saved state", |d| d.attempt >= 2).await;
     assert!(!w.store.plugin_state_sizes(&d.id).await.unwrap().is_empty(), "the strategy keeps state while it runs");
     assert_eq!(w.settled(&d.id).await.status, Status::Completed);
@@ -348,9 +354,9 @@ fn a_crash_between_two_steps_resumes_from_the_last_persisted_step() {
     let first = runtime();
     let id = first.block_on(async {
         let (engine, store, _) = start(dir.path(), driver.clone(), 16, 100).await;
-        let d = engine.deploy(spec("web", "ok", "simple", 3, &[])).await.unwrap();
+        let d = engine.deployments.deploy(spec("web", "ok", "simple", 3, &[])).await.unwrap();
         assert_eq!(wait(&store, &d.id).await.status, Status::Completed);
-        let d = engine.deploy(slow("web", "ok")).await.unwrap();
+        let d = engine.deployments.deploy(slow("web", "ok")).await.unwrap();
         loop {
             if store.deployment(&d.id).await.unwrap().unwrap().attempt >= 3 {
                 return d.id;
@@ -399,7 +405,7 @@ fn a_restart_forgets_replicas_that_are_gone_and_removes_orphans() {
     let first = runtime();
     let (gone, server_id) = first.block_on(async {
         let (engine, store, _) = start(dir.path(), driver.clone(), 16, 100).await;
-        let d = engine.deploy(spec("web", "ok", "simple", 2, &[])).await.unwrap();
+        let d = engine.deployments.deploy(spec("web", "ok", "simple", 2, &[])).await.unwrap();
         wait(&store, &d.id).await;
         let gone = store.replicas().await.unwrap().remove(0);
         (gone, store.server_id().await.unwrap())
@@ -412,7 +418,7 @@ fn a_restart_forgets_replicas_that_are_gone_and_removes_orphans() {
     let second = runtime();
     second.block_on(async {
         let (engine, store, _) = start(dir.path(), driver.clone(), 16, 100).await;
-        let left = engine.services.fleet.list("web").await;
+        let left = engine.ground.services.fleet.list("web").await;
         assert_eq!(left.len(), 1, "{left:?}");
         assert!(left.iter().all(|r| r.id != gone.id));
         assert!(!driver.knows(&orphan), "the orphan was removed");
@@ -449,11 +455,11 @@ async fn finished_deployments_beyond_the_history_limit_are_deleted() {
 async fn removing_an_app_stops_its_replicas_and_refuses_while_it_deploys_unless_forced() {
     let w = World::new().await;
     w.deployed("web", "ok", "simple", 2).await;
-    let d = w.engine.deploy(slow("web", "ok")).await.unwrap();
-    let e = w.engine.remove_app("web", false).await.unwrap_err();
+    let d = w.engine.deployments.deploy(slow("web", "ok")).await.unwrap();
+    let e = w.engine.apps.remove_app("web", false).await.unwrap_err();
     assert_eq!((e.status, e.code.as_str()), (409, "deployment_in_progress"));
     assert!(w.versions("web").await.len() >= 2, "nothing was stopped");
-    w.engine.remove_app("web", true).await.unwrap();
+    w.engine.apps.remove_app("web", true).await.unwrap();
     assert!(w.versions("web").await.is_empty());
     assert!(w.store.app("web").await.unwrap().is_none());
     assert!(w.store.deployment(&d.id).await.unwrap().is_none(), "its history went with it");

@@ -2,7 +2,7 @@
 //! (checked and pinned at admission), and running a stage's hooks in their sandboxes,
 //! each with its timeout and retries, recording what they said.
 
-use super::Engine;
+use super::Deployments;
 use crate::error::{Field, UserError};
 use crate::model::Kind;
 use crate::model::{Deployment, DeploymentSpec, HookRef, HookRuns, HookStage, Level, PluginRef};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 const MAX_HOOK_TIMEOUT_S: u32 = 3600;
 const MAX_HOOK_RETRIES: u32 = 10;
 
-impl Engine {
+impl Deployments {
     /// Checks every hook of `spec` and pins the components they run. Nothing changes if
     /// one is wrong: the error names the stage and says what to write instead.
     pub(super) fn pin_hooks(&self, spec: &DeploymentSpec) -> Result<BTreeMap<String, PluginRef>, UserError> {
@@ -37,6 +37,7 @@ impl Engine {
             for text in hooks.of(stage) {
                 let hook = HookRef::parse(text).map_err(|e| UserError::invalid(field, e))?;
                 let plugin = self
+                    .ground
                     .plugins
                     .usable(&hook.plugin, Kind::Hook)
                     .map_err(|why| UserError::invalid(field, format!("{} hook `{text}`: {why}", stage.as_str())))?;
@@ -54,7 +55,7 @@ impl Engine {
                 if hook.plugin == "webhook" {
                     // Refused before anything runs; the host checks every request again,
                     // whoever makes it.
-                    self.services.hook_hosts.check(&hook.argument).map_err(|why| {
+                    self.ground.services.hook_hosts.check(&hook.argument).map_err(|why| {
                         UserError::invalid(field, format!("{} webhook `{}`: {why}", stage.as_str(), hook.argument))
                     })?;
                 }
@@ -83,7 +84,7 @@ impl Engine {
         }
         let mut runs: HookRuns = d.hook_runs.clone();
         runs.done.push(stage);
-        self.store.record_hooks(&d.id, &runs, &events).await?;
+        self.ground.store.record_hooks(&d.id, &runs, &events).await?;
         Ok(verdict)
     }
 
@@ -101,7 +102,7 @@ impl Engine {
             .pinned
             .get(&hook.plugin)
             .ok_or_else(|| format!("hook plugin {} was not pinned", hook.plugin))?;
-        let plugin = self.plugins.pinned(&pinned.sha256).ok_or_else(|| {
+        let plugin = self.ground.plugins.pinned(&pinned.sha256).ok_or_else(|| {
             format!(
                 "hook plugin {} {} (sha256 {}) that this deployment is pinned to is not loaded; install it again",
                 pinned.name,
@@ -114,15 +115,18 @@ impl Engine {
         let mut last = String::new();
         for attempt in 1..=tries {
             let caps = HookCaps {
-                scope: Scope::of(d, self.services.clone()),
+                scope: Scope::of(d, self.ground.services.clone()),
                 timeout,
                 deadline: Instant::now() + timeout,
                 log: Vec::new(),
             };
             let started = Instant::now();
             let deployment = super::drive::wit_deployment(d);
-            let (verdict, caps) =
-                self.plugins.run_hook(&plugin, caps, &deployment, wit_stage(stage), &hook.argument, timeout).await;
+            let (verdict, caps) = self
+                .ground
+                .plugins
+                .run_hook(&plugin, caps, &deployment, wit_stage(stage), &hook.argument, timeout)
+                .await;
             for (level, line) in caps.log {
                 events.push((level, format!("{} hook `{text}`: {line}", stage.as_str())));
             }

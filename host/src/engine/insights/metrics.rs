@@ -2,14 +2,14 @@
 //! compares (stable and canary, or the A/B variants), with the same significance tests
 //! the strategies use.
 
-use super::Engine;
+use super::Insights;
 use crate::api_types::MetricsView;
 use crate::error::{Field, UserError};
 use crate::series::{compare, compared_versions, snapshots, version_metrics};
 
-impl Engine {
+impl Insights {
     pub async fn metrics(&self, id: &str, variant: Option<&str>) -> Result<MetricsView, UserError> {
-        let d = self.deployment(id).await?;
+        let d = self.ground.deployment(id).await?;
         let pairs = compared_versions(&d);
         if let Some(v) = variant
             && !pairs.iter().any(|(name, _)| name == v)
@@ -21,8 +21,8 @@ impl Engine {
             ));
         }
         // What the router counted up to now, not as of the last pull.
-        self.services.router.refresh().await;
-        let snapshots = snapshots(&self.services.router, &d.app, pairs);
+        self.ground.services.router.refresh().await;
+        let snapshots = snapshots(&self.ground.services.router, &d.app, pairs);
         let comparisons = compare(&snapshots, variant);
         let versions = snapshots
             .iter()

@@ -1,30 +1,30 @@
 //! Admission: a deployment is validated completely — spec, strategy, image, the app's
 //! state, the plugin's own `validate` — before anything is recorded or started.
 
-use super::Engine;
+use super::Deployments;
 use crate::error::{ErrorCode, Field, UserError};
 use crate::model::{AppBinding, Deployment, DeploymentSpec, Level, Phase, Release, Status, TlsMode, now_ms};
 use crate::store::Transition;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-impl Engine {
+impl Deployments {
     /// Validates and records a deployment without running it.
     pub async fn create(&self, spec: DeploymentSpec) -> Result<Deployment, UserError> {
-        let _decisions = self.decisions.lock().await;
+        let _decisions = self.ground.decisions.lock().await;
         self.admit(spec, None).await
     }
 
     /// Creates and executes in one go.
     pub async fn deploy(self: &Arc<Self>, spec: DeploymentSpec) -> Result<Deployment, UserError> {
-        let _decisions = self.decisions.lock().await;
+        let _decisions = self.ground.decisions.lock().await;
         let d = self.admit(spec, None).await?;
         self.start_deploy_phase(&d.id).await
     }
 
     /// Starts running a pending deployment.
     pub async fn execute(self: &Arc<Self>, id: &str) -> Result<Deployment, UserError> {
-        let _decisions = self.decisions.lock().await;
+        let _decisions = self.ground.decisions.lock().await;
         self.start_deploy_phase(id).await
     }
 
@@ -35,19 +35,20 @@ impl Engine {
         mut spec: DeploymentSpec,
         rollback_of: Option<(&Deployment, &Release)>,
     ) -> Result<Deployment, UserError> {
-        super::validate::spec(&spec)?;
+        crate::engine::validate::spec(&spec)?;
         let binding = self.binding_asked(&spec).await?;
         let plugin = self
+            .ground
             .plugins
             .usable(&spec.strategy, crate::model::Kind::Strategy)
             .map_err(|why| UserError::invalid(Field::Strategy, why))?;
         if let Some(target) = &spec.cloud_provider
-            && !self.options.targets.contains(target)
+            && !self.ground.options.targets.contains(target)
         {
-            let known = if self.options.targets.is_empty() {
+            let known = if self.ground.options.targets.is_empty() {
                 "none are configured".to_string()
             } else {
-                self.options.targets.join(", ")
+                self.ground.options.targets.join(", ")
             };
             return Err(UserError::invalid(
                 Field::CloudProvider,
@@ -58,6 +59,7 @@ impl Engine {
         }
         // The target's own Docker endpoint, or the server's runtime.
         let driver = self
+            .ground
             .services
             .fleet
             .driver_for(spec.cloud_provider.as_deref())
@@ -83,7 +85,7 @@ impl Engine {
 
         let pinned_hooks = self.pin_hooks(&spec)?;
 
-        let existing = self.store.app(&spec.app).await?;
+        let existing = self.ground.store.app(&spec.app).await?;
         if let Some(app) = &existing {
             if let Some(port) = spec.port.filter(|p| *p != app.port) {
                 return Err(UserError::invalid(
@@ -91,7 +93,7 @@ impl Engine {
                     format!("app `{}` already serves on port {}; its port cannot change to {port}", app.name, app.port),
                 ));
             }
-            if let Some(active) = self.active_deployment(&app.name).await? {
+            if let Some(active) = self.ground.active_deployment(&app.name).await? {
                 return Err(UserError::conflict(
                     ErrorCode::DeploymentInProgress,
                     format!(
@@ -104,7 +106,7 @@ impl Engine {
                 ));
             }
         } else if let Some(port) = spec.port
-            && self.store.apps().await?.iter().any(|a| a.port == port)
+            && self.ground.store.apps().await?.iter().any(|a| a.port == port)
         {
             return Err(UserError::invalid(Field::Port, format!("port {port} is used by another app")));
         }
@@ -155,7 +157,7 @@ impl Engine {
             created_at_ms: now,
             updated_at_ms: now,
         };
-        match self.plugins.validate(&plugin, &super::drive::wit_deployment(&d)).await {
+        match self.ground.plugins.validate(&plugin, &super::drive::wit_deployment(&d)).await {
             Ok(Ok(())) => {}
             Ok(Err(message)) => {
                 return Err(UserError::invalid(
@@ -168,36 +170,38 @@ impl Engine {
 
         // Everything is valid: only now does anything change.
         if existing.is_none() {
-            let router = &self.services.router;
+            let router = &self.ground.services.router;
             let port = match spec.port {
                 Some(port) => router
-                    .listen(&spec.app, SocketAddr::new(self.options.router_ip, port))
+                    .listen(&spec.app, SocketAddr::new(self.ground.options.router_ip, port))
                     .await
                     .map(|()| port)
                     .map_err(|e| UserError::invalid(Field::Port, format!("{e:#}; pick another with --port")))?,
-                None => router.listen_any(&spec.app, self.options.router_ip).await.map_err(UserError::internal)?,
+                None => {
+                    router.listen_any(&spec.app, self.ground.options.router_ip).await.map_err(UserError::internal)?
+                }
             };
-            self.store.insert_app(&spec.app, port).await?;
-            self.services.fleet.open(&spec.app);
+            self.ground.store.insert_app(&spec.app, port).await?;
+            self.ground.services.fleet.open(&spec.app);
             spec.port = Some(port);
             d.spec.port = Some(port);
         }
         if let Some(binding) = &binding {
-            self.store.set_app_binding(&spec.app, binding).await?;
-            self.services.router.set_binding(&spec.app, &binding.route());
-            self.services.router.flush().await;
+            self.ground.store.set_app_binding(&spec.app, binding).await?;
+            self.ground.services.router.set_binding(&spec.app, &binding.route());
+            self.ground.services.router.flush().await;
             if binding.tls == TlsMode::Acme {
-                self.certificates_wanted.notify_one();
+                self.certificates.want();
             }
         }
         if let Some(quota) = spec.replica_quota {
-            self.store.set_app_replica_quota(&spec.app, quota).await?;
-            self.services.fleet.set_quota(&spec.app, Some(quota));
+            self.ground.store.set_app_replica_quota(&spec.app, quota).await?;
+            self.ground.services.fleet.set_quota(&spec.app, Some(quota));
         }
         if rollback_of.is_none() && spec.variants.is_empty() {
-            d.target_version = format!("r{}", self.store.next_release_number(&spec.app).await?);
+            d.target_version = format!("r{}", self.ground.store.next_release_number(&spec.app).await?);
         }
-        self.store.insert_deployment(&d).await?;
+        self.ground.store.insert_deployment(&d).await?;
         let replacing =
             d.previous.as_ref().map(|p| format!(", replacing {} ({})", p.version, p.image)).unwrap_or_default();
         let what = match &d.rollback_of {
@@ -210,9 +214,9 @@ impl Engine {
             d.plugin.version,
             &d.plugin.sha256[..12]
         );
-        self.store.event(&d.id, Level::Info, &message).await?;
+        self.ground.store.event(&d.id, Level::Info, &message).await?;
         for note in notes {
-            self.store.event(&d.id, Level::Warn, &note).await?;
+            self.ground.store.event(&d.id, Level::Warn, &note).await?;
         }
         Ok(d)
     }
@@ -220,7 +224,7 @@ impl Engine {
     /// A deployment must fit its app's replica quota (`--replica-quota`, or the server's
     /// default share) and the host's limit.
     fn check_quota(&self, spec: &DeploymentSpec, existing: Option<&crate::model::App>) -> Result<(), UserError> {
-        let fleet = &self.services.fleet;
+        let fleet = &self.ground.services.fleet;
         if let Some(quota) = spec.replica_quota
             && !(1..=fleet.max_replicas()).contains(&quota)
         {
@@ -249,14 +253,14 @@ impl Engine {
     }
 
     pub(super) async fn start_deploy_phase(self: &Arc<Self>, id: &str) -> Result<Deployment, UserError> {
-        let d = self.deployment(id).await?;
+        let d = self.ground.deployment(id).await?;
         if d.status != Status::Pending {
             return Err(UserError::conflict(
                 ErrorCode::NotPending,
                 format!("deployment {id} is {}; only a pending deployment can be executed", d.status.words()),
             ));
         }
-        if let Some(active) = self.active_deployment(&d.app).await? {
+        if let Some(active) = self.ground.active_deployment(&d.app).await? {
             return Err(UserError::conflict(
                 ErrorCode::DeploymentInProgress,
                 format!(
@@ -267,20 +271,20 @@ impl Engine {
                 ),
             ));
         }
-        self.checks.lock().unwrap().insert(d.app.clone(), super::drive::check_of(&d.spec));
+        self.ground.checks.lock().unwrap().insert(d.app.clone(), super::drive::check_of(&d.spec));
         let message = format!("deploying {} with strategy {}", d.target_version, d.plugin.name);
         let to = Transition {
             phase: Some(Phase::Deploy),
             touch_progress: true,
             ..Transition::to(Status::InProgress, &message)
         };
-        self.store.transition(id, to).await?;
+        self.ground.store.transition(id, to).await?;
         self.spawn_drive(id.to_string());
-        self.deployment(id).await
+        self.ground.deployment(id).await
     }
 }
 
-impl Engine {
+impl Deployments {
     /// How a deployment binds its app to the entrypoints, checked, or None when it leaves
     /// the binding as it is. A host and prefix another app is bound to is refused.
     async fn binding_asked(&self, spec: &DeploymentSpec) -> Result<Option<AppBinding>, UserError> {
@@ -292,7 +296,7 @@ impl Engine {
         {
             return Ok(None);
         }
-        let current = self.store.app(&spec.app).await?;
+        let current = self.ground.store.app(&spec.app).await?;
         let mut binding = current.as_ref().map(AppBinding::of).unwrap_or(AppBinding {
             hosts: Vec::new(),
             path_prefix: "/".to_string(),
@@ -318,7 +322,7 @@ impl Engine {
         binding.redirect_https = spec.redirect_https.unwrap_or(binding.redirect_https);
         binding.backend_protocol = spec.backend_protocol.unwrap_or(binding.backend_protocol);
         if binding.tls == TlsMode::Acme {
-            if self.acme.is_none() {
+            if !self.certificates.has_acme() {
                 return Err(UserError::invalid(
                     Field::Tls,
                     "--tls acme needs a server started with --acme-directory URL (and --acme-email); or add certificates with `hivemind cert add` and use --tls manual",
@@ -331,7 +335,7 @@ impl Engine {
                 ));
             }
         }
-        for other in self.store.apps().await? {
+        for other in self.ground.store.apps().await? {
             if other.name == spec.app || other.path_prefix != binding.path_prefix {
                 continue;
             }

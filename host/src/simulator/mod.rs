@@ -13,14 +13,12 @@ mod drive;
 mod host;
 mod world;
 
-use super::bindings::strategy::{StepContext, StepOutcome, StrategyPre};
-use super::bindings::wit;
-use super::sandbox::{HostState, Limits, describe_trap};
-use super::scope::{PluginState, Scope, StepCaps};
 use crate::engine::machine::{Change, Control, Event, MIN_STEP_DELAY, Next, Outcome, decide, finished};
 use crate::engine::machine_outcome;
 use crate::health::HttpCheck;
 use crate::model::{Deployment, DeploymentSpec, Level, Phase, PluginRef, Release, Status, VariantSpec};
+use crate::plugins::{HostState, Limits, PluginState, Scope, StepCaps, StepContext, StepOutcome, StrategyPre};
+use crate::plugins::{describe_trap, wit};
 use crate::store::StepWrites;
 use anyhow::{Result, anyhow, bail};
 use host::SimPlatform;
@@ -28,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::Store;
-use wasmtime::component::{Component, ResourceTable};
+use wasmtime::component::Component;
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use world::{Behaviour, SimClock, Spike, World};
@@ -120,9 +118,9 @@ pub async fn run(bytes: &[u8], settings: &Settings) -> Result<Report> {
     let started = Instant::now();
     // The server's limits: fuel, memory, and the time a call may take.
     let limits = Limits::default();
-    let engine = super::sandbox::engine(&limits)?;
+    let engine = crate::plugins::wasm_engine(&limits)?;
     // The server's own linker: the same imports, bound to the same capability code.
-    let (linker, _) = super::sandbox::linkers(&engine)?;
+    let (linker, _) = crate::plugins::linkers(&engine)?;
     let component = Component::new(&engine, bytes).map_err(|e| anyhow!("the component does not compile: {e:#}"))?;
     let exports: Vec<String> = component.component_type().exports(&engine).map(|(name, _)| name.to_string()).collect();
     if !exports.iter().any(|e| e == "step") {
@@ -144,7 +142,7 @@ pub async fn run(bytes: &[u8], settings: &Settings) -> Result<Report> {
         instance
             .call_info(&mut store)
             .await
-            .map_err(|e| anyhow!("info() failed: {}", describe_trap(&e, &store.data().stderr)))?
+            .map_err(|e| anyhow!("info() failed: {}", describe_trap(&e, store.data().stderr())))?
     };
     let mut deployment = deployment(settings, false);
     let mut variants = Vec::new();
@@ -207,9 +205,7 @@ impl Simulation {
             .wall_clock(SimClock(clock.clone()))
             .monotonic_clock(SimClock(clock))
             .build();
-        let limits = super::sandbox::store_limits(&self.limits);
-        let host = HostState { wasi, table: ResourceTable::new(), limits, stderr, step, hook: None };
-        super::sandbox::arm(Store::new(&self.engine, host), &self.limits, |host| &mut host.limits)
+        crate::plugins::new_store(&self.engine, &self.limits, wasi, stderr, step, None)
     }
 
     async fn validate(&self, deployment: &wit::Deployment) -> Result<Result<(), String>> {
@@ -221,7 +217,7 @@ impl Simulation {
         };
         match tokio::time::timeout(self.limits.timeout, call).await {
             Err(_) => bail!("validate() did not return within {} s", self.limits.timeout.as_secs()),
-            Ok(Err(e)) => bail!("validate() failed: {}", describe_trap(&e, &store.data().stderr)),
+            Ok(Err(e)) => bail!("validate() failed: {}", describe_trap(&e, store.data().stderr())),
             Ok(Ok(verdict)) => Ok(verdict),
         }
     }
@@ -257,10 +253,10 @@ impl Simulation {
         };
         let outcome = match tokio::time::timeout(self.limits.timeout, call).await {
             Err(_) => Err(format!("the step did not finish within {} s of real time", self.limits.timeout.as_secs())),
-            Ok(Err(e)) => Err(describe_trap(&e, &store.data().stderr)),
+            Ok(Err(e)) => Err(describe_trap(&e, store.data().stderr())),
             Ok(Ok(outcome)) => Ok(outcome),
         };
-        let writes = store.into_data().step.map(|caps| caps.writes).unwrap_or_default();
+        let writes = store.into_data().into_step().map(|caps| caps.writes).unwrap_or_default();
         (outcome, writes)
     }
 

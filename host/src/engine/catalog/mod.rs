@@ -2,21 +2,33 @@
 //! enabling, disabling and removing them. The registry (`plugins`) holds them; the store
 //! remembers which were installed and which are off.
 
-use super::Engine;
+mod watch;
+
+use super::Ground;
 use crate::error::{ErrorCode, Field, UserError};
 use crate::model::Origin;
-use crate::plugins::LoadedPlugin;
+use crate::plugins::{LoadedPlugin, PluginHost};
 use anyhow::Result;
 use std::sync::Arc;
 
-impl Engine {
+/// The engine's plugin catalog: what is installed, loaded, enabled.
+pub struct Catalog {
+    pub(super) ground: Arc<Ground>,
+}
+
+impl Catalog {
+    /// The plugins loaded now.
+    pub fn plugins(&self) -> &Arc<PluginHost> {
+        &self.ground.plugins
+    }
+
     /// Loads the plugins installed before a restart, from `plugins_dir`, and switches off
     /// those that were disabled.
     pub async fn load_installed_plugins(&self, plugins_dir: &std::path::Path) -> Result<()> {
-        let disabled = self.store.disabled_plugins().await?;
+        let disabled = self.ground.store.disabled_plugins().await?;
         let result = self.load_installed(plugins_dir).await;
         for name in disabled {
-            if let Some(p) = self.plugins.get(&name) {
+            if let Some(p) = self.ground.plugins.get(&name) {
                 p.disabled.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }
@@ -24,14 +36,14 @@ impl Engine {
     }
 
     async fn load_installed(&self, plugins_dir: &std::path::Path) -> Result<()> {
-        for (sha, source) in self.store.installed_plugins().await? {
+        for (sha, source) in self.ground.store.installed_plugins().await? {
             let path = plugins_dir.join(format!("{sha}.wasm"));
             match std::fs::read(&path) {
                 Ok(bytes) => {
                     // It was accepted when installed, --replace included; its signature is
                     // checked again, against the trust policy this server runs with now.
                     let signature = std::fs::read_to_string(crate::plugins::trust::signature_path(&path)).ok();
-                    if let Err(e) = self.plugins.load(bytes, signature, Origin::Installed, true, source).await {
+                    if let Err(e) = self.ground.plugins.load(bytes, signature, Origin::Installed, true, source).await {
                         tracing::error!("installed plugin {} does not load: {e:#}", path.display());
                     }
                 }
@@ -44,14 +56,15 @@ impl Engine {
     /// Unloads an installed plugin and forgets its bytes. Refused while a deployment that
     /// runs uses it, naming the deployment.
     pub async fn remove_plugin(&self, name: &str, plugins_dir: &std::path::Path) -> Result<(), UserError> {
-        let _decisions = self.decisions.lock().await;
-        let plugin = self.plugins.get(name).ok_or_else(|| {
+        let _decisions = self.ground.decisions.lock().await;
+        let plugin = self.ground.plugins.get(name).ok_or_else(|| {
             UserError::not_found(
                 ErrorCode::PluginNotFound,
                 format!("no plugin named `{name}`; `hivemind plugin list` shows them"),
             )
         })?;
         let users: Vec<String> = self
+            .ground
             .store
             .active_deployments()
             .await?
@@ -73,25 +86,26 @@ impl Engine {
             ));
         }
         let removed = self
+            .ground
             .plugins
             .remove(name)
             .map_err(|e| UserError::conflict(ErrorCode::CannotRemovePlugin, format!("{e:#}")))?;
         let path = plugins_dir.join(format!("{}.wasm", removed.info.sha256));
         let _ = std::fs::remove_file(crate::plugins::trust::signature_path(&path));
         let _ = std::fs::remove_file(path);
-        self.store.delete_plugin(&removed.info.sha256).await?;
+        self.ground.store.delete_plugin(&removed.info.sha256).await?;
         Ok(())
     }
 
     /// Switches a plugin on or off for new deployments (a running one keeps its plugin).
     pub async fn set_plugin_enabled(&self, name: &str, enabled: bool) -> Result<Arc<LoadedPlugin>, UserError> {
-        let plugin = self.plugins.get(name).ok_or_else(|| {
+        let plugin = self.ground.plugins.get(name).ok_or_else(|| {
             UserError::not_found(
                 ErrorCode::PluginNotFound,
                 format!("no plugin named `{name}`; `hivemind plugin list` shows them"),
             )
         })?;
-        self.store.set_plugin_disabled(name, !enabled).await?;
+        self.ground.store.set_plugin_disabled(name, !enabled).await?;
         plugin.disabled.store(!enabled, std::sync::atomic::Ordering::Relaxed);
         Ok(plugin)
     }
@@ -108,6 +122,7 @@ impl Engine {
         source: String,
     ) -> Result<Arc<LoadedPlugin>, UserError> {
         let plugin = self
+            .ground
             .plugins
             .load(bytes.clone(), signature, Origin::Installed, replace, source.clone())
             .await
@@ -120,7 +135,7 @@ impl Engine {
                 .map_err(|e| UserError::internal(e.into()))?;
         }
         std::fs::write(&path, &bytes).map_err(|e| UserError::internal(e.into()))?;
-        self.store.insert_plugin(&plugin.info.sha256, &plugin.info.name, &plugin.info.version, &source).await?;
+        self.ground.store.insert_plugin(&plugin.info.sha256, &plugin.info.name, &plugin.info.version, &source).await?;
         Ok(plugin)
     }
 }

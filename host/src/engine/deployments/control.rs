@@ -2,13 +2,13 @@
 //! roll back. `machine` decides each: it refuses, with the rule, what the deployment's
 //! status does not allow.
 
-use super::Engine;
-use super::machine::{Control, Decision, Event, Next, Refusal, decide};
+use super::Deployments;
+use crate::engine::machine::{Control, Decision, Event, Next, Refusal, decide};
 use crate::error::{ErrorCode, Field, UserError};
 use crate::model::{Deployment, Level, now_ms};
 use std::sync::Arc;
 
-impl Engine {
+impl Deployments {
     /// Stops stepping a deployment in progress; `resume` goes on where it stopped.
     pub async fn pause(self: &Arc<Self>, id: &str) -> Result<Deployment, UserError> {
         self.control(id, Control::Pause).await
@@ -31,11 +31,11 @@ impl Engine {
     /// A user's control, as the machine decides it: refused with the rule the status
     /// breaks (409), or persisted, and the step loop started or woken to act on it.
     async fn control(self: &Arc<Self>, id: &str, control: Control) -> Result<Deployment, UserError> {
-        let _decisions = self.decisions.lock().await;
-        let d = self.deployment(id).await?;
+        let _decisions = self.ground.decisions.lock().await;
+        let d = self.ground.deployment(id).await?;
         let decision = decide(&d, &Event::Control(control), now_ms()).map_err(refused)?;
         self.enact(&d, &decision).await?;
-        self.deployment(id).await
+        self.ground.deployment(id).await
     }
 
     /// Persists a control's decision and starts (or wakes) the step loop it asks for.
@@ -52,8 +52,8 @@ impl Engine {
     /// `rolled_back`. A completed one that is the app's current release is reversed by a
     /// new deployment that brings the previous release back; that one is returned.
     pub async fn rollback(self: &Arc<Self>, id: &str) -> Result<Deployment, UserError> {
-        let _decisions = self.decisions.lock().await;
-        let d = self.deployment(id).await?;
+        let _decisions = self.ground.decisions.lock().await;
+        let d = self.ground.deployment(id).await?;
         let decision = decide(&d, &Event::Control(Control::Rollback), now_ms()).map_err(refused)?;
         match decision.next {
             Next::Reverse => {
@@ -66,7 +66,7 @@ impl Engine {
                         ),
                     ));
                 };
-                let app = self.store.app(&d.app).await?;
+                let app = self.ground.store.app(&d.app).await?;
                 let current = app.as_ref().and_then(|a| a.release.as_ref()).map(|r| r.version.clone());
                 if current.as_deref() != Some(d.target_version.as_str()) {
                     return Err(UserError::conflict(
@@ -95,7 +95,8 @@ impl Engine {
                     spec.params.clear();
                 }
                 let rollback = self.admit(spec, Some((&d, &previous))).await?;
-                self.store
+                self.ground
+                    .store
                     .event(
                         id,
                         Level::Warn,
@@ -106,15 +107,15 @@ impl Engine {
             }
             _ => {
                 self.enact(&d, &decision).await?;
-                self.deployment(id).await
+                self.ground.deployment(id).await
             }
         }
     }
 
     /// Picks the winner of an A/B test; its strategy makes it the release.
     pub async fn select_winner(self: &Arc<Self>, id: &str, variant: &str) -> Result<Deployment, UserError> {
-        let _decisions = self.decisions.lock().await;
-        let d = self.deployment(id).await?;
+        let _decisions = self.ground.decisions.lock().await;
+        let d = self.ground.deployment(id).await?;
         if d.spec.variants.is_empty() {
             return Err(UserError::conflict(
                 ErrorCode::NotAnAbTest,
@@ -129,9 +130,12 @@ impl Engine {
             ));
         }
         let decision = decide(&d, &Event::Control(Control::SelectWinner), now_ms()).map_err(refused)?;
-        self.store.set_winner(id, variant, &format!("variant {variant} selected as the winner by request")).await?;
+        self.ground
+            .store
+            .set_winner(id, variant, &format!("variant {variant} selected as the winner by request"))
+            .await?;
         self.enact(&d, &decision).await?;
-        self.deployment(id).await
+        self.ground.deployment(id).await
     }
 }
 

@@ -5,10 +5,9 @@
 use super::world::{APP, EPOCH_MS, NEIGHBOUR_REPLICA, Replica, World};
 use crate::health::{HttpCheck, ProbeResult};
 use crate::model::{ReplicaRecord, Split};
-use crate::plugins::{CapabilityError, Platform};
+use crate::plugins::{CapabilityError, HookHosts, Platform};
 use crate::router::{DrainState, StatsSnapshot};
 use crate::runtime::{JobOutcome, LaunchSpec};
-use crate::services::HookHosts;
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

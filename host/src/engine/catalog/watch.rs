@@ -5,7 +5,7 @@
 //! `X.wasm.minisig`, as minisign names it; one that arrives after its component (or
 //! changes) makes the component be tried again.
 
-use super::Engine;
+use super::Catalog;
 use crate::model::Origin;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ struct Seen {
     signature: Option<(u64, Option<SystemTime>)>,
 }
 
-impl Engine {
+impl Catalog {
     /// Watches `dir` for components being added and removed, in the background.
     pub fn watch_plugins_dir(self: &Arc<Self>, dir: PathBuf) {
         let engine = self.clone();
@@ -58,6 +58,7 @@ impl Engine {
             }
             let loaded = match std::fs::read(path) {
                 Ok(bytes) => match self
+                    .ground
                     .plugins
                     .load(
                         bytes,
@@ -97,8 +98,8 @@ impl Engine {
             let Some((_, Some(sha))) = known.remove(&path) else { continue };
             // Only the plugin the name points to now is unloaded: an older version of it
             // stays loaded for the deployments pinned to it.
-            let Some(plugin) = self.plugins.pinned(&sha) else { continue };
-            if self.plugins.get(&plugin.info.name).is_none_or(|current| current.info.sha256 != sha) {
+            let Some(plugin) = self.ground.plugins.pinned(&sha) else { continue };
+            if self.ground.plugins.get(&plugin.info.name).is_none_or(|current| current.info.sha256 != sha) {
                 continue;
             }
             match self.remove_plugin(&plugin.info.name, dir).await {

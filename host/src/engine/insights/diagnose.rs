@@ -1,14 +1,14 @@
 //! `deployment diagnose`: what happened to a deployment and why, cause first.
 
-use super::Engine;
+use super::Insights;
 use crate::api_types::{Diagnosis, ReplicaDiagnosis};
 use crate::error::UserError;
 use crate::model::{Level, Status};
 
-impl Engine {
+impl Insights {
     pub async fn diagnose(&self, id: &str, verbose: bool) -> Result<Diagnosis, UserError> {
-        let d = self.deployment(id).await?;
-        let events = self.store.events(id, 0).await?;
+        let d = self.ground.deployment(id).await?;
+        let events = self.ground.store.events(id, 0).await?;
         let cause = match d.status {
             Status::Completed | Status::Pending | Status::InProgress => d.error.clone(),
             _ => Some(d.error.clone().unwrap_or_else(|| d.message.clone())),
@@ -23,11 +23,11 @@ impl Engine {
         let timeline = events.into_iter().filter(|e| verbose || e.level != Level::Debug).collect();
         let lines = if verbose { 100 } else { 20 };
         let mut replicas = Vec::new();
-        for record in self.services.fleet.list(&d.app).await {
-            let running = self.services.fleet.is_running(&record).await;
-            let logs = self.services.fleet.logs(&record, lines).await;
-            let last_probe = self.services.last_probe(&record.id).map(|p| p.message);
-            let healthy = self.services.router.is_healthy(&d.app, &record.id);
+        for record in self.ground.services.fleet.list(&d.app).await {
+            let running = self.ground.services.fleet.is_running(&record).await;
+            let logs = self.ground.services.fleet.logs(&record, lines).await;
+            let last_probe = self.ground.services.last_probe(&record.id).map(|p| p.message);
+            let healthy = self.ground.services.router.is_healthy(&d.app, &record.id);
             replicas.push(ReplicaDiagnosis { record, running, healthy, last_probe, logs });
         }
         Ok(Diagnosis { summary, cause, deployment: d, timeline, errors, replicas })

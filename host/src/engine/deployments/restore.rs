@@ -3,7 +3,7 @@
 //! stopped. Only when even that fails does the app end degraded, and then it says so and
 //! records what really serves, so that `app get` never contradicts the router.
 
-use super::Engine;
+use super::Deployments;
 use crate::model::{Deployment, Level, Release, RollbackKind, Split, Status};
 use crate::plugins::Scope;
 use crate::router::DrainState;
@@ -14,26 +14,26 @@ use std::time::{Duration, Instant};
 /// How long replicas being replaced get to finish their requests.
 const DRAIN: Duration = Duration::from_secs(10);
 
-impl Engine {
+impl Deployments {
     /// The rollback phase failed (its strategy said so, trapped, or stopped progressing).
     /// Called without the decisions lock: restoring takes as long as replicas take to
     /// become healthy.
     pub(super) async fn rollback_failed(&self, d: &Deployment, reason: &str) -> Result<()> {
         let previous = d.previous.as_ref().map(|p| p.version.clone()).unwrap_or_else(|| "nothing".into());
         let message = format!("the strategy's rollback failed: {reason}; the host restores {previous} itself");
-        self.store.event(&d.id, Level::Error, &message).await?;
+        self.ground.store.event(&d.id, Level::Error, &message).await?;
         let restored = self.restore_previous(d).await;
 
-        let _decisions = self.decisions.lock().await;
+        let _decisions = self.ground.decisions.lock().await;
         if !self.still_in_phase(d).await? {
             return Ok(());
         }
-        self.healer.forget(&d.app);
+        self.ground.healer.forget(&d.app);
         let first = d.error.clone().map(|e| format!("{e}; ")).unwrap_or_default();
         let error = d.error.clone().unwrap_or_else(|| format!("rollback failed: {reason}"));
         match restored {
             Ok(serving) => {
-                self.store.set_app_release(&d.app, d.previous.as_ref()).await?;
+                self.ground.store.set_app_release(&d.app, d.previous.as_ref()).await?;
                 let kind = d.rollback_kind.unwrap_or(RollbackKind::Failure);
                 let message =
                     format!("{first}the strategy's rollback failed too ({reason}), so the host restored it: {serving}");
@@ -42,7 +42,7 @@ impl Engine {
                     error: Some(&error),
                     ..Transition::to(kind.final_status(), &message)
                 };
-                self.store.transition(&d.id, to).await?;
+                self.ground.store.transition(&d.id, to).await?;
             }
             Err(why) => {
                 let (release, serving) = self.what_serves(d);
@@ -50,11 +50,11 @@ impl Engine {
                     "deployment {} failed and could not be rolled back: the strategy's rollback failed ({reason}) and the host could not restore {previous} ({why}); {serving}",
                     d.id
                 );
-                self.store.set_app_degraded(&d.app, release.as_ref(), &degraded).await?;
+                self.ground.store.set_app_degraded(&d.app, release.as_ref(), &degraded).await?;
                 let message = format!("{first}{degraded}; app {} is degraded", d.app);
                 let to =
                     Transition { level: Level::Error, error: Some(&error), ..Transition::to(Status::Failed, &message) };
-                self.store.transition(&d.id, to).await?;
+                self.ground.store.transition(&d.id, to).await?;
             }
         }
         self.count_outcome(&d.id).await;
@@ -65,7 +65,7 @@ impl Engine {
     /// Puts the previous release back as the only thing that serves. Returns what serves
     /// now, or why it could not.
     async fn restore_previous(&self, d: &Deployment) -> Result<String, String> {
-        let services = &self.services;
+        let services = &self.ground.services;
         let Some(previous) = &d.previous else {
             self.route(&d.app, Split::none()).await?;
             self.drain_and_stop(&d.app, |_| true).await?;
@@ -112,8 +112,8 @@ impl Engine {
 
     /// Sets the app's split, stored first so that a restart comes back with it.
     async fn route(&self, app: &str, split: Split) -> Result<(), String> {
-        self.store.set_app_split(app, &split, false).await.map_err(|e| format!("{e:#}"))?;
-        self.services.router.set_split(app, split, false);
+        self.ground.store.set_app_split(app, &split, false).await.map_err(|e| format!("{e:#}"))?;
+        self.ground.services.router.set_split(app, split, false);
         Ok(())
     }
 
@@ -123,7 +123,7 @@ impl Engine {
         app: &str,
         doomed: impl Fn(&crate::model::ReplicaRecord) -> bool,
     ) -> Result<(), String> {
-        let services = &self.services;
+        let services = &self.ground.services;
         let replicas: Vec<_> = services.fleet.list(app).await.into_iter().filter(|r| doomed(r)).collect();
         for r in &replicas {
             services.router.drain(app, &r.id, DRAIN);
@@ -142,7 +142,7 @@ impl Engine {
     /// The release the router sends all its traffic to (the app's release, as far as
     /// anyone can tell), and what serves, in words.
     fn what_serves(&self, d: &Deployment) -> (Option<Release>, String) {
-        let (split, _) = self.services.router.split(&d.app);
+        let (split, _) = self.ground.services.router.split(&d.app);
         let release = match split.serving().as_slice() {
             [] => return (None, "nothing serves".to_string()),
             [only] if *only == d.target_version => Some(d.target()),

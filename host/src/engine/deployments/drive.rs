@@ -1,8 +1,8 @@
 //! The step loop: call the pinned strategy's `step`, persist what it did, act on what it
 //! said, sleep, repeat — until the phase is done or failed.
 
-use super::Engine;
-use super::machine::{self, Change, Decision, Event, Next, Outcome};
+use super::Deployments;
+use crate::engine::machine::{self, Change, Decision, Event, Next, Outcome};
 use crate::health::HttpCheck;
 use crate::model::{Deployment, DeploymentSpec, Level, Phase, Status, now_ms};
 use crate::plugins::{Scope, StepCaps, StepContext, StepOutcome, wit};
@@ -22,9 +22,9 @@ struct Repeats {
     count: u32,
 }
 
-impl Engine {
+impl Deployments {
     /// Runs the step loop of a deployment in the background, unless it already runs.
-    pub(super) fn spawn_drive(self: &Arc<Self>, id: String) {
+    pub(in crate::engine) fn spawn_drive(self: &Arc<Self>, id: String) {
         let wake = Arc::new(Notify::new());
         {
             let mut driving = self.driving.lock().unwrap();
@@ -49,7 +49,7 @@ impl Engine {
                 // A user who resumed (or promoted) the deployment while this loop was
                 // ending found it still running and started no other: look once more.
                 let runs = matches!(
-                    engine.store.deployment(&id).await,
+                    engine.ground.store.deployment(&id).await,
                     Ok(Some(d)) if matches!(d.status, Status::InProgress | Status::RollingBack)
                 );
                 let mut driving = engine.driving.lock().unwrap();
@@ -62,29 +62,31 @@ impl Engine {
     }
 
     /// Wakes a deployment's step loop from its sleep, so a user's control acts at once.
-    pub(super) fn wake(&self, id: &str) {
+    pub(in crate::engine) fn wake(&self, id: &str) {
         if let Some(wake) = self.driving.lock().unwrap().get(id) {
             wake.notify_one();
         }
     }
 
     async fn drive(&self, id: &str, wake: &Notify) -> Result<()> {
-        if let Some(d) = self.store.deployment(id).await? {
+        if let Some(d) = self.ground.store.deployment(id).await? {
             // An A/B goal given as a response header is counted by the router.
             let goal = d.spec.params.get("goal").and_then(|g| g.strip_prefix("header:"));
-            self.services.router.set_goal_header(&d.app, goal);
+            self.ground.services.router.set_goal_header(&d.app, goal);
         }
         // The event of the latest step, while the steps after it say the same thing.
         let mut repeats: Option<Repeats> = None;
         // The plugin's state, kept between steps: only this loop writes it.
-        let mut state =
-            crate::plugins::PluginState { sizes: self.store.plugin_state_sizes(id).await?, ..Default::default() };
+        let mut state = crate::plugins::PluginState {
+            sizes: self.ground.store.plugin_state_sizes(id).await?,
+            ..Default::default()
+        };
         loop {
             // A server that lost the lease takes no step more: the new leader resumes.
-            if !self.store.fence().may_act() {
+            if !self.ground.store.fence().may_act() {
                 return Err(crate::store::NotLeader("this server no longer leads".into()).into());
             }
-            let Some(d) = self.store.deployment(id).await? else { return Ok(()) };
+            let Some(d) = self.ground.store.deployment(id).await? else { return Ok(()) };
             // Before the step: the progress deadline, the pre hooks.
             let before = machine::decide(&d, &Event::Poll, now_ms()).expect("a poll is never refused");
             if !before.steps_now() {
@@ -94,13 +96,13 @@ impl Engine {
                     Flow::Go => continue,
                 }
             }
-            let Some(plugin) = self.plugins.pinned(&d.plugin.sha256) else {
+            let Some(plugin) = self.ground.plugins.pinned(&d.plugin.sha256) else {
                 let missing = machine::decide(&d, &Event::PluginMissing, now_ms()).expect("never refused");
                 self.act(&d, missing, wake, None).await?;
                 return Ok(());
             };
             let caps = StepCaps {
-                scope: Scope::of(&d, self.services.clone()),
+                scope: Scope::of(&d, self.ground.services.clone()),
                 health: check_of(&d.spec),
                 metrics_endpoint: d.spec.params.get("metrics-endpoint").cloned().unwrap_or_else(|| "/metrics".into()),
                 rollback_of: d.rollback_of.clone(),
@@ -120,8 +122,9 @@ impl Engine {
                 }
             };
             let started = std::time::Instant::now();
-            let (outcome, caps) = self.plugins.step(&plugin, caps, &wit_deployment(&d), &context, interrupted).await;
-            self.counts.step(started.elapsed().as_secs_f64());
+            let (outcome, caps) =
+                self.ground.plugins.step(&plugin, caps, &wit_deployment(&d), &context, interrupted).await;
+            self.ground.counts.step(started.elapsed().as_secs_f64());
             state = caps.state;
             let mut writes = caps.writes;
             if !matches!(outcome, Some(Ok(_))) {
@@ -129,19 +132,19 @@ impl Engine {
                 writes.state.clear();
             }
 
-            let decisions = self.decisions.lock().await;
+            let decisions = self.ground.decisions.lock().await;
             let Some(outcome) = outcome else {
                 // What the interrupted step changed is logged; its progress, which it
                 // never finished, is not kept.
                 writes.progress = None;
-                let now = self.store.deployment(id).await?.map(|n| n.status.words()).unwrap_or_default();
+                let now = self.ground.store.deployment(id).await?.map(|n| n.status.words()).unwrap_or_default();
                 let message = format!(
                     "step {} of the {} phase was interrupted after {:.1} s: the deployment is {now}",
                     d.attempt + 1,
                     d.phase.as_str(),
                     started.elapsed().as_secs_f64()
                 );
-                self.store.record_step(id, &writes, &StepEvent::New { level: Level::Info, message }).await?;
+                self.ground.store.record_step(id, &writes, &StepEvent::New { level: Level::Info, message }).await?;
                 repeats = None;
                 continue;
             };
@@ -164,7 +167,7 @@ impl Engine {
                     message: format!("step {} of the {} phase: {what}", d.attempt + 1, d.phase.as_str()),
                 },
             };
-            let event_id = self.store.record_step(id, &writes, &event).await?;
+            let event_id = self.ground.store.record_step(id, &writes, &event).await?;
             state.commit(&writes.state);
             repeats = match (repeats, event) {
                 (Some(r), StepEvent::Repeat { .. }) => Some(r),
@@ -176,7 +179,7 @@ impl Engine {
                 continue;
             }
             // The deadline counts from the progress this step recorded.
-            let now = self.store.deployment(id).await?.unwrap_or(d);
+            let now = self.ground.store.deployment(id).await?.unwrap_or(d);
             let decision = machine::decide(&now, &Event::Step(outcome), now_ms()).expect("a step is never refused");
             if matches!(decision.next, Next::RunHooks(_)) {
                 repeats = None;
@@ -196,13 +199,13 @@ impl Engine {
             Next::RunHooks(stage) => {
                 drop(held);
                 let verdict = self.run_hooks(d, stage).await?;
-                let _decisions = self.decisions.lock().await;
+                let _decisions = self.ground.decisions.lock().await;
                 // A failure counts even if the deployment was paused meanwhile: its stage is
                 // recorded as run, so it would not run again.
                 if let Err(reason) = verdict
                     && self.still_in_phase(d).await?
                 {
-                    let mut now = self.store.deployment(&d.id).await?.unwrap_or_else(|| d.clone());
+                    let mut now = self.ground.store.deployment(&d.id).await?.unwrap_or_else(|| d.clone());
                     // Paused meanwhile: the failure still acts, as if it were running.
                     now.status = d.status;
                     let failed = Event::Hooks { stage, failure: Some(reason) };
@@ -219,7 +222,7 @@ impl Engine {
             Next::Finish => {
                 let _decisions = match held {
                     Some(held) => held,
-                    None => self.decisions.lock().await,
+                    None => self.ground.decisions.lock().await,
                 };
                 self.finish(d).await?;
                 Ok(Flow::Stop)
@@ -228,7 +231,7 @@ impl Engine {
                 {
                     let _decisions = match held {
                         Some(held) => held,
-                        None => self.decisions.lock().await,
+                        None => self.ground.decisions.lock().await,
                     };
                     self.apply(&d.id, &decision).await?;
                 }
@@ -251,29 +254,29 @@ impl Engine {
     /// its app's history pruned.
     pub(super) async fn apply(&self, id: &str, decision: &Decision) -> Result<()> {
         if let Some(change) = &decision.change {
-            self.store.transition(id, transition(change)).await?;
+            self.ground.store.transition(id, transition(change)).await?;
             if change.status.is_terminal() {
                 self.count_outcome(id).await;
-                if let Ok(Some(d)) = self.store.deployment(id).await {
+                if let Ok(Some(d)) = self.ground.store.deployment(id).await {
                     self.prune_history(&d.app).await;
                 }
             }
         }
         if let Some((level, message)) = &decision.note {
-            self.store.event(id, *level, message).await?;
+            self.ground.store.event(id, *level, message).await?;
         }
         Ok(())
     }
 
     /// Whether the deployment is still where `d` saw it: same status, same phase.
     async fn unchanged(&self, d: &Deployment) -> Result<bool> {
-        let now = self.store.deployment(&d.id).await?;
+        let now = self.ground.store.deployment(&d.id).await?;
         Ok(now.is_some_and(|n| n.status == d.status && n.phase == d.phase))
     }
 
     /// Whether the deployment is still active in the phase `d` saw (perhaps paused since).
     pub(super) async fn still_in_phase(&self, d: &Deployment) -> Result<bool> {
-        let now = self.store.deployment(&d.id).await?;
+        let now = self.ground.store.deployment(&d.id).await?;
         Ok(now.is_some_and(|n| n.status.is_active() && n.phase == d.phase))
     }
 
@@ -281,13 +284,13 @@ impl Engine {
     /// it as failed, rolled back or aborted, with the previous release serving.
     async fn finish(&self, d: &Deployment) -> Result<()> {
         // Whatever serves now, the healer starts afresh with it: old slots, old deaths go.
-        self.healer.forget(&d.app);
+        self.ground.healer.forget(&d.app);
         let mut winner = None;
         match d.phase {
             Phase::Deploy if !d.spec.variants.is_empty() => {
                 // An A/B test ends with its winner serving alone: the release is what the
                 // router sends all traffic to.
-                let (split, _) = self.services.router.split(&d.app);
+                let (split, _) = self.ground.services.router.split(&d.app);
                 let name = match (split.serving().as_slice(), &d.winner) {
                     ([only], _) => only.to_string(),
                     (_, Some(w)) => w.clone(),
@@ -296,17 +299,21 @@ impl Engine {
                 let release =
                     d.variant_releases().into_iter().find(|r| r.version == name).unwrap_or_else(|| d.target());
                 let release = crate::model::Release { replicas: d.spec.replicas, ..release };
-                self.store.set_app_release(&d.app, Some(&release)).await?;
-                self.store.set_winner(&d.id, &name, &format!("variant {name} won and is the app's release")).await?;
+                self.ground.store.set_app_release(&d.app, Some(&release)).await?;
+                self.ground
+                    .store
+                    .set_winner(&d.id, &name, &format!("variant {name} won and is the app's release"))
+                    .await?;
                 winner = Some(release);
             }
             Phase::Deploy => {
-                self.store.set_app_release(&d.app, Some(&d.target())).await?;
+                self.ground.store.set_app_release(&d.app, Some(&d.target())).await?;
                 // The deployment rolled back says so before its rollback says it completed:
                 // whoever waits for the rollback then finds both ends as they are.
                 if let Some(of) = &d.rollback_of {
                     let message = format!("rolled back by {}: {} serves again", d.id, d.target_version);
-                    self.store
+                    self.ground
+                        .store
                         .transition(
                             of,
                             Transition { level: Level::Warn, ..Transition::to(Status::RolledBack, &message) },
@@ -314,7 +321,7 @@ impl Engine {
                         .await?;
                 }
             }
-            Phase::Rollback => self.store.set_app_release(&d.app, d.previous.as_ref()).await?,
+            Phase::Rollback => self.ground.store.set_app_release(&d.app, d.previous.as_ref()).await?,
         }
         let ended = Decision { change: Some(machine::finished(d, winner.as_ref())), note: None, next: Next::Idle };
         self.apply(&d.id, &ended).await
@@ -322,15 +329,15 @@ impl Engine {
 
     /// Counts how a deployment ended, for /metrics.
     pub(super) async fn count_outcome(&self, id: &str) {
-        if let Ok(Some(d)) = self.store.deployment(id).await
+        if let Ok(Some(d)) = self.ground.store.deployment(id).await
             && d.status.is_terminal()
         {
-            self.counts.outcome(&d.strategy, d.status);
+            self.ground.counts.outcome(&d.strategy, d.status);
         }
     }
 
     pub(super) async fn prune_history(&self, app: &str) {
-        match self.store.prune_history(app, self.options.history_limit as i64).await {
+        match self.ground.store.prune_history(app, self.ground.options.history_limit as i64).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(app = %app, "deleted {n} old deployments beyond the history limit"),
             Err(e) => tracing::warn!(app = %app, "pruning history: {e:#}"),
@@ -393,7 +400,7 @@ enum Flow {
 /// One probe never takes longer than this.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub(super) fn check_of(spec: &DeploymentSpec) -> HttpCheck {
+pub fn check_of(spec: &DeploymentSpec) -> HttpCheck {
     HttpCheck {
         path: spec.health_check_path.clone(),
         timeout: PROBE_TIMEOUT.min(Duration::from_secs(spec.health_check_timeout.max(1) as u64)),

@@ -7,7 +7,7 @@
 //! While an app has an active deployment its strategy owns the replicas, and the healer
 //! leaves the app alone. Every correction is an event of the app and a counter.
 
-use super::Engine;
+use super::Apps;
 use crate::api_types::CrashLoop;
 use crate::model::{App, Level, ReplicaRecord, now_ms};
 use crate::plugins::Scope;
@@ -26,7 +26,7 @@ const CRASH_LOOP_AFTER: u32 = 2;
 /// How long a replica being replaced or scaled away gets to finish its requests.
 const DRAIN: Duration = Duration::from_secs(10);
 
-pub(super) struct Healer {
+pub(in crate::engine) struct Healer {
     /// When this server started: a replica's age counts from then at the earliest.
     born_ms: i64,
     apps: Mutex<HashMap<String, Slots>>,
@@ -91,7 +91,7 @@ impl Slot {
 
 impl Healer {
     /// The app's slots that are crash-looping; `healthy` says whether a replica is.
-    pub(super) fn crash_loops(&self, app: &str, healthy: impl Fn(&str) -> bool) -> Vec<CrashLoop> {
+    pub(in crate::engine) fn crash_loops(&self, app: &str, healthy: impl Fn(&str) -> bool) -> Vec<CrashLoop> {
         let apps = self.apps.lock().unwrap();
         let Some(s) = apps.get(app) else { return Vec::new() };
         let now = now_ms();
@@ -111,12 +111,12 @@ impl Healer {
     }
 
     /// Forgets an app's slots (it was removed, or a deployment replaced its release).
-    pub(super) fn forget(&self, app: &str) {
+    pub(in crate::engine) fn forget(&self, app: &str) {
         self.apps.lock().unwrap().remove(app);
     }
 
     /// The healer's counts in the Prometheus text format.
-    pub(super) fn prometheus(&self, out: &mut String, healthy: impl Fn(&str) -> bool) {
+    pub(in crate::engine) fn prometheus(&self, out: &mut String, healthy: impl Fn(&str) -> bool) {
         use std::fmt::Write;
         let _ = writeln!(out, "# HELP hivemind_replica_restarts_total Replicas the healer replaced, by reason.");
         let _ = writeln!(out, "# TYPE hivemind_replica_restarts_total counter");
@@ -135,12 +135,12 @@ impl Healer {
     }
 }
 
-impl Engine {
+impl Apps {
     /// Heals every app that needs it, each on a task of its own.
-    pub(super) async fn heal_all(self: &Arc<Self>) {
-        let Ok(apps) = self.store.apps().await else { return };
+    pub(in crate::engine) async fn heal_all(self: &Arc<Self>) {
+        let Ok(apps) = self.ground.store.apps().await else { return };
         for app in apps {
-            if !self.looks_unwell(&app).await || !self.healer.busy.lock().unwrap().insert(app.name.clone()) {
+            if !self.looks_unwell(&app).await || !self.ground.healer.busy.lock().unwrap().insert(app.name.clone()) {
                 continue;
             }
             let engine = self.clone();
@@ -148,7 +148,7 @@ impl Engine {
                 if let Err(e) = engine.heal(&app.name).await {
                     tracing::warn!(app = %app.name, "healing: {e:#}");
                 }
-                engine.healer.busy.lock().unwrap().remove(&app.name);
+                engine.ground.healer.busy.lock().unwrap().remove(&app.name);
             });
         }
     }
@@ -157,11 +157,18 @@ impl Engine {
     /// whether the app's release might lack a replica, or have one too many or unwell.
     async fn looks_unwell(&self, app: &App) -> bool {
         let Some(release) = &app.release else { return false };
-        let replicas: Vec<ReplicaRecord> =
-            self.services.fleet.list(&app.name).await.into_iter().filter(|r| r.version == release.version).collect();
+        let replicas: Vec<ReplicaRecord> = self
+            .ground
+            .services
+            .fleet
+            .list(&app.name)
+            .await
+            .into_iter()
+            .filter(|r| r.version == release.version)
+            .collect();
         replicas.len() != release.replicas as usize
             || replicas.iter().any(|r| {
-                let health = self.services.health_of(&r.id);
+                let health = self.ground.services.health_of(&r.id);
                 !health.ever_healthy || health.failures_in_a_row > 0
             })
     }
@@ -171,14 +178,14 @@ impl Engine {
         // Decided under the decisions lock, on what the store says now: a deployment that
         // starts or ends meanwhile cannot slip between the check and the plan.
         let plan = {
-            let _decisions = self.decisions.lock().await;
-            if self.active_deployment(name).await?.is_some() {
+            let _decisions = self.ground.decisions.lock().await;
+            if self.ground.active_deployment(name).await?.is_some() {
                 return Ok(());
             }
-            let Some(app) = self.store.app(name).await? else { return Ok(()) };
+            let Some(app) = self.ground.store.app(name).await? else { return Ok(()) };
             let Some(release) = app.release.clone() else { return Ok(()) };
             // The latest deployment says how the release runs: ports, health, target.
-            let Some(latest) = self.store.deployments(Some(name), 1).await?.pop() else { return Ok(()) };
+            let Some(latest) = self.ground.store.deployments(Some(name), 1).await?.pop() else { return Ok(()) };
             self.plan(name, release, latest).await
         };
         self.carry_out(name, plan).await
@@ -186,13 +193,13 @@ impl Engine {
 
     /// Which replica fills which slot, which died and why, which are surplus.
     async fn plan(&self, app: &str, release: crate::model::Release, latest: crate::model::Deployment) -> Plan {
-        let services = &self.services;
+        let services = &self.ground.services;
         let replicas: Vec<ReplicaRecord> =
             services.fleet.list(app).await.into_iter().filter(|r| r.version == release.version).collect();
         let now = now_ms();
         let mut surplus = Vec::new();
         {
-            let mut apps = self.healer.apps.lock().unwrap();
+            let mut apps = self.ground.healer.apps.lock().unwrap();
             let s = apps.entry(app.to_string()).or_default();
             if s.version != release.version {
                 *s = Slots { version: release.version.clone(), slots: Vec::new() };
@@ -220,12 +227,12 @@ impl Engine {
             let health = services.health_of(&r.id);
             if health.ever_healthy && health.failures_in_a_row == 0 {
                 if health.healthy_since_ms.is_some_and(|since| now - since > FORGIVEN_AFTER_MS) {
-                    self.healer.forgive(app, &r.id);
+                    self.ground.healer.forgive(app, &r.id);
                 }
                 continue;
             }
             // Its age counts from when this server could first see it.
-            let age = now - r.started_at_ms.max(self.healer.born_ms);
+            let age = now - r.started_at_ms.max(self.ground.healer.born_ms);
             let death = if !services.fleet.is_running(r).await {
                 Death::Exited
             } else if health.ever_healthy && health.failures_in_a_row >= latest.spec.liveness_failures {
@@ -242,7 +249,7 @@ impl Engine {
 
     async fn carry_out(&self, app: &str, plan: Plan) -> anyhow::Result<()> {
         let Plan { release, latest, dead, surplus } = plan;
-        let services = &self.services;
+        let services = &self.ground.services;
         let now = now_ms();
 
         // The dead go: drained, stopped, noted; their slots wait out their back-off.
@@ -261,8 +268,9 @@ impl Engine {
                 }
             };
             self.retire(app, &r).await;
-            let (deaths, wait_ms) = self.healer.died(app, &r.id, exit, logs, now);
+            let (deaths, wait_ms) = self.ground.healer.died(app, &r.id, exit, logs, now);
             *self
+                .ground
                 .healer
                 .restarts
                 .lock()
@@ -275,19 +283,19 @@ impl Engine {
                 (Level::Warn, format!("replacing it in {:.0} s", wait_ms as f64 / 1000.0))
             };
             let message = format!("replica {} of {} {why}; {then}", r.id, r.version);
-            self.store.app_event(app, level, &message).await?;
+            self.ground.store.app_event(app, level, &message).await?;
         }
 
         // Replicas beyond the desired count (after `app scale` down) drain, then go.
         for r in surplus.iter().rev() {
             self.retire(app, r).await;
             let message = format!("scaled down: replica {} of {} drained and stopped", r.id, r.version);
-            self.store.app_event(app, Level::Info, &message).await?;
+            self.ground.store.app_event(app, Level::Info, &message).await?;
         }
 
         // Empty slots whose back-off is over get a new replica.
         let ready: Vec<usize> = {
-            let apps = self.healer.apps.lock().unwrap();
+            let apps = self.ground.healer.apps.lock().unwrap();
             let Some(s) = apps.get(app) else { return Ok(()) };
             s.slots
                 .iter()
@@ -313,22 +321,22 @@ impl Engine {
                 Ok(now_running) => {
                     services.sync_router(app).await;
                     if let Some(new) = now_running.into_iter().find(|r| !running.contains(&r.id)) {
-                        self.healer.fill(app, slot, &new.id);
+                        self.ground.healer.fill(app, slot, &new.id);
                         let message = format!(
                             "started replica {} of {} to keep {} running",
                             new.id, new.version, release.replicas
                         );
-                        self.store.app_event(app, Level::Info, &message).await?;
+                        self.ground.store.app_event(app, Level::Info, &message).await?;
                     }
                 }
                 Err(e) => {
-                    let (deaths, wait_ms) = self.healer.start_failed(app, slot, format!("{e:#}"), now);
+                    let (deaths, wait_ms) = self.ground.healer.start_failed(app, slot, format!("{e:#}"), now);
                     let message = format!(
                         "could not start a replica of {}: {e:#}; trying again in {:.0} s (attempt {deaths})",
                         release.version,
                         wait_ms as f64 / 1000.0
                     );
-                    self.store.app_event(app, Level::Error, &message).await?;
+                    self.ground.store.app_event(app, Level::Error, &message).await?;
                 }
             }
         }
@@ -337,7 +345,7 @@ impl Engine {
 
     /// Drains a replica (if it can still serve), stops it and forgets its health.
     async fn retire(&self, app: &str, r: &ReplicaRecord) {
-        let services = &self.services;
+        let services = &self.ground.services;
         if services.router.drain(app, &r.id, DRAIN) {
             while matches!(services.router.drain_state(app, &r.id), Some(DrainState::Draining(_))) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
