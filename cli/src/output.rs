@@ -136,9 +136,9 @@ pub fn deployment(d: &DeploymentView, format: Format) {
     }
     let x = &d.deployment;
     fields(&[
-        ("id", x.id.clone()),
+        ("id", x.id.to_string()),
         ("name", x.name.clone()),
-        ("app", x.app.clone()),
+        ("app", x.app.to_string()),
         ("image", x.spec.image.clone()),
         ("replicas", x.spec.replicas.to_string()),
         ("strategy", format!("{} {} (sha256 {})", x.plugin.name, x.plugin.version, x.plugin.sha256)),
@@ -162,10 +162,10 @@ pub fn deployments(list: &[DeploymentView], format: Format) {
         .map(|d| {
             let x = &d.deployment;
             vec![
-                x.id.clone(),
-                x.app.clone(),
+                x.id.to_string(),
+                x.app.to_string(),
                 x.target_version.clone(),
-                x.strategy.clone(),
+                x.strategy.to_string(),
                 x.status.as_str().to_string(),
                 format!("{}%", x.progress),
                 d.created_at.clone(),
@@ -181,8 +181,8 @@ pub fn status(s: &StatusView, format: Format) {
         return json(s, format);
     }
     fields(&[
-        ("id", s.id.clone()),
-        ("app", s.app.clone()),
+        ("id", s.id.to_string()),
+        ("app", s.app.to_string()),
         ("status", s.status.as_str().to_string()),
         ("progress", format!("{}%", s.progress)),
         ("message", s.message.clone()),
@@ -220,7 +220,7 @@ pub fn apps(list: &[AppView], format: Format) {
         .map(|a| {
             let healthy = a.replicas.iter().filter(|r| r.healthy).count();
             vec![
-                a.app.name.clone(),
+                a.app.name.to_string(),
                 a.app.port.to_string(),
                 a.app.release.as_ref().map_or("-".into(), |r| r.version.clone()),
                 a.app.release.as_ref().map_or("-".into(), |r| r.image.clone()),
@@ -245,7 +245,7 @@ pub fn app(a: &AppView, format: Format) {
     let x = &a.app;
     let split: Vec<String> = x.split.iter().map(|(v, w)| format!("{v}={w}")).collect();
     fields(&[
-        ("name", x.name.clone()),
+        ("name", x.name.to_string()),
         ("state", x.degraded.as_ref().map_or("ok".into(), |why| format!("degraded: {why}"))),
         ("port", x.port.to_string()),
         (
@@ -302,7 +302,7 @@ pub fn pipelines(list: &[PipelineView], format: Format) {
         .iter()
         .map(|p| {
             let params: Vec<String> = p.spec.params.iter().map(|(k, v)| format!("--{k} {v}")).collect();
-            vec![p.name.clone(), p.spec.strategy.clone(), p.spec.replicas.to_string(), params.join(" ")]
+            vec![p.name.clone(), p.spec.strategy.to_string(), p.spec.replicas.to_string(), params.join(" ")]
         })
         .collect();
     table(&["PIPELINE", "STRATEGY", "REPLICAS", "FLAGS"], rows);

@@ -164,7 +164,7 @@ impl SpecArgs {
     /// given: only the flags on the command line override it.
     pub fn into_spec(self, app: String, name: Option<String>, base: Option<DeploymentSpec>) -> DeploymentSpec {
         let mut spec = base.unwrap_or_else(|| DeploymentSpec::new(&app, ""));
-        spec.app = app;
+        spec.app = app.into();
         spec.name = name.or(spec.name);
         if let Some(image) = self.image {
             spec.image = image;
@@ -173,7 +173,7 @@ impl SpecArgs {
             spec.variants = self.variants;
         }
         macro_rules! set {
-            ($($field:ident),*) => {$(if let Some(v) = self.$field { spec.$field = v; })*};
+            ($($field:ident),*) => {$(if let Some(v) = self.$field { spec.$field = v.into(); })*};
         }
         set!(
             strategy,

@@ -158,11 +158,11 @@ impl Series {
     }
 
     /// Closes the series of deployments no longer under way, and forgets the oldest.
-    pub fn finish_all_but(&self, live: &HashSet<String>, at_ms: i64) {
+    pub fn finish_all_but(&self, live: &HashSet<crate::model::DeploymentId>, at_ms: i64) {
         let mut tracks = self.tracks.lock().unwrap();
         let Tracks { by_id, finished } = &mut *tracks;
         for (id, track) in by_id.iter_mut() {
-            if live.contains(id) || finished.contains(id) {
+            if live.contains(id.as_str()) || finished.contains(id) {
                 continue;
             }
             let last = track.current_step(Some(at_ms));
@@ -201,8 +201,8 @@ impl Series {
         }
         let since_start = since(&track.latest, &track.start);
         let totals = MetricsView {
-            deployment_id: id.to_string(),
-            strategy: track.strategy.clone(),
+            deployment_id: id.into(),
+            strategy: track.strategy.clone().into(),
             versions: since_start.iter().map(|(v, role, s)| version_metrics(v, *role, s)).collect(),
             comparisons: compare(&since_start, None),
         };

@@ -419,8 +419,8 @@ async fn lead(
     if let Some(link) = &link {
         // Every app is restored: the router may take the control plane's table now, less
         // the apps it still serves that this data dir no longer has.
-        let known: Vec<String> = store.apps().await?.into_iter().map(|app| app.name).collect();
-        for app in router.table().apps.into_iter().filter(|app| !known.contains(&app.name)) {
+        let known: Vec<crate::model::AppName> = store.apps().await?.into_iter().map(|app| app.name).collect();
+        for app in router.table().apps.into_iter().filter(|app| !known.iter().any(|k| *k == app.name)) {
             tracing::warn!("the router served app {}, which no longer exists: it stops", app.name);
             router.remove(&app.name);
         }

@@ -33,8 +33,8 @@ impl From<Deployment> for DeploymentView {
 /// The status summary the product's docs describe.
 #[derive(Serialize, Deserialize, Debug, JsonSchema)]
 pub struct StatusView {
-    pub id: String,
-    pub app: String,
+    pub id: crate::model::DeploymentId,
+    pub app: crate::model::AppName,
     pub status: Status,
     pub progress: u8,
     pub message: String,
@@ -152,8 +152,8 @@ pub struct ReplicaDiagnosis {
 /// `metrics get`: live figures per version or variant, and how they compare.
 #[derive(Serialize, Deserialize, Debug, Clone, JsonSchema)]
 pub struct MetricsView {
-    pub deployment_id: String,
-    pub strategy: String,
+    pub deployment_id: crate::model::DeploymentId,
+    pub strategy: crate::model::StrategyName,
     pub versions: Vec<VersionMetrics>,
     pub comparisons: Vec<Comparison>,
 }

@@ -27,7 +27,7 @@ struct AppRow {
 impl From<AppRow> for App {
     fn from(r: AppRow) -> App {
         App {
-            name: r.name,
+            name: r.name.into(),
             port: r.port as u16,
             release: r.release.map(|j| j.0),
             split: r.split.0,

@@ -90,10 +90,10 @@ struct DeploymentRow {
 impl From<DeploymentRow> for Deployment {
     fn from(r: DeploymentRow) -> Deployment {
         Deployment {
-            id: r.id,
+            id: r.id.into(),
             name: r.name,
-            app: r.app,
-            strategy: r.strategy,
+            app: r.app.into(),
+            strategy: r.strategy.into(),
             spec: r.spec.0,
             target_version: r.target_version,
             previous: r.previous.map(|j| j.0),
@@ -108,7 +108,7 @@ impl From<DeploymentRow> for Deployment {
             rollback_kind: r.rollback_kind,
             promoted: r.promoted,
             promotions: r.promotions as u32,
-            rollback_of: r.rollback_of,
+            rollback_of: r.rollback_of.map(Into::into),
             last_progress_at_ms: r.last_progress_at_ms,
             winner: r.winner,
             hook_runs: r.hook_runs.0,

@@ -151,8 +151,9 @@ fn every_store_call_answers_the_same_on_sqlite_and_postgres() {
                 ..Default::default()
             };
             let listed: Vec<String> =
-                store.list_deployments(&filter).await.unwrap().into_iter().map(|d| d.id).collect();
-            let active: Vec<String> = store.active_deployments().await.unwrap().into_iter().map(|d| d.id).collect();
+                store.list_deployments(&filter).await.unwrap().into_iter().map(|d| d.id.to_string()).collect();
+            let active: Vec<String> =
+                store.active_deployments().await.unwrap().into_iter().map(|d| d.id.to_string()).collect();
 
             store.put_pipeline("prod", &DeploymentSpec::new("", "")).await.unwrap();
             store.insert_plugin("cd".repeat(32).as_str(), "ramp", "0.1.0", "file ramp.wasm").await.unwrap();

@@ -78,7 +78,7 @@ pub struct Ground {
     /// healing it, removing a plugin; so that none acts on a status another just changed.
     decisions: tokio::sync::Mutex<()>,
     /// The health check of each app, from its latest deployment: what the probes ask.
-    checks: Mutex<HashMap<String, HttpCheck>>,
+    checks: Mutex<HashMap<crate::model::AppName, HttpCheck>>,
     /// Keeps each app's release running between deployments.
     healer: apps::Healer,
     /// The engine's own counts for /metrics.
@@ -103,7 +103,7 @@ impl Ground {
     /// the app's own log when no deployment runs.
     pub(super) async fn event_for_app_or_log(&self, app: &str, deployment: Option<&str>, level: Level, message: &str) {
         let target = match deployment {
-            Some(id) => Some(id.to_string()),
+            Some(id) => Some(id.into()),
             None => self.active_deployment(app).await.ok().flatten().map(|d| d.id),
         };
         let written = match target {

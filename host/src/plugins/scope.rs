@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 /// The part of the world a deployment's plugin may touch, the same for steps and hooks.
 pub struct Scope {
-    pub app: String,
-    pub deployment_id: String,
+    pub app: crate::model::AppName,
+    pub deployment_id: crate::model::DeploymentId,
     /// The deployment target its replicas run on (`--cloud-provider`).
     pub target: Option<String>,
     /// The versions it may run, with what their replicas run.
@@ -97,7 +97,7 @@ pub struct StepCaps {
     /// Where replicas expose their own Prometheus counters.
     pub metrics_endpoint: String,
     /// The completed deployment this one reverses, if it is a rollback of one.
-    pub rollback_of: Option<String>,
+    pub rollback_of: Option<crate::model::DeploymentId>,
     /// How many times the deployment was promoted.
     pub promotions: u32,
     /// The plugin's saved state as the step loop knows it (what this step writes is in

@@ -37,10 +37,11 @@ impl Front {
     /// `routes` must be `self.hosts.load()`, held by the caller for the request's span.
     pub fn decide<'a>(&self, routes: &'a HostRoutes, host: &str, path_and_query: &str, https: bool) -> Decision<'a> {
         let path = path_and_query.split('?').next().unwrap_or("/");
-        if !https && let Some(token) = path.strip_prefix(ACME_CHALLENGE_PATH) {
-            if let Some(answer) = self.challenges.load().get(token) {
-                return Decision::Challenge(answer.clone());
-            }
+        if !https
+            && let Some(token) = path.strip_prefix(ACME_CHALLENGE_PATH)
+            && let Some(answer) = self.challenges.load().get(token)
+        {
+            return Decision::Challenge(answer.clone());
         }
         match routes.find(host, path) {
             Some((_, true)) if !https => {

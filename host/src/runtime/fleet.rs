@@ -13,9 +13,9 @@ use tokio::sync::Mutex;
 /// What `scale` needs to start a replica of a version.
 #[derive(Debug, Clone)]
 pub struct LaunchSpec {
-    pub app: String,
+    pub app: crate::model::AppName,
     pub version: String,
-    pub deployment_id: String,
+    pub deployment_id: crate::model::DeploymentId,
     pub image: String,
     pub container_port: u16,
     pub health_port: Option<u16>,
@@ -240,7 +240,7 @@ impl Fleet {
     pub async fn scale(&self, spec: &LaunchSpec, count: u32, grace: Duration) -> Result<Vec<ReplicaRecord>> {
         let changing = self.changing(&spec.app);
         let _changing = changing.lock().await;
-        if self.closed.lock().unwrap().contains(&spec.app) {
+        if self.closed.lock().unwrap().contains(spec.app.as_str()) {
             anyhow::bail!("app `{}` is being removed; no replica starts for it", spec.app);
         }
         let mut current = Vec::new();
@@ -326,18 +326,18 @@ impl Fleet {
     fn start_spec(&self, spec: &LaunchSpec, id: &str) -> StartSpec {
         let mut env = vec![
             ("HIVEMIND_SERVER".to_string(), self.server_id.clone()),
-            ("HIVEMIND_APP".to_string(), spec.app.clone()),
+            ("HIVEMIND_APP".to_string(), spec.app.to_string()),
             ("HIVEMIND_VERSION".to_string(), spec.version.clone()),
-            ("HIVEMIND_DEPLOYMENT".to_string(), spec.deployment_id.clone()),
+            ("HIVEMIND_DEPLOYMENT".to_string(), spec.deployment_id.to_string()),
             ("HIVEMIND_REPLICA".to_string(), id.to_string()),
         ];
         env.extend(spec.env.iter().cloned());
         StartSpec {
             id: id.to_string(),
             server_id: self.server_id.clone(),
-            app: spec.app.clone(),
+            app: spec.app.to_string(),
             version: spec.version.clone(),
-            deployment_id: spec.deployment_id.clone(),
+            deployment_id: spec.deployment_id.to_string(),
             image: spec.image.clone(),
             container_port: spec.container_port,
             health_port: spec.health_port,

@@ -200,9 +200,9 @@ fn record_of(d: &wit::Deployment) -> Deployment {
         resources: Default::default(),
     });
     Deployment {
-        id: d.id.clone(),
+        id: d.id.clone().into(),
         name: d.id.clone(),
-        app: d.app.clone(),
+        app: d.app.clone().into(),
         strategy: "simulated".into(),
         spec,
         target_version: d.target.version.clone(),

@@ -38,7 +38,7 @@ fn replica_of(app: &str, id: &str, version: &str, started_at_ms: u64) -> Replica
         id: id.into(),
         app: app.into(),
         version: version.into(),
-        deployment_id: String::new(),
+        deployment_id: Default::default(),
         driver: "simulated".into(),
         handle: String::new(),
         address: format!("sim://{id}"),

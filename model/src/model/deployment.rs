@@ -1,7 +1,7 @@
 //! A deployment as it is recorded: the release it rolls out, where it stands (status,
 //! phase, progress), the plugin it is pinned to, and its hooks' runs.
 
-use super::{DeploymentSpec, HookStage, Resources};
+use super::{AppName, DeploymentId, DeploymentSpec, HookStage, Resources, StrategyName};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -149,10 +149,10 @@ pub struct PluginRef {
 /// A deployment as stored and as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Deployment {
-    pub id: String,
+    pub id: DeploymentId,
     pub name: String,
-    pub app: String,
-    pub strategy: String,
+    pub app: AppName,
+    pub strategy: StrategyName,
     pub spec: DeploymentSpec,
     /// The release label this deployment rolls out.
     pub target_version: String,
@@ -172,7 +172,7 @@ pub struct Deployment {
     #[serde(default)]
     pub promotions: u32,
     /// The completed deployment this one rolls back, if it is a rollback.
-    pub rollback_of: Option<String>,
+    pub rollback_of: Option<DeploymentId>,
     pub last_progress_at_ms: i64,
     /// The A/B variant someone picked, or the one that won.
     pub winner: Option<String>,

@@ -1,12 +1,15 @@
 //! The records every layer shares: what a user asks for (`spec`), what a deployment is
-//! (`deployment`), and apps, replicas, events and plugin kinds (`records`).
+//! (`deployment`), and apps, replicas, events and plugin kinds (`records`), named by
+//! the types of `names`.
 
 mod deployment;
+mod names;
 mod records;
 mod spec;
 mod split;
 
 pub use deployment::*;
+pub use names::{AppName, DeploymentId, StrategyName};
 pub use records::*;
 pub use spec::*;
 pub use split::{Split, SplitError};

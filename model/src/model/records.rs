@@ -1,7 +1,7 @@
 //! The other records every layer shares: apps, their replicas, the event log, and what
 //! kind of plugin a component is and where it came from.
 
-use super::Release;
+use super::{AppName, DeploymentId, Release};
 use serde::{Deserialize, Serialize};
 
 /// One line of a deployment's event log.
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct Event {
     pub id: i64,
-    pub deployment_id: String,
+    pub deployment_id: DeploymentId,
     pub at_ms: i64,
     pub level: Level,
     pub message: String,
@@ -21,7 +21,7 @@ pub struct Event {
 #[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct AppEvent {
     pub id: i64,
-    pub app: String,
+    pub app: AppName,
     pub at_ms: i64,
     pub level: Level,
     pub message: String,
@@ -84,7 +84,7 @@ impl Kind {
 /// An app as stored.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct App {
-    pub name: String,
+    pub name: AppName,
     pub port: u16,
     pub release: Option<Release>,
     pub split: crate::model::Split,
@@ -121,9 +121,9 @@ pub struct App {
 #[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct ReplicaRecord {
     pub id: String,
-    pub app: String,
+    pub app: AppName,
     pub version: String,
-    pub deployment_id: String,
+    pub deployment_id: DeploymentId,
     pub driver: String,
     /// The driver's handle: a process id, or a container id.
     pub handle: String,

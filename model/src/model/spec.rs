@@ -1,6 +1,7 @@
 //! What a user asks for: a deployment's spec, its hooks, its A/B variants, what each
 //! replica may use, and the parsers of their command-line forms.
 
+use super::{AppName, StrategyName};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 #[serde(deny_unknown_fields)]
 pub struct DeploymentSpec {
     /// The app to deploy. Created on its first deployment.
-    pub app: String,
+    pub app: AppName,
     /// A name for the deployment; defaults to the app's.
     #[serde(default)]
     pub name: Option<String>,
@@ -20,7 +21,7 @@ pub struct DeploymentSpec {
     #[serde(default = "default_replicas")]
     pub replicas: u32,
     #[serde(default = "default_strategy")]
-    pub strategy: String,
+    pub strategy: StrategyName,
     /// The router's port for the app. Only used when the app is created; a free port is
     /// picked when absent.
     #[serde(default)]
@@ -287,7 +288,7 @@ impl DeploymentSpec {
     /// A spec with every default, for `app` running `image`.
     pub fn new(app: &str, image: &str) -> DeploymentSpec {
         DeploymentSpec {
-            app: app.to_string(),
+            app: app.into(),
             name: None,
             image: image.to_string(),
             replicas: default_replicas(),
@@ -324,7 +325,7 @@ fn default_liveness_failures() -> u32 {
 fn default_replicas() -> u32 {
     1
 }
-fn default_strategy() -> String {
+fn default_strategy() -> StrategyName {
     "simple".into()
 }
 fn default_container_port() -> u16 {

@@ -31,7 +31,7 @@ pub(in crate::engine) struct Healer {
     born_ms: i64,
     apps: Mutex<HashMap<String, Slots>>,
     /// Apps being healed now: a heal may wait for a drain, and one at a time is enough.
-    busy: Mutex<HashSet<String>>,
+    busy: Mutex<HashSet<crate::model::AppName>>,
     /// Replacements by (app, version, reason), for /metrics.
     restarts: Mutex<BTreeMap<(String, String, &'static str), u64>>,
 }

@@ -63,7 +63,7 @@ impl Catalog {
                 format!("no plugin named `{name}`; `hivemind plugin list` shows them"),
             )
         })?;
-        let users: Vec<String> = self
+        let users: Vec<crate::model::DeploymentId> = self
             .ground
             .store
             .active_deployments()

@@ -132,8 +132,8 @@ impl Deployments {
         }
         let now = now_ms();
         let mut d = Deployment {
-            id: format!("dep-{:08x}", fastrand::u32(..)),
-            name: spec.name.clone().unwrap_or_else(|| spec.app.clone()),
+            id: format!("dep-{:08x}", fastrand::u32(..)).into(),
+            name: spec.name.clone().unwrap_or_else(|| spec.app.to_string()),
             app: spec.app.clone(),
             strategy: spec.strategy.clone(),
             spec: spec.clone(),
@@ -279,7 +279,7 @@ impl Deployments {
             ..Transition::to(Status::InProgress, &message)
         };
         self.ground.store.transition(id, to).await?;
-        self.spawn_drive(id.to_string());
+        self.spawn_drive(id.into());
         self.ground.deployment(id).await
     }
 }

@@ -24,7 +24,7 @@ struct Repeats {
 
 impl Deployments {
     /// Runs the step loop of a deployment in the background, unless it already runs.
-    pub(in crate::engine) fn spawn_drive(self: &Arc<Self>, id: String) {
+    pub(in crate::engine) fn spawn_drive(self: &Arc<Self>, id: crate::model::DeploymentId) {
         let wake = Arc::new(Notify::new());
         {
             let mut driving = self.driving.lock().unwrap();
@@ -415,8 +415,8 @@ pub fn wit_deployment(d: &Deployment) -> wit::Deployment {
         replicas: r.replicas,
     };
     wit::Deployment {
-        id: d.id.clone(),
-        app: d.app.clone(),
+        id: d.id.to_string(),
+        app: d.app.to_string(),
         target: release(&d.target()),
         previous: d.previous.as_ref().map(release),
         variants: d

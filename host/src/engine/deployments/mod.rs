@@ -23,7 +23,7 @@ pub struct Deployments {
     pub(super) ground: Arc<Ground>,
     /// Deployments whose step loop runs in this process, with the handle that wakes
     /// the loop from its sleep when a user acts on the deployment.
-    pub(super) driving: Mutex<HashMap<String, Arc<Notify>>>,
+    pub(super) driving: Mutex<HashMap<crate::model::DeploymentId, Arc<Notify>>>,
     /// An app deployed with `--tls acme` asks the keeper for certificates.
     pub(super) certificates: Arc<Certificates>,
 }
@@ -53,7 +53,7 @@ impl Deployments {
             .plugins
             .usable(&spec.strategy, crate::model::Kind::Strategy)
             .map_err(|why| UserError::invalid(Field::Strategy, why))?;
-        spec.app.clear();
+        spec.app = Default::default();
         spec.image.clear();
         Ok(self.ground.store.put_pipeline(name, &spec).await?)
     }

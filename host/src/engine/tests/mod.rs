@@ -446,7 +446,8 @@ async fn finished_deployments_beyond_the_history_limit_are_deleted() {
     for _ in 0..4 {
         ids.push(w.deployed("web", "ok", "simple", 1).await.id);
     }
-    let kept: Vec<String> = w.store.deployments(Some("web"), 10).await.unwrap().into_iter().map(|d| d.id).collect();
+    let kept: Vec<crate::model::DeploymentId> =
+        w.store.deployments(Some("web"), 10).await.unwrap().into_iter().map(|d| d.id).collect();
     assert_eq!(kept, [ids[3].clone(), ids[2].clone()]);
     assert!(w.store.events(&ids[0], 0).await.unwrap().is_empty(), "their events went with them");
 }

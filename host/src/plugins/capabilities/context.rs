@@ -7,7 +7,7 @@ use crate::plugins::bindings::strategy::hivemind::plugin::context;
 
 impl context::Host for HostState {
     async fn rollback_of(&mut self) -> wasmtime::Result<Option<String>> {
-        Ok(self.step.as_ref().and_then(|c| c.rollback_of.clone()))
+        Ok(self.step.as_ref().and_then(|c| c.rollback_of.as_ref().map(|id| id.to_string())))
     }
 
     async fn promotions(&mut self) -> wasmtime::Result<u32> {
