@@ -3,7 +3,7 @@
 
 use super::Deployments;
 use crate::error::{ErrorCode, Field, UserError};
-use crate::model::{AppBinding, Deployment, DeploymentSpec, Level, Phase, Release, Status, TlsMode, now_ms};
+use crate::model::{App, AppBinding, Deployment, DeploymentSpec, Level, Phase, Release, Status, TlsMode, now_ms};
 use crate::store::Transition;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +29,9 @@ impl Deployments {
     }
 
     /// Records a deployment. `rollback_of` names a completed deployment whose previous
-    /// release this one brings back, under that release's own version label.
+    /// release this one brings back, under that release's own version label. Everything
+    /// is checked before anything changes: the spec, the binding, the strategy, the
+    /// runtime and images, the hooks, the app's state, then the plugin's own `validate`.
     pub(super) async fn admit(
         &self,
         mut spec: DeploymentSpec,
@@ -42,6 +44,28 @@ impl Deployments {
             .plugins
             .usable(&spec.strategy, crate::model::Kind::Strategy)
             .map_err(|why| UserError::invalid(Field::Strategy, why))?;
+        let notes = self.check_runtime(&mut spec).await?;
+        let pinned_hooks = self.pin_hooks(&spec)?;
+        let existing = self.check_app(&spec).await?;
+        let mut d = new_record(&spec, existing.as_ref(), rollback_of, plugin.info.clone(), pinned_hooks)?;
+        match self.ground.plugins.validate(&plugin, &super::drive::wit_deployment(&d)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => {
+                return Err(UserError::invalid(
+                    Field::Params,
+                    format!("strategy {} refused the deployment: {message}", plugin.info.name),
+                ));
+            }
+            Err(failure) => return Err(UserError::plugin_failed(&plugin.info, "checking the deployment", &failure)),
+        }
+
+        self.record(&mut d, spec, existing.is_none(), binding, rollback_of.is_some(), notes).await?;
+        Ok(d)
+    }
+
+    /// The runtime the deployment's target runs on, and its images there: the warnings
+    /// (what the runtime ignores) for the event log, or why it cannot run.
+    async fn check_runtime(&self, spec: &mut DeploymentSpec) -> Result<Vec<String>, UserError> {
         if let Some(target) = &spec.cloud_provider
             && !self.ground.options.targets.contains(target)
         {
@@ -82,9 +106,12 @@ impl Deployments {
                 driver.name()
             ));
         }
+        Ok(notes)
+    }
 
-        let pinned_hooks = self.pin_hooks(&spec)?;
-
+    /// The app as it stands, if it exists, when the deployment may go ahead on it: its
+    /// port kept, no deployment under way, the replicas within its quota.
+    async fn check_app(&self, spec: &DeploymentSpec) -> Result<Option<App>, UserError> {
         let existing = self.ground.store.app(&spec.app).await?;
         if let Some(app) = &existing {
             if let Some(port) = spec.port.filter(|p| *p != app.port) {
@@ -112,64 +139,21 @@ impl Deployments {
         }
 
         self.check_quota(&spec, existing.as_ref())?;
+        Ok(existing)
+    }
 
-        let previous = existing.as_ref().and_then(|a| a.release.clone());
-        let target_version = match (rollback_of, spec.variants.first()) {
-            (Some((_, release)), _) => release.version.clone(),
-            (None, Some(first)) => first.name.clone(),
-            (None, None) => format!("r{}", existing.as_ref().map(|a| a.release_counter).unwrap_or(0) + 1),
-        };
-        if let (Some(previous), false) = (&existing.as_ref().and_then(|a| a.release.clone()), spec.variants.is_empty())
-            && spec.variants.iter().any(|v| v.name == previous.version)
-        {
-            return Err(UserError::invalid(
-                Field::Variants,
-                format!(
-                    "variant name `{}` is the version that serves now; give the variants new names",
-                    previous.version
-                ),
-            ));
-        }
-        let now = now_ms();
-        let mut d = Deployment {
-            id: format!("dep-{:08x}", fastrand::u32(..)).into(),
-            name: spec.name.clone().unwrap_or_else(|| spec.app.to_string()),
-            app: spec.app.clone(),
-            strategy: spec.strategy.clone(),
-            spec: spec.clone(),
-            target_version,
-            previous,
-            status: Status::Pending,
-            phase: Phase::Deploy,
-            progress: 0,
-            message: "created".into(),
-            error: None,
-            plugin: plugin.info.clone(),
-            attempt: 0,
-            phase_started_at_ms: now,
-            rollback_kind: None,
-            promoted: false,
-            promotions: 0,
-            rollback_of: rollback_of.map(|(d, _)| d.id.clone()),
-            last_progress_at_ms: now,
-            winner: None,
-            hook_runs: crate::model::HookRuns { pinned: pinned_hooks, done: Vec::new() },
-            created_at_ms: now,
-            updated_at_ms: now,
-        };
-        match self.ground.plugins.validate(&plugin, &super::drive::wit_deployment(&d)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(message)) => {
-                return Err(UserError::invalid(
-                    Field::Params,
-                    format!("strategy {} refused the deployment: {message}", plugin.info.name),
-                ));
-            }
-            Err(failure) => return Err(UserError::plugin_failed(&plugin.info, "checking the deployment", &failure)),
-        }
-
-        // Everything is valid: only now does anything change.
-        if existing.is_none() {
+    /// Writes what admission decided: the app (its port and router, on a first
+    /// deployment), its binding and quota, the deployment and its first events.
+    async fn record(
+        &self,
+        d: &mut Deployment,
+        mut spec: DeploymentSpec,
+        new_app: bool,
+        binding: Option<AppBinding>,
+        rollback: bool,
+        notes: Vec<String>,
+    ) -> Result<(), UserError> {
+        if new_app {
             let router = &self.ground.services.router;
             let port = match spec.port {
                 Some(port) => router
@@ -198,10 +182,10 @@ impl Deployments {
             self.ground.store.set_app_replica_quota(&spec.app, quota).await?;
             self.ground.services.fleet.set_quota(&spec.app, Some(quota));
         }
-        if rollback_of.is_none() && spec.variants.is_empty() {
+        if !rollback && spec.variants.is_empty() {
             d.target_version = format!("r{}", self.ground.store.next_release_number(&spec.app).await?);
         }
-        self.ground.store.insert_deployment(&d).await?;
+        self.ground.store.insert_deployment(d).await?;
         let replacing =
             d.previous.as_ref().map(|p| format!(", replacing {} ({})", p.version, p.image)).unwrap_or_default();
         let what = match &d.rollback_of {
@@ -218,7 +202,7 @@ impl Deployments {
         for note in notes {
             self.ground.store.event(&d.id, Level::Warn, &note).await?;
         }
-        Ok(d)
+        Ok(())
     }
 
     /// A deployment must fit its app's replica quota (`--replica-quota`, or the server's
@@ -351,4 +335,57 @@ impl Deployments {
         }
         Ok(Some(binding))
     }
+}
+
+/// The deployment as admission records it, pending: its release label (a rollback keeps
+/// the release's own, an A/B test is named by its first variant, else the app's next
+/// `rN`), the release it replaces, the plugin and hooks it is pinned to.
+fn new_record(
+    spec: &DeploymentSpec,
+    existing: Option<&App>,
+    rollback_of: Option<(&Deployment, &Release)>,
+    plugin: crate::model::PluginRef,
+    pinned_hooks: std::collections::BTreeMap<String, crate::model::PluginRef>,
+) -> Result<Deployment, UserError> {
+    let previous = existing.and_then(|a| a.release.clone());
+    let target_version = match (rollback_of, spec.variants.first()) {
+        (Some((_, release)), _) => release.version.clone(),
+        (None, Some(first)) => first.name.clone(),
+        (None, None) => format!("r{}", existing.map(|a| a.release_counter).unwrap_or(0) + 1),
+    };
+    if let (Some(previous), false) = (&existing.and_then(|a| a.release.clone()), spec.variants.is_empty())
+        && spec.variants.iter().any(|v| v.name == previous.version)
+    {
+        return Err(UserError::invalid(
+            Field::Variants,
+            format!("variant name `{}` is the version that serves now; give the variants new names", previous.version),
+        ));
+    }
+    let now = now_ms();
+    Ok(Deployment {
+        id: format!("dep-{:08x}", fastrand::u32(..)).into(),
+        name: spec.name.clone().unwrap_or_else(|| spec.app.to_string()),
+        app: spec.app.clone(),
+        strategy: spec.strategy.clone(),
+        spec: spec.clone(),
+        target_version,
+        previous,
+        status: Status::Pending,
+        phase: Phase::Deploy,
+        progress: 0,
+        message: "created".into(),
+        error: None,
+        plugin,
+        attempt: 0,
+        phase_started_at_ms: now,
+        rollback_kind: None,
+        promoted: false,
+        promotions: 0,
+        rollback_of: rollback_of.map(|(d, _)| d.id.clone()),
+        last_progress_at_ms: now,
+        winner: None,
+        hook_runs: crate::model::HookRuns { pinned: pinned_hooks, done: Vec::new() },
+        created_at_ms: now,
+        updated_at_ms: now,
+    })
 }
