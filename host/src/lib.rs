@@ -6,19 +6,19 @@
 //! `hivemind-model` crate, which depends on nothing of this one; `store` is the
 //! `hivemind-store` crate, which depends on the model alone.
 
+pub use hivemind_health as health;
 pub use hivemind_model::{api_types, error, model};
+pub use hivemind_ports as ports;
+pub use hivemind_router as router;
+pub use hivemind_runtime as runtime;
 pub use hivemind_store as store;
 
 pub mod acme;
 pub mod api;
 pub mod cluster;
 pub mod engine;
-pub mod health;
 pub mod local;
 pub mod plugins;
-pub mod ports;
-pub mod router;
-pub mod runtime;
 pub mod series;
 pub mod server;
 pub mod services;

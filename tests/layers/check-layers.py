@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The host's areas import only the areas below them.
 
-The crates hold the direction between the model, the store, the CLI and the host: cargo
-refuses a dependency the manifests do not declare. Inside the host, the areas (the
+The crates hold the direction between the model, the store, the ports, the router, the
+runtime, the health probes, the CLI and the host: cargo refuses a dependency the manifests do not declare. Inside the host, the areas (the
 top-level modules of `host/src`) keep the same rule, and this checks it: each area has a
 rank, and an area may name (`crate::<area>`) only areas of a lower rank. Data flows
 down: the commands this process runs, the API, the engine and its services, the
@@ -31,10 +31,11 @@ RANKS = {
     "plugins": 3,
     "acme": 3,
     "series": 2,  # the dashboard's figures, from the router's counts
-    "runtime": 1,
-    "router": 1,
-    "health": 1,
-    "ports": 0,
+    # The crates below are re-exported by the host as `crate::<name>`.
+    "runtime": 1,  # hivemind-runtime
+    "router": 1,  # hivemind-router
+    "health": 1,  # hivemind-health
+    "ports": 0,  # hivemind-ports
 }
 
 

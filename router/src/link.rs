@@ -41,12 +41,12 @@ pub struct Link {
     supervised: bool,
     /// With several servers, only the leader's tables reach the router: a server that lost
     /// the lease (paused past it, say) pushes nothing more.
-    fence: std::sync::OnceLock<crate::store::Fence>,
+    fence: std::sync::OnceLock<hivemind_store::Fence>,
 }
 
 impl Link {
     /// Pushes only while `fence` says this server leads.
-    pub fn fence_with(&self, fence: crate::store::Fence) {
+    pub fn fence_with(&self, fence: hivemind_store::Fence) {
         let _ = self.fence.set(fence);
     }
 

@@ -3,6 +3,10 @@
 //! Strategies change where traffic goes through the routing capability; the engine keeps
 //! the backends and their health current. Every change builds a new [`RouteTable`] and
 //! swaps it in atomically; requests in flight keep the backend they started on.
+//!
+//! A crate of its own, over the model, the store (the leader's fence, which it asks
+//! before each push to the router process) and the ports: the compiler keeps the engine,
+//! the plugins and the API out of the data plane.
 
 pub mod control;
 mod entrypoint;
@@ -24,6 +28,7 @@ pub use table::{EJECT_AFTER_FAILURES, EJECT_FOR_MS};
 
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
+use hivemind_model::{api_types, model};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -379,11 +384,11 @@ impl Router {
             return Ok(port);
         }
         loop {
-            let reserved = crate::ports::reserve(ip).with_context(|| format!("picking a port for app {app}"))?;
+            let reserved = hivemind_ports::reserve(ip).with_context(|| format!("picking a port for app {app}"))?;
             match self.listen(app, SocketAddr::new(ip, reserved.port())).await {
                 Ok(()) => return Ok(reserved.port()),
                 // Another program took it since it was picked: pick again.
-                Err(e) if crate::ports::in_use(&e) => continue,
+                Err(e) if hivemind_ports::in_use(&e) => continue,
                 Err(e) => return Err(e),
             }
         }

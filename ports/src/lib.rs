@@ -1,4 +1,6 @@
-//! Ports the host picks itself: an app's router port, a process replica's `PORT`.
+//! Ports the host picks itself: an app's router port, a process replica's `PORT`. A
+//! crate of its own because the router and the runtime both pick ports and must share
+//! one set of those held.
 //!
 //! The kernel hands out a free port when asked to bind port 0, but the port is only
 //! taken once its real user binds it, moments later — and under concurrency (50 apps

@@ -1,9 +1,11 @@
 //! Replicas: the drivers that run them (`process`, `docker`, `swarm`) behind one trait, and the
-//! fleet that knows which replicas each app has.
+//! fleet that knows which replicas each app has. A crate of its own, over the model, the
+//! store (which records each replica before it starts) and the ports.
 
 mod docker;
 mod fleet;
-#[cfg(test)]
+/// A driver in memory, for the engine's unit tests (feature `memory`).
+#[cfg(feature = "memory")]
 pub mod memory;
 mod process;
 mod swarm;
@@ -15,6 +17,7 @@ pub use swarm::SwarmDriver;
 pub use process::ProcessDriver;
 
 use async_trait::async_trait;
+use hivemind_model::model;
 use std::time::Duration;
 
 /// What a driver needs to start one replica.

@@ -3,8 +3,8 @@
 
 use super::{Driver, JobOutcome, StartSpec};
 use crate::model::{ReplicaRecord, now_ms};
-use crate::store::Store;
 use anyhow::Result;
+use hivemind_store::Store;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;

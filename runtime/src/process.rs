@@ -17,7 +17,7 @@ pub struct ProcessDriver {
     /// The port of each replica this process started, by handle, held until it stops:
     /// a replica binds its port some time after it starts, and meanwhile no router or
     /// other replica may be handed the same one.
-    ports: std::sync::Mutex<std::collections::HashMap<String, crate::ports::ReservedPort>>,
+    ports: std::sync::Mutex<std::collections::HashMap<String, hivemind_ports::ReservedPort>>,
     /// How replicas this process started ended, by handle: a task waits on each.
     ended: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
     /// The replicas this process started (the others were adopted: how they end is
@@ -130,7 +130,7 @@ impl Driver for ProcessDriver {
 
     async fn start(&self, spec: &StartSpec) -> Result<Started> {
         let words = parse_command(&spec.image)?;
-        let reserved = crate::ports::reserve(std::net::IpAddr::from([127, 0, 0, 1]))?;
+        let reserved = hivemind_ports::reserve(std::net::IpAddr::from([127, 0, 0, 1]))?;
         let port = reserved.port();
         std::fs::create_dir_all(&self.log_dir)?;
         let log_file = tempfile_in(&self.log_dir, &spec.id)?;
