@@ -8,6 +8,7 @@
 
 pub use hivemind_health as health;
 pub use hivemind_model::{api_types, error, model};
+pub use hivemind_plugins as plugins;
 pub use hivemind_ports as ports;
 pub use hivemind_router as router;
 pub use hivemind_runtime as runtime;
@@ -18,7 +19,6 @@ pub mod api;
 pub mod cluster;
 pub mod engine;
 pub mod local;
-pub mod plugins;
 pub mod series;
 pub mod server;
 pub mod services;

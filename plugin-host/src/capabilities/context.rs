@@ -3,7 +3,7 @@
 //! was promoted.
 
 use super::HostState;
-use crate::plugins::bindings::strategy::hivemind::plugin::context;
+use crate::bindings::strategy::hivemind::plugin::context;
 
 impl context::Host for HostState {
     async fn rollback_of(&mut self) -> wasmtime::Result<Option<String>> {

@@ -2,7 +2,7 @@
 //! call may touch what (`scope`), the bounds, the messages and the events. A `Platform`
 //! only does the work they ask for, on replicas, routes, probes, counts and stored state:
 //! the server's (`services::Services`, over the fleet, the router, the prober and the
-//! store) or `plugin test`'s simulated world (`crate::simulator`). So the simulator runs
+//! store) or `plugin test`'s simulated world (`hivemind::simulator`). So the simulator runs
 //! the very code a server runs, and predicts it by construction; a new capability, or a
 //! change to one, lands in both at once.
 

@@ -15,7 +15,7 @@ pub mod strategy {
         world: "hivemind:plugin/strategy",
         imports: { default: async | trappable },
         exports: { default: async },
-        trappable_error_type: { "hivemind:plugin/types.error" => crate::plugins::error::CapabilityError },
+        trappable_error_type: { "hivemind:plugin/types.error" => crate::error::CapabilityError },
     });
 }
 
@@ -25,7 +25,7 @@ pub mod hook {
         world: "hivemind:plugin/hook",
         imports: { default: async | trappable },
         exports: { default: async },
-        trappable_error_type: { "hivemind:plugin/types.error" => crate::plugins::error::CapabilityError },
+        trappable_error_type: { "hivemind:plugin/types.error" => crate::error::CapabilityError },
         with: {
             "hivemind:plugin/types": super::strategy::hivemind::plugin::types,
             "hivemind:plugin/progress": super::strategy::hivemind::plugin::progress,

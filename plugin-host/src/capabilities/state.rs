@@ -3,7 +3,7 @@
 //! no error for `set`, so a write past a bound traps, and the step fails saying which.
 
 use super::{HostState, bounds};
-use crate::plugins::bindings::strategy::hivemind::plugin::state;
+use crate::bindings::strategy::hivemind::plugin::state;
 
 impl state::Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {

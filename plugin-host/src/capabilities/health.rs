@@ -2,7 +2,7 @@
 //! replica of its own app now, or counts the healthy replicas of a version.
 
 use super::{CapabilityError, HostState};
-use crate::plugins::bindings::strategy::hivemind::plugin::health;
+use crate::bindings::strategy::hivemind::plugin::health;
 
 impl health::Host for HostState {
     async fn probe(&mut self, replica_id: String) -> Result<health::ProbeResult, CapabilityError> {

@@ -2,7 +2,7 @@
 //! the app's own counters, read from its replicas' metrics endpoint.
 
 use super::{CapabilityError, HostState};
-use crate::plugins::bindings::strategy::hivemind::plugin::metrics;
+use crate::bindings::strategy::hivemind::plugin::metrics;
 
 impl metrics::Host for HostState {
     async fn snapshot(&mut self, version: String) -> Result<metrics::Counts, CapabilityError> {

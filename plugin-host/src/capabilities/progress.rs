@@ -3,8 +3,8 @@
 //! per call).
 
 use super::{HostState, bounds};
+use crate::bindings::strategy::hivemind::plugin::progress;
 use crate::model::Level;
-use crate::plugins::bindings::strategy::hivemind::plugin::progress;
 
 impl progress::Host for HostState {
     async fn report(&mut self, percent: u8, message: String) -> wasmtime::Result<()> {

@@ -2,7 +2,7 @@
 //! self-tests), for hooks. Each job ends by the hook's deadline.
 
 use super::{CapabilityError, HostState, bounds};
-use crate::plugins::bindings::hook::hivemind::plugin::jobs;
+use crate::bindings::hook::hivemind::plugin::jobs;
 use crate::runtime::LaunchSpec;
 
 impl jobs::Host for HostState {

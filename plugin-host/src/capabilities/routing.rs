@@ -2,8 +2,8 @@
 //! deployment owns (sticky for A/B tests), and drains replicas of its own app.
 
 use super::{CapabilityError, HostState};
+use crate::bindings::strategy::hivemind::plugin::routing;
 use crate::model::Split;
-use crate::plugins::bindings::strategy::hivemind::plugin::routing;
 use crate::router::DrainState;
 use std::time::Duration;
 

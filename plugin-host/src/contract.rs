@@ -94,11 +94,11 @@ mod tests {
         assert!(
             !bound.is_empty()
                 && bound.iter().all(|path| path.strip_prefix("../wit/v").is_some_and(|v| API_VERSIONS.contains(&v))),
-            "host/src/plugins/bindings.rs binds released folders only: {bound:?}"
+            "plugin-host/src/bindings.rs binds released folders only: {bound:?}"
         );
         assert!(
             bound.contains(&format!("../wit/v{API_LATEST}").as_str()),
-            "host/src/plugins/bindings.rs binds wit/v{API_LATEST}, the latest: {bound:?}"
+            "plugin-host/src/bindings.rs binds wit/v{API_LATEST}, the latest: {bound:?}"
         );
     }
 }

@@ -2,7 +2,7 @@
 //! no proxy; the request ends by the hook's deadline; the answer's body is cut at 64 KiB.
 
 use super::{CapabilityError, HostState, bounds};
-use crate::plugins::bindings::hook::hivemind::plugin::http;
+use crate::bindings::hook::hivemind::plugin::http;
 
 /// The most of an answer's body a hook gets.
 const ANSWER_BYTES: usize = 64 << 10;

@@ -8,12 +8,15 @@
 //! - `scope`: what one call may reach (the deployment's app and versions);
 //! - `platform`: what the capabilities act on, the server's services or the simulator's
 //!   world (one trait, so that both run the same capability code; the simulator, which
-//!   drives the engine's machine, is a module of the host's own, `crate::simulator`);
+//!   drives the engine's machine, is a module of the host, `hivemind::simulator`);
 //! - `capabilities`: the host side of each WIT interface, one file each, failing with
 //!   `error::CapabilityError`;
 //! - `bounds`: how much a plugin may hand the host;
 //! - `hook_hosts`: the hosts hooks may send HTTP to;
-//! - `trust`: signatures, and which signers a server takes plugins from;
+//! - `trust`: signatures, and which signers a server takes plugins from.
+//!
+//! A crate of its own, over the model, the store, the runtime, the router and the health
+//! probes: the compiler keeps the engine, the API and the simulator out of the sandbox.
 
 mod bindings;
 pub mod bounds;
@@ -28,6 +31,12 @@ mod registry;
 mod sandbox;
 mod scope;
 pub mod trust;
+
+use hivemind_health as health;
+use hivemind_model::model;
+use hivemind_router as router;
+use hivemind_runtime as runtime;
+use hivemind_store as store;
 
 pub use bindings::strategy::StrategyPre;
 pub use bindings::{Phase, Stage, StepContext, StepOutcome, wit};

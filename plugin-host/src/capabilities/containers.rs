@@ -3,7 +3,7 @@
 //! replicas, and stops replicas of its own app.
 
 use super::{CapabilityError, HostState, bounds, types, wit_replica};
-use crate::plugins::bindings::strategy::hivemind::plugin::containers;
+use crate::bindings::strategy::hivemind::plugin::containers;
 use std::time::Duration;
 
 impl containers::Host for HostState {
