@@ -6,6 +6,8 @@
 //! `hivemind-model` crate, which depends on nothing of this one; `store` is the
 //! `hivemind-store` crate, which depends on the model alone.
 
+pub use hivemind_engine as engine;
+pub use hivemind_engine::{acme, series, services};
 pub use hivemind_health as health;
 pub use hivemind_model::{api_types, error, model};
 pub use hivemind_plugins as plugins;
@@ -14,12 +16,8 @@ pub use hivemind_router as router;
 pub use hivemind_runtime as runtime;
 pub use hivemind_store as store;
 
-pub mod acme;
 pub mod api;
 pub mod cluster;
-pub mod engine;
 pub mod local;
-pub mod series;
 pub mod server;
-pub mod services;
 pub mod simulator;

@@ -2,7 +2,7 @@
 """The host's areas import only the areas below them.
 
 The crates hold the direction between the model, the store, the ports, the router, the
-runtime, the health probes, the plugins, the CLI and the host: cargo refuses a dependency the manifests do not declare. Inside the host, the areas (the
+runtime, the health probes, the plugins, the engine, the CLI and the host: cargo refuses a dependency the manifests do not declare. Inside the host, the areas (the
 top-level modules of `host/src`) keep the same rule, and this checks it: each area has a
 rank, and an area may name (`crate::<area>`) only areas of a lower rank. Data flows
 down: the commands this process runs, the API, the engine and its services, the
@@ -26,11 +26,11 @@ RANKS = {
     "api": 8,
     "cluster": 7,  # the leader lease, which the API and the server consult
     "simulator": 6,  # plugin test: the engine's machine over a simulated world
-    "engine": 5,
+    # The crates below are re-exported by the host as `crate::<name>`.
+    "engine": 5,  # hivemind-engine, with the three below
     "services": 4,  # the handles engine and plugins share; the plugins' Platform
     "acme": 3,
     "series": 2,  # the dashboard's figures, from the router's counts
-    # The crates below are re-exported by the host as `crate::<name>`.
     "plugins": 3,  # hivemind-plugins
     "runtime": 1,  # hivemind-runtime
     "router": 1,  # hivemind-router

@@ -19,10 +19,10 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 # (folder, the path its modules are named by from elsewhere in the crate)
 AREAS = [
     (f"host/src/{a}", f"crate::{a}")
-    for a in ["engine", "api", "local", "simulator"]
+    for a in ["api", "local", "simulator"]
 ]
-AREAS += [(f"host/src/engine/{s}", f"crate::engine::{s}") for s in ["deployments", "apps", "insights", "catalog"]]
-AREAS += [("cli/src", "crate"), ("store/src", "crate"), ("model/src", "crate"), ("router/src", "crate"), ("runtime/src", "crate"), ("plugin-host/src", "crate")]
+AREAS += [(f"engine/src/{s}", f"crate::{s}") for s in ["deployments", "apps", "insights", "catalog"]]
+AREAS += [("cli/src", "crate"), ("store/src", "crate"), ("model/src", "crate"), ("router/src", "crate"), ("runtime/src", "crate"), ("plugin-host/src", "crate"), ("engine/src", "crate")]
 
 
 def modules(area):

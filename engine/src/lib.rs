@@ -9,18 +9,27 @@
 //! - `Catalog`: the plugins installed, enabled and watched for;
 //! - `Insights`: /metrics, a deployment's figures and series, `diagnose`.
 //!
+//! Beside them, `services` (the handles the services and the plugins' capabilities
+//! share, and the capabilities' `Platform` on the server), `series` (the dashboard's
+//! figures) and `acme` (the ACME client). A crate of its own, over the plugins, the
+//! runtime, the router, the health probes and the store: the API and the commands sit
+//! above it, and the compiler keeps it from reaching up to them.
+//!
 //! What they share is `Ground`: the store and the services below, the server's options,
 //! and the lock that serialises decisions. After every step the engine persists the
 //! plugin's state, progress and events in one transaction; because all progress is in
 //! the store, a restarted engine (`Engine::start`) reconciles the replicas and resumes
 //! every active deployment with its next step.
 
+pub mod acme;
 mod apps;
 mod catalog;
 mod certs;
 mod deployments;
 mod insights;
 pub mod machine;
+pub mod series;
+pub mod services;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -30,6 +39,13 @@ pub use catalog::Catalog;
 pub use certs::Certificates;
 pub use deployments::{Deployments, machine_outcome, step_context};
 pub use insights::Insights;
+
+use hivemind_health as health;
+use hivemind_model::{api_types, error, model};
+use hivemind_plugins as plugins;
+use hivemind_router as router;
+use hivemind_runtime as runtime;
+use hivemind_store as store;
 
 use crate::error::{ErrorCode, UserError};
 use crate::health::HttpCheck;
@@ -95,13 +111,13 @@ impl Ground {
         })
     }
 
-    pub(super) async fn active_deployment(&self, app: &str) -> Result<Option<Deployment>> {
+    pub(crate) async fn active_deployment(&self, app: &str) -> Result<Option<Deployment>> {
         Ok(self.store.deployments(Some(app), 50).await?.into_iter().find(|d| d.status.is_active()))
     }
 
     /// Writes an event to a deployment (the given one, or the app's active one), or to
     /// the app's own log when no deployment runs.
-    pub(super) async fn event_for_app_or_log(&self, app: &str, deployment: Option<&str>, level: Level, message: &str) {
+    pub(crate) async fn event_for_app_or_log(&self, app: &str, deployment: Option<&str>, level: Level, message: &str) {
         let target = match deployment {
             Some(id) => Some(id.into()),
             None => self.active_deployment(app).await.ok().flatten().map(|d| d.id),

@@ -26,7 +26,7 @@ const CRASH_LOOP_AFTER: u32 = 2;
 /// How long a replica being replaced or scaled away gets to finish its requests.
 const DRAIN: Duration = Duration::from_secs(10);
 
-pub(in crate::engine) struct Healer {
+pub(crate) struct Healer {
     /// When this server started: a replica's age counts from then at the earliest.
     born_ms: i64,
     apps: Mutex<HashMap<String, Slots>>,
@@ -91,7 +91,7 @@ impl Slot {
 
 impl Healer {
     /// The app's slots that are crash-looping; `healthy` says whether a replica is.
-    pub(in crate::engine) fn crash_loops(&self, app: &str, healthy: impl Fn(&str) -> bool) -> Vec<CrashLoop> {
+    pub(crate) fn crash_loops(&self, app: &str, healthy: impl Fn(&str) -> bool) -> Vec<CrashLoop> {
         let apps = self.apps.lock().unwrap();
         let Some(s) = apps.get(app) else { return Vec::new() };
         let now = now_ms();
@@ -111,12 +111,12 @@ impl Healer {
     }
 
     /// Forgets an app's slots (it was removed, or a deployment replaced its release).
-    pub(in crate::engine) fn forget(&self, app: &str) {
+    pub(crate) fn forget(&self, app: &str) {
         self.apps.lock().unwrap().remove(app);
     }
 
     /// The healer's counts in the Prometheus text format.
-    pub(in crate::engine) fn prometheus(&self, out: &mut String, healthy: impl Fn(&str) -> bool) {
+    pub(crate) fn prometheus(&self, out: &mut String, healthy: impl Fn(&str) -> bool) {
         use std::fmt::Write;
         let _ = writeln!(out, "# HELP hivemind_replica_restarts_total Replicas the healer replaced, by reason.");
         let _ = writeln!(out, "# TYPE hivemind_replica_restarts_total counter");
@@ -137,7 +137,7 @@ impl Healer {
 
 impl Apps {
     /// Heals every app that needs it, each on a task of its own.
-    pub(in crate::engine) async fn heal_all(self: &Arc<Self>) {
+    pub(crate) async fn heal_all(self: &Arc<Self>) {
         let Ok(apps) = self.ground.store.apps().await else { return };
         for app in apps {
             if !self.looks_unwell(&app).await || !self.ground.healer.busy.lock().unwrap().insert(app.name.clone()) {

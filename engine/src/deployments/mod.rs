@@ -43,7 +43,7 @@ impl Deployments {
     }
 
     pub async fn put_pipeline(&self, name: &str, mut spec: crate::model::DeploymentSpec) -> Result<(), UserError> {
-        crate::engine::validate::app_name(name).map_err(|_| {
+        crate::validate::app_name(name).map_err(|_| {
             UserError::invalid(
                 Field::Pipeline,
                 format!("pipeline name `{name}` must be lowercase letters, digits and '-'"),

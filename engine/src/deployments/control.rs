@@ -3,8 +3,8 @@
 //! status does not allow.
 
 use super::Deployments;
-use crate::engine::machine::{Control, Decision, Event, Next, Refusal, decide};
 use crate::error::{ErrorCode, Field, UserError};
+use crate::machine::{Control, Decision, Event, Next, Refusal, decide};
 use crate::model::{Deployment, Level, now_ms};
 use std::sync::Arc;
 

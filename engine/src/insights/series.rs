@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 impl Insights {
     /// Takes one sample of every deployment under way (the engine's loop calls it each second).
-    pub(in crate::engine) async fn sample_series(&self) {
+    pub(crate) async fn sample_series(&self) {
         let Ok(active) = self.ground.store.active_deployments().await else { return };
         let at_ms = now_ms();
         let mut live = HashSet::new();

@@ -2,8 +2,8 @@
 //! said, sleep, repeat — until the phase is done or failed.
 
 use super::Deployments;
-use crate::engine::machine::{self, Change, Decision, Event, Next, Outcome};
 use crate::health::HttpCheck;
+use crate::machine::{self, Change, Decision, Event, Next, Outcome};
 use crate::model::{Deployment, DeploymentSpec, Level, Phase, Status, now_ms};
 use crate::plugins::{Scope, StepCaps, StepContext, StepOutcome, wit};
 use crate::store::{StepEvent, StepWrites, Transition};
@@ -24,7 +24,7 @@ struct Repeats {
 
 impl Deployments {
     /// Runs the step loop of a deployment in the background, unless it already runs.
-    pub(in crate::engine) fn spawn_drive(self: &Arc<Self>, id: crate::model::DeploymentId) {
+    pub(crate) fn spawn_drive(self: &Arc<Self>, id: crate::model::DeploymentId) {
         let wake = Arc::new(Notify::new());
         {
             let mut driving = self.driving.lock().unwrap();
@@ -62,7 +62,7 @@ impl Deployments {
     }
 
     /// Wakes a deployment's step loop from its sleep, so a user's control acts at once.
-    pub(in crate::engine) fn wake(&self, id: &str) {
+    pub(crate) fn wake(&self, id: &str) {
         if let Some(wake) = self.driving.lock().unwrap().get(id) {
             wake.notify_one();
         }

@@ -37,7 +37,7 @@ impl Deployments {
         mut spec: DeploymentSpec,
         rollback_of: Option<(&Deployment, &Release)>,
     ) -> Result<Deployment, UserError> {
-        crate::engine::validate::spec(&spec)?;
+        crate::validate::spec(&spec)?;
         let binding = self.binding_asked(&spec).await?;
         let plugin = self
             .ground
@@ -138,7 +138,7 @@ impl Deployments {
             return Err(UserError::invalid(Field::Port, format!("port {port} is used by another app")));
         }
 
-        self.check_quota(&spec, existing.as_ref())?;
+        self.check_quota(spec, existing.as_ref())?;
         Ok(existing)
     }
 
