@@ -134,7 +134,7 @@ impl Ground {
 
 /// The engine: its services, each held by the API for its own routes.
 pub struct Engine {
-    pub ground: Arc<Ground>,
+    ground: Arc<Ground>,
     pub deployments: Arc<Deployments>,
     pub apps: Arc<Apps>,
     pub certificates: Arc<Certificates>,
