@@ -63,6 +63,17 @@ pub enum AppCommand {
         #[arg(long)]
         name: String,
     },
+    /// Print the app's preview key: with it, a request chooses a version by name, even one
+    /// with no traffic yet (`curl -H "x-hivemind-preview: KEY" -H "x-hivemind-variant: r9"`).
+    /// Without it the variant header is ignored.
+    #[command(
+        name = "preview-key",
+        after_help = "Example:\n  curl -H \"x-hivemind-preview: $(hivemind app preview-key --name web)\" -H 'x-hivemind-variant: r2' http://127.0.0.1:PORT/"
+    )]
+    PreviewKey {
+        #[arg(long)]
+        name: String,
+    },
     /// Change how many replicas the app's release runs, without a deployment: new ones
     /// start, a surplus is drained before it stops.
     #[command(after_help = "Example:\n  hivemind app scale --name web --replicas 5")]
@@ -113,6 +124,15 @@ pub async fn run(client: &Client, command: AppCommand, format: Format) -> Result
         }
         AppCommand::Get { name } => {
             output::app(&client.app(&name).await?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        AppCommand::PreviewKey { name } => {
+            let key = client.preview_key(&name).await?;
+            match format {
+                // The key alone, for `$(hivemind app preview-key --name web)`.
+                Format::Table => println!("{}", key.key),
+                _ => output::json(&key, format),
+            }
             Ok(ExitCode::SUCCESS)
         }
         AppCommand::Scale { name, replicas } => {

@@ -194,6 +194,10 @@ impl Client {
         self.send(self.http.put(self.url(&format!("/api/pipelines/{name}"))).json(spec)).await
     }
 
+    pub async fn preview_key(&self, app: &str) -> Result<crate::api_types::PreviewKey, CliError> {
+        self.send(self.http.get(self.url(&format!("/api/apps/{app}/preview-key")))).await
+    }
+
     pub async fn rotate_token(&self) -> Result<String, CliError> {
         let rotated: Rotated = self.send(self.http.post(self.url("/api/token/rotate"))).await?;
         Ok(rotated.token)
@@ -239,10 +243,13 @@ impl Client {
         signature: Option<&str>,
         replace: bool,
         source: &str,
+        allow: &hivemind_model::grants::Grants,
     ) -> Result<PluginView, CliError> {
         let replace = replace.to_string();
+        let allow = allow.to_list();
         let mut query = vec![("replace", replace.as_str()), ("source", source)];
         query.extend(signature.map(|s| ("signature", s)));
+        query.extend((!allow.is_empty()).then_some(("allow", allow.as_str())));
         let url = self.url_with("/api/plugins", &query)?;
         self.send(self.http.post(url).header("content-type", "application/wasm").body(bytes)).await
     }

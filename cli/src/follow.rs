@@ -2,6 +2,7 @@
 //! event otherwise, until it ends or awaits approval.
 
 use super::client::{CliError, Client};
+use super::escape::{escaped, say};
 use super::output::{Format, deployment, json};
 use crate::api_types::DeploymentView;
 use crate::model::{Event, Level, Status};
@@ -67,7 +68,7 @@ pub async fn follow(client: &Client, id: &str, format: Format) -> Result<ExitCod
                         if bar {
                             print!("\r\x1b[2K");
                         }
-                        println!("  {:<5} {}", e.level, e.message);
+                        say!("  {:<5} {}", e.level, e.message);
                         if bar {
                             draw_bar(progress.0, &progress.1);
                         }
@@ -86,7 +87,7 @@ pub async fn follow(client: &Client, id: &str, format: Format) -> Result<ExitCod
                         }
                         match format {
                             Format::Json | Format::Yaml => json(&d, format),
-                            Format::Table => println!("{}: {} ({}%)", x.status.as_str(), x.message, x.progress),
+                            Format::Table => say!("{}: {} ({}%)", x.status.as_str(), x.message, x.progress),
                         }
                         let ok = d.successful || x.status == Status::AwaitingApproval;
                         return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
@@ -102,7 +103,7 @@ fn draw_bar(percent: u8, message: &str) {
     use std::io::Write;
     let width = 30;
     let filled = (percent as usize * width / 100).min(width);
-    let text: String = message.chars().take(70).collect();
+    let text: String = escaped(message).chars().take(70).collect();
     print!("\r\x1b[2K[{}{}] {percent:>3}%  {text}", "#".repeat(filled), "-".repeat(width - filled));
     let _ = std::io::stdout().flush();
 }

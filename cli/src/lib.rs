@@ -14,6 +14,7 @@ mod cluster;
 pub mod config;
 mod deployment;
 mod docker_config;
+mod escape;
 mod follow;
 mod metrics;
 mod oci;
@@ -25,6 +26,7 @@ mod serve;
 mod spec;
 mod store;
 mod token;
+mod yaml;
 
 use clap::{Parser, Subcommand};
 use client::Client;
@@ -164,7 +166,7 @@ pub async fn run(local: impl Local) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", escape::escaped(&e.to_string()));
             e.exit_code()
         }
     }

@@ -3,6 +3,7 @@
 use crate::api_types::{
     AppView, DeploymentView, Diagnosis, MetricsView, PipelineView, PluginDetails, PluginView, StatusView,
 };
+use crate::escape::{escaped, say};
 use crate::model::{AppEvent, Event, rfc3339};
 use serde::Serialize;
 
@@ -16,59 +17,10 @@ pub enum Format {
 /// Prints a value as JSON or YAML, as `format` says (a table is the caller's to print).
 pub fn json<T: Serialize + ?Sized>(value: &T, format: Format) {
     match format {
-        Format::Yaml => print!("{}", yaml(&serde_json::to_value(value).unwrap_or_default(), 0)),
-        _ => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
-    }
-}
-
-/// A small YAML emitter for JSON values (block style; strings quoted when they must be).
-fn yaml(value: &serde_json::Value, indent: usize) -> String {
-    use serde_json::Value;
-    let pad = " ".repeat(indent);
-    let scalar = |v: &Value| match v {
-        Value::Null => "null".to_string(),
-        Value::String(s) => {
-            let plain = !s.is_empty()
-                && !s.starts_with(|c: char| "-?:,[]{}#&*!|>'\"%@` ".contains(c) || c.is_ascii_digit())
-                && !s.contains(": ")
-                && !s.contains(" #")
-                && !s.ends_with([' ', ':'])
-                && !["true", "false", "null", "yes", "no", "~"].contains(&s.to_ascii_lowercase().as_str())
-                && !s.contains('\n');
-            if plain { s.clone() } else { serde_json::to_string(s).unwrap() }
+        Format::Yaml => {
+            print!("{}", escaped(&crate::yaml::to_yaml(&serde_json::to_value(value).unwrap_or_default(), 0)))
         }
-        other => other.to_string(),
-    };
-    match value {
-        Value::Object(map) if !map.is_empty() => map
-            .iter()
-            .map(|(k, v)| match v {
-                Value::Object(m) if !m.is_empty() => format!("{pad}{k}:\n{}", yaml(v, indent + 2)),
-                Value::Array(a) if !a.is_empty() => format!("{pad}{k}:\n{}", yaml(v, indent)),
-                _ => format!(
-                    "{pad}{k}: {}\n",
-                    match v {
-                        Value::Object(_) => "{}".into(),
-                        Value::Array(_) => "[]".into(),
-                        _ => scalar(v),
-                    }
-                ),
-            })
-            .collect(),
-        Value::Array(items) if !items.is_empty() => items
-            .iter()
-            .map(|v| match v {
-                Value::Object(m) if !m.is_empty() => {
-                    let inner = yaml(v, indent + 2);
-                    format!("{pad}- {}", inner.trim_start())
-                }
-                Value::Array(a) if !a.is_empty() => format!("{pad}-\n{}", yaml(v, indent + 2)),
-                _ => format!("{pad}- {}\n", scalar(v)),
-            })
-            .collect(),
-        Value::Object(_) => format!("{pad}{{}}\n"),
-        Value::Array(_) => format!("{pad}[]\n"),
-        _ => format!("{pad}{}\n", scalar(value)),
+        _ => say!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
     }
 }
 
@@ -115,7 +67,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
         rows.into_iter().map(|r| r.iter().enumerate().map(|(i, c)| fit(c, widths[i])).collect()).collect();
     let line = |cells: Vec<String>| {
         let padded: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
-        println!("{}", padded.join("  ").trim_end());
+        say!("{}", padded.join("  ").trim_end());
     };
     line(header.iter().map(|h| h.to_string()).collect());
     for row in rows {
@@ -126,7 +78,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
 fn fields(pairs: &[(&str, String)]) {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in pairs {
-        println!("{k:<width$}  {v}");
+        say!("{k:<width$}  {v}");
     }
 }
 
@@ -198,7 +150,7 @@ pub fn events(list: &[Event], format: Format) {
         return json(list, format);
     }
     for e in list {
-        println!("{}  {:<5}  {}", rfc3339(e.at_ms), e.level, e.message);
+        say!("{}  {:<5}  {}", rfc3339(e.at_ms), e.level, e.message);
     }
 }
 
@@ -207,7 +159,7 @@ pub fn app_events(list: &[AppEvent], format: Format) {
         return json(list, format);
     }
     for e in list {
-        println!("{}  {:<5}  {}", rfc3339(e.at_ms), e.level, e.message);
+        say!("{}  {:<5}  {}", rfc3339(e.at_ms), e.level, e.message);
     }
 }
 
@@ -267,7 +219,7 @@ pub fn app(a: &AppView, format: Format) {
         ("replica quota", x.replica_quota.map_or("the server's share".into(), |q| q.to_string())),
     ]);
     for c in &a.crash_looping {
-        println!(
+        say!(
             "crash_looping: a replica of {} died {} times in a row ({}); next start in {:.0} s",
             c.version,
             c.restarts,
@@ -275,10 +227,10 @@ pub fn app(a: &AppView, format: Format) {
             c.next_restart_in_ms as f64 / 1000.0
         );
         for line in c.last_logs.lines() {
-            println!("  | {line}");
+            say!("  | {line}");
         }
     }
-    println!();
+    say!();
     let rows = a
         .replicas
         .iter()
@@ -322,7 +274,27 @@ pub fn plugin(p: &PluginView, format: Format) {
     if format != Format::Table {
         return json(p, format);
     }
-    println!("installed {} {} (sha256 {}, {} bytes), {}", p.name, p.version, p.sha256, p.size, signer(p));
+    say!("installed {} {} (sha256 {}, {} bytes), {}", p.name, p.version, p.sha256, p.size, signer(p));
+    say!("granted: {}", granted(p));
+}
+
+/// What a plugin was granted, and what it asks for and was not given.
+fn granted(p: &PluginView) -> String {
+    let given = if p.grants.is_empty() { "nothing".to_string() } else { p.grants.to_list().replace(',', ", ") };
+    let list = p.grants.to_list();
+    let missing: Vec<&str> = p
+        .asks_for
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !list.split(',').any(|g| g.split(':').next() == Some(*c)))
+        .collect();
+    match missing.is_empty() {
+        true => given,
+        false => format!(
+            "{given} (it can ask for {}, which it was not granted: its calls will be denied; --allow grants them)",
+            missing.join(", ")
+        ),
+    }
 }
 
 /// Who signed a plugin, in a table's column.
@@ -363,6 +335,7 @@ pub fn plugin_details(p: &PluginDetails, format: Format) {
         ("size", format!("{} bytes", v.size)),
         ("sha256", v.sha256.clone()),
         ("signature", signer(v)),
+        ("granted", granted(v)),
         (
             "signed comment",
             match &v.signature {
@@ -404,7 +377,7 @@ pub fn metrics(m: &MetricsView, format: Format) {
     if format != Format::Table {
         return json(m, format);
     }
-    println!("deployment {} ({})", m.deployment_id, m.strategy);
+    say!("deployment {} ({})", m.deployment_id, m.strategy);
     let rows = m
         .versions
         .iter()
@@ -423,7 +396,7 @@ pub fn metrics(m: &MetricsView, format: Format) {
         .collect();
     table(&["VERSION", "ROLE", "REQUESTS", "ERRORS", "P50_MS", "P90_MS", "P99_MS", "GOALS"], rows);
     if !m.comparisons.is_empty() {
-        println!();
+        say!();
         let rows = m
             .comparisons
             .iter()
@@ -447,9 +420,9 @@ pub fn diagnosis(d: &Diagnosis, format: Format) {
     if format != Format::Table {
         return json(d, format);
     }
-    println!("{}", d.summary);
+    say!("{}", d.summary);
     let x = &d.deployment;
-    println!(
+    say!(
         "strategy {} {} (sha256 {}), {} -> {}, created {}",
         x.plugin.name,
         x.plugin.version,
@@ -459,18 +432,18 @@ pub fn diagnosis(d: &Diagnosis, format: Format) {
         rfc3339(x.created_at_ms)
     );
     if !d.errors.is_empty() {
-        println!("\nerrors:");
+        say!("\nerrors:");
         for e in &d.errors {
-            println!("  {}  {}", rfc3339(e.at_ms), e.message);
+            say!("  {}  {}", rfc3339(e.at_ms), e.message);
         }
     }
-    println!("\ntimeline:");
+    say!("\ntimeline:");
     for e in &d.timeline {
-        println!("  {}  {:<5}  {}", rfc3339(e.at_ms), e.level, e.message);
+        say!("  {}  {:<5}  {}", rfc3339(e.at_ms), e.level, e.message);
     }
-    println!("\nreplicas of app {} now:", x.app);
+    say!("\nreplicas of app {} now:", x.app);
     if d.replicas.is_empty() {
-        println!("  none");
+        say!("  none");
     }
     for r in &d.replicas {
         let state = if !r.running {
@@ -480,7 +453,7 @@ pub fn diagnosis(d: &Diagnosis, format: Format) {
         } else {
             "unhealthy"
         };
-        println!(
+        say!(
             "  {} ({}) {} at {}: {}",
             r.record.id,
             r.record.version,
@@ -489,7 +462,7 @@ pub fn diagnosis(d: &Diagnosis, format: Format) {
             r.last_probe.as_deref().unwrap_or("not probed yet")
         );
         for line in r.logs.lines() {
-            println!("    | {line}");
+            say!("    | {line}");
         }
     }
 }
@@ -517,7 +490,7 @@ pub fn cluster(c: &crate::api_types::ClusterView, format: Format) {
         ("failovers", c.failovers.to_string()),
         ("answered by", c.this_server.clone()),
     ]);
-    println!();
+    say!();
     let rows = c
         .servers
         .iter()
@@ -541,7 +514,7 @@ pub fn simulation(report: &hivemind_model::simulation::Report, format: Format, b
         return json(report, format);
     }
     let passed = report.scenarios.iter().filter(|s| s.passed).count();
-    println!(
+    say!(
         "{} {}: {} scenarios in {} (wall clock){}",
         report.plugin,
         report.version,
@@ -555,10 +528,10 @@ pub fn simulation(report: &hivemind_model::simulation::Report, format: Format, b
     );
     for s in &report.scenarios {
         let failed_share = if s.requests == 0 { 0.0 } else { s.failed_requests as f64 * 100.0 / s.requests as f64 };
-        println!();
-        println!("{} {}: {}", if s.passed { "✓" } else { "✗" }, s.name, s.verdict);
-        println!("  expected: {}", s.expected);
-        println!(
+        say!();
+        say!("{} {}: {}", if s.passed { "✓" } else { "✗" }, s.name, s.verdict);
+        say!("  expected: {}", s.expected);
+        say!(
             "  {} simulated, {} steps, {} requests, {} failed ({failed_share:.1}%)",
             duration(s.simulated_ms),
             s.steps,
@@ -573,14 +546,14 @@ pub fn simulation(report: &hivemind_model::simulation::Report, format: Format, b
         let lines = &s.timeline;
         for (i, (at, line)) in lines.iter().enumerate() {
             if lines.len() > 2 * SHOWN && i == SHOWN {
-                println!("    {:>9}  … {} more lines …", "", lines.len() - 2 * SHOWN);
+                say!("    {:>9}  … {} more lines …", "", lines.len() - 2 * SHOWN);
             }
             if lines.len() > 2 * SHOWN && (SHOWN..lines.len() - SHOWN).contains(&i) {
                 continue;
             }
-            println!("    {:>9}  {line}", format!("+{}", duration(*at)));
+            say!("    {:>9}  {line}", format!("+{}", duration(*at)));
         }
     }
-    println!();
-    println!("{passed} of {} scenarios ended as they should", report.scenarios.len());
+    say!();
+    say!("{passed} of {} scenarios ended as they should", report.scenarios.len());
 }

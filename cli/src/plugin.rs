@@ -26,6 +26,12 @@ pub enum PluginCommand {
         /// OCI, the one published with it].
         #[arg(long, value_name = "FILE")]
         signature: Option<PathBuf>,
+        /// A power the plugin (a hook) may use (repeatable): `jobs` (run commands in a replica
+        /// of the release, with its environment and secrets), `http` (POST to every host on
+        /// the server's hook allowlist) or `http:HOST:PORT` (to that one). Nothing else is
+        /// granted; `plugin inspect` shows what a plugin asks for.
+        #[arg(long = "allow", value_name = "GRANT", value_parser = hivemind_model::grants::Grant::parse)]
+        allow: Vec<hivemind_model::grants::Grant>,
         #[command(flatten)]
         registry: RegistryArgs,
     },
@@ -111,8 +117,9 @@ pub enum PluginCommand {
     /// List the loaded plugins.
     #[command(after_help = "Example:\n  hivemind plugin list")]
     List,
-    /// Show a plugin: world, API version, imports, exports, size, sha256, origin.
-    #[command(after_help = "Example:\n  hivemind plugin inspect canary")]
+    /// Show a plugin: world, API version, imports, exports, size, sha256, origin, and what
+    /// it was granted.
+    #[command(alias = "get", after_help = "Example:\n  hivemind plugin inspect canary")]
     Inspect { name: String },
     /// Unload an installed plugin (refused while a deployment under way uses it).
     #[command(after_help = "Example:\n  hivemind plugin remove linear")]
@@ -166,7 +173,7 @@ pub async fn run(
     local: &impl crate::Local,
 ) -> Result<ExitCode, CliError> {
     match command {
-        PluginCommand::Install { file, replace, signature, registry } => {
+        PluginCommand::Install { file, replace, signature, allow, registry } => {
             let (bytes, source, pulled_signature) = read_component(&file, registry).await?;
             let signature = match signature {
                 Some(path) => Some(read_signature(&path)?),
@@ -175,7 +182,11 @@ pub async fn run(
                     None => signature_beside(&file)?,
                 },
             };
-            output::plugin(&client.install_plugin(bytes, signature.as_deref(), replace, &source).await?, format);
+            let allow = hivemind_model::grants::Grants::new(allow);
+            output::plugin(
+                &client.install_plugin(bytes, signature.as_deref(), replace, &source, &allow).await?,
+                format,
+            );
         }
         PluginCommand::Publish { file, reference, signature, registry } => {
             let reference = oci::Reference::parse(&reference).map_err(|e| CliError::Usage(format!("{e:#}")))?;

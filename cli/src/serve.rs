@@ -67,6 +67,11 @@ pub struct ServeArgs {
     /// How replicas run. [default: auto]
     #[arg(long, value_enum, env = "HIVEMIND_RUNTIME")]
     pub runtime: Option<RuntimeChoice>,
+    /// Run the process runtime's replicas and jobs as this user (such as `nobody`), so that
+    /// an app cannot read the data dir nor signal the server. Needs a server run as root,
+    /// or with CAP_SETUID and CAP_SETGID. [default: the server's own user]
+    #[arg(long, value_name = "USER", env = "HIVEMIND_RUN_AS")]
+    pub run_as: Option<String>,
     /// The address the apps' routers bind to. [default: 127.0.0.1]
     #[arg(long, env = "HIVEMIND_ROUTER_ADDR")]
     pub router_addr: Option<IpAddr>,
@@ -90,8 +95,9 @@ pub struct ServeArgs {
     /// Linear memory limit of one plugin instance, in MiB. [default: 64]
     #[arg(long, env = "HIVEMIND_PLUGIN_MEMORY_MIB")]
     pub plugin_memory_mib: Option<usize>,
-    /// Hosts that hooks (webhook:URL) may send HTTP requests to, as HOST or HOST:PORT,
-    /// comma-separated. [default: none]
+    /// Where hooks (webhook:URL) may send HTTP requests, comma-separated: HOST:PORT (or
+    /// http://HOST:PORT); a bare HOST means its port 80 only, HOST:* every port of it.
+    /// [default: none]
     #[arg(long, env = "HIVEMIND_HOOK_ALLOWED_HOSTS", value_delimiter = ',')]
     pub hook_allowed_hosts: Option<Vec<String>>,
     /// Which plugins may be installed: `permissive` takes unsigned ones too (and shows them

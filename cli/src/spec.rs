@@ -42,6 +42,15 @@ pub struct SpecArgs {
     /// An environment variable for the replicas, KEY=VALUE (repeatable).
     #[arg(long = "env", value_parser = crate::model::parse_key_value)]
     env: Vec<(String, String)>,
+    /// A secret environment variable for the replicas (repeatable): KEY=VALUE, or KEY alone
+    /// to take the value of this shell's variable KEY (kept out of the shell's history and
+    /// `ps`). The server never shows it again: answers show a fingerprint.
+    #[arg(long = "secret", value_name = "KEY[=VALUE]", value_parser = parse_secret)]
+    secrets: Vec<(String, String)>,
+    /// A secret environment variable whose value is a file's content, KEY=PATH
+    /// (repeatable; one trailing newline is dropped).
+    #[arg(long = "secret-file", value_name = "KEY=PATH", value_parser = parse_secret_file)]
+    secret_files: Vec<(String, String)>,
     /// A strategy parameter, KEY=VALUE (repeatable), for strategies of your own.
     #[arg(long = "param", value_parser = crate::model::parse_key_value)]
     params: Vec<(String, String)>,
@@ -211,6 +220,7 @@ impl SpecArgs {
         spec.cloud_provider = self.cloud_provider.or(spec.cloud_provider);
         spec.params.extend(self.params.into_iter().chain(self.strategy_flags.into_params()));
         spec.env.extend(self.env);
+        spec.secrets.extend(self.secrets.into_iter().chain(self.secret_files));
         self.hooks.apply(&mut spec.hooks);
         spec
     }
@@ -334,4 +344,27 @@ fn check_constraint(s: &str) -> Result<String, String> {
 
 fn check_memory(s: &str) -> Result<String, String> {
     crate::model::parse_memory(s).map(|_| s.trim().to_string())
+}
+
+/// `--secret KEY=VALUE`, or `--secret KEY` with the value of the variable KEY.
+fn parse_secret(text: &str) -> Result<(String, String), String> {
+    if let Some((key, value)) = text.split_once('=') {
+        return crate::model::parse_key_value(&format!("{key}={value}"));
+    }
+    let key = text.trim();
+    match std::env::var(key) {
+        Ok(value) => Ok((key.to_string(), value)),
+        Err(_) => Err(format!(
+            "`--secret {key}` takes its value from the environment variable {key}, which is not set; export it, or give --secret-file {key}=PATH"
+        )),
+    }
+}
+
+/// `--secret-file KEY=PATH`: the file's content, without one trailing newline.
+fn parse_secret_file(text: &str) -> Result<(String, String), String> {
+    let (key, path) = crate::model::parse_key_value(text).map_err(|_| format!("`{text}` is not KEY=PATH"))?;
+    let value =
+        std::fs::read_to_string(&path).map_err(|e| format!("--secret-file {key}={path}: cannot read {path}: {e}"))?;
+    let value = value.strip_suffix('\n').map(|v| v.strip_suffix('\r').unwrap_or(v)).unwrap_or(&value);
+    Ok((key, value.to_string()))
 }

@@ -28,6 +28,7 @@ mod certs;
 mod deployments;
 mod insights;
 pub mod machine;
+mod outage;
 pub mod series;
 pub mod services;
 #[cfg(test)]
@@ -99,6 +100,8 @@ pub struct Ground {
     healer: apps::Healer,
     /// The engine's own counts for /metrics.
     counts: Counts,
+    /// A store fault the step loops are waiting out.
+    outage: outage::StoreOutage,
 }
 
 impl Ground {
@@ -188,6 +191,7 @@ impl Engine {
             checks: Mutex::new(HashMap::new()),
             healer: Default::default(),
             counts: Counts::default(),
+            outage: Default::default(),
         });
         let certificates = Arc::new(Certificates::new(ground.clone()));
         let deployments = Arc::new(Deployments {
@@ -230,6 +234,8 @@ impl Engine {
         for app in ground.store.apps().await? {
             ground.services.fleet.set_quota(&app.name, app.replica_quota);
             ground.services.router.listen(&app.name, SocketAddr::new(ground.options.router_ip, app.port)).await?;
+            let preview_key = ground.store.preview_key(&app.name).await?;
+            ground.services.router.set_preview_key(&app.name, preview_key.as_deref());
             ground.services.router.set_split(&app.name, app.split.clone(), app.sticky);
             ground.services.router.set_binding(&app.name, &crate::model::AppBinding::of(&app).route());
             ground.services.sync_router(&app.name).await;

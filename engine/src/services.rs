@@ -47,7 +47,12 @@ impl Services {
             router,
             prober: Prober::new(),
             store,
-            hook_hosts: HookHosts::new(hook_allowed_hosts),
+            // `serve` refuses a bad entry before it gets here; should one slip through,
+            // hooks reach nothing rather than more than was meant.
+            hook_hosts: HookHosts::new(hook_allowed_hosts).unwrap_or_else(|why| {
+                tracing::error!("{why}; hooks may reach no host");
+                HookHosts::new(Vec::new()).expect("an empty allowlist")
+            }),
             health: Default::default(),
             series: Default::default(),
         }

@@ -34,21 +34,31 @@ pub fn spec(s: &DeploymentSpec) -> Result<(), UserError> {
             format!("health check timeout must be 1 to 3600 seconds (got {})", s.health_check_timeout),
         ));
     }
-    for key in s.env.keys() {
-        let ok = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ok {
-            return Err(UserError::invalid(
-                Field::Env,
-                format!("environment variable name `{key}` must be letters, digits and '_', not starting with a digit"),
-            ));
+    for (field, flag, keys) in [(Field::Env, "--env", &s.env), (Field::Secrets, "--secret", &s.secrets)] {
+        for key in keys.keys() {
+            let ok = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                return Err(UserError::invalid(
+                    field,
+                    format!(
+                        "environment variable name `{key}` must be letters, digits and '_', not starting with a digit"
+                    ),
+                ));
+            }
+            if key == "PORT" {
+                return Err(UserError::invalid(
+                    field,
+                    format!("PORT is set by Hivemind for each replica; leave it out of {flag}"),
+                ));
+            }
         }
-        if key == "PORT" {
-            return Err(UserError::invalid(
-                Field::Env,
-                "PORT is set by Hivemind for each replica; leave it out of --env",
-            ));
-        }
+    }
+    if let Some(key) = s.secrets.keys().find(|k| s.env.contains_key(*k)) {
+        return Err(UserError::invalid(
+            Field::Secrets,
+            format!("`{key}` is given both as --env and as --secret; keep one (--secret, if its value is secret)"),
+        ));
     }
     if let Some(cpu) = s.resources.cpu
         && !(cpu > 0.0 && cpu <= 256.0)

@@ -113,6 +113,7 @@ async fn steps(
                         image: "true".into(),
                         replicas: 1,
                         env: Default::default(),
+                        secrets: Default::default(),
                         resources: Default::default(),
                     },
                 )]),

@@ -29,12 +29,16 @@ pub struct ServeOptions {
     pub advertise_url: Option<String>,
     pub router_mode: RouterMode,
     pub api_addr: SocketAddr,
+    /// The API port's timeouts and connection limits.
+    pub api_limits: api::listen::Limits,
     /// The HTTP and HTTPS entrypoints, shared by every app by host name, if they are open.
     pub http_addr: Option<SocketAddr>,
     pub https_addr: Option<SocketAddr>,
     /// Where `--tls acme` apps get their certificates.
     pub acme: Option<crate::acme::AcmeConfig>,
     pub runtime: RuntimeChoice,
+    /// The account replicas and jobs of the process runtime run as, if not the server's.
+    pub run_as: Option<runtime::RunAs>,
     /// The address app routers bind to.
     pub router_ip: IpAddr,
     pub limits: Limits,
@@ -85,7 +89,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     if !shared {
         front.lead(member.lead(prepared).await?);
         announce(&options, api_addr, &data_dir, &token, &format!(", runtime {runtime_name}"));
-        axum::serve(listener, api::front::router(front)).with_graceful_shutdown(shutdown()).await?;
+        api::listen::serve(listener, api::front::router(front), options.api_limits.clone(), shutdown()).await?;
         return Ok(());
     }
     member.serve_in_cluster(prepared, listener, front).await
@@ -137,14 +141,15 @@ impl Member<'_> {
             &format!(", runtime {runtime_name}, cluster member {} on Postgres", cluster.name()),
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let serving = tokio::spawn(
-            axum::serve(listener, api::front::router(front.clone()))
-                .with_graceful_shutdown(async move {
-                    let mut stopped = stopped;
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .into_future(),
-        );
+        let serving = tokio::spawn(api::listen::serve(
+            listener,
+            api::front::router(front.clone()),
+            self.options.api_limits.clone(),
+            async move {
+                let mut stopped = stopped;
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ));
         let stopping = || async {
             election.abort();
             cluster.resign().await;
@@ -309,9 +314,10 @@ struct Prepared {
 }
 
 async fn prepare(options: &ServeOptions, store: &Store, data_dir: &std::path::Path) -> Result<Prepared> {
+    let process = ProcessDriver::new(data_dir.join("logs")).running_as(options.run_as.clone());
     let driver: Arc<dyn Driver> = match options.runtime {
-        RuntimeChoice::Auto => runtime::detect(data_dir.join("logs")).await,
-        RuntimeChoice::Process => Arc::new(ProcessDriver::new(data_dir.join("logs"))),
+        RuntimeChoice::Auto => runtime::detect(process).await,
+        RuntimeChoice::Process => Arc::new(process),
         RuntimeChoice::Docker => match DockerDriver::connect().await {
             Ok(d) => Arc::new(d),
             Err(e) => bail!(

@@ -713,8 +713,8 @@ function blueGreenDetails(view) {
   const port = view.app ? view.app.port : '<router port>';
   const out = [h('h3', {}, 'Blue-green'),
     h('p', { 'data-field': 'serving' }, h('strong', {}, 'Serving: '), serving.length ? serving.map(colour).join(' and ') : 'nothing yet'),
-    h('p', {}, h('strong', {}, 'Preview route: '), `green ${green} answers requests with the header x-hivemind-variant: ${green}, for example `,
-      h('code', {}, `curl -H 'x-hivemind-variant: ${green}' http://127.0.0.1:${port}/`))];
+    h('p', {}, h('strong', {}, 'Preview route: '), `green ${green} answers requests with the header x-hivemind-variant: ${green} and the app's preview key, for example `,
+      h('code', {}, `curl -H "x-hivemind-preview: $(hivemind app preview-key --name ${d.app})" -H 'x-hivemind-variant: ${green}' http://127.0.0.1:${port}/`))];
   const switched = view.events.find((e) => e.message.startsWith('switched all traffic to green'));
   const delay = parseInt((d.spec.params || {})['scale-down-delay'] || '30', 10);
   if (switched && blue) {

@@ -18,8 +18,10 @@ pub struct DeploymentView {
     pub updated_at: String,
 }
 
+/// A view shows the deployment with its secrets redacted.
 impl From<Deployment> for DeploymentView {
     fn from(d: Deployment) -> Self {
+        let d = d.redacted();
         DeploymentView {
             completed: d.completed(),
             successful: d.successful(),
@@ -337,6 +339,12 @@ pub struct PluginView {
     /// of the server's binary).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<SignatureView>,
+    /// The powers it was granted at install (`jobs`, `http`, `http:HOST:PORT`).
+    #[serde(default)]
+    pub grants: crate::grants::Grants,
+    /// The grantable capabilities its WIT world imports (`jobs`, `http`): what it may ask for.
+    #[serde(default)]
+    pub asks_for: Vec<String>,
 }
 
 /// A plugin's minisign signature.
@@ -369,6 +377,16 @@ pub struct PluginDetails {
 pub struct PipelineView {
     pub name: String,
     pub spec: DeploymentSpec,
+}
+
+/// `GET /api/apps/{name}/preview-key`: what lets a request choose a version by name.
+#[derive(Serialize, Deserialize, JsonSchema)]
+pub struct PreviewKey {
+    pub app: crate::model::AppName,
+    /// Send it as this header (or as the cookie `hivemind_preview`), with
+    /// `x-hivemind-variant: VERSION`.
+    pub header: String,
+    pub key: String,
 }
 
 /// `POST /api/token/rotate`: the new token.

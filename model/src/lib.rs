@@ -9,6 +9,7 @@
 
 pub mod api_types;
 pub mod error;
+pub mod grants;
 pub mod model;
 pub mod plugin;
 pub mod settings;

@@ -97,6 +97,8 @@ impl PluginHost {
         let Pre::Hook(pre) = &plugin.pre else {
             return (Err(format!("plugin {} is a strategy, not a hook", plugin.info.name)), caps);
         };
+        // The capabilities check these on every call.
+        let caps = HookCaps { plugin: plugin.info.name.clone(), grants: plugin.grants(), ..caps };
         let mut store = self.new_store(None, Some(caps));
         // A moment past the deadline, so that a job or request stopped at the deadline
         // reports it itself, with what it printed.

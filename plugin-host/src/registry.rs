@@ -9,6 +9,7 @@ use super::trust::{Signature, TrustPolicy};
 use super::{bounds, builtin, contract, validate_name};
 use crate::model::{Kind, Origin, PluginRef};
 use anyhow::{Context, Result, anyhow, bail};
+use hivemind_model::grants::Grants;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -39,12 +40,31 @@ pub struct LoadedPlugin {
     signature: RwLock<Option<Signature>>,
     /// Switched off with `plugin disable`: no new deployment may use it.
     pub disabled: std::sync::atomic::AtomicBool,
+    /// The powers it was granted at install (`jobs`, `http`); a built-in's come with it.
+    grants: RwLock<Grants>,
     pub(super) pre: Pre,
 }
 
 impl LoadedPlugin {
     pub fn signature(&self) -> Option<Signature> {
         self.signature.read().unwrap().clone()
+    }
+
+    pub fn grants(&self) -> Grants {
+        self.grants.read().unwrap().clone()
+    }
+
+    pub fn set_grants(&self, grants: Grants) {
+        *self.grants.write().unwrap() = grants;
+    }
+
+    /// The grantable capabilities its world imports: what it may ask for.
+    pub fn asks_for(&self) -> Vec<String> {
+        ["jobs", "http"]
+            .into_iter()
+            .filter(|c| self.imports.iter().any(|i| i.starts_with(&format!("hivemind:plugin/{c}@"))))
+            .map(str::to_string)
+            .collect()
     }
 
     pub fn kind(&self) -> Kind {
@@ -111,9 +131,11 @@ impl PluginHost {
             cache_hits: Default::default(),
         });
         for (crate_name, bytes) in builtin::BUILTIN {
-            host.load(bytes.to_vec(), None, Origin::Builtin, false, "built in".into())
+            let plugin = host
+                .load(bytes.to_vec(), None, Origin::Builtin, false, "built in".into())
                 .await
                 .with_context(|| format!("loading the built-in plugin {crate_name}"))?;
+            plugin.set_grants(builtin::grants(&plugin.info.name));
         }
         Ok(host)
     }
@@ -226,6 +248,7 @@ impl PluginHost {
             exports,
             signature: RwLock::new(signature),
             disabled: Default::default(),
+            grants: Default::default(),
             pre,
         });
         let mut by_name = self.by_name.write().unwrap();

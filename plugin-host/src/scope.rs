@@ -83,7 +83,7 @@ impl Scope {
             image: release.image.clone(),
             container_port: self.container_port,
             health_port: self.health_port,
-            env: release.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            env: release.env.iter().chain(&release.secrets).map(|(k, v)| (k.clone(), v.clone())).collect(),
             resources: release.resources.clone(),
             target: self.target.clone(),
         }
@@ -141,6 +141,9 @@ pub struct HookCaps {
     pub deadline: Instant,
     /// What the hook logged, as (level, message).
     pub log: Vec<(Level, String)>,
+    /// The hook plugin's name and what it was granted at install (set by `run_hook`).
+    pub plugin: String,
+    pub grants: hivemind_model::grants::Grants,
 }
 
 impl HookCaps {

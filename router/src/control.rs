@@ -60,6 +60,9 @@ pub struct AppTable {
     /// The backends speak h2c.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub h2c: bool,
+    /// The key a request shows to choose a version by name (a preview).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_key: Option<String>,
 }
 
 fn root_prefix() -> String {

@@ -14,6 +14,7 @@ mod hosts;
 pub mod link;
 pub mod process;
 mod proxy;
+mod route;
 pub mod stats;
 mod sync;
 mod table;
@@ -21,13 +22,12 @@ pub mod tls;
 
 pub use entrypoint::{HTTP as HTTP_ENTRYPOINT, HTTPS as HTTPS_ENTRYPOINT};
 pub use hosts::{Binding, check_host, check_path_prefix};
+pub use route::AppRoute;
 pub use stats::StatsSnapshot;
-use stats::VersionStats;
-use table::{Backend, Pool, RouteTable};
+use table::Backend;
 pub use table::{EJECT_AFTER_FAILURES, EJECT_FOR_MS};
 
 use anyhow::{Context, Result};
-use arc_swap::ArcSwap;
 use hivemind_model::{api_types, model};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -69,76 +69,6 @@ pub enum DrainState {
     Draining(u64),
     Drained,
     TimedOut,
-}
-
-/// One app's routing: its table, and what the table is built from.
-pub struct AppRoute {
-    pub name: String,
-    table: ArcSwap<RouteTable>,
-    /// Requests seen, to step through the table's weighted schedule.
-    counter: AtomicU64,
-    /// What tables are built from. Writers hold the lock; readers only load `table`.
-    config: Mutex<RouteConfig>,
-    /// Requests answered 503 because no backend was usable.
-    pub unroutable: AtomicU64,
-    /// The accept loops, one per router thread, stopped when the app is removed.
-    listeners: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// Where it listens (in the control plane's mirror: where the router process does).
-    addr: Mutex<Option<SocketAddr>>,
-    /// A copy of each listening socket, to hand to a new router process that takes over.
-    sockets: Mutex<Vec<std::net::TcpListener>>,
-    events: Option<tokio::sync::mpsc::UnboundedSender<RouterEvent>>,
-}
-
-#[derive(Default)]
-struct RouteConfig {
-    split: crate::model::Split,
-    sticky: bool,
-    goal_header: Option<http::HeaderName>,
-    backends: Vec<Arc<Backend>>,
-    stats: HashMap<String, Arc<VersionStats>>,
-    /// The host names the app answers to on the entrypoints, and how.
-    binding: Binding,
-}
-
-impl AppRoute {
-    fn new(name: &str, events: Option<tokio::sync::mpsc::UnboundedSender<RouterEvent>>) -> AppRoute {
-        AppRoute {
-            name: name.to_string(),
-            table: ArcSwap::from_pointee(RouteTable::new(Vec::new(), false)),
-            counter: AtomicU64::new(0),
-            config: Mutex::new(RouteConfig::default()),
-            unroutable: AtomicU64::new(0),
-            listeners: Mutex::new(Vec::new()),
-            addr: Mutex::new(None),
-            sockets: Mutex::new(Vec::new()),
-            events,
-        }
-    }
-
-    /// Tells the engine, if it listens.
-    fn notify(&self, event: RouterEvent) {
-        if let Some(events) = &self.events {
-            let _ = events.send(event);
-        }
-    }
-
-    fn rebuild(&self, config: &mut RouteConfig) {
-        let mut pools = Vec::new();
-        for (version, weight) in &config.split {
-            let stats = config.stats.entry(version.clone()).or_default().clone();
-            let backends = config.backends.iter().filter(|b| &b.version == version).cloned().collect();
-            pools.push(Pool::new(version.clone(), *weight, backends, stats));
-        }
-        let mut table = RouteTable::new(pools, config.sticky);
-        table.goal_header = config.goal_header.clone();
-        table.h2c = config.binding.h2c;
-        self.table.store(Arc::new(table));
-    }
-
-    fn backend(&self, id: &str) -> Option<Arc<Backend>> {
-        self.config.lock().unwrap().backends.iter().find(|b| b.id == id).cloned()
-    }
 }
 
 /// The router of every app. It runs the proxies itself (in `hivemind router`, or inside
@@ -427,6 +357,21 @@ impl Router {
         let mut config = route.config.lock().unwrap();
         if config.goal_header != header {
             config.goal_header = header;
+            route.rebuild(&mut config);
+            drop(config);
+            self.changed();
+        }
+    }
+
+    /// The key a request must show (header `x-hivemind-preview`, or cookie
+    /// `hivemind_preview`) for its `x-hivemind-variant` to choose a version: without it,
+    /// nobody reaches a version the split gives no traffic. No key: nobody may choose.
+    pub fn set_preview_key(&self, app: &str, key: Option<&str>) {
+        let key: Option<Arc<str>> = key.filter(|k| !k.is_empty()).map(Arc::from);
+        let route = self.app(app);
+        let mut config = route.config.lock().unwrap();
+        if config.preview_key != key {
+            config.preview_key = key;
             route.rebuild(&mut config);
             drop(config);
             self.changed();

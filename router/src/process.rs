@@ -179,17 +179,17 @@ async fn handle(state: &State, request: Request) -> Result<Response> {
         },
         Request::Listen { app, addr } => {
             router.listen(&app, addr).await?;
-            save_table(&state.paths.table, &router.table())?;
+            keep_table(&state.paths.table, &router.table());
             Response::Listening { port: addr.port() }
         }
         Request::ListenAny { app, ip } => {
             let port = router.listen_any(&app, ip).await?;
-            save_table(&state.paths.table, &router.table())?;
+            keep_table(&state.paths.table, &router.table());
             Response::Listening { port }
         }
         Request::ListenEntrypoint { name, addr } => {
             router.listen_entrypoint(&name, addr).await?;
-            save_table(&state.paths.table, &router.table())?;
+            keep_table(&state.paths.table, &router.table());
             Response::Listening { port: addr.port() }
         }
         Request::Apply { table, leader_epoch } => {
@@ -200,7 +200,7 @@ async fn handle(state: &State, request: Request) -> Result<Response> {
                 );
             }
             router.apply(&table).await?;
-            save_table(&state.paths.table, &router.table())?;
+            keep_table(&state.paths.table, &router.table());
             Response::Applied
         }
         Request::GetTable => Response::Table { table: router.table() },
@@ -325,6 +325,29 @@ fn load_table(path: &Path) -> Result<Option<Table>> {
         Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Saves the table the router now serves. The router serves it whether or not it could
+/// be saved: a full disk must not turn a change already in force into an error that the
+/// control plane retries (the file is only what a router started from scratch reads).
+/// Says so once when saving starts failing, and once when it works again.
+fn keep_table(path: &Path, table: &Table) {
+    static FAILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    match save_table(path, table) {
+        Ok(()) => {
+            if FAILING.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                tracing::info!("the routing table is saved to {} again", path.display());
+            }
+        }
+        Err(e) => {
+            if !FAILING.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    "the routing table in force could not be saved to {}: {e:#}; it serves all the same, and is saved again with the next change",
+                    path.display()
+                );
+            }
+        }
     }
 }
 

@@ -213,8 +213,26 @@ where
 /// The cookie that carries a client's sticky id.
 pub const STICKY_COOKIE: &str = "hivemind_client";
 /// The request header that asks for a version (or variant) by name: A/B overrides and
-/// previews of a version that has no weight yet.
+/// previews of a version that has no weight yet. It counts only with the app's preview key.
 pub const VARIANT_HEADER: &str = "x-hivemind-variant";
+/// The request header, or cookie, that carries the app's preview key
+/// (`hivemind app preview-key`).
+pub const PREVIEW_HEADER: &str = "x-hivemind-preview";
+pub const PREVIEW_COOKIE: &str = "hivemind_preview";
+
+/// Whether the request shows the app's preview key, in the header or the cookie. Compared
+/// in constant time: a timing difference must not leak the key.
+fn shows_preview_key(table: &super::table::RouteTable, headers: &HeaderMap) -> bool {
+    let Some(key) = table.preview_key.as_deref() else { return false };
+    let matches = |shown: &str| {
+        shown.len() == key.len() && shown.bytes().zip(key.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    };
+    let in_header = headers.get(PREVIEW_HEADER).and_then(|v| v.to_str().ok()).is_some_and(|v| matches(v.trim()));
+    in_header
+        || headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).any(
+            |pair| pair.trim().split_once('=').is_some_and(|(name, value)| name == PREVIEW_COOKIE && matches(value)),
+        )
+}
 
 async fn handle(
     route: Arc<AppRoute>,
@@ -226,7 +244,13 @@ async fn handle(
     let n = route.counter.fetch_add(1, Relaxed);
     let table = route.table.load_full();
 
-    let forced = req.headers().get(VARIANT_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    // A version chosen by name is a privilege: only with the app's preview key.
+    let forced = req
+        .headers()
+        .get(VARIANT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .filter(|_| shows_preview_key(&table, req.headers()));
     let mut new_client = None;
     let choice = match &forced {
         Some(version) => Choice::Forced(version, n),
@@ -249,6 +273,8 @@ async fn handle(
     // The headers are rewritten in place; only a retryable request keeps a copy.
     let mut headers = std::mem::take(&mut parts.headers);
     forward_headers(&mut headers, &parts.uri, conn);
+    // The key is the router's business, not the app's (nor its logs').
+    headers.remove(PREVIEW_HEADER);
     let spare = retryable.then(|| headers.clone());
 
     let mut attempt = (pool.stats.clone(), backend.clone());

@@ -38,6 +38,7 @@ impl Router {
                     split: config.split.clone(),
                     sticky: config.sticky,
                     goal_header: config.goal_header.as_ref().map(|h| h.to_string()),
+                    preview_key: config.preview_key.as_deref().map(str::to_string),
                     hosts: config.binding.hosts.clone(),
                     path_prefix: config.binding.path_prefix.clone(),
                     redirect_https: config.binding.redirect_https,
@@ -99,6 +100,7 @@ impl Router {
     pub fn set_route(&self, app: &AppTable) {
         self.set_split(&app.name, app.split.clone(), app.sticky);
         self.set_goal_header(&app.name, app.goal_header.as_deref());
+        self.set_preview_key(&app.name, app.preview_key.as_deref());
         let binding = super::Binding {
             hosts: app.hosts.clone(),
             path_prefix: app.path_prefix.clone(),
@@ -278,6 +280,7 @@ mod tests {
                 split: crate::model::Split::new(vec![("r1".into(), 80), ("r2".into(), 20)]).unwrap(),
                 sticky: true,
                 goal_header: Some("x-goal".into()),
+                preview_key: Some("0123456789abcdef".into()),
                 backends: vec![
                     BackendState {
                         id: "a".into(),

@@ -108,6 +108,8 @@ pub struct RouteTable {
     pub sticky: bool,
     /// The backends speak HTTP/2 without TLS (h2c, prior knowledge): gRPC services.
     pub h2c: bool,
+    /// The key a request must show for its `x-hivemind-variant` to count.
+    pub preview_key: Option<Arc<str>>,
     /// A smooth weighted round-robin schedule of pool indexes (nginx's algorithm), so
     /// that a 20% share means one request in five even over short windows.
     schedule: Vec<usize>,
@@ -116,7 +118,7 @@ pub struct RouteTable {
 impl RouteTable {
     pub fn new(pools: Vec<Pool>, sticky: bool) -> RouteTable {
         let schedule = smooth_schedule(&pools.iter().map(|p| p.weight).collect::<Vec<_>>());
-        RouteTable { pools, sticky, schedule, goal_header: None, h2c: false }
+        RouteTable { pools, sticky, schedule, goal_header: None, h2c: false, preview_key: None }
     }
 
     /// Picks the pool and backend for a request, skipping `exclude` (a backend that just

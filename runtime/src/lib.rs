@@ -14,7 +14,7 @@ pub use docker::DockerDriver;
 pub use fleet::{Fleet, LaunchSpec, Reconciliation};
 pub use swarm::SwarmDriver;
 
-pub use process::ProcessDriver;
+pub use process::{ProcessDriver, RunAs};
 
 use async_trait::async_trait;
 use hivemind_model::model;
@@ -151,13 +151,13 @@ impl Target {
     }
 }
 
-/// The default driver: docker when an engine answers, process otherwise.
-pub async fn detect(process_log_dir: std::path::PathBuf) -> std::sync::Arc<dyn Driver> {
+/// The default driver: docker when an engine answers, `process` otherwise.
+pub async fn detect(process: ProcessDriver) -> std::sync::Arc<dyn Driver> {
     match DockerDriver::connect().await {
         Ok(docker) => std::sync::Arc::new(docker),
         Err(e) => {
             tracing::info!("no Docker engine answered ({e:#}); using the process runtime");
-            std::sync::Arc::new(ProcessDriver::new(process_log_dir))
+            std::sync::Arc::new(process)
         }
     }
 }

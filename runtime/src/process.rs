@@ -23,11 +23,89 @@ pub struct ProcessDriver {
     /// The replicas this process started (the others were adopted: how they end is
     /// not ours to see).
     children: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// The user replicas and jobs run as (`serve --run-as`), when not the server's own.
+    run_as: Option<RunAs>,
+}
+
+/// An unprivileged account for replicas and jobs: they cannot read the server's data dir
+/// (its token, its database) nor signal the server.
+#[derive(Clone, Debug)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    /// Its home directory, the replicas' `HOME` in place of the server's.
+    pub home: Option<String>,
+}
+
+impl RunAs {
+    /// The account `name` (a user name or a numeric uid), checked against what this
+    /// process may do: switching to another user needs root, or CAP_SETUID and CAP_SETGID.
+    pub fn lookup(name: &str) -> Result<RunAs> {
+        let (uid, gid, home) = account(name)?;
+        // SAFETY: geteuid cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        if uid != euid && !may_switch_user() {
+            bail!(
+                "--run-as {name}: this server runs as uid {euid}, which may not start processes as another user; \
+                 run it as root, or give it CAP_SETUID and CAP_SETGID (AmbientCapabilities= in its systemd unit)"
+            );
+        }
+        if uid == 0 {
+            bail!("--run-as {name}: that is root; name an unprivileged account such as `nobody`");
+        }
+        Ok(RunAs { name: name.to_string(), uid, gid, home })
+    }
+}
+
+/// The uid and primary gid of the account `name`, from the system's user database.
+fn account(name: &str) -> Result<(libc::uid_t, libc::gid_t, Option<String>)> {
+    let c_name = std::ffi::CString::new(name).map_err(|_| anyhow::anyhow!("--run-as `{name}` holds a NUL byte"))?;
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to a live buffer of the size given.
+    let rc = unsafe { libc::getpwnam_r(c_name.as_ptr(), &mut entry, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc == 0 && !found.is_null() {
+        // SAFETY: pw_dir points into `buf`, NUL-terminated, when not null.
+        let home = (!entry.pw_dir.is_null())
+            .then(|| unsafe { std::ffi::CStr::from_ptr(entry.pw_dir) }.to_string_lossy().into_owned());
+        return Ok((entry.pw_uid, entry.pw_gid, home));
+    }
+    match name.parse::<libc::uid_t>() {
+        Ok(uid) => Ok((uid, uid, None)),
+        Err(_) => {
+            bail!("--run-as {name}: no such user on this host; create it (useradd --system {name}) or name another")
+        }
+    }
+}
+
+/// Whether this process holds CAP_SETUID (7) and CAP_SETGID (6) in its effective set.
+fn may_switch_user() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    effective & (1 << 6) != 0 && effective & (1 << 7) != 0
 }
 
 impl ProcessDriver {
     pub fn new(log_dir: PathBuf) -> ProcessDriver {
-        ProcessDriver { log_dir, ports: Default::default(), ended: Default::default(), children: Default::default() }
+        ProcessDriver {
+            log_dir,
+            ports: Default::default(),
+            ended: Default::default(),
+            children: Default::default(),
+            run_as: None,
+        }
+    }
+
+    /// Replicas and jobs run as `user` rather than as the server's own.
+    pub fn running_as(mut self, user: Option<RunAs>) -> ProcessDriver {
+        self.run_as = user;
+        self
     }
 
     /// Whether the replica `handle` runs.
@@ -134,7 +212,7 @@ impl Driver for ProcessDriver {
         let port = reserved.port();
         std::fs::create_dir_all(&self.log_dir)?;
         let log_file = tempfile_in(&self.log_dir, &spec.id)?;
-        let mut cmd = command(&words[0], &words[1..], spec, log_file)?;
+        let mut cmd = command(&words[0], &words[1..], spec, log_file, self.run_as.as_ref())?;
         cmd.env("PORT", port.to_string()).kill_on_drop(false);
         let mut child = cmd.spawn().with_context(|| format!("starting `{}`", spec.image))?;
         let pid = child.id().context("the replica exited at once")?.to_string();
@@ -189,7 +267,7 @@ impl Driver for ProcessDriver {
         let log_path = self.log_dir.join(format!("{}.log", spec.id));
         let log_file = std::fs::File::create(&log_path)?;
         // A shell, so that `./migrate.sh && ./seed.sh` works as it would in a terminal.
-        let mut child = command("sh", &["-c".to_string(), job.to_string()], spec, log_file)?
+        let mut child = command("sh", &["-c".to_string(), job.to_string()], spec, log_file, self.run_as.as_ref())?
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting the job `{job}`"))?;
@@ -275,11 +353,35 @@ fn describe(status: std::process::ExitStatus) -> String {
     }
 }
 
-/// A replica's or a job's process: the release's environment, its output to `log`, in a
-/// process group of its own (so that stopping it reaches what it started), and `--memory`
-/// applied as a cap on its address space.
-fn command(program: &str, args: &[String], spec: &StartSpec, log: std::fs::File) -> Result<tokio::process::Command> {
+/// The server's variables a replica or a job keeps: what a program needs to find its
+/// tools and speak the user's language, and nothing that could hold a secret (the
+/// server's database URL, its token). Documented in the book's security chapter.
+pub const INHERITED_ENV: [&str; 4] = ["PATH", "HOME", "LANG", "TZ"];
+
+/// A replica's or a job's process: an empty environment plus the documented few of the
+/// server's variables and the release's own, its output to `log`, in a process group of
+/// its own (so that stopping it reaches what it started), and `--memory` applied as a cap
+/// on its address space.
+fn command(
+    program: &str,
+    args: &[String],
+    spec: &StartSpec,
+    log: std::fs::File,
+    run_as: Option<&RunAs>,
+) -> Result<tokio::process::Command> {
     let mut cmd = tokio::process::Command::new(program);
+    cmd.env_clear();
+    for name in INHERITED_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    if let Some(user) = run_as {
+        match &user.home {
+            Some(home) => cmd.env("HOME", home),
+            None => cmd.env_remove("HOME"),
+        };
+    }
     cmd.args(args)
         // Replicas are reached through loopback; apps that honour HOST bind only there.
         .env("HOST", "127.0.0.1")
@@ -288,17 +390,31 @@ fn command(program: &str, args: &[String], spec: &StartSpec, log: std::fs::File)
         .stdout(log.try_clone()?)
         .stderr(log)
         .process_group(0);
-    if let Some(bytes) = spec.resources.memory.as_deref().and_then(|m| crate::model::parse_memory(m).ok()) {
-        // SAFETY: setrlimit is async-signal-safe, as code between fork and exec must be.
-        unsafe {
-            cmd.pre_exec(move || {
+    let memory = spec.resources.memory.as_deref().and_then(|m| crate::model::parse_memory(m).ok());
+    let run_as = run_as.map(|u| (u.uid, u.gid));
+    // SAFETY: umask, setrlimit, setgroups, setgid, setuid and prctl are async-signal-safe,
+    // as code between fork and exec must be.
+    unsafe {
+        cmd.pre_exec(move || {
+            // The server's own mask is 077 (its files are its own); an app gets the usual.
+            libc::umask(0o022);
+            if let Some(bytes) = memory {
                 let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
                 if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                Ok(())
-            });
-        }
+            }
+            if let Some((uid, gid)) = run_as {
+                // The group first: after setuid there is no right left to change it. No
+                // supplementary groups (the server's `docker` group among them), and no
+                // capability carried across exec.
+                if libc::setgroups(1, &gid) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0);
+            }
+            Ok(())
+        });
     }
     Ok(cmd)
 }

@@ -19,6 +19,7 @@ struct AppRow {
     tls: crate::model::TlsMode,
     redirect_https: bool,
     backend_protocol: crate::model::BackendProtocol,
+    preview_key: String,
     release_counter: i64,
     created_at_ms: i64,
     updated_at_ms: i64,
@@ -39,6 +40,7 @@ impl From<AppRow> for App {
             tls: r.tls,
             redirect_https: r.redirect_https,
             backend_protocol: r.backend_protocol,
+            preview_key: r.preview_key,
             release_counter: r.release_counter,
             created_at_ms: r.created_at_ms,
             updated_at_ms: r.updated_at_ms,
@@ -46,7 +48,32 @@ impl From<AppRow> for App {
     }
 }
 
+/// 128 bits from the operating system's generator, as hex: a key nobody guesses.
+fn new_preview_key() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the system's random generator failed: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 impl Store {
+    /// The app's preview key, given one first if it has none (an app made by a version
+    /// before preview keys).
+    pub async fn preview_key(&self, app: &str) -> Result<Option<String>> {
+        let Some(found) = self.app(app).await? else { return Ok(None) };
+        if !found.preview_key.is_empty() {
+            return Ok(Some(found.preview_key));
+        }
+        let fresh = new_preview_key()?;
+        write_tx!(self, tx => {
+            sqlx::query("UPDATE apps SET preview_key = $1 WHERE name = $2 AND preview_key = ''")
+                .bind(&fresh)
+                .bind(app)
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(self.app(app).await?.map(|a| a.preview_key))
+    }
+
     pub async fn app(&self, name: &str) -> Result<Option<App>> {
         let row = with_pool!(self, pool => {
             sqlx::query_as::<_, AppRow>("SELECT * FROM apps WHERE name = $1").bind(name).fetch_optional(pool).await?
@@ -61,10 +88,12 @@ impl Store {
 
     pub async fn insert_app(&self, name: &str, port: u16) -> Result<App> {
         let now = now_ms();
+        let preview_key = new_preview_key()?;
         write_tx!(self, tx => {
-            sqlx::query("INSERT INTO apps (name, port, created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4)")
+            sqlx::query("INSERT INTO apps (name, port, preview_key, created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5)")
                 .bind(name)
                 .bind(port as i64)
+                .bind(&preview_key)
                 .bind(now)
                 .bind(now)
                 .execute(&mut *tx)
@@ -182,7 +211,7 @@ impl Store {
                 .bind(app)
                 .bind(now_ms())
                 .bind(level)
-                .bind(message)
+                .bind(crate::model::without_userinfo(message).into_owned())
                 .execute(&mut *tx)
                 .await?;
         });

@@ -29,17 +29,26 @@ impl Store {
         Ok(rows.into_iter().map(|(name, spec)| (name, spec.0)).collect())
     }
 
-    pub async fn insert_plugin(&self, sha256: &str, name: &str, version: &str, source: &str) -> Result<()> {
+    /// Records an installed plugin with what it was granted (`Grants::to_list`).
+    pub async fn insert_plugin(
+        &self,
+        sha256: &str,
+        name: &str,
+        version: &str,
+        source: &str,
+        grants: &str,
+    ) -> Result<()> {
         write_tx!(self, tx => {
             sqlx::query(
-                "INSERT INTO plugins (sha256, name, version, source, installed_at_ms) VALUES ($1, $2, $3, $4, $5) \
+                "INSERT INTO plugins (sha256, name, version, source, grants, installed_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT(sha256) DO UPDATE SET name = excluded.name, version = excluded.version, \
-                 source = excluded.source, installed_at_ms = excluded.installed_at_ms",
+                 source = excluded.source, grants = excluded.grants, installed_at_ms = excluded.installed_at_ms",
             )
             .bind(sha256)
             .bind(name)
             .bind(version)
             .bind(source)
+            .bind(grants)
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
@@ -74,9 +83,10 @@ impl Store {
     }
 
     /// Installed plugins as (sha256, where they came from), oldest first.
-    pub async fn installed_plugins(&self) -> Result<Vec<(String, String)>> {
+    /// Every installed plugin's sha256, source and grants, in the order installed.
+    pub async fn installed_plugins(&self) -> Result<Vec<(String, String, String)>> {
         Ok(with_pool!(self, pool => {
-            sqlx::query_as("SELECT sha256, source FROM plugins ORDER BY installed_at_ms").fetch_all(pool).await?
+            sqlx::query_as("SELECT sha256, source, grants FROM plugins ORDER BY installed_at_ms").fetch_all(pool).await?
         }))
     }
 }

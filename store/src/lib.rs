@@ -56,25 +56,37 @@ macro_rules! with_pool {
 }
 
 /// Runs `$body` in a transaction that first checks the leader's fence (with Postgres) and
-/// commits at the end; an error anywhere (`?`) rolls the whole of it back.
+/// commits at the end; an error anywhere (`?`) rolls the whole of it back. A write that
+/// failed (a full disk, a database gone, a lost lease) closes its connection rather than
+/// hand it to the next writer: after a COMMIT that failed, SQLite may have rolled back on
+/// its own or not, and a connection whose transaction state is in doubt once held the
+/// database's write lock for good ("database is locked" after the disk had room again).
 macro_rules! write_tx {
     ($store:expr, $tx:ident => $body:expr) => {
         with_pool!($store, pool => {
-            let mut $tx = pool.begin().await?;
-            if let Some((holder, epoch)) = $store.fence.holder()? {
-                let held: Option<(i64,)> = sqlx::query_as($crate::fence::CHECK)
-                    .bind(holder)
-                    .bind(epoch)
-                    .fetch_optional(&mut *$tx)
-                    .await?;
-                if held.is_none() {
-                    return Err($store.fence.lost(epoch).into());
+            let mut connection = pool.acquire().await?;
+            let done: anyhow::Result<_> = async {
+                let mut $tx = sqlx::Connection::begin(&mut *connection).await?;
+                if let Some((holder, epoch)) = $store.fence.holder()? {
+                    let held: Option<(i64,)> = sqlx::query_as($crate::fence::CHECK)
+                        .bind(holder)
+                        .bind(epoch)
+                        .fetch_optional(&mut *$tx)
+                        .await?;
+                    if held.is_none() {
+                        return Err($store.fence.lost(epoch).into());
+                    }
                 }
+                #[allow(clippy::redundant_closure_call)]
+                let out = $body;
+                $tx.commit().await?;
+                Ok(out)
             }
-            #[allow(clippy::redundant_closure_call)]
-            let out = $body;
-            $tx.commit().await?;
-            out
+            .await;
+            if done.is_err() {
+                connection.close_on_drop();
+            }
+            done?
         })
     };
 }

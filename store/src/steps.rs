@@ -38,7 +38,8 @@ macro_rules! insert_event {
         .bind($id)
         .bind($at_ms)
         .bind($level)
-        .bind($message)
+        // A URL's credentials (a webhook's) are written down nowhere.
+        .bind(crate::model::without_userinfo($message).into_owned())
         .fetch_one(&mut *$tx)
         .await?;
         event_id
@@ -91,7 +92,7 @@ impl Store {
                 StepEvent::New { level, message } => insert_event!(tx, id, now, *level, message),
                 StepEvent::Repeat { id: event, message } => {
                     sqlx::query("UPDATE events SET message = $1, at_ms = $2 WHERE id = $3 AND deployment_id = $4")
-                        .bind(message)
+                        .bind(crate::model::without_userinfo(message).into_owned())
                         .bind(now)
                         .bind(event)
                         .bind(id)

@@ -101,10 +101,18 @@ fn promote_releases_a_manual_gate() {
     let id = waiting["id"].as_str().unwrap();
     assert_eq!(waiting["status"], "awaiting_approval");
     assert!(waiting["message"].as_str().unwrap().contains("hivemind deployment promote --id"), "{waiting}");
-    // Nothing switched, but green answers on its preview route.
+    // Nothing switched, but green answers on its preview route, to whoever shows the app's
+    // preview key; to anyone else, the header is nothing.
     assert_eq!(versions_served(port, 4), vec!["v1"; 4]);
-    let preview = reqwest::blocking_preview(port, "r2");
-    assert_eq!(preview, "v2");
+    let key = server.cli(&["app", "preview-key", "--name", "web"]).ok().stdout.trim().to_string();
+    assert_eq!(key.len(), 32, "{key}");
+    assert_eq!(reqwest::blocking_preview(port, "r2", Some(&format!("x-hivemind-preview: {key}"))), "v2");
+    assert_eq!(reqwest::blocking_preview(port, "r2", Some(&format!("cookie: hivemind_preview={key}"))), "v2");
+    assert_eq!(reqwest::blocking_preview(port, "r2", None), "v1");
+    assert_eq!(
+        reqwest::blocking_preview(port, "r2", Some("x-hivemind-preview: 0123456789abcdef0123456789abcdef")),
+        "v1"
+    );
 
     let promoted = server.cli_json(&["deployment", "promote", "--id", id]);
     assert_eq!(promoted["status"], "in_progress");
@@ -115,12 +123,15 @@ fn promote_releases_a_manual_gate() {
     assert!(run.stderr.contains("only a deployment awaiting approval can be promoted"), "{}", run.stderr);
 }
 
-/// GETs `/` with the variant header, over a raw connection.
+/// GETs `/` with the variant header (and another header, such as the preview key), over a
+/// raw connection.
 mod reqwest {
-    pub fn blocking_preview(port: u16, version: &str) -> String {
+    pub fn blocking_preview(port: u16, version: &str, with: Option<&str>) -> String {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(s, "GET / HTTP/1.1\r\nHost: x\r\nx-hivemind-variant: {version}\r\nConnection: close\r\n\r\n").unwrap();
+        let with = with.map(|h| format!("{h}\r\n")).unwrap_or_default();
+        write!(s, "GET / HTTP/1.1\r\nHost: x\r\nx-hivemind-variant: {version}\r\n{with}Connection: close\r\n\r\n")
+            .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string()

@@ -85,10 +85,12 @@ impl Receiver {
     }
 }
 
-/// A server whose hooks may reach 127.0.0.1, with the hostile test hook installed.
+/// A server whose hooks may reach every port of 127.0.0.1, with the hostile test hook
+/// installed and granted jobs and HTTP (so that the sandbox, not the grants, stops it).
 fn hook_server() -> Server {
-    let server = Server::start_with_flags("process", &["--hook-allowed-hosts", "127.0.0.1"]);
-    server.cli(&["plugin", "install", test_plugin("hostile_hook").to_str().unwrap()]).ok();
+    let server = Server::start_with_flags("process", &["--hook-allowed-hosts", "127.0.0.1:*"]);
+    let hook = test_plugin("hostile_hook");
+    server.cli(&["plugin", "install", hook.to_str().unwrap(), "--allow", "jobs", "--allow", "http"]).ok();
     server
 }
 
@@ -169,12 +171,16 @@ fn verify_hooks_run_on_the_preview_route_before_traffic_moves() {
     let server = hook_server();
     deploy(&server, "web", &demo_command("v1", ""), &[]).ok();
     let port = server.app_port("web");
-    // While the verify hook runs, green answers on its preview route and v1 still serves
-    // every ordinary request.
+    // While the verify hook runs, green answers on its preview route (to a request with
+    // the preview key the hook is given) and v1 still serves every ordinary request, and
+    // every request that names green without the key.
     let seen = Arc::new(Mutex::new(Vec::new()));
     let kept = seen.clone();
-    let webhook = Receiver::start(200, "verified", move |_| {
-        kept.lock().unwrap().push((preview_version(port), versions_served(port, 4)));
+    let webhook = Receiver::start(200, "verified", move |request| {
+        let request: Value = serde_json::from_str(request).unwrap();
+        let key = request["params"]["preview-key"].as_str().unwrap_or_default().to_string();
+        let keyless = (0..4).map(|_| preview_version(port, None)).collect::<Vec<_>>();
+        kept.lock().unwrap().push((preview_version(port, Some(&key)), versions_served(port, 4), keyless));
     });
     let d = deploy(
         &server,
@@ -198,6 +204,7 @@ fn verify_hooks_run_on_the_preview_route_before_traffic_moves() {
     assert_eq!(seen.len(), 1, "the verify hook ran once");
     assert_eq!(seen[0].0, "v2", "green answers on its preview route during verification");
     assert_eq!(seen[0].1, vec!["v1"; 4], "no traffic moved before verification passed");
+    assert_eq!(seen[0].2, vec!["v1"; 4], "without the preview key, the variant header reaches no 0% version");
     assert_eq!(webhook.requests()[0]["stage"], "verify");
     assert_eq!(versions_served(port, 4), vec!["v2"; 4]);
 
@@ -212,12 +219,14 @@ fn verify_hooks_run_on_the_preview_route_before_traffic_moves() {
     assert_eq!(versions_served(port, 4), vec!["v2"; 4]);
 }
 
-/// The version the router's preview route (the variant header) sends r2 to.
-fn preview_version(port: u16) -> String {
+/// The version a request for r2 by name (the variant header) is sent to, with the preview
+/// key or without.
+fn preview_version(port: u16, key: Option<&str>) -> String {
     use std::net::TcpStream;
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(stream, "GET / HTTP/1.1\r\nhost: x\r\nx-hivemind-variant: r2\r\nconnection: close\r\n\r\n").unwrap();
+    let key = key.map(|k| format!("x-hivemind-preview: {k}\r\n")).unwrap_or_default();
+    write!(stream, "GET / HTTP/1.1\r\nhost: x\r\nx-hivemind-variant: r2\r\n{key}connection: close\r\n\r\n").unwrap();
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string()
@@ -297,19 +306,22 @@ fn a_webhook_to_a_host_not_on_the_allowlist_is_refused() {
     deploy(&server, "web", &demo_command("v1", ""), &[]).ok();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
-    let url = format!("webhook:http://127.0.0.1:{}/check", listener.local_addr().unwrap().port());
+    let port = listener.local_addr().unwrap().port();
+    let url = format!("webhook:http://127.0.0.1:{port}/check");
     let run = deploy(&server, "web", &demo_command("v2", ""), &["--pre-hook", &url]);
     assert_eq!(run.code, 2, "{run:?}");
+    // The host and the port: a bare 127.0.0.1 would allow port 80 only.
     assert!(
         run.stderr.contains("not on the server's hook allowlist")
-            && run.stderr.contains("--hook-allowed-hosts 127.0.0.1"),
+            && run.stderr.contains(&format!("--hook-allowed-hosts 127.0.0.1:{port}")),
         "{}",
         run.stderr
     );
     assert_eq!(server.cli_json(&["deployment", "list"]).as_array().unwrap().len(), 1, "nothing was recorded");
 
-    // A hook component that asks the host for the same request is refused at run time.
-    server.cli(&["plugin", "install", test_plugin("hostile_hook").to_str().unwrap()]).ok();
+    // A hook component granted HTTP that asks the host for the same request is refused at
+    // run time, by the server's allowlist.
+    server.cli(&["plugin", "install", test_plugin("hostile_hook").to_str().unwrap(), "--allow", "http"]).ok();
     let post = format!("plugin:test-hostile-hook post http://127.0.0.1:{}/", listener.local_addr().unwrap().port());
     assert_ne!(deploy(&server, "web", &demo_command("v2", ""), &["--pre-hook", &post]).code, 0);
     let d = latest(&server, "web");

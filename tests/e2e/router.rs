@@ -131,9 +131,30 @@ async fn sticky_clients_keep_their_variant_and_a_header_forces_one() {
         *per_variant.entry(variant).or_default() += 1;
     }
     assert_eq!(per_variant.len(), 2, "30 clients all landed on one variant: {per_variant:?}");
+    // A variant chosen by name: with the app's preview key only.
+    router.set_preview_key("ab", Some("k3y"));
     for _ in 0..20 {
-        let forced = client.get(&url).header("x-hivemind-variant", "blue").send().await.unwrap();
+        let forced = client
+            .get(&url)
+            .header("x-hivemind-variant", "blue")
+            .header("x-hivemind-preview", "k3y")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(forced.text().await.unwrap().trim(), "blue");
+    }
+    router.set_split("ab", split(&[("red", 100), ("blue", 0)]), false);
+    for _ in 0..20 {
+        let without = client.get(&url).header("x-hivemind-variant", "blue").send().await.unwrap();
+        assert_eq!(without.text().await.unwrap().trim(), "red", "the header alone reaches no 0% variant");
+        let wrong = client
+            .get(&url)
+            .header("x-hivemind-variant", "blue")
+            .header("x-hivemind-preview", "k3z")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.text().await.unwrap().trim(), "red");
     }
 }
 

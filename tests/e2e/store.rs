@@ -48,6 +48,7 @@ fn deployment(id: &str, app: &str, created_at_ms: i64) -> Deployment {
             image: "img:v1".into(),
             replicas: 2,
             env: Default::default(),
+            secrets: Default::default(),
             resources: Default::default(),
         }),
         status: Status::InProgress,
@@ -94,6 +95,7 @@ fn every_store_call_answers_the_same_on_sqlite_and_postgres() {
                 image: "img:v1".into(),
                 replicas: 2,
                 env: Default::default(),
+                secrets: Default::default(),
                 resources: Default::default(),
             };
             store.set_app_release("web", Some(&release)).await.unwrap();
@@ -156,8 +158,8 @@ fn every_store_call_answers_the_same_on_sqlite_and_postgres() {
                 store.active_deployments().await.unwrap().into_iter().map(|d| d.id.to_string()).collect();
 
             store.put_pipeline("prod", &DeploymentSpec::new("", "")).await.unwrap();
-            store.insert_plugin("cd".repeat(32).as_str(), "ramp", "0.1.0", "file ramp.wasm").await.unwrap();
-            store.insert_plugin("cd".repeat(32).as_str(), "ramp", "0.1.1", "file ramp.wasm").await.unwrap();
+            store.insert_plugin("cd".repeat(32).as_str(), "ramp", "0.1.0", "file ramp.wasm", "").await.unwrap();
+            store.insert_plugin("cd".repeat(32).as_str(), "ramp", "0.1.1", "file ramp.wasm", "jobs").await.unwrap();
             store.set_plugin_disabled("canary", true).await.unwrap();
             store.set_plugin_disabled("canary", true).await.unwrap();
             let plugins = store.installed_plugins().await.unwrap();

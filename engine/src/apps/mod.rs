@@ -28,6 +28,17 @@ impl Apps {
         Ok(views)
     }
 
+    /// The key that lets a request choose a version of `name` by name.
+    pub async fn preview_key(&self, name: &str) -> Result<crate::api_types::PreviewKey, UserError> {
+        let key = self.ground.store.preview_key(name).await?.ok_or_else(|| {
+            UserError::not_found(
+                ErrorCode::AppNotFound,
+                format!("no app named `{name}`; `hivemind app list` shows them"),
+            )
+        })?;
+        Ok(crate::api_types::PreviewKey { app: name.into(), header: "x-hivemind-preview".into(), key })
+    }
+
     pub async fn app(&self, name: &str) -> Result<AppView, UserError> {
         let app = self.ground.store.app(name).await?.ok_or_else(|| {
             UserError::not_found(
@@ -52,7 +63,7 @@ impl Apps {
             .collect();
         let crash_looping =
             self.ground.healer.crash_loops(&app.name, |id| self.ground.services.router.is_healthy(&app.name, id));
-        AppView { app, replicas, crash_looping }
+        AppView { app: app.redacted(), replicas, crash_looping }
     }
 
     /// An app's own event log: what kept its release running between deployments.

@@ -9,6 +9,7 @@ use crate::error::{ErrorCode, Field, UserError};
 use crate::model::Origin;
 use crate::plugins::{LoadedPlugin, PluginHost};
 use anyhow::Result;
+use hivemind_model::grants::Grants;
 use std::sync::Arc;
 
 /// The engine's plugin catalog: what is installed, loaded, enabled.
@@ -36,15 +37,22 @@ impl Catalog {
     }
 
     async fn load_installed(&self, plugins_dir: &std::path::Path) -> Result<()> {
-        for (sha, source) in self.ground.store.installed_plugins().await? {
+        for (sha, source, grants) in self.ground.store.installed_plugins().await? {
             let path = plugins_dir.join(format!("{sha}.wasm"));
             match std::fs::read(&path) {
                 Ok(bytes) => {
                     // It was accepted when installed, --replace included; its signature is
                     // checked again, against the trust policy this server runs with now.
                     let signature = std::fs::read_to_string(crate::plugins::trust::signature_path(&path)).ok();
-                    if let Err(e) = self.ground.plugins.load(bytes, signature, Origin::Installed, true, source).await {
-                        tracing::error!("installed plugin {} does not load: {e:#}", path.display());
+                    match self.ground.plugins.load(bytes, signature, Origin::Installed, true, source).await {
+                        Ok(plugin) => plugin.set_grants(Grants::parse_list(&grants).unwrap_or_else(|why| {
+                            tracing::error!(
+                                "installed plugin {}: its recorded grants do not read ({why}); it has none",
+                                path.display()
+                            );
+                            Grants::default()
+                        })),
+                        Err(e) => tracing::error!("installed plugin {} does not load: {e:#}", path.display()),
                     }
                 }
                 Err(e) => tracing::error!("installed plugin {} is missing: {e}", path.display()),
@@ -120,6 +128,7 @@ impl Catalog {
         plugins_dir: &std::path::Path,
         replace: bool,
         source: String,
+        grants: Grants,
     ) -> Result<Arc<LoadedPlugin>, UserError> {
         let plugin = self
             .ground
@@ -135,7 +144,13 @@ impl Catalog {
                 .map_err(|e| UserError::internal(e.into()))?;
         }
         std::fs::write(&path, &bytes).map_err(|e| UserError::internal(e.into()))?;
-        self.ground.store.insert_plugin(&plugin.info.sha256, &plugin.info.name, &plugin.info.version, &source).await?;
+        // What the installer allowed, and nothing else: the latest install of the same
+        // bytes says what they may do from now on.
+        self.ground
+            .store
+            .insert_plugin(&plugin.info.sha256, &plugin.info.name, &plugin.info.version, &source, &grants.to_list())
+            .await?;
+        plugin.set_grants(grants);
         Ok(plugin)
     }
 }

@@ -165,7 +165,8 @@ impl Deployments {
                     router.listen_any(&spec.app, self.ground.options.router_ip).await.map_err(UserError::internal)?
                 }
             };
-            self.ground.store.insert_app(&spec.app, port).await?;
+            let app = self.ground.store.insert_app(&spec.app, port).await?;
+            router.set_preview_key(&spec.app, Some(&app.preview_key));
             self.ground.services.fleet.open(&spec.app);
             spec.port = Some(port);
             d.spec.port = Some(port);

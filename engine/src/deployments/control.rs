@@ -83,6 +83,7 @@ impl Deployments {
                 spec.name = Some(format!("rollback of {id}"));
                 spec.image = previous.image.clone();
                 spec.env = previous.env.clone();
+                spec.secrets = previous.secrets.clone();
                 spec.resources = previous.resources.clone();
                 spec.replicas = previous.replicas;
                 spec.port = None;

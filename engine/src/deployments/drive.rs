@@ -37,15 +37,17 @@ impl Deployments {
         tokio::spawn(async move {
             loop {
                 let ended = engine.drive(&id, &wake).await;
-                engine.driving.lock().unwrap().remove(&id);
                 if let Err(e) = ended {
                     if e.downcast_ref::<crate::store::NotLeader>().is_some() {
+                        engine.driving.lock().unwrap().remove(&id);
                         tracing::info!(deployment = %id, "the step loop stopped: {e}; the leader drives it");
-                    } else {
-                        tracing::error!(deployment = %id, "the step loop stopped: {e:#}");
+                        break;
                     }
-                    break;
+                    // Still ours while it waits: nobody starts a second loop meanwhile.
+                    engine.wait_out(&id, &e, &wake).await;
+                    continue;
                 }
+                engine.driving.lock().unwrap().remove(&id);
                 // A user who resumed (or promoted) the deployment while this loop was
                 // ending found it still running and started no other: look once more.
                 let runs = matches!(
@@ -59,6 +61,41 @@ impl Deployments {
                 driving.insert(id.clone(), wake.clone());
             }
         });
+    }
+
+    /// Waits out what stopped a step loop: a store that cannot be written (a full disk, a
+    /// database down) or anything else, retrying every few seconds until the store takes
+    /// a write again. The step that failed to be recorded was not recorded at all (a
+    /// step's writes are one transaction), so the loop resumes from the store as a
+    /// restarted server would: no step is applied twice, and the progress deadline,
+    /// counted from the recorded progress, has kept counting.
+    async fn wait_out(&self, id: &str, error: &anyhow::Error, wake: &Notify) {
+        let outage = &self.ground.outage;
+        let Some(cause) = crate::error::store_unavailable(error) else {
+            // Not the store's fault: a bug, logged; the loop tries again, slowly.
+            tracing::error!(deployment = %id, "the step loop failed: {error:#}; trying again in {} s", crate::outage::RETRY_EVERY.as_secs());
+            let _ = tokio::time::timeout(crate::outage::RETRY_EVERY, wake.notified()).await;
+            return;
+        };
+        if outage.begin(&cause) {
+            tracing::warn!(deployment = %id, "{cause}; retrying every {} s", crate::outage::RETRY_EVERY.as_secs());
+        }
+        let mut wait = std::time::Duration::from_millis(500);
+        loop {
+            let _ = tokio::time::timeout(wait, wake.notified()).await;
+            wait = (wait * 2).min(crate::outage::RETRY_EVERY);
+            if !self.ground.store.fence().may_act() {
+                return;
+            }
+            // The first write the store takes again says what happened.
+            let message = format!("{cause}; the deployment waited for the store, and goes on");
+            if self.ground.store.event(id, Level::Warn, &message).await.is_ok() {
+                if let Some(lasted) = outage.end() {
+                    tracing::info!(deployment = %id, "the store takes writes again after {:.0} s", lasted.as_secs_f64());
+                }
+                return;
+            }
+        }
     }
 
     /// Wakes a deployment's step loop from its sleep, so a user's control acts at once.

@@ -112,6 +112,14 @@ impl Deployments {
         })?;
         let timeout = Duration::from_secs(d.spec.hooks.timeout as u64);
         let tries = d.spec.hooks.retries + 1;
+        let mut deployment = super::drive::wit_deployment(d);
+        // A verify hook tries the new release on its preview route: it gets the app's
+        // preview key (the parameter `preview-key`; a webhook finds it in `params`).
+        if stage == HookStage::Verify
+            && let Ok(Some(key)) = self.ground.store.preview_key(&d.app).await
+        {
+            deployment.params.push(("preview-key".into(), key));
+        }
         let mut last = String::new();
         for attempt in 1..=tries {
             let caps = HookCaps {
@@ -119,9 +127,11 @@ impl Deployments {
                 timeout,
                 deadline: Instant::now() + timeout,
                 log: Vec::new(),
+                // Filled in from the plugin by `run_hook`.
+                plugin: String::new(),
+                grants: Default::default(),
             };
             let started = Instant::now();
-            let deployment = super::drive::wit_deployment(d);
             let (verdict, caps) = self
                 .ground
                 .plugins

@@ -55,6 +55,13 @@ impl Deployments {
             .map_err(|why| UserError::invalid(Field::Strategy, why))?;
         spec.app = Default::default();
         spec.image.clear();
+        // A profile is shown to anyone with the token: secrets are given per deployment.
+        if !spec.secrets.is_empty() {
+            return Err(UserError::invalid(
+                Field::Secrets,
+                "a pipeline profile cannot hold --secret values (profiles are shown as they are stored); give them with each `app deploy`",
+            ));
+        }
         Ok(self.ground.store.put_pipeline(name, &spec).await?)
     }
 

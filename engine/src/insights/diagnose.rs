@@ -30,6 +30,6 @@ impl Insights {
             let healthy = self.ground.services.router.is_healthy(&d.app, &record.id);
             replicas.push(ReplicaDiagnosis { record, running, healthy, last_probe, logs });
         }
-        Ok(Diagnosis { summary, cause, deployment: d, timeline, errors, replicas })
+        Ok(Diagnosis { summary, cause, deployment: d.redacted(), timeline, errors, replicas })
     }
 }

@@ -16,6 +16,11 @@ pub struct Insights {
 }
 
 impl Insights {
+    /// The store fault the deployments under way are waiting out, if there is one.
+    pub fn store_outage(&self) -> Option<String> {
+        self.ground.outage.describe()
+    }
+
     /// The server's own counts in the Prometheus text format: deployments by strategy and
     /// outcome, step durations, plugin load errors, and the router's counts.
     pub async fn prometheus(&self) -> String {

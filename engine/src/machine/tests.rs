@@ -20,6 +20,7 @@ fn record(status: Status) -> Deployment {
             image: "demo:v1".into(),
             replicas: 1,
             env: Default::default(),
+            secrets: Default::default(),
             resources: Default::default(),
         }),
         status,

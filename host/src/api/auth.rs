@@ -89,12 +89,11 @@ pub fn authorize(token: &Token, headers: &axum::http::HeaderMap) -> Result<(), A
         .map(str::trim);
     match presented {
         Some(presented) if token.matches(presented) => Ok(()),
+        // Not the token file's path: an unauthenticated client learns nothing of the host.
         _ => Err(ApiError(UserError::new(
             ErrorCode::Unauthorized,
-            format!(
-                "this API needs the bearer token the server keeps in {}; set HIVEMIND_TOKEN (or `token` in the CLI's config file)",
-                token.path().display()
-            ),
+            "this API needs the server's bearer token (the file `token` in its data dir); \
+             set HIVEMIND_TOKEN (or `token` in the CLI's config file)",
         ))),
     }
 }

@@ -19,6 +19,7 @@ pub const ADMIT: &[ErrorCode] = &[
     Invalid(LivenessFailures),
     Invalid(HealthCheckTimeout),
     Invalid(Env),
+    Invalid(Secrets),
     Invalid(Cpu),
     Invalid(Memory),
     Invalid(Volume),

@@ -5,12 +5,14 @@ pub mod auth;
 mod codes;
 pub mod dashboard;
 pub mod front;
+pub mod listen;
 pub mod openapi;
+mod plugins;
 mod stream;
 
 use crate::api_types::{
-    AppView, CertBody, CertInfo, DeploymentView, Diagnosis, MetricsView, PipelineView, PluginDetails, PluginView,
-    ScaleBody, SeriesView, SignatureView, StatusView, WinnerBody,
+    AppView, CertBody, CertInfo, DeploymentView, Diagnosis, MetricsView, PipelineView, ScaleBody, SeriesView,
+    StatusView, WinnerBody,
 };
 use crate::engine::{Apps, Catalog, Certificates, Deployments, Insights};
 use crate::error::{ErrorCode, Field, UserError};
@@ -20,6 +22,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use plugins::{disable_plugin, enable_plugin, inspect_plugin, install_plugin, list_plugins, remove_plugin};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,7 +72,7 @@ macro_rules! api_routes {
 }
 
 api_routes! {
-    get "/healthz" => || async { "ok\n" }, "Whether the server runs (needs no token)", body "", query "", 200 "text",
+    get "/healthz" => healthz, "Whether the server runs (needs no token): `ok`, or `degraded: ` and why (a store that cannot be written)", body "", query "", 200 "text",
         errors [];
     get "/metrics" => metrics, "The server's counts in the Prometheus text format", body "", query "", 200 "text",
         errors [];
@@ -123,6 +126,8 @@ api_routes! {
         errors [] + ADMIT + START;
     get "/api/apps/{name}" => get_app, "Get an app", body "", query "", 200 "AppView",
         errors [AppNotFound];
+    get "/api/apps/{name}/preview-key" => preview_key, "The key that lets a request choose a version by name (x-hivemind-variant), a preview", body "", query "", 200 "PreviewKey",
+        errors [AppNotFound];
     delete "/api/apps/{name}" => remove_app, "Remove an app: drain and stop its replicas, free its port", body "", query "force:boolean", 204 "",
         errors [AppNotFound, DeploymentInProgress];
     post "/api/apps/{name}/scale" => scale_app, "Change how many replicas the app's release runs, without a deployment", body "ScaleBody", query "", 200 "AppView",
@@ -140,11 +145,11 @@ api_routes! {
     get "/api/pipelines" => list_pipelines, "List deployment profiles for CI", body "", query "", 200 "PipelineView[]",
         errors [];
     put "/api/pipelines/{name}" => put_pipeline, "Store a deployment profile for CI", body "DeploymentSpec", query "", 200 "PipelineView",
-        errors [Invalid(Pipeline), Invalid(Strategy)];
+        errors [Invalid(Pipeline), Invalid(Strategy), Invalid(Secrets)];
     get "/api/plugins" => list_plugins, "List loaded plugins", body "", query "", 200 "PluginView[]",
         errors [];
-    post "/api/plugins" => install_plugin, "Install a strategy or hook component (body: the .wasm bytes)", body "component", query "replace:boolean,source,signature", 201 "PluginView",
-        errors [Invalid(Plugin), Invalid(Source), Invalid(Signature)];
+    post "/api/plugins" => install_plugin, "Install a strategy or hook component (body: the .wasm bytes)", body "component", query "replace:boolean,source,signature,allow", 201 "PluginView",
+        errors [Invalid(Plugin), Invalid(Source), Invalid(Signature), Invalid(Allow)];
     get "/api/plugins/{name}" => inspect_plugin, "A plugin's world, API version, imports, exports, size and sha256", body "", query "", 200 "PluginDetails",
         errors [PluginNotFound];
     delete "/api/plugins/{name}" => remove_plugin, "Unload an installed plugin (refused while a deployment uses it)", body "", query "", 204 "",
@@ -344,86 +349,27 @@ async fn get_app(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<
     Ok(Json(api.apps.app(&name).await?))
 }
 
-fn plugin_view(p: &crate::plugins::LoadedPlugin) -> PluginView {
-    PluginView {
-        name: p.info.name.clone(),
-        version: p.info.version.clone(),
-        sha256: p.info.sha256.clone(),
-        description: p.description.clone(),
-        origin: p.origin,
-        size: p.size,
-        enabled: !p.disabled.load(std::sync::atomic::Ordering::Relaxed),
-        api_version: p.api_version.clone(),
-        source: p.source.clone(),
-        kind: p.kind(),
-        signature: p.signature().map(|s| s.signer).map(|s| SignatureView {
-            key_id: s.key_id.clone(),
-            trusted_key: s.trusted_key.clone(),
-            verified: s.verified(),
-            comment: s.comment.clone(),
-        }),
-    }
-}
-
-async fn list_plugins(State(api): State<Api>) -> ApiResult<Vec<PluginView>> {
-    Ok(Json(api.catalog.plugins().list().iter().map(|p| plugin_view(p)).collect()))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InstallQuery {
-    /// Take the name of a built-in plugin.
-    replace: Option<bool>,
-    /// Where the component came from, shown by `plugin inspect` (the CLI sends the file
-    /// or the OCI reference).
-    source: Option<String>,
-    /// The text of the component's minisign signature (its `.minisig` file).
-    signature: Option<String>,
-}
-
-async fn install_plugin(
-    State(api): State<Api>,
-    query: Result<Query<InstallQuery>, QueryRejection>,
-    request: axum::extract::Request,
-) -> Result<(StatusCode, Json<PluginView>), ApiError> {
-    let Query(query) = query?;
-    // Components are larger than API bodies: this route reads up to 32 MiB itself.
-    let body = axum::body::to_bytes(request.into_body(), 32 << 20).await.map_err(|_| {
-        let mut e = UserError::invalid(Field::Plugin, "the component is larger than 32 MiB");
-        e.status = 413;
-        ApiError(e)
-    })?;
-    if body.is_empty() {
-        return Err(UserError::invalid(
-            Field::Plugin,
-            "the request body is empty; send the component's bytes (application/wasm)",
-        )
-        .into());
-    }
-    let source = match query.source {
-        Some(s) if s.chars().count() > 500 => {
-            return Err(UserError::invalid(Field::Source, "source must be at most 500 characters").into());
-        }
-        Some(s) => s,
-        None => "uploaded through the API".to_string(),
-    };
-    if query.signature.as_ref().is_some_and(|s| s.len() > 4096) {
-        return Err(UserError::invalid(Field::Signature, "a minisign signature is a few hundred bytes, not more than 4 KiB; send the text of the component's .minisig file").into());
-    }
-    let plugin = api
-        .catalog
-        .install_plugin(body.to_vec(), query.signature, &api.plugins_dir, query.replace.unwrap_or(false), source)
-        .await?;
-    Ok((StatusCode::CREATED, Json(plugin_view(&plugin))))
+async fn preview_key(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<crate::api_types::PreviewKey> {
+    Ok(Json(api.apps.preview_key(&name).await?))
 }
 
 async fn replica_logs(State(api): State<Api>, Path((name, id)): Path<(String, String)>) -> Result<String, ApiError> {
     Ok(api.apps.replica_logs(&name, &id, 200).await?)
 }
 
+/// 200 while the server answers: a load balancer must not take a server out for a full
+/// disk that a restart would not fix; the text says what is wrong.
+async fn healthz(State(api): State<Api>) -> String {
+    match api.insights.store_outage() {
+        Some(why) => format!("degraded: {why}\n"),
+        None => "ok\n".to_string(),
+    }
+}
+
 async fn metrics(State(api): State<Api>) -> impl IntoResponse {
     let mut text = api.insights.prometheus().await;
     api.cluster.prometheus(&mut text);
+    listen::prometheus(&mut text);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
@@ -554,34 +500,4 @@ async fn put_pipeline(
     let spec =
         api.deployments.pipelines().await?.into_iter().find(|(n, _)| *n == name).map(|(_, s)| s).expect("just stored");
     Ok(Json(PipelineView { name, spec }))
-}
-
-async fn inspect_plugin(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<PluginDetails> {
-    let p = api.catalog.plugins().get(&name).ok_or_else(|| {
-        ApiError(UserError::not_found(
-            ErrorCode::PluginNotFound,
-            format!("no plugin named `{name}`; `hivemind plugin list` shows them"),
-        ))
-    })?;
-    Ok(Json(PluginDetails {
-        plugin: plugin_view(&p),
-        world: p.kind().world().into(),
-        imports: p.imports.clone(),
-        exports: p.exports.clone(),
-    }))
-}
-
-async fn remove_plugin(State(api): State<Api>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    api.catalog.remove_plugin(&name, &api.plugins_dir).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn enable_plugin(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<PluginView> {
-    let p = api.catalog.set_plugin_enabled(&name, true).await?;
-    Ok(Json(plugin_view(&p)))
-}
-
-async fn disable_plugin(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<PluginView> {
-    let p = api.catalog.set_plugin_enabled(&name, false).await?;
-    Ok(Json(plugin_view(&p)))
 }

@@ -5,7 +5,7 @@
 use super::{Api, ROUTES};
 use crate::api_types::{
     AppView, CertBody, CertInfo, ClusterView, DeploymentView, Diagnosis, ErrorBody, MetricsView, PipelineView,
-    PluginDetails, PluginView, Rotated, ScaleBody, SeriesView, StatusView, WinnerBody,
+    PluginDetails, PluginView, PreviewKey, Rotated, ScaleBody, SeriesView, StatusView, WinnerBody,
 };
 use crate::error::{ErrorCode, Field};
 use crate::model::{AppEvent, DeploymentSpec, Event};
@@ -83,6 +83,7 @@ fn schemas() -> Map<String, Value> {
         PluginView,
         PluginDetails,
         Rotated,
+        PreviewKey,
         ScaleBody,
         CertBody,
         CertInfo,

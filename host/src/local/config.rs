@@ -20,6 +20,8 @@ pub struct ServerFile {
     pub advertise_url: Option<String>,
     pub api_addr: Option<String>,
     pub runtime: Option<String>,
+    /// The user the process runtime's replicas and jobs run as.
+    pub run_as: Option<String>,
     pub router_mode: Option<String>,
     pub http_addr: Option<String>,
     pub https_addr: Option<String>,
@@ -40,10 +42,53 @@ pub struct ServerFile {
     pub plugin_trust: Option<String>,
     /// minisign public key files of the plugin signers this server trusts.
     pub trusted_keys: Option<Vec<PathBuf>>,
+    /// The API port's limits: `[api] header_timeout = "10s"`, `body_timeout = "60s"`,
+    /// `connections_per_address = 256`, `connections = 4096`.
+    #[serde(default)]
+    pub api: ApiFile,
     /// Deployment targets for `--cloud-provider NAME`: `[targets.NAME] docker_host = "..."`,
     /// `runtime = "swarm"`, `advertise_addr = "10.0.0.5"`.
     #[serde(default)]
     pub targets: BTreeMap<String, Target>,
+}
+
+/// `[api]` in `server.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiFile {
+    pub header_timeout: Option<String>,
+    pub body_timeout: Option<String>,
+    pub connections_per_address: Option<usize>,
+    pub connections: Option<usize>,
+}
+
+impl ApiFile {
+    /// The API port's limits: these settings over the defaults.
+    pub fn resolve(self) -> anyhow::Result<crate::api::listen::Limits> {
+        let defaults = crate::api::listen::Limits::default();
+        let duration = |key: &str, text: Option<String>, default| -> anyhow::Result<std::time::Duration> {
+            let Some(text) = text else { return Ok(default) };
+            let d = humantime::parse_duration(text.trim())
+                .map_err(|e| anyhow::anyhow!("[api] {key} `{text}` is not a duration such as \"10s\": {e}"))?;
+            if d.is_zero() {
+                anyhow::bail!("[api] {key} must be more than 0");
+            }
+            Ok(d)
+        };
+        let count = |key: &str, n: Option<usize>, default| -> anyhow::Result<usize> {
+            match n {
+                Some(0) => anyhow::bail!("[api] {key} must be at least 1"),
+                Some(n) => Ok(n),
+                None => Ok(default),
+            }
+        };
+        Ok(crate::api::listen::Limits {
+            header_timeout: duration("header_timeout", self.header_timeout, defaults.header_timeout)?,
+            body_timeout: duration("body_timeout", self.body_timeout, defaults.body_timeout)?,
+            per_address: count("connections_per_address", self.connections_per_address, defaults.per_address)?,
+            total: count("connections", self.connections, defaults.total)?,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

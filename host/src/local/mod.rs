@@ -3,6 +3,7 @@
 //! they meet the server's crates.
 
 mod config;
+mod private;
 mod router;
 mod serve;
 mod store;

@@ -15,7 +15,9 @@ fn data_dir(given: Option<PathBuf>) -> PathBuf {
 pub async fn run(args: RouterArgs) -> Result<ExitCode, CliError> {
     match args.command {
         None => {
-            crate::router::process::run(&data_dir(args.data_dir), args.takeover).await.map_err(CliError::Other)?;
+            let dir = data_dir(args.data_dir);
+            super::private::data_dir(&dir).map_err(CliError::Other)?;
+            crate::router::process::run(&dir, args.takeover).await.map_err(CliError::Other)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(RouterCommand::Upgrade { data_dir: dir }) => upgrade(&data_dir(dir)).await,

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     let options = resolve(args).map_err(|e| CliError::Usage(format!("{e:#}")))?;
+    super::private::data_dir(&options.data_dir).map_err(CliError::Other)?;
     server::serve(options).await.map(|()| ExitCode::SUCCESS).map_err(CliError::Other)
 }
 
@@ -109,7 +110,14 @@ fn resolve(flags: ServeArgs) -> anyhow::Result<ServeOptions> {
         https_addr,
         data_dir: flags.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./hivemind-data")),
         api_addr,
+        api_limits: file.api.resolve()?,
         runtime,
+        run_as: flags
+            .run_as
+            .or(file.run_as)
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| crate::runtime::RunAs::lookup(u.trim()))
+            .transpose()?,
         router_ip,
         history_limit: flags.history_limit.or(file.history_limit).unwrap_or(100).max(1),
         max_replicas,
@@ -126,14 +134,19 @@ fn resolve(flags: ServeArgs) -> anyhow::Result<ServeOptions> {
             }
             std::time::Duration::from_secs_f64(seconds)
         },
-        hook_allowed_hosts: flags
-            .hook_allowed_hosts
-            .or(file.hook_allowed_hosts)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .collect(),
+        hook_allowed_hosts: {
+            let entries: Vec<String> = flags
+                .hook_allowed_hosts
+                .or(file.hook_allowed_hosts)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect();
+            crate::plugins::HookHosts::new(entries.clone())
+                .map_err(|why| anyhow::anyhow!("--hook-allowed-hosts: {why}"))?;
+            entries
+        },
         limits: crate::plugins::Limits {
             timeout: std::time::Duration::from_secs(flags.plugin_timeout.or(file.plugin_timeout).unwrap_or(60).max(1)),
             memory_bytes: flags.plugin_memory_mib.or(file.plugin_memory_mib).unwrap_or(64).max(1) << 20,

@@ -197,6 +197,7 @@ fn record_of(d: &wit::Deployment) -> Deployment {
         image: p.image.clone(),
         replicas: p.replicas,
         env: Default::default(),
+        secrets: Default::default(),
         resources: Default::default(),
     });
     Deployment {

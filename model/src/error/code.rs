@@ -78,6 +78,7 @@ error_codes! {
     PluginFailed = "plugin_failed", 422, "the strategy plugin failed (trapped, overran a budget, timed out) while checking the deployment; nothing changed";
     Internal = "internal", 500, "the server failed; the message says how";
     NotLeader = "not_leader", 503, "the server lost the lease while answering: another leads now; try again";
+    StoreUnavailable = "store_unavailable", 503, "the server cannot write to its store (a full disk, a database that does not answer); the message names the cause and the fix, and nothing was changed";
     NoLeader = "no_leader", 503, "a follower could not forward the request to a leader (a failover is under way); try again (Retry-After)";
 }
 
@@ -89,9 +90,15 @@ impl ErrorCode {
     pub const ALL: [ErrorCode; COUNT] = all();
 
     /// The codes every route but /healthz may answer: the token (`auth`), a follower with
-    /// no leader to forward to (`front`), a lease lost while answering, a failure.
-    pub const EVERY_ROUTE: [ErrorCode; 4] =
-        [ErrorCode::Unauthorized, ErrorCode::NoLeader, ErrorCode::NotLeader, ErrorCode::Internal];
+    /// no leader to forward to (`front`), a lease lost while answering, a store that cannot
+    /// be written, a failure.
+    pub const EVERY_ROUTE: [ErrorCode; 5] = [
+        ErrorCode::Unauthorized,
+        ErrorCode::NoLeader,
+        ErrorCode::NotLeader,
+        ErrorCode::StoreUnavailable,
+        ErrorCode::Internal,
+    ];
 
     /// The codes of requests no route takes, answered by the router's fallbacks.
     pub const UNROUTED: [ErrorCode; 2] = [ErrorCode::RouteNotFound, ErrorCode::MethodNotAllowed];

@@ -58,6 +58,7 @@ fields! {
     LivenessFailures = "liveness_failures", "the liveness failures are not 1 to 100 probes";
     ContainerPort = "container_port", "the container port is 0";
     Env = "env", "an environment variable's name is not letters, digits and '_', or is PORT";
+    Secrets = "secrets", "a secret's name is not letters, digits and '_', is PORT, or is also a plain --env variable";
     Cpu = "cpu", "the CPU limit is not more than 0 and at most 256";
     Memory = "memory", "the memory limit is not a size such as 512M or 1G";
     Volume = "volume", "a volume is not NAME:/path";
@@ -79,6 +80,7 @@ fields! {
     Plugin = "plugin", "the component is empty, over 32 MiB (413), or does not load (not a component, an API version the server does not run, a signature the trust policy refuses, a name taken)";
     Source = "source", "the plugin's source is over 500 characters";
     Signature = "signature", "the minisign signature is over 4 KiB";
+    Allow = "allow", "a grant is not `jobs`, `http` or `http:HOST:PORT`";
     Body = "body", "the JSON body does not parse, has a value of the wrong type or an unknown field, or is over 1 MiB (413)";
     Query = "query", "the query string does not parse, or has an unknown parameter";
     Limit = "limit", "limit is not 1 to 1000";

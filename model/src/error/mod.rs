@@ -4,9 +4,11 @@
 
 mod code;
 mod field;
+mod store;
 
 pub use code::ErrorCode;
 pub use field::Field;
+pub use store::store_unavailable;
 
 use serde::{Deserialize, Serialize};
 
@@ -66,7 +68,20 @@ impl UserError {
         )
     }
 
+    /// 503: the store cannot be written now (`store_unavailable` says why); nothing changed,
+    /// and the operator's fix is in the message.
+    pub fn store_unavailable(cause: &str) -> UserError {
+        UserError::new(
+            ErrorCode::StoreUnavailable,
+            format!("the store is unavailable: {cause}; nothing was changed: try again once it is fixed"),
+        )
+    }
+
     pub fn internal(e: anyhow::Error) -> UserError {
+        if let Some(cause) = store_unavailable(&e) {
+            tracing::warn!("the store is unavailable: {cause}");
+            return UserError::store_unavailable(&cause);
+        }
         tracing::error!("internal error: {e:#}");
         UserError::new(ErrorCode::Internal, format!("internal error: {e:#}"))
     }

@@ -14,6 +14,9 @@ pub struct Release {
     /// The replicas' environment: a release brought back by a rollback runs as it did.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Its secret variables (`--secret`), never shown: see `DeploymentSpec::secrets`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Resources::is_empty")]
     pub resources: Resources,
 }
@@ -209,6 +212,7 @@ impl Deployment {
             image: self.spec.image.clone(),
             replicas: self.spec.replicas,
             env: self.spec.env.clone(),
+            secrets: self.spec.secrets.clone(),
             resources: self.spec.resources.clone(),
         }
     }
@@ -224,6 +228,7 @@ impl Deployment {
                 image: v.image.clone(),
                 replicas: (self.spec.replicas * v.percentage).div_ceil(100).max(1),
                 env: self.spec.env.clone(),
+                secrets: self.spec.secrets.clone(),
                 resources: self.spec.resources.clone(),
             })
             .collect()

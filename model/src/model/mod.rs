@@ -5,12 +5,14 @@
 mod deployment;
 mod names;
 mod records;
+mod secrets;
 mod spec;
 mod split;
 
 pub use deployment::*;
 pub use names::{AppName, DeploymentId, StrategyName};
 pub use records::*;
+pub use secrets::{fingerprint, without_userinfo};
 pub use spec::*;
 pub use split::{Split, SplitError};
 

@@ -111,6 +111,11 @@ pub struct App {
     /// What its replicas speak (`--backend-protocol`).
     #[serde(default)]
     pub backend_protocol: crate::model::BackendProtocol,
+    /// The key that lets a request choose a version by name (`x-hivemind-variant` with
+    /// `x-hivemind-preview: KEY`): never in an answer but `app preview-key`'s.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub preview_key: String,
     pub release_counter: i64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,

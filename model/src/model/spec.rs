@@ -45,6 +45,12 @@ pub struct DeploymentSpec {
     /// Environment variables for the replicas (`--env KEY=VALUE`).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Environment variables whose values are secret (`--secret KEY=VALUE`,
+    /// `--secret-file KEY=PATH`): the replicas get them as they get `env`, but no answer,
+    /// event, log line or page shows them; answers show `sha256:` and 8 hex digits of
+    /// (app, key, value) instead, so that a change is visible.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
     /// Strategy parameters (`--param k=v` and the strategies' own flags).
     #[serde(default)]
     pub params: BTreeMap<String, String>,
@@ -300,6 +306,7 @@ impl DeploymentSpec {
             health_check_timeout: default_health_timeout(),
             variants: Vec::new(),
             env: BTreeMap::new(),
+            secrets: BTreeMap::new(),
             resources: Resources::default(),
             traffic_router: None,
             cloud_provider: None,

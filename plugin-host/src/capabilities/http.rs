@@ -29,11 +29,21 @@ impl http::Host for HostState {
                 body.len()
             )));
         }
+        if let Ok(parsed) = reqwest::Url::parse(&url) {
+            let host = parsed.host_str().unwrap_or_default();
+            let port = parsed.port_or_known_default().unwrap_or(80);
+            if !caps.grants.http(host, port) {
+                return Err(CapabilityError::Denied(format!(
+                    "http.post-json: plugin {} was not granted `http:{host}:{port}` (nor `http`), so it may not send to {url}; whoever installs it may allow it with `hivemind plugin install FILE --allow http:{host}:{port}`",
+                    caps.plugin
+                )));
+            }
+        }
         let hosts = caps.scope.platform.hook_hosts();
-        let parsed = hosts.check(&url).map_err(|why| CapabilityError::Denied(format!("http.post-json: {why}")))?;
+        let (parsed, client) =
+            hosts.pinned(&url).await.map_err(|why| CapabilityError::Denied(format!("http.post-json: {why}")))?;
         let (timeout, limit) = caps.time_left(timeout_ms);
-        let request = hosts
-            .client
+        let request = client
             .post(parsed)
             .header("content-type", "application/json")
             .header("user-agent", concat!("hivemind/", env!("CARGO_PKG_VERSION")))

@@ -13,6 +13,12 @@ impl jobs::Host for HostState {
         timeout_ms: u32,
     ) -> Result<jobs::JobResult, CapabilityError> {
         let caps = self.hook()?;
+        if !caps.grants.jobs() {
+            return Err(CapabilityError::Denied(format!(
+                "jobs.run-job: plugin {} was not granted `jobs`, so it may not run commands; whoever installs it may allow it with `hivemind plugin install FILE --allow jobs`",
+                caps.plugin
+            )));
+        }
         if command.len() > bounds::JOB_COMMAND_BYTES {
             return Err(CapabilityError::Invalid(format!(
                 "jobs.run-job: a command may be at most {} bytes; this one has {}",

@@ -151,14 +151,14 @@ impl Strategy for BlueGreen {
             progress::report(
                 50 + (soaked * 40 / p.soak_ms.max(1)) as u8,
                 &format!(
-                    "green {green} verified; soaking {left} s more (preview with header x-hivemind-variant: {green})"
+                    "green {green} verified; soaking {left} s more (preview with the headers x-hivemind-variant: {green} and x-hivemind-preview: the app's preview key)"
                 ),
             );
             return Ok(Step::after_ms((p.soak_ms - soaked).min(500) as u32));
         }
         if !p.auto_promote && !(st.approved || cx.promoted) {
             return Ok(Step::AwaitApproval(format!(
-                "green {green} passed verification; try it with the header x-hivemind-variant: {green}"
+                "green {green} passed verification; try it with the headers x-hivemind-variant: {green} and x-hivemind-preview: $(hivemind app preview-key --name APP)"
             )));
         }
         st.approved = true;

@@ -1,6 +1,7 @@
 //! A hook that misbehaves as its argument says, to check that the sandbox holds for hooks
 //! as it does for strategies: `loop`, `memory`, `network HOST:PORT`, `sleep`, `fail`, or
-//! `post URL` (through the host's http capability, which checks the allowlist).
+//! `post URL` (through the host's http capability, which checks the allowlist), or
+//! `job COMMAND` (through the host's jobs capability, which needs the `jobs` grant).
 use hivemind_sdk::prelude::*;
 
 struct HostileHook;
@@ -10,7 +11,7 @@ impl Hook for HostileHook {
     const VERSION: &'static str = "0.1.0";
     const DESCRIPTION: &'static str = "misbehaves on request";
 
-    fn run(_: &Deployment, _: Stage, argument: &str) -> Result<String> {
+    fn run(d: &Deployment, _: Stage, argument: &str) -> Result<String> {
         let (what, rest) = argument.split_once(' ').unwrap_or((argument, ""));
         match what {
             "loop" => {
@@ -33,6 +34,10 @@ impl Hook for HostileHook {
             "sleep" => {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
                 Ok("woke up".into())
+            }
+            "job" => {
+                let job = jobs::run_job(&d.target.version, rest, 30_000)?;
+                Ok(format!("the job exited {}: {}", job.exit_code, job.output.trim()))
             }
             "post" => {
                 let answer = http::post_json(rest, "{}", 5_000)?;

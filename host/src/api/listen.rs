@@ -1,0 +1,186 @@
+//! The API port's own front: its connections accepted under limits, so that slow or
+//! numerous clients cannot take it from everyone else. A client has `header_timeout` to
+//! send its request's headers and `body_timeout` for its body; one address may hold
+//! `per_address` connections and all together `total`. A connection over a limit is
+//! closed at once; each refusal and timeout is counted for `/metrics`.
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The API port's limits (`[api]` in `server.toml`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub per_address: usize,
+    pub total: usize,
+}
+
+impl Default for Limits {
+    /// Room for a CLI, a dashboard and a CI system at once from one address, and for a
+    /// fleet of them, well inside the 65,536 open files the systemd unit allows.
+    fn default() -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            per_address: 256,
+            total: 4096,
+        }
+    }
+}
+
+/// What `/metrics` shows of the API port.
+static REFUSED_TOTAL: AtomicU64 = AtomicU64::new(0);
+static REFUSED_PER_ADDRESS: AtomicU64 = AtomicU64::new(0);
+static TIMED_OUT: AtomicU64 = AtomicU64::new(0);
+
+/// The API port's counts in the Prometheus text format.
+pub fn prometheus(out: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# HELP hivemind_api_connections_refused_total API connections closed at once for a limit.");
+    let _ = writeln!(out, "# TYPE hivemind_api_connections_refused_total counter");
+    for (limit, count) in [("total", &REFUSED_TOTAL), ("per_address", &REFUSED_PER_ADDRESS)] {
+        let _ = writeln!(out, "hivemind_api_connections_refused_total{{limit=\"{limit}\"}} {}", count.load(Relaxed));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP hivemind_api_timeouts_total API connections closed for headers or a body sent too slowly."
+    );
+    let _ = writeln!(out, "# TYPE hivemind_api_timeouts_total counter");
+    let _ = writeln!(out, "hivemind_api_timeouts_total {}", TIMED_OUT.load(Relaxed));
+}
+
+/// Open connections, by client address.
+#[derive(Default)]
+struct Open {
+    by_address: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One admitted connection; dropping it gives its place back.
+struct Place {
+    open: Arc<Open>,
+    address: IpAddr,
+}
+
+impl Open {
+    fn admit(self: &Arc<Self>, address: IpAddr, limits: &Limits) -> Option<Place> {
+        let mut by_address = self.by_address.lock().unwrap();
+        let total: usize = by_address.values().sum();
+        if total >= limits.total {
+            REFUSED_TOTAL.fetch_add(1, Relaxed);
+            return None;
+        }
+        let mine = by_address.entry(address).or_default();
+        if *mine >= limits.per_address {
+            REFUSED_PER_ADDRESS.fetch_add(1, Relaxed);
+            return None;
+        }
+        *mine += 1;
+        Some(Place { open: self.clone(), address })
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut by_address = self.open.by_address.lock().unwrap();
+        if let Some(n) = by_address.get_mut(&self.address) {
+            *n -= 1;
+            if *n == 0 {
+                by_address.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; then lets the requests under
+/// way finish, for up to five seconds (an event stream never does).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let app = app.layer(axum::middleware::from_fn_with_state(limits.body_timeout, body_deadline));
+    let open = Arc::new(Open::default());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of descriptors, say: wait a moment rather than spin.
+                Err(e) => {
+                    tracing::warn!("the API port could not accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(place) = open.admit(peer.ip(), &limits) else { continue };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let header_timeout = limits.header_timeout;
+        let mut stopped = stopped.clone();
+        tasks.spawn(async move {
+            let _place = place;
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+            builder.http2().timer(TokioTimer::new());
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                () = async { drop(stopped.wait_for(|s| *s).await) } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended
+                && e.downcast_ref::<hyper::Error>().is_some_and(|e| e.is_timeout())
+            {
+                TIMED_OUT.fetch_add(1, Relaxed);
+            }
+        });
+        // Reap the connections that ended, so the set does not grow.
+        while tasks.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async { while tasks.join_next().await.is_some() {} }).await;
+    Ok(())
+}
+
+/// The most a request body may hold: a plugin's component, the largest thing the API takes.
+const MAX_BODY: usize = 32 << 20;
+
+/// A request's body read whole within `timeout`, or the request refused: a client that
+/// trickles its body holds a connection no longer than that.
+async fn body_deadline(
+    axum::extract::State(timeout): axum::extract::State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    let refuse = |status: u16, message: String| {
+        let error = crate::error::UserError::invalid(crate::error::Field::Body, message);
+        super::ApiError(crate::error::UserError { status, ..error }).into_response()
+    };
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(bytes)) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Ok(Err(e)) => {
+            refuse(413, format!("the request body could not be read whole: {e} (at most {} MiB)", MAX_BODY >> 20))
+        }
+        Err(_) => {
+            TIMED_OUT.fetch_add(1, Relaxed);
+            refuse(408, format!("the request body was not sent within {} s; send it at once", timeout.as_secs()))
+        }
+    }
+}
