@@ -52,8 +52,13 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(server: &str, token: Option<String>) -> Client {
-        Client { base: server.trim_end_matches('/').to_string(), http: reqwest::Client::new(), token }
+    /// A client of the server at `server` (http:// or https://, trusting `tls`'s roots).
+    pub fn new(server: &str, token: Option<String>, tls: rustls::ClientConfig) -> Result<Client, CliError> {
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .build()
+            .map_err(|e| CliError::Usage(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Client { base: server.trim_end_matches('/').to_string(), http, token })
     }
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -71,12 +76,7 @@ impl Client {
 
     /// Sends a request; returns the body of a success, the server's error otherwise.
     async fn send_raw(&self, request: reqwest::RequestBuilder) -> Result<bytes::Bytes, CliError> {
-        let response = self.authorized(request).send().await.map_err(|e| {
-            CliError::Unreachable(format!(
-                "cannot reach the hivemind server at {} ({e}); start one with `hivemind serve` or set HIVEMIND_URL",
-                self.base
-            ))
-        })?;
+        let response = self.authorized(request).send().await.map_err(|e| self.unreachable(&e))?;
         let status = response.status();
         let body = response.bytes().await.map_err(|e| CliError::Other(e.into()))?;
         if status.is_success() {
@@ -92,6 +92,26 @@ impl Client {
                 String::from_utf8_lossy(&body)
             ))),
         }
+    }
+
+    /// Why the server could not be reached, with what to do: a certificate the system
+    /// does not trust, plain HTTP to an HTTPS API, or no server at all.
+    fn unreachable(&self, e: &reqwest::Error) -> CliError {
+        let mut causes = Vec::new();
+        let mut source: Option<&dyn std::error::Error> = Some(e);
+        while let Some(cause) = source {
+            causes.push(cause.to_string());
+            source = cause.source();
+        }
+        let all = causes.join(": ");
+        let hint = if all.contains("certificate") {
+            "the server's certificate is not trusted here: give the CA that signed it with --server-ca-cert FILE (HIVEMIND_SERVER_CA_CERT, or server_ca_cert in the CLI's config file)"
+        } else if self.base.starts_with("http://") && (all.contains("closed") || all.contains("reset")) {
+            "if the server serves HTTPS (serve --api-tls-cert), its URL starts with https://"
+        } else {
+            "start one with `hivemind serve` or set HIVEMIND_URL"
+        };
+        CliError::Unreachable(format!("cannot reach the hivemind server at {} ({all}); {hint}", self.base))
     }
 
     fn url(&self, path: &str) -> String {

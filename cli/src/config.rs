@@ -21,6 +21,8 @@ pub fn config_dir() -> Option<PathBuf> {
 pub struct ClientFile {
     pub server: Option<String>,
     pub token: Option<String>,
+    /// The CA that signed the server's API certificate, when the system does not trust it.
+    pub server_ca_cert: Option<std::path::PathBuf>,
 }
 
 /// Reads a TOML file: `explicit` must exist; the default path may be missing.

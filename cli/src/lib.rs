@@ -25,6 +25,7 @@ mod scaffold;
 mod serve;
 mod spec;
 mod store;
+mod tls;
 mod token;
 mod yaml;
 
@@ -72,6 +73,11 @@ pub struct Cli {
     /// The API token [default: `token` in the config file; the server keeps it in DATA_DIR/token].
     #[arg(long, global = true, env = "HIVEMIND_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A PEM file of the CA (or the self-signed certificate) that signed the server's API
+    /// certificate (`serve --api-tls-cert`), when the system does not trust it
+    /// [default: `server_ca_cert` in the config file].
+    #[arg(long, global = true, value_name = "FILE", env = "HIVEMIND_SERVER_CA_CERT")]
+    server_ca_cert: Option<PathBuf>,
     /// The CLI's config file [default: $XDG_CONFIG_HOME/hivemind/config.toml].
     #[arg(long, global = true, env = "HIVEMIND_CLI_CONFIG")]
     cli_config: Option<PathBuf>,
@@ -146,7 +152,7 @@ pub async fn run(local: impl Local) -> ExitCode {
             clap_complete::generate(shell, &mut command, "hivemind", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        command => match connect(cli.server, cli.token, cli.cli_config.as_deref()) {
+        command => match connect(cli.server, cli.token, cli.server_ca_cert, cli.cli_config.as_deref()) {
             Ok(client) => match command {
                 Command::App(c) => app::run(&client, c, format).await,
                 Command::Deployment(c) => deployment::run(&client, c, format).await,
@@ -176,10 +182,13 @@ pub async fn run(local: impl Local) -> ExitCode {
 fn connect(
     server: Option<String>,
     token: Option<String>,
+    ca_cert: Option<PathBuf>,
     config: Option<&std::path::Path>,
 ) -> Result<Client, CliError> {
     let file =
         config::load::<config::ClientFile>(config, "config.toml").map_err(|e| CliError::Usage(format!("{e:#}")))?;
     let server = server.or(file.server).unwrap_or_else(|| "http://127.0.0.1:7070".into());
-    Ok(Client::new(&server, token.or(file.token)))
+    let tls = tls::client_config(ca_cert.or(file.server_ca_cert).as_deref(), "--server-ca-cert")
+        .map_err(|e| CliError::Usage(format!("{e:#}")))?;
+    Client::new(&server, token.or(file.token), tls)
 }

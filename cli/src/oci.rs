@@ -129,29 +129,7 @@ pub struct Registry {
 
 /// The HTTP client: HTTPS with the system's roots and `ca_cert`, or plain HTTP.
 fn http_client(ca_cert: Option<&std::path::Path>) -> Result<HttpClient> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = ca_cert {
-        let pem = std::fs::read(path).with_context(|| format!("cannot read --ca-cert {}", path.display()))?;
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<_, _>>()
-            .map_err(|e| anyhow!("--ca-cert {}: not a PEM certificate ({e})", path.display()))?;
-        if certs.is_empty() {
-            bail!("--ca-cert {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display());
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| anyhow!("--ca-cert {}: {e}", path.display()))?;
-        }
-    }
-    let tls =
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let tls = crate::tls::client_config(ca_cert, "--ca-cert")?;
     let connector =
         hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
     Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector))

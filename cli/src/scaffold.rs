@@ -117,7 +117,7 @@ pub fn new_plugin(name: &str, hook: bool, lang: Lang, dir: &Path) -> Result<Vec<
     let api = hivemind_model::plugin::API_LATEST;
     let (kind, world) = if hook { ("hook", "hook") } else { ("strategy", "strategy") };
     let capabilities = if hook {
-        "jobs, http to the allowed hosts, progress"
+        "jobs and http to the allowed hosts (each only as granted at install: --allow), progress"
     } else {
         "containers, routing, health, metrics, state, progress, context"
     };
@@ -137,6 +137,8 @@ pub fn new_plugin(name: &str, hook: bool, lang: Lang, dir: &Path) -> Result<Vec<
             .replace("{{world}}", world)
             .replace("{{capabilities}}", capabilities)
             .replace("{{usage}}", &usage)
+            // A hook runs its commands only with the grant (plugin install --allow jobs).
+            .replace("{{allow}}", if hook { " --allow jobs" } else { "" })
             .replace("{{sdk}}", sdk)
             .replace("{{hivemind}}", sdk)
             .replace("{{api}}", api)

@@ -36,6 +36,13 @@ pub struct ServeArgs {
     /// Where the API listens. [default: 127.0.0.1:7070]
     #[arg(long, env = "HIVEMIND_API_ADDR")]
     pub api_addr: Option<SocketAddr>,
+    /// A PEM certificate (chain) for the API: it serves HTTPS only, so that the token never
+    /// crosses a network in clear. With --api-tls-key. [default: plain HTTP]
+    #[arg(long, value_name = "FILE", env = "HIVEMIND_API_TLS_CERT", requires = "api_tls_key")]
+    pub api_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --api-tls-cert.
+    #[arg(long, value_name = "FILE", env = "HIVEMIND_API_TLS_KEY", requires = "api_tls_cert")]
+    pub api_tls_key: Option<PathBuf>,
     /// Where the app routers run: `process`, a `hivemind router` process that outlives
     /// `serve` (started, and restarted if it dies, by `serve`); `external`, the same run by
     /// a supervisor such as systemd; `embedded`, inside `serve`. [default: process]

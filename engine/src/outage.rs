@@ -37,7 +37,7 @@ impl StoreOutage {
     pub fn describe(&self) -> Option<String> {
         self.0.lock().unwrap().as_ref().map(|(cause, since)| {
             format!(
-                "the store is unavailable ({cause}) since {} s ago; deployments under way retry every {} s",
+                "the store has been unavailable for {} s: {cause}; deployments under way retry every {} s",
                 since.elapsed().as_secs(),
                 RETRY_EVERY.as_secs()
             )

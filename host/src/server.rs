@@ -31,6 +31,8 @@ pub struct ServeOptions {
     pub api_addr: SocketAddr,
     /// The API port's timeouts and connection limits.
     pub api_limits: api::listen::Limits,
+    /// The API's certificate, if it serves HTTPS.
+    pub api_tls: Option<api::listen::Tls>,
     /// The HTTP and HTTPS entrypoints, shared by every app by host name, if they are open.
     pub http_addr: Option<SocketAddr>,
     pub https_addr: Option<SocketAddr>,
@@ -71,7 +73,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         lease: options.lease,
         renew: options.lease_renew,
         name: options.server_name.clone().unwrap_or_else(|| format!("{}:{}", hostname(), api_addr.port())),
-        api_url: options.advertise_url.clone().unwrap_or_else(|| format!("http://{api_addr}")),
+        api_url: options.advertise_url.clone().unwrap_or_else(|| format!("{}://{api_addr}", api_scheme(&options))),
     };
     let shared = store.is_shared();
     let cluster = Arc::new(if shared {
@@ -79,7 +81,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     } else {
         Cluster::single(cluster_options)
     });
-    let front = Front::new(cluster.clone(), token.clone());
+    let front = Front::new(cluster.clone(), token.clone(), options.api_tls.as_ref().map(|t| t.cert.as_path()))?;
     // What takes time comes before leading (a follower is a warm standby): the runtime
     // driver, the plugins compiled.
     let prepared = prepare(&options, &store, &data_dir).await?;
@@ -89,7 +91,8 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     if !shared {
         front.lead(member.lead(prepared).await?);
         announce(&options, api_addr, &data_dir, &token, &format!(", runtime {runtime_name}"));
-        api::listen::serve(listener, api::front::router(front), options.api_limits.clone(), shutdown()).await?;
+        let (limits, tls) = (options.api_limits.clone(), options.api_tls.clone());
+        api::listen::serve(listener, api::front::router(front), limits, tls, shutdown()).await?;
         return Ok(());
     }
     member.serve_in_cluster(prepared, listener, front).await
@@ -145,6 +148,7 @@ impl Member<'_> {
             listener,
             api::front::router(front.clone()),
             self.options.api_limits.clone(),
+            self.options.api_tls.clone(),
             async move {
                 let mut stopped = stopped;
                 let _ = stopped.wait_for(|s| *s).await;
@@ -292,7 +296,8 @@ fn announce(
     token: &crate::api::auth::Token,
     role: &str,
 ) {
-    println!("hivemind serving the API on http://{api_addr} (data dir {}{role})", data_dir.display());
+    let scheme = api_scheme(options);
+    println!("hivemind serving the API on {scheme}://{api_addr} (data dir {}{role})", data_dir.display());
     if let Some(addr) = options.http_addr {
         println!("the HTTP entrypoint serves every app by host name on http://{addr}");
     }
@@ -304,6 +309,11 @@ fn announce(
         token.path().display(),
         token.path().display()
     );
+}
+
+/// `https` when the API has a certificate.
+fn api_scheme(options: &ServeOptions) -> &'static str {
+    if options.api_tls.is_some() { "https" } else { "http" }
 }
 
 /// What a server makes before it leads: the runtime drivers and the compiled plugins.

@@ -54,7 +54,15 @@ pub struct HookHosts {
 }
 
 fn client() -> reqwest::ClientBuilder {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy()
+    // Hooks speak plain http:// (`check` refuses anything else): a TLS configuration with
+    // no roots at all, handed over so that no process-wide crypto provider is needed.
+    let no_tls =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().use_preconfigured_tls(no_tls)
 }
 
 impl HookHosts {

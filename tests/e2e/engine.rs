@@ -127,14 +127,8 @@ fn promote_releases_a_manual_gate() {
 /// raw connection.
 mod reqwest {
     pub fn blocking_preview(port: u16, version: &str, with: Option<&str>) -> String {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let with = with.map(|h| format!("{h}\r\n")).unwrap_or_default();
-        write!(s, "GET / HTTP/1.1\r\nHost: x\r\nx-hivemind-variant: {version}\r\n{with}Connection: close\r\n\r\n")
-            .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string()
+        crate::common::raw_get(port, "x", &format!("x-hivemind-variant: {version}\r\n{with}"))
     }
 }
 

@@ -109,7 +109,13 @@ fn a_deploy_on_a_full_disk_is_a_503_that_names_it_and_the_release_keeps_serving(
     assert_eq!(http_get(&format!("{}/healthz", server.url)).0, 200);
     disk.free();
 
-    load.stop().assert_no_failures("a deploy refused on a full disk");
+    let report = load.stop();
+    eprintln!(
+        "a deploy refused on a full disk: {} requests through the router, {} failed",
+        report.ok,
+        report.failures.len()
+    );
+    report.assert_no_failures("a deploy refused on a full disk");
     assert_eq!(versions_served(port, 4), vec!["v1"; 4]);
     // Once there is room, the same deploy goes through.
     assert_eq!(server.deploy("web", &demo_command("v2", ""), &[]).ok().json()["status"], "completed");
@@ -175,7 +181,13 @@ fn a_canary_waits_out_a_full_disk_and_completes_with_no_step_applied_twice() {
     assert!(events.iter().any(|m| m.contains("the deployment waited for the store, and goes on")), "{events:#?}");
     assert_each_share_analysed_once(&events);
     assert_eq!(http_get(&format!("{}/healthz", server.url)).1, "ok\n");
-    load.stop().assert_no_failures("a canary through a full disk");
+    let report = load.stop();
+    eprintln!(
+        "a canary through a full disk: {} requests through the router, {} failed",
+        report.ok,
+        report.failures.len()
+    );
+    report.assert_no_failures("a canary through a full disk");
     assert_eq!(versions_served(port, 4), vec!["v2"; 4]);
 }
 
@@ -200,7 +212,13 @@ fn a_canary_waits_out_its_postgres_stopped_for_20_seconds_and_completes() {
     eprintln!("postgres stopped in a canary: it ended {:?} after the database came back", started.elapsed());
     assert_eq!(d["status"], "completed", "{d}\n{events:#?}");
     assert_each_share_analysed_once(&events);
-    load.stop().assert_no_failures("a canary through a stopped database");
+    let report = load.stop();
+    eprintln!(
+        "a canary through a stopped database: {} requests through the router, {} failed",
+        report.ok,
+        report.failures.len()
+    );
+    report.assert_no_failures("a canary through a stopped database");
     assert_eq!(versions_served(port, 4), vec!["v2"; 4]);
 }
 

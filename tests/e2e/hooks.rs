@@ -222,14 +222,8 @@ fn verify_hooks_run_on_the_preview_route_before_traffic_moves() {
 /// The version a request for r2 by name (the variant header) is sent to, with the preview
 /// key or without.
 fn preview_version(port: u16, key: Option<&str>) -> String {
-    use std::net::TcpStream;
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let key = key.map(|k| format!("x-hivemind-preview: {k}\r\n")).unwrap_or_default();
-    write!(stream, "GET / HTTP/1.1\r\nhost: x\r\nx-hivemind-variant: r2\r\n{key}connection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string()
+    crate::common::raw_get(port, "x", &format!("x-hivemind-variant: r2\r\n{key}"))
 }
 
 #[test]

@@ -321,3 +321,72 @@ fn a_hook_plugin_has_only_the_powers_granted_when_it_was_installed() {
     assert_eq!(restarted.cli_json(&["plugin", "inspect", "webhook"])["grants"], serde_json::json!(["http"]));
     assert_eq!(restarted.cli_json(&["plugin", "inspect", "canary"])["asks_for"], serde_json::json!([]));
 }
+
+#[test]
+fn with_a_certificate_the_api_speaks_https_only_and_the_cli_follows() {
+    let ca = crate::common::TestCa::new();
+    let (cert, key) = ca.issue_for("api", "DNS:localhost,IP:127.0.0.1");
+    let server = Server::start_with_flags("process", &["--api-tls-cert", &cert, "--api-tls-key", &key]);
+    assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
+    let trust = ca.path("ca.pem");
+    let env = [("HIVEMIND_SERVER_CA_CERT", trust.as_str())];
+
+    // The CLI, trusting the CA, deploys and follows the deployment's stream over HTTPS.
+    let image = demo_command("v1", "");
+    let deploy = ["app", "deploy", "--name", "web", "--image", &image, "--health-check-path", "/health"];
+    let run = server.cli_with(&deploy, "", &env);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("completed"), "{}", run.stdout);
+    // Without the CA: refused, saying what to give.
+    let run = server.cli(&["app", "list"]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("--server-ca-cert"), "{}", run.stderr);
+    // Plain HTTP to the port gets nothing in clear; HTTPS with the CA gets the API, in HTTP/2.
+    let plain = server.url.replacen("https://", "http://", 1);
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl").args(["-s", "--max-time", "5"]).args(args).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (_, clear) = curl(&[&format!("{plain}/healthz")]);
+    assert!(!clear.contains("ok"), "the API answered in clear: {clear:?}");
+    let (ok, said) = curl(&["--cacert", &trust, "-w", " %{http_version}", &format!("{}/healthz", server.url)]);
+    assert!(ok && said == "ok\n 2", "{said:?}");
+    let authorized = format!("Authorization: Bearer {}", server.token);
+    let (_, apps) = curl(&["--cacert", &trust, "-H", &authorized, &format!("{}/api/apps", server.url)]);
+    assert!(apps.contains("\"web\""), "{apps}");
+}
+
+#[test]
+fn only_the_preview_key_reaches_a_version_without_traffic_on_the_apps_port_and_the_entrypoint() {
+    let http = crate::common::free_port();
+    let server = Server::start_with_flags("process", &["--http-addr", &format!("127.0.0.1:{http}")]);
+    server.deploy("web", &demo_command("v1", ""), &["--host", "web.test"]).ok();
+    // Blue-green waiting for approval: green, r2, has no traffic.
+    let gate = [
+        "--strategy",
+        "blue-green",
+        "--verification-timeout",
+        "0",
+        "--scale-down-delay",
+        "0",
+        "--auto-promote",
+        "false",
+    ];
+    let waiting = server.deploy("web", &demo_command("v2", ""), &gate).ok().json();
+    assert_eq!(waiting["status"], "awaiting_approval", "{waiting}");
+    let key = server.cli(&["app", "preview-key", "--name", "web"]).ok().stdout.trim().to_string();
+    let port = server.app_port("web");
+    for (door, port) in [("the app's port", port), ("the HTTP entrypoint", http)] {
+        for _ in 0..5 {
+            assert_eq!(crate::common::raw_get(port, "web.test", "x-hivemind-variant: r2\r\n"), "v1", "{door}: the header alone");
+            let guess = "x-hivemind-variant: r2\r\nx-hivemind-preview: 00000000000000000000000000000000\r\n";
+            assert_eq!(crate::common::raw_get(port, "web.test", guess), "v1", "{door}: a guessed key");
+            let with_key = format!("x-hivemind-variant: r2\r\nx-hivemind-preview: {key}\r\n");
+            assert_eq!(crate::common::raw_get(port, "web.test", &with_key), "v2", "{door}: the key");
+            let cookie = format!("x-hivemind-variant: r2\r\nCookie: a=b; hivemind_preview={key}\r\n");
+            assert_eq!(crate::common::raw_get(port, "web.test", &cookie), "v2", "{door}: the key as a cookie");
+        }
+    }
+    // An app that does not exist has no key to give.
+    assert!(server.cli(&["app", "preview-key", "--name", "nope"]).stderr.contains("no app named `nope`"));
+}

@@ -91,7 +91,7 @@ async fn a_20_80_split_lands_within_two_points_and_is_smooth() {
     let (a, b) = (Demo::start("v1"), Demo::start("v2"));
     let (router, port, _) = router_with("split", &[("a", "v1", &a), ("b", "v2", &b)]).await;
     router.set_split("split", split(&[("v1", 20), ("v2", 80)]), false);
-    let client = reqwest::Client::new();
+    let client = crate::common::reqwest_client();
     let url = format!("http://127.0.0.1:{port}/");
     let mut seen = Vec::with_capacity(5000);
     for _ in 0..5000 {
@@ -113,7 +113,7 @@ async fn sticky_clients_keep_their_variant_and_a_header_forces_one() {
     let (a, b) = (Demo::start("red"), Demo::start("blue"));
     let (router, port, _) = router_with("ab", &[("a", "red", &a), ("b", "blue", &b)]).await;
     router.set_split("ab", split(&[("red", 50), ("blue", 50)]), true);
-    let client = reqwest::Client::new();
+    let client = crate::common::reqwest_client();
     let url = format!("http://127.0.0.1:{port}/");
     let mut per_variant: HashMap<String, usize> = HashMap::new();
     for _ in 0..30 {
@@ -163,7 +163,7 @@ async fn a_drain_waits_for_a_slow_request_which_succeeds() {
     let (a, b) = (Demo::start("old"), Demo::start("new"));
     let (router, port, _) = router_with("drain", &[("a", "v1", &a)]).await;
     router.set_split("drain", split(&[("v1", 100)]), false);
-    let client = reqwest::Client::new();
+    let client = crate::common::reqwest_client();
     let slow = tokio::spawn({
         let client = client.clone();
         let url = format!("http://127.0.0.1:{port}/slow?ms=1500");
@@ -215,7 +215,7 @@ fn load(port: u16, tasks: usize, stop: Arc<AtomicBool>) -> tokio::task::JoinHand
         for _ in 0..tasks {
             let (stop, ok) = (stop.clone(), ok.clone());
             handles.push(tokio::spawn(async move {
-                let client = reqwest::Client::new();
+                let client = crate::common::reqwest_client();
                 let mut failures = Vec::new();
                 let started = Instant::now();
                 // Bounded: stops when told, or after 60 s whatever happens.
@@ -335,7 +335,7 @@ async fn forwarded_headers_are_set_and_bodies_stream() {
         let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     });
     raw_router_backend(&router, "raw", "v1", echo);
-    let head = reqwest::Client::new()
+    let head = crate::common::reqwest_client()
         .get(format!("http://127.0.0.1:{port}/x?y=1"))
         .header("host", "shop.example")
         .send()
@@ -426,7 +426,8 @@ async fn nothing_to_route_to_is_a_503_naming_the_app_and_a_dead_backend_a_502_an
     // A backend whose port is closed, and a POST (not retried): 502.
     let closed = format!("127.0.0.1:{}", free_port());
     raw_router_backend(&router, "empty", "v1", closed);
-    let response = reqwest::Client::new().post(format!("http://127.0.0.1:{port}/")).body("x").send().await.unwrap();
+    let response =
+        crate::common::reqwest_client().post(format!("http://127.0.0.1:{port}/")).body("x").send().await.unwrap();
     assert_eq!(response.status().as_u16(), 502);
     let stats = router.stats("empty", "v1").unwrap();
     assert_eq!((stats.connection_errors, stats.status_5xx), (1, 1));

@@ -70,8 +70,14 @@ fn plugin_new_writes_strategies_and_hooks_in_rust_and_python_that_build_install_
         ("gate-py", vec!["--hook", "--lang", "python"]),
     ] {
         let wasm = new_and_build(&server, dir.path(), name, &flags);
-        let installed = server.cli_json(&["plugin", "install", wasm.to_str().unwrap()]);
         let kind = if flags.contains(&"--hook") { "hook" } else { "strategy" };
+        // A hook runs its commands only with the grant, as its README says to install it.
+        let readme = std::fs::read_to_string(dir.path().join(name).join("README.md")).unwrap();
+        let allow: &[&str] = if kind == "hook" { &["--allow", "jobs"] } else { &[] };
+        assert_eq!(readme.contains("--allow jobs"), kind == "hook", "{name}: {readme}");
+        let mut install = vec!["plugin", "install", wasm.to_str().unwrap()];
+        install.extend_from_slice(allow);
+        let installed = server.cli_json(&install);
         assert_eq!((installed["name"].as_str(), installed["kind"].as_str()), (Some(name), Some(kind)), "{installed}");
         version += 1;
         let next = format!("v{version}");

@@ -28,13 +28,34 @@ pub struct Front {
     token: Arc<auth::Token>,
     /// The whole API, once this server leads.
     leader: OnceLock<Router>,
-    client: Client<HttpConnector, Body>,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>,
 }
 
 impl Front {
-    pub fn new(cluster: Arc<Cluster>, token: Arc<auth::Token>) -> Arc<Front> {
-        let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-        Arc::new(Front { cluster, token, leader: OnceLock::new(), client })
+    /// A front that forwards to the leader over HTTP, or HTTPS when the leader's URL says
+    /// so, trusting the system's roots and `api_cert` (the servers of a cluster share the
+    /// API's certificate).
+    pub fn new(
+        cluster: Arc<Cluster>,
+        token: Arc<auth::Token>,
+        api_cert: Option<&std::path::Path>,
+    ) -> anyhow::Result<Arc<Front>> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(path) = api_cert {
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))? {
+                let _ = roots.add(cert.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?);
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(hivemind_router::tls::provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector =
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+        Ok(Arc::new(Front { cluster, token, leader: OnceLock::new(), client }))
     }
 
     /// From now on this server answers with the whole API.

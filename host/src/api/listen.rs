@@ -12,6 +12,58 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Serves one connection until it ends, or shuts it down gracefully (requests under way
+/// finish) once the server stops. A macro: the connection's type differs with and
+/// without TLS, and naming its bounds would say nothing more.
+macro_rules! until_stopped {
+    ($connection:expr, $stopped:expr) => {{
+        let connection = $connection;
+        tokio::pin!(connection);
+        tokio::select! {
+            ended = connection.as_mut() => ended,
+            () = async { drop($stopped.wait_for(|s| *s).await) } => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        }
+    }};
+}
+
+/// The API's certificate (`--api-tls-cert`, `--api-tls-key`): a token must never cross a
+/// network in clear. HTTP/2 and HTTP/1.1 by ALPN.
+#[derive(Clone)]
+pub struct Tls {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// The certificate file, which the servers of a cluster also trust when one forwards
+    /// a request to the leader.
+    pub cert: std::path::PathBuf,
+}
+
+impl Tls {
+    pub fn load(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<Tls> {
+        use anyhow::Context;
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .and_then(|certs| certs.collect())
+            .map_err(|e| anyhow::anyhow!("--api-tls-cert {}: not a PEM certificate chain ({e})", cert.display()))?;
+        if chain.is_empty() {
+            anyhow::bail!("--api-tls-cert {} holds no certificate (-----BEGIN CERTIFICATE-----)", cert.display());
+        }
+        let private = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| anyhow::anyhow!("--api-tls-key {}: not a PEM private key ({e})", key.display()))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(hivemind_router::tls::provider())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, private)
+            .with_context(|| {
+                format!("--api-tls-key {} does not go with --api-tls-cert {}", key.display(), cert.display())
+            })?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Tls { acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)), cert: cert.to_path_buf() })
+    }
+}
+
 /// The API port's limits (`[api]` in `server.toml`).
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -103,6 +155,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<Tls>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let app = app.layer(axum::middleware::from_fn_with_state(limits.body_timeout, body_deadline));
@@ -128,18 +181,29 @@ pub async fn serve(
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let header_timeout = limits.header_timeout;
         let mut stopped = stopped.clone();
+        let tls = tls.clone();
         tasks.spawn(async move {
             let _place = place;
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
             builder.http2().timer(TokioTimer::new());
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                () = async { drop(stopped.wait_for(|s| *s).await) } => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+            let ended = match tls {
+                // The handshake gets the headers' time: a client that stalls in it is one
+                // more slow client.
+                Some(tls) => match tokio::time::timeout(header_timeout, tls.acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        until_stopped!(connection, stopped)
+                    }
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        TIMED_OUT.fetch_add(1, Relaxed);
+                        return;
+                    }
+                },
+                None => {
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    until_stopped!(connection, stopped)
                 }
             };
             if let Err(e) = ended

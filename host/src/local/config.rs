@@ -56,6 +56,9 @@ pub struct ServerFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiFile {
+    /// The API's certificate and key (PEM): it serves HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub header_timeout: Option<String>,
     pub body_timeout: Option<String>,
     pub connections_per_address: Option<usize>,
@@ -64,7 +67,7 @@ pub struct ApiFile {
 
 impl ApiFile {
     /// The API port's limits: these settings over the defaults.
-    pub fn resolve(self) -> anyhow::Result<crate::api::listen::Limits> {
+    pub fn resolve(&self) -> anyhow::Result<crate::api::listen::Limits> {
         let defaults = crate::api::listen::Limits::default();
         let duration = |key: &str, text: Option<String>, default| -> anyhow::Result<std::time::Duration> {
             let Some(text) = text else { return Ok(default) };
@@ -83,8 +86,8 @@ impl ApiFile {
             }
         };
         Ok(crate::api::listen::Limits {
-            header_timeout: duration("header_timeout", self.header_timeout, defaults.header_timeout)?,
-            body_timeout: duration("body_timeout", self.body_timeout, defaults.body_timeout)?,
+            header_timeout: duration("header_timeout", self.header_timeout.clone(), defaults.header_timeout)?,
+            body_timeout: duration("body_timeout", self.body_timeout.clone(), defaults.body_timeout)?,
             per_address: count("connections_per_address", self.connections_per_address, defaults.per_address)?,
             total: count("connections", self.connections, defaults.total)?,
         })

@@ -111,6 +111,11 @@ fn resolve(flags: ServeArgs) -> anyhow::Result<ServeOptions> {
         data_dir: flags.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./hivemind-data")),
         api_addr,
         api_limits: file.api.resolve()?,
+        api_tls: match (flags.api_tls_cert.or(file.api.tls_cert), flags.api_tls_key.or(file.api.tls_key)) {
+            (Some(cert), Some(key)) => Some(crate::api::listen::Tls::load(&cert, &key)?),
+            (None, None) => None,
+            _ => anyhow::bail!("the API's certificate needs its key: give both --api-tls-cert and --api-tls-key"),
+        },
         runtime,
         run_as: flags
             .run_as

@@ -106,3 +106,25 @@ pub fn sticky_get(port: u16, cookie: Option<&str>) -> (String, String) {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// An async HTTP client for tests that speak to the router directly. reqwest is built
+/// without a crypto provider of its own (the product hands it ring): the tests install
+/// ring as the process's default once.
+pub fn reqwest_client() -> reqwest::Client {
+    static RING: std::sync::Once = std::sync::Once::new();
+    RING.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::new()
+}
+
+/// The body of `GET /` on `port` for host `host`, with `headers` (raw, one per line).
+pub fn raw_get(port: u16, host: &str, headers: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(stream, "GET / HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string()
+}
