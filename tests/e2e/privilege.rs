@@ -171,7 +171,7 @@ fn a_secret_reaches_its_replicas_and_no_answer_event_page_or_log() {
                 "--env",
                 "PLAIN=shown",
                 "--pre-hook",
-                "command:echo the job sees ${#DB_PASSWORD} characters",
+                "command:echo the job sees ${#DB_PASSWORD} characters; echo and prints $DB_PASSWORD",
             ],
         )
         .ok()
@@ -228,7 +228,7 @@ fn a_secret_reaches_its_replicas_and_no_answer_event_page_or_log() {
     for value in [secret.as_str(), "file-secret-value"] {
         assert!(!seen.contains(value), "a secret's value was shown");
     }
-    assert!(seen.contains("the job sees"), "the job ran with it");
+    assert!(seen.contains("the job sees") && seen.contains("and prints ***"), "the job ran with it, masked");
 
     // A release brought back by a rollback runs with its secrets, as it did.
     let v2 = server.deploy("web", &demo_command("v2", ""), &[]).ok().json();
@@ -378,7 +378,11 @@ fn only_the_preview_key_reaches_a_version_without_traffic_on_the_apps_port_and_t
     let port = server.app_port("web");
     for (door, port) in [("the app's port", port), ("the HTTP entrypoint", http)] {
         for _ in 0..5 {
-            assert_eq!(crate::common::raw_get(port, "web.test", "x-hivemind-variant: r2\r\n"), "v1", "{door}: the header alone");
+            assert_eq!(
+                crate::common::raw_get(port, "web.test", "x-hivemind-variant: r2\r\n"),
+                "v1",
+                "{door}: the header alone"
+            );
             let guess = "x-hivemind-variant: r2\r\nx-hivemind-preview: 00000000000000000000000000000000\r\n";
             assert_eq!(crate::common::raw_get(port, "web.test", guess), "v1", "{door}: a guessed key");
             let with_key = format!("x-hivemind-variant: r2\r\nx-hivemind-preview: {key}\r\n");

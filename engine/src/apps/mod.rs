@@ -123,7 +123,10 @@ impl Apps {
                 format!("app `{app}` has no running replica `{replica}`; `hivemind app get --name {app}` lists them"),
             )
         })?;
-        Ok(self.ground.services.fleet.logs(&r, lines).await)
+        let logs = self.ground.services.fleet.logs(&r, lines).await;
+        // An app that logs its secrets has them shown as `***`.
+        let release = self.ground.store.app(app).await?.and_then(|a| a.release);
+        Ok(crate::model::masked(&logs, release.iter().flat_map(|r| r.secrets.values())).into_owned())
     }
 
     /// Removes an app: stops routing to it, drains and stops its replicas, frees its port

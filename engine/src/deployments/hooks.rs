@@ -82,10 +82,13 @@ impl Deployments {
                 break;
             }
         }
+        // A job may print its environment: its secrets are shown as `***`.
+        let mask = |text: &str| crate::model::masked(text, d.secret_values()).into_owned();
+        let events: Vec<(Level, String)> = events.into_iter().map(|(level, text)| (level, mask(&text))).collect();
         let mut runs: HookRuns = d.hook_runs.clone();
         runs.done.push(stage);
         self.ground.store.record_hooks(&d.id, &runs, &events).await?;
-        Ok(verdict)
+        Ok(verdict.map_err(|why| mask(&why)))
     }
 
     /// One hook, with its retries. Its log lines and verdicts go to `events`.

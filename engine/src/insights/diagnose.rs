@@ -25,7 +25,9 @@ impl Insights {
         let mut replicas = Vec::new();
         for record in self.ground.services.fleet.list(&d.app).await {
             let running = self.ground.services.fleet.is_running(&record).await;
+            // An app that logs its secrets has them shown as `***`.
             let logs = self.ground.services.fleet.logs(&record, lines).await;
+            let logs = crate::model::masked(&logs, d.secret_values()).into_owned();
             let last_probe = self.ground.services.last_probe(&record.id).map(|p| p.message);
             let healthy = self.ground.services.router.is_healthy(&d.app, &record.id);
             replicas.push(ReplicaDiagnosis { record, running, healthy, last_probe, logs });

@@ -12,7 +12,7 @@ mod split;
 pub use deployment::*;
 pub use names::{AppName, DeploymentId, StrategyName};
 pub use records::*;
-pub use secrets::{fingerprint, without_userinfo};
+pub use secrets::{fingerprint, masked, without_userinfo};
 pub use spec::*;
 pub use split::{Split, SplitError};
 

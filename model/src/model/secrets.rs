@@ -47,6 +47,32 @@ pub fn without_userinfo(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// The shortest secret value `masked` looks for: shorter ones would mask ordinary words.
+const MASKED_FROM: usize = 4;
+
+/// `text` with every value of `secrets` written as `***`: what a job printed (or an app
+/// logged) is shown without the secrets it held, as CI systems mask theirs.
+pub fn masked<'a, 'b>(text: &'a str, secrets: impl IntoIterator<Item = &'b String>) -> std::borrow::Cow<'a, str> {
+    let mut values: Vec<&String> = secrets.into_iter().filter(|v| v.len() >= MASKED_FROM).collect();
+    // The longest first, so that a secret inside another is not left half-masked.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for value in values {
+        if out.contains(value.as_str()) {
+            out = std::borrow::Cow::Owned(out.replace(value.as_str(), "***"));
+        }
+    }
+    out
+}
+
+impl Deployment {
+    /// The secret values of the releases this deployment touches: the target and the
+    /// previous one (a rollback hook's job runs with either).
+    pub fn secret_values(&self) -> impl Iterator<Item = &String> {
+        self.spec.secrets.values().chain(self.previous.iter().flat_map(|p| p.secrets.values()))
+    }
+}
+
 fn redact(app: &str, secrets: &mut BTreeMap<String, String>) {
     for (key, value) in secrets.iter_mut() {
         *value = fingerprint(app, key, value);
@@ -93,7 +119,14 @@ impl App {
 
 #[cfg(test)]
 mod tests {
-    use super::{fingerprint, without_userinfo};
+    use super::{fingerprint, masked, without_userinfo};
+
+    #[test]
+    fn a_secret_printed_by_a_job_is_masked() {
+        let secrets = ["hunter2-long".to_string(), "hunter2".to_string(), "ab".to_string()];
+        assert_eq!(masked("DB=hunter2-long X=hunter2 ab", &secrets), "DB=*** X=*** ab");
+        assert_eq!(masked("nothing secret", &secrets), "nothing secret");
+    }
 
     #[test]
     fn a_urls_credentials_are_hidden_and_its_host_kept() {
