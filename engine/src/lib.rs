@@ -114,6 +114,19 @@ impl Ground {
         })
     }
 
+    /// Every secret value the app's replicas may hold: its release's, and those of the
+    /// deployment under way (the new release, and the one it replaces).
+    pub(crate) async fn secret_values(&self, app: &str) -> Vec<String> {
+        let release = self.store.app(app).await.ok().flatten().and_then(|a| a.release);
+        let active = self.active_deployment(app).await.ok().flatten();
+        release
+            .iter()
+            .flat_map(|r| r.secrets.values())
+            .chain(active.iter().flat_map(|d| d.secret_values()))
+            .cloned()
+            .collect()
+    }
+
     pub(crate) async fn active_deployment(&self, app: &str) -> Result<Option<Deployment>> {
         Ok(self.store.deployments(Some(app), 50).await?.into_iter().find(|d| d.status.is_active()))
     }

@@ -215,6 +215,12 @@ async fn api_listener(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
         use std::os::fd::FromRawFd;
         // SAFETY: the process before this one left this descriptor open for us (`rejoin`).
         let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+        // Closed on exec again: no replica may inherit the API's socket (and accept on it).
+        // SAFETY: fcntl on a descriptor this process owns.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
         listener.set_nonblocking(true)?;
         return Ok(tokio::net::TcpListener::from_std(listener)?);
     }
@@ -454,6 +460,7 @@ async fn lead(
         plugins_dir,
         token: token.clone(),
         cluster: cluster.clone(),
+        body_timeout: options.api_limits.body_timeout,
     }))
 }
 

@@ -275,6 +275,7 @@ async fn handle(
     forward_headers(&mut headers, &parts.uri, conn);
     // The key is the router's business, not the app's (nor its logs').
     headers.remove(PREVIEW_HEADER);
+    strip_preview_cookie(&mut headers);
     let spare = retryable.then(|| headers.clone());
 
     let mut attempt = (pool.stats.clone(), backend.clone());
@@ -375,6 +376,28 @@ fn sticky_client(headers: &HeaderMap) -> Option<u64> {
         let (name, value) = pair.trim().split_once('=')?;
         (name == STICKY_COOKIE).then(|| u64::from_str_radix(value, 16).ok()).flatten()
     })
+}
+
+/// Takes the preview key's cookie out of the request's cookies, keeping the others.
+fn strip_preview_cookie(headers: &mut HeaderMap) {
+    let cookies: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
+    let prefix = format!("{PREVIEW_COOKIE}=");
+    if !cookies.iter().any(|v| v.to_str().is_ok_and(|v| v.contains(&prefix))) {
+        return;
+    }
+    headers.remove(header::COOKIE);
+    for value in cookies {
+        let Ok(text) = value.to_str() else {
+            headers.append(header::COOKIE, value);
+            continue;
+        };
+        let kept: Vec<&str> = text.split(';').map(str::trim).filter(|pair| !pair.starts_with(&prefix)).collect();
+        if !kept.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+        {
+            headers.append(header::COOKIE, v);
+        }
+    }
 }
 
 fn is_idempotent(method: &Method) -> bool {
@@ -478,5 +501,20 @@ impl hyper::body::Body for Tracked {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HeaderMap, HeaderValue, header, strip_preview_cookie};
+
+    #[test]
+    fn the_preview_cookie_never_reaches_the_app_and_the_others_do() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1; hivemind_preview=k3y; hivemind_client=00ff"));
+        headers.append(header::COOKIE, HeaderValue::from_static("hivemind_preview=k3y"));
+        strip_preview_cookie(&mut headers);
+        let left: Vec<&str> = headers.get_all(header::COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(left, vec!["a=1; hivemind_client=00ff"]);
     }
 }

@@ -45,10 +45,10 @@ impl RunAs {
         let (uid, gid, home) = account(name)?;
         // SAFETY: geteuid cannot fail.
         let euid = unsafe { libc::geteuid() };
-        if uid != euid && !may_switch_user() {
+        if uid != euid && euid != 0 && !may_manage_other_users() {
             bail!(
-                "--run-as {name}: this server runs as uid {euid}, which may not start processes as another user; \
-                 run it as root, or give it CAP_SETUID and CAP_SETGID (AmbientCapabilities= in its systemd unit)"
+                "--run-as {name}: this server runs as uid {euid}, which may not start, stop and find processes of another user; \
+                 run it as root, or give it CAP_SETUID, CAP_SETGID, CAP_KILL and CAP_SYS_PTRACE (AmbientCapabilities= in its systemd unit)"
             );
         }
         if uid == 0 {
@@ -72,23 +72,22 @@ fn account(name: &str) -> Result<(libc::uid_t, libc::gid_t, Option<String>)> {
             .then(|| unsafe { std::ffi::CStr::from_ptr(entry.pw_dir) }.to_string_lossy().into_owned());
         return Ok((entry.pw_uid, entry.pw_gid, home));
     }
-    match name.parse::<libc::uid_t>() {
-        Ok(uid) => Ok((uid, uid, None)),
-        Err(_) => {
-            bail!("--run-as {name}: no such user on this host; create it (useradd --system {name}) or name another")
-        }
-    }
+    // A number with no account has no group of its own to run with: guessing one (its
+    // uid) could land on a group that matters, such as `docker`'s.
+    bail!("--run-as {name}: no such user on this host; create it (useradd --system {name}) or name another")
 }
 
-/// Whether this process holds CAP_SETUID (7) and CAP_SETGID (6) in its effective set.
-fn may_switch_user() -> bool {
+/// Whether this process holds, in its effective set, what managing another user's
+/// processes takes: CAP_SETGID (6) and CAP_SETUID (7) to start them, CAP_KILL (5) to stop
+/// them, CAP_SYS_PTRACE (19) to read their environment when adopting them after a restart.
+fn may_manage_other_users() -> bool {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let effective = status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         .unwrap_or(0);
-    effective & (1 << 6) != 0 && effective & (1 << 7) != 0
+    [5, 6, 7, 19].iter().all(|bit| effective & (1 << bit) != 0)
 }
 
 impl ProcessDriver {
@@ -406,13 +405,14 @@ fn command(
             }
             if let Some((uid, gid)) = run_as {
                 // The group first: after setuid there is no right left to change it. No
-                // supplementary groups (the server's `docker` group among them), and no
-                // capability carried across exec.
+                // supplementary groups (the server's `docker` group among them).
                 if libc::setgroups(1, &gid) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0);
             }
+            // No capability carried across exec, with or without --run-as: a server given
+            // some (CAP_SETUID for --run-as) must not hand them to its apps.
+            libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0);
             Ok(())
         });
     }

@@ -61,8 +61,12 @@ impl Apps {
             .into_iter()
             .map(|r| ReplicaView { healthy: self.ground.services.router.is_healthy(&app.name, &r.id), record: r })
             .collect();
-        let crash_looping =
+        let mut crash_looping =
             self.ground.healer.crash_loops(&app.name, |id| self.ground.services.router.is_healthy(&app.name, id));
+        let secrets = self.ground.secret_values(&app.name).await;
+        for looping in &mut crash_looping {
+            looping.last_logs = crate::model::masked(&looping.last_logs, &secrets).into_owned();
+        }
         AppView { app: app.redacted(), replicas, crash_looping }
     }
 
@@ -125,8 +129,7 @@ impl Apps {
         })?;
         let logs = self.ground.services.fleet.logs(&r, lines).await;
         // An app that logs its secrets has them shown as `***`.
-        let release = self.ground.store.app(app).await?.and_then(|a| a.release);
-        Ok(crate::model::masked(&logs, release.iter().flat_map(|r| r.secrets.values())).into_owned())
+        Ok(crate::model::masked(&logs, &self.ground.secret_values(app).await).into_owned())
     }
 
     /// Removes an app: stops routing to it, drains and stops its replicas, frees its port

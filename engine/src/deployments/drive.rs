@@ -87,6 +87,10 @@ impl Deployments {
             if !self.ground.store.fence().may_act() {
                 return;
             }
+            // A deployment that is gone (its app removed) has nothing left to wait for.
+            if matches!(self.ground.store.deployment(id).await, Ok(None)) {
+                return;
+            }
             // The first write the store takes again says what happened.
             let message = format!("{cause}; the deployment waited for the store, and goes on");
             if self.ground.store.event(id, Level::Warn, &message).await.is_ok() {

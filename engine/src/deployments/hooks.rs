@@ -83,7 +83,10 @@ impl Deployments {
             }
         }
         // A job may print its environment: its secrets are shown as `***`.
-        let mask = |text: &str| crate::model::masked(text, d.secret_values()).into_owned();
+        let mask = |text: &str| {
+            let masked = crate::model::masked(text, d.secret_values());
+            crate::model::without_userinfo(&masked).into_owned()
+        };
         let events: Vec<(Level, String)> = events.into_iter().map(|(level, text)| (level, mask(&text))).collect();
         let mut runs: HookRuns = d.hook_runs.clone();
         runs.done.push(stage);

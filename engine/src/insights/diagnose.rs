@@ -23,11 +23,12 @@ impl Insights {
         let timeline = events.into_iter().filter(|e| verbose || e.level != Level::Debug).collect();
         let lines = if verbose { 100 } else { 20 };
         let mut replicas = Vec::new();
+        let secrets = self.ground.secret_values(&d.app).await;
         for record in self.ground.services.fleet.list(&d.app).await {
             let running = self.ground.services.fleet.is_running(&record).await;
             // An app that logs its secrets has them shown as `***`.
             let logs = self.ground.services.fleet.logs(&record, lines).await;
-            let logs = crate::model::masked(&logs, d.secret_values()).into_owned();
+            let logs = crate::model::masked(&logs, d.secret_values().chain(&secrets)).into_owned();
             let last_probe = self.ground.services.last_probe(&record.id).map(|p| p.message);
             let healthy = self.ground.services.router.is_healthy(&d.app, &record.id);
             replicas.push(ReplicaDiagnosis { record, running, healthy, last_probe, logs });

@@ -107,6 +107,22 @@ pub fn prometheus(out: &mut String) {
     let _ = writeln!(out, "hivemind_api_timeouts_total {}", TIMED_OUT.load(Relaxed));
 }
 
+/// Whom a connection counts against: its address, or for IPv6 its /64, which one host
+/// usually holds whole.
+fn client_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::from(segments)
+            }
+        },
+        v4 => v4,
+    }
+}
+
 /// Open connections, by client address.
 #[derive(Default)]
 struct Open {
@@ -158,7 +174,6 @@ pub async fn serve(
     tls: Option<Tls>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let app = app.layer(axum::middleware::from_fn_with_state(limits.body_timeout, body_deadline));
     let open = Arc::new(Open::default());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -176,7 +191,7 @@ pub async fn serve(
                 }
             },
         };
-        let Some(place) = open.admit(peer.ip(), &limits) else { continue };
+        let Some(place) = open.admit(client_of(peer.ip()), &limits) else { continue };
         let _ = stream.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let header_timeout = limits.header_timeout;
@@ -186,12 +201,19 @@ pub async fn serve(
             let _place = place;
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
-            builder.http2().timer(TokioTimer::new());
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(header_timeout))
+                .keep_alive_timeout(header_timeout);
             let ended = match tls {
                 // The handshake gets the headers' time: a client that stalls in it is one
-                // more slow client.
+                // more slow client. Then ALPN says the protocol: no sniffing of first bytes,
+                // which would wait without end on a client that sends none.
                 Some(tls) => match tokio::time::timeout(header_timeout, tls.acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => {
+                        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                        let builder = if h2 { builder.http2_only() } else { builder.http1_only() };
                         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                         until_stopped!(connection, stopped)
                     }
@@ -201,7 +223,10 @@ pub async fn serve(
                         return;
                     }
                 },
+                // Plain HTTP/1.1 (HTTP/2 comes by ALPN), so that the header timeout runs
+                // from the start, even for a client that sends nothing.
                 None => {
+                    let builder = builder.http1_only();
                     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     until_stopped!(connection, stopped)
                 }
@@ -221,12 +246,15 @@ pub async fn serve(
     Ok(())
 }
 
-/// The most a request body may hold: a plugin's component, the largest thing the API takes.
-const MAX_BODY: usize = 32 << 20;
+/// The most a request body may hold: a plugin's component (the one route that takes
+/// one), and 1 MiB for every other route (as `DefaultBodyLimit` says after this).
+const MAX_COMPONENT: usize = 32 << 20;
+const MAX_BODY: usize = 1 << 20;
 
 /// A request's body read whole within `timeout`, or the request refused: a client that
-/// trickles its body holds a connection no longer than that.
-async fn body_deadline(
+/// trickles its body holds a connection no longer than that. It runs after the token
+/// check, so only a holder of the token has a body read, and at most `MAX_BODY` of it.
+pub(super) async fn body_deadline(
     axum::extract::State(timeout): axum::extract::State<Duration>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -237,11 +265,15 @@ async fn body_deadline(
         let error = crate::error::UserError::invalid(crate::error::Field::Body, message);
         super::ApiError(crate::error::UserError { status, ..error }).into_response()
     };
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY)).await {
+    let max = if parts.method == axum::http::Method::POST && parts.uri.path() == "/api/plugins" {
+        MAX_COMPONENT
+    } else {
+        // One byte more than the limit, so that the route's own check says it is too large.
+        MAX_BODY + 1
+    };
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, max)).await {
         Ok(Ok(bytes)) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
-        Ok(Err(e)) => {
-            refuse(413, format!("the request body could not be read whole: {e} (at most {} MiB)", MAX_BODY >> 20))
-        }
+        Ok(Err(e)) => refuse(413, format!("the request body could not be read whole: {e} (at most {} MiB)", max >> 20)),
         Err(_) => {
             TIMED_OUT.fetch_add(1, Relaxed);
             refuse(408, format!("the request body was not sent within {} s; send it at once", timeout.as_secs()))

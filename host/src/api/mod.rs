@@ -40,6 +40,8 @@ pub struct Api {
     pub token: Arc<auth::Token>,
     /// The servers sharing the store, and which leads.
     pub cluster: Arc<crate::cluster::Cluster>,
+    /// How long a client has to send a request's body (`[api] body_timeout`).
+    pub body_timeout: std::time::Duration,
 }
 
 /// Declares every route once: the router is built from this table, and so is the
@@ -175,6 +177,8 @@ pub fn router(api: Api) -> Router {
                 "this route does not take that method; GET /api/openapi.json lists them",
             ))
         })
+        // Inside the token check: nobody without the token gets a body read at all.
+        .layer(axum::middleware::from_fn_with_state(api.body_timeout, listen::body_deadline))
         .layer(axum::middleware::from_fn_with_state(api.clone(), auth::require_token))
         .layer(axum::middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(1 << 20))

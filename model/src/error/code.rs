@@ -78,7 +78,7 @@ error_codes! {
     PluginFailed = "plugin_failed", 422, "the strategy plugin failed (trapped, overran a budget, timed out) while checking the deployment; nothing changed";
     Internal = "internal", 500, "the server failed; the message says how";
     NotLeader = "not_leader", 503, "the server lost the lease while answering: another leads now; try again";
-    StoreUnavailable = "store_unavailable", 503, "the server cannot write to its store (a full disk, a database that does not answer); the message names the cause and the fix, and nothing was changed";
+    StoreUnavailable = "store_unavailable", 503, "the server cannot write to its store (a full disk, a database that does not answer); the message names the cause and the fix";
     NoLeader = "no_leader", 503, "a follower could not forward the request to a leader (a failover is under way); try again (Retry-After)";
 }
 

@@ -73,7 +73,7 @@ impl UserError {
     pub fn store_unavailable(cause: &str) -> UserError {
         UserError::new(
             ErrorCode::StoreUnavailable,
-            format!("the store is unavailable: {cause}; nothing was changed: try again once it is fixed"),
+            format!("the store is unavailable: {cause}; try again once it is fixed"),
         )
     }
 

@@ -44,7 +44,13 @@ fn sqlx_cause(e: &sqlx::Error) -> Option<String> {
         }
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            match code.as_ref() {
+            // SQLite's extended codes (SQLITE_IOERR_WRITE is 778) keep the primary code in
+            // their low byte; Postgres's SQLSTATEs are five characters, never a number alone.
+            let code = match code.parse::<u32>() {
+                Ok(n) if code.len() < 5 => (n & 0xff).to_string(),
+                _ => code.into_owned(),
+            };
+            match code.as_str() {
                 // SQLite's SQLITE_FULL, and Postgres's disk_full.
                 "13" | "53100" => Some(format!(
                     "the disk of the database is full ({}); free space on it (old logs, images)",

@@ -100,6 +100,8 @@ impl Deployment {
     /// The deployment as it may be shown: its secrets' values replaced by fingerprints.
     pub fn redacted(mut self) -> Deployment {
         self.spec.redact();
+        self.message = without_userinfo(&self.message).into_owned();
+        self.error = self.error.map(|e| without_userinfo(&e).into_owned());
         if let Some(previous) = self.previous.as_mut() {
             previous.redact(&self.app);
         }
