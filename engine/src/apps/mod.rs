@@ -63,7 +63,12 @@ impl Apps {
             .collect();
         let mut crash_looping =
             self.ground.healer.crash_loops(&app.name, |id| self.ground.services.router.is_healthy(&app.name, id));
-        let secrets = self.ground.secret_values(&app.name).await;
+        // The store is asked for the secrets only when there are logs to mask: an app list
+        // (which the dashboard polls) costs no more than before.
+        let secrets = match crash_looping.is_empty() {
+            true => Vec::new(),
+            false => self.ground.secret_values(&app.name).await,
+        };
         for looping in &mut crash_looping {
             looping.last_logs = crate::model::masked(&looping.last_logs, &secrets).into_owned();
         }
