@@ -17,6 +17,11 @@ pub struct Postgres {
     bin: PathBuf,
     /// The user the server runs as, when the tests run as root.
     user: Option<(u32, u32)>,
+    /// Whether a commit is in the WAL on disk before it returns. The shared instance
+    /// trades that for speed; one a test crashes on purpose must not, or an immediate
+    /// stop loses the last commits (replica records among them) as no real database
+    /// would.
+    durable: bool,
 }
 
 /// Whether the tests should run every server on Postgres (the second pass of CI).
@@ -53,15 +58,26 @@ pub fn postgres_available(test: &str) -> bool {
 pub fn shared() -> &'static Postgres {
     static SHARED: OnceLock<Postgres> = OnceLock::new();
     SHARED.get_or_init(|| {
-        let pg = Postgres::start();
+        let pg = Postgres::start_fast();
         pg.stop_when_tests_end();
         pg
     })
 }
 
 impl Postgres {
-    /// initdb in a new directory, then start the server on a free loopback port.
+    /// A server of a test's own, which it may stop as a crash would: its commits are
+    /// durable.
     pub fn start() -> Postgres {
+        Postgres::init(true)
+    }
+
+    /// The shared server, which nobody stops: commits return before the WAL is written.
+    fn start_fast() -> Postgres {
+        Postgres::init(false)
+    }
+
+    /// initdb in a new directory, then start the server on a free loopback port.
+    fn init(durable: bool) -> Postgres {
         let bin = server_bin().expect("a PostgreSQL server is installed (postgres_available)");
         let dir = tempfile::Builder::new().prefix("hivemind-pg").tempdir().unwrap().keep();
         let user = unsafe { libc::geteuid() == 0 }.then(unprivileged_user);
@@ -76,7 +92,7 @@ impl Postgres {
             .output()
             .expect("running initdb");
         assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
-        let pg = Postgres { port: super::free_port(), dir, bin, user };
+        let pg = Postgres { port: super::free_port(), dir, bin, user, durable };
         pg.start_again();
         pg
     }
@@ -93,11 +109,14 @@ impl Postgres {
 
     /// Starts the server (again, after `stop`) and waits until it accepts connections.
     pub fn start_again(&self) {
+        // fsync=off keeps the WAL in the page cache, which outlives a crash of the
+        // server's processes; synchronous_commit=off would not wait for it at all.
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off",
+             -c synchronous_commit={} -c full_page_writes=off",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            if self.durable { "on" } else { "off" }
         );
         let out = Postgres::command(&self.bin, self.user, "pg_ctl")
             .args(["start", "-w", "-t", "60", "-D"])
