@@ -236,6 +236,24 @@ impl Client {
         self.send_raw(self.http.delete(self.url(&format!("/api/certs/{host}")))).await.map(|_| ())
     }
 
+    pub async fn registry_login(
+        &self,
+        registry: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<crate::api_types::RegistryView, CliError> {
+        let body = crate::api_types::LoginBody { username: username.to_string(), password: password.to_string() };
+        self.send(self.http.put(self.url(&format!("/api/registries/{registry}"))).json(&body)).await
+    }
+
+    pub async fn registry_logout(&self, registry: &str) -> Result<(), CliError> {
+        self.send_raw(self.http.delete(self.url(&format!("/api/registries/{registry}")))).await.map(|_| ())
+    }
+
+    pub async fn registries(&self) -> Result<Vec<crate::api_types::RegistryView>, CliError> {
+        self.send(self.http.get(self.url("/api/registries"))).await
+    }
+
     pub async fn cluster(&self) -> Result<crate::api_types::ClusterView, CliError> {
         self.send(self.http.get(self.url("/api/cluster"))).await
     }

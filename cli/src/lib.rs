@@ -13,13 +13,13 @@ mod client;
 mod cluster;
 pub mod config;
 mod deployment;
-mod docker_config;
 mod escape;
 mod follow;
 mod metrics;
 mod oci;
 mod output;
 mod plugin;
+mod registry;
 mod router;
 mod scaffold;
 mod serve;
@@ -122,6 +122,9 @@ enum Command {
     /// The servers sharing one Postgres database, and which one leads.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Credentials for the registries the server pulls images from.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
     /// The server's database, offline: copy a SQLite install into Postgres.
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -162,6 +165,7 @@ pub async fn run(local: impl Local) -> ExitCode {
                 Command::Token(c) => token::run(&client, c).await,
                 Command::Cert(c) => cert::run(&client, c, format).await,
                 Command::Cluster(c) => cluster::run(&client, c, format).await,
+                Command::Registry(c) => registry::run(&client, c, format).await,
                 Command::Serve(_) | Command::Router(_) | Command::Store(_) | Command::Completions { .. } => {
                     unreachable!("handled above")
                 }

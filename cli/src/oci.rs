@@ -190,7 +190,7 @@ impl Registry {
             (Some(user), None) => {
                 bail!("--username {user} needs its password: give it on standard input with --password-stdin")
             }
-            _ => super::docker_config::docker_credentials(&registry)?,
+            _ => hivemind_registry::docker_credentials(&registry)?.map(|c| (c.username, c.password)),
         };
         let basic = credentials.as_ref().map(|(user, password)| {
             use base64::Engine;

@@ -92,6 +92,7 @@ pub fn deployment(d: &DeploymentView, format: Format) {
         ("name", x.name.clone()),
         ("app", x.app.to_string()),
         ("image", x.spec.image.clone()),
+        ("pinned", pins(&x.images)),
         ("replicas", x.spec.replicas.to_string()),
         ("strategy", format!("{} {} (sha256 {})", x.plugin.name, x.plugin.version, x.plugin.sha256)),
         ("version", x.target_version.clone()),
@@ -103,6 +104,17 @@ pub fn deployment(d: &DeploymentView, format: Format) {
         ("created", d.created_at.clone()),
         ("updated", d.updated_at.clone()),
     ]);
+}
+
+/// What a deployment's images were pinned to: the digest alone for one image, each
+/// image's for several; "-" before they are pulled (or with nothing to pin).
+fn pins(images: &std::collections::BTreeMap<String, String>) -> String {
+    let pinned: Vec<(&String, &String)> = images.iter().filter(|(asked, pin)| asked != pin).collect();
+    match pinned.as_slice() {
+        [] => "-".into(),
+        [(_, pin)] => pin.to_string(),
+        many => many.iter().map(|(asked, pin)| format!("{asked} → {pin}")).collect::<Vec<_>>().join(", "),
+    }
 }
 
 pub fn deployments(list: &[DeploymentView], format: Format) {
@@ -215,6 +227,7 @@ pub fn app(a: &AppView, format: Format) {
         ),
         ("release", x.release.as_ref().map_or("-".into(), |r| r.version.clone())),
         ("image", x.release.as_ref().map_or("-".into(), |r| r.image.clone())),
+        ("pinned", x.release.as_ref().and_then(|r| r.pinned.clone()).unwrap_or_else(|| "-".into())),
         ("split", if split.is_empty() { "-".into() } else { split.join(", ") }),
         ("replica quota", x.replica_quota.map_or("the server's share".into(), |q| q.to_string())),
     ]);
@@ -268,6 +281,14 @@ pub fn certs(list: &[crate::api_types::CertInfo], format: Format) {
     let rows =
         list.iter().map(|c| vec![c.host.clone(), date(c.not_after_s), c.names.join(", "), c.issuer.clone()]).collect();
     table(&["HOST", "EXPIRES", "NAMES", "ISSUER"], rows);
+}
+
+pub fn registries(list: &[crate::api_types::RegistryView], format: Format) {
+    if format != Format::Table {
+        return json(list, format);
+    }
+    let rows = list.iter().map(|r| vec![r.registry.clone(), r.username.clone(), r.source.clone()]).collect();
+    table(&["REGISTRY", "USERNAME", "FROM"], rows);
 }
 
 pub fn plugin(p: &PluginView, format: Format) {

@@ -158,7 +158,7 @@ impl RegistryArgs {
 }
 
 /// One line of standard input, without its line end.
-fn read_stdin_line(what: &str) -> Result<String, CliError> {
+pub(crate) fn read_stdin_line(what: &str) -> Result<String, CliError> {
     let mut line = String::new();
     std::io::stdin()
         .read_line(&mut line)

@@ -108,6 +108,11 @@ pub struct SpecArgs {
     /// services do; trailers pass). [default: the app's, http1 at first]
     #[arg(long, value_enum)]
     backend_protocol: Option<crate::model::BackendProtocol>,
+    /// When the image is pulled from its registry: `missing` (when the engine lacks it),
+    /// `always` (a moved tag is seen), or `never` [default: the server's, `missing`].
+    /// Either way the release is pinned to the digest it resolved to.
+    #[arg(long, value_enum)]
+    pull: Option<crate::model::PullPolicy>,
     /// Failed health checks in a row (after a replica once passed) that make the healer
     /// replace a replica of the serving release. [default: 3]
     #[arg(long)]
@@ -203,6 +208,7 @@ impl SpecArgs {
         spec.tls = self.tls.or(spec.tls);
         spec.redirect_https = self.redirect_https.or(spec.redirect_https);
         spec.backend_protocol = self.backend_protocol.or(spec.backend_protocol);
+        spec.pull = self.pull.or(spec.pull);
         spec.health_check_port = self.health_check_port.or(spec.health_check_port);
         if self.cpu.is_some() {
             spec.resources.cpu = self.cpu;

@@ -29,6 +29,7 @@ mod deployments;
 mod insights;
 pub mod machine;
 mod outage;
+mod registries;
 pub mod series;
 pub mod services;
 #[cfg(test)]
@@ -40,6 +41,7 @@ pub use catalog::Catalog;
 pub use certs::Certificates;
 pub use deployments::{Deployments, machine_outcome, step_context};
 pub use insights::Insights;
+pub use registries::Registries;
 
 use hivemind_health as health;
 use hivemind_model::{api_types, error, model};
@@ -82,6 +84,8 @@ pub struct EngineOptions {
     /// Why this engine starts on deployments already under way, for their event logs:
     /// the server restarted, or took over as the cluster's leader.
     pub resumed_because: String,
+    /// When images are pulled, for deployments that do not say (`[images] pull`).
+    pub pull: crate::model::PullPolicy,
 }
 
 /// What the engine's services share.
@@ -156,6 +160,8 @@ pub struct Engine {
     pub certificates: Arc<Certificates>,
     pub catalog: Arc<Catalog>,
     pub insights: Arc<Insights>,
+    /// Registry credentials, which the drivers pull with.
+    pub registries: Arc<Registries>,
 }
 
 /// Upper bounds of the step-duration histogram, in seconds.
@@ -165,6 +171,15 @@ const STEP_BUCKETS: [f64; 10] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 
 struct Counts {
     outcomes: Mutex<std::collections::BTreeMap<(String, String), u64>>,
     steps: Mutex<StepHistogram>,
+    /// Image pulls: (succeeded, failed) and the seconds of each kind.
+    pulls: Mutex<PullCounts>,
+}
+
+#[derive(Default)]
+struct PullCounts {
+    ok: u64,
+    failed: u64,
+    seconds: f64,
 }
 
 #[derive(Default)]
@@ -176,6 +191,12 @@ struct StepHistogram {
 impl Counts {
     fn outcome(&self, strategy: &str, status: Status) {
         *self.outcomes.lock().unwrap().entry((strategy.to_string(), status.as_str().to_string())).or_default() += 1;
+    }
+
+    fn pull(&self, ok: bool, seconds: f64) {
+        let mut p = self.pulls.lock().unwrap();
+        *(if ok { &mut p.ok } else { &mut p.failed }) += 1;
+        p.seconds += seconds;
     }
 
     fn step(&self, seconds: f64) {
@@ -192,6 +213,7 @@ impl Engine {
         plugins: Arc<PluginHost>,
         fleet: Arc<Fleet>,
         router: Arc<Router>,
+        registries: Arc<Registries>,
         options: EngineOptions,
     ) -> Engine {
         let services = Arc::new(Services::new(fleet, router, store.clone(), options.hook_allowed_hosts.clone()));
@@ -218,6 +240,7 @@ impl Engine {
             insights: Arc::new(Insights { ground: ground.clone(), certificates: certificates.clone() }),
             deployments,
             certificates,
+            registries,
             ground,
         }
     }

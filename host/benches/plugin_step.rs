@@ -115,6 +115,7 @@ async fn steps(
                         env: Default::default(),
                         secrets: Default::default(),
                         resources: Default::default(),
+                        pinned: None,
                     },
                 )]),
                 container_port: 8080,

@@ -59,6 +59,10 @@ pub struct ServeOptions {
     pub hook_allowed_hosts: Vec<String>,
     /// How often replicas are probed and the healer looks at every app.
     pub probe_interval: std::time::Duration,
+    /// When images are pulled, for deployments that do not say (`[images] pull`).
+    pub pull: crate::model::PullPolicy,
+    /// Registry credentials of the config file (`[registries."HOST"]`).
+    pub registries: std::collections::BTreeMap<String, hivemind_registry::Credentials>,
 }
 
 pub async fn serve(options: ServeOptions) -> Result<()> {
@@ -327,20 +331,24 @@ struct Prepared {
     driver: Arc<dyn Driver>,
     plugins: Arc<PluginHost>,
     fleet: Arc<Fleet>,
+    registries: Arc<crate::engine::Registries>,
 }
 
 async fn prepare(options: &ServeOptions, store: &Store, data_dir: &std::path::Path) -> Result<Prepared> {
     let process = ProcessDriver::new(data_dir.join("logs")).running_as(options.run_as.clone());
+    // The drivers pull with the credentials of `registry login`, server.toml and Docker.
+    let registries = Arc::new(crate::engine::Registries::new(store.clone(), options.registries.clone()));
+    let keychain: Arc<dyn runtime::Keychain> = registries.clone();
     let driver: Arc<dyn Driver> = match options.runtime {
-        RuntimeChoice::Auto => runtime::detect(process).await,
+        RuntimeChoice::Auto => runtime::detect(process, keychain.clone()).await,
         RuntimeChoice::Process => Arc::new(process),
         RuntimeChoice::Docker => match DockerDriver::connect().await {
-            Ok(d) => Arc::new(d),
+            Ok(d) => Arc::new(d.with_keychain(keychain.clone())),
             Err(e) => bail!(
                 "--runtime docker: {e:#}; is the Docker engine running? Use --runtime process to run replicas as local processes"
             ),
         },
-        RuntimeChoice::Swarm => Arc::new(SwarmDriver::connect().await?),
+        RuntimeChoice::Swarm => Arc::new(SwarmDriver::connect().await?.with_keychain(keychain.clone())),
     };
     let started = std::time::Instant::now();
     let plugins =
@@ -353,7 +361,7 @@ async fn prepare(options: &ServeOptions, store: &Store, data_dir: &std::path::Pa
     );
     let mut target_drivers = std::collections::BTreeMap::new();
     for (name, target) in &options.targets {
-        let Some(connected) = target.connect().await else { continue };
+        let Some(connected) = target.connect(keychain.clone()).await else { continue };
         let connected = match connected {
             Ok(d) => Ok(d),
             Err(e) => {
@@ -377,7 +385,7 @@ async fn prepare(options: &ServeOptions, store: &Store, data_dir: &std::path::Pa
         options.max_replicas,
         options.app_replica_quota,
     );
-    Ok(Prepared { driver, plugins, fleet: Arc::new(fleet.with_targets(target_drivers)) })
+    Ok(Prepared { driver, plugins, fleet: Arc::new(fleet.with_targets(target_drivers)), registries })
 }
 
 /// Takes charge: adopts the router and the replicas, resumes the deployments under way,
@@ -390,7 +398,7 @@ async fn lead(
     cluster: &Arc<Cluster>,
     token: &Arc<crate::api::auth::Token>,
 ) -> Result<axum::Router> {
-    let Prepared { driver, plugins, fleet } = prepared;
+    let Prepared { driver, plugins, fleet, registries } = prepared;
     let (router, router_events) = Router::with_events();
     let router = Arc::new(router);
     let link = match options.router_mode {
@@ -416,8 +424,9 @@ async fn lead(
         } else {
             "server restarted".into()
         },
+        pull: options.pull,
     };
-    let engine = Engine::new(store.clone(), plugins, fleet, router.clone(), engine_options);
+    let engine = Engine::new(store.clone(), plugins, fleet, router.clone(), registries, engine_options);
     engine.watch_router(router_events);
     let plugins_dir = data_dir.join("plugins");
     engine.catalog.load_installed_plugins(&plugins_dir).await?;
@@ -457,6 +466,7 @@ async fn lead(
         certificates: engine.certificates,
         catalog: engine.catalog,
         insights: engine.insights,
+        registries: engine.registries,
         plugins_dir,
         token: token.clone(),
         cluster: cluster.clone(),

@@ -292,6 +292,14 @@ function reachedAt(app) {
   return where.join(', ');
 }
 
+// Each image a deployment runs and the digest it was pinned to; while its images are
+// pulled, the message says how far the pull is.
+function imagesOf(d) {
+  const asked = variantsOf(d).length ? variantsOf(d).map((v) => v.image) : [d.spec.image];
+  const pins = d.images || {};
+  return asked.map((image) => pins[image] && pins[image] !== image ? `${image} → ${pins[image]}` : image).join(', ');
+}
+
 function appRow(app, last) {
   const href = `#/apps/${encodeURIComponent(app.name)}`;
   return h('tr', { 'data-app': app.name },
@@ -344,6 +352,7 @@ async function appPage(name) {
     summary.replaceChildren(
       h('dl', { class: 'facts' },
         h('dt', {}, 'Release'), h('dd', {}, app.release ? `${app.release.version} (${app.release.image}), ${app.release.replicas} replicas` : 'none'),
+        app.release && app.release.pinned ? [h('dt', {}, 'Pinned to'), h('dd', { class: 'mono' }, app.release.pinned)] : null,
         h('dt', {}, 'Traffic'), h('dd', { id: 'app-split' }, splitBar(app.split)),
         h('dt', {}, 'Replicas'), h('dd', {}, replicaSummary(app)),
         h('dt', {}, 'Reached at'), h('dd', {}, reachedAt(app))),
@@ -432,6 +441,7 @@ async function deploymentPanel(id, pageSignal) {
         h('dt', {}, 'App'), h('dd', {}, h('a', { href: `#/apps/${encodeURIComponent(x.app)}` }, x.app)),
         h('dt', {}, 'Strategy'), h('dd', {}, `${x.strategy} (${x.plugin.name} ${x.plugin.version})`),
         h('dt', {}, 'Version'), h('dd', {}, x.previous ? `${x.previous.version} → ${targetOf(x)}` : `${targetOf(x)} (first release)`),
+        h('dt', {}, 'Images'), h('dd', { class: 'mono', 'data-field': 'images' }, imagesOf(x)),
         h('dt', {}, 'Status'), h('dd', { 'data-field': 'status' }, statusBadge(x.status), ` phase: ${x.phase}`),
         h('dt', {}, 'Progress'), h('dd', { class: 'progress' },
           h('progress', { max: 100, value: x.progress, 'aria-label': 'Progress', 'data-field': 'progress' }),

@@ -111,6 +111,33 @@ pub struct CertInfo {
     pub not_after_s: i64,
 }
 
+/// `PUT /api/registries/{registry}`: credentials for image pulls from a registry.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for LoginBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LoginBody {{ username: {:?}, password: *** }}", self.username)
+    }
+}
+
+/// A registry the server has credentials for, as `registry list` shows it: never the
+/// password.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RegistryView {
+    pub registry: String,
+    pub username: String,
+    /// `registry login` (stored by the server) or `server.toml`. Docker's own
+    /// credentials of the server's user are used too, and not listed.
+    pub source: String,
+    /// When the login was given (0 for server.toml).
+    pub updated_at_ms: i64,
+}
+
 /// `POST /api/apps/{name}/scale`.
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

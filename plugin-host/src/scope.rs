@@ -80,7 +80,7 @@ impl Scope {
             app: self.app.clone(),
             version: release.version.clone(),
             deployment_id: self.deployment_id.clone(),
-            image: release.image.clone(),
+            image: release.runs().to_string(),
             container_port: self.container_port,
             health_port: self.health_port,
             env: release.env.iter().chain(&release.secrets).map(|(k, v)| (k.clone(), v.clone())).collect(),

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 pub struct DockerDriver {
     docker: Docker,
+    /// Pulls and pins its images.
+    puller: super::pull::Puller,
     /// The address replicas publish their ports on, and the router reaches them at:
     /// 127.0.0.1 for the local engine, a target's `advertise_addr` for a remote one.
     publish_ip: std::net::IpAddr,
@@ -37,7 +39,14 @@ impl DockerDriver {
     async fn answering(host: Option<&str>) -> Result<DockerDriver> {
         let (docker, what) = client(host)?;
         answer(&what, docker.ping()).await?;
-        Ok(DockerDriver { docker, publish_ip: std::net::Ipv4Addr::LOCALHOST.into() })
+        let puller = super::pull::Puller::new(docker.clone(), what);
+        Ok(DockerDriver { docker, puller, publish_ip: std::net::Ipv4Addr::LOCALHOST.into() })
+    }
+
+    /// Pulls with `keychain`'s credentials rather than Docker's config.json alone.
+    pub fn with_keychain(mut self, keychain: std::sync::Arc<dyn super::Keychain>) -> DockerDriver {
+        self.puller.keychain = keychain;
+        self
     }
 
     /// Publishes replicas' ports on `ip`, an address of the engine's host that the
@@ -45,64 +54,6 @@ impl DockerDriver {
     pub fn publishing_on(self, ip: std::net::IpAddr) -> DockerDriver {
         DockerDriver { publish_ip: ip, ..self }
     }
-}
-
-/// Checks an image reference against Docker's grammar:
-/// `[registry[:port]/]path[:tag][@sha256:digest]`, lowercase path components.
-pub fn validate_reference(image: &str) -> Result<()> {
-    let bad = |why: &str| {
-        anyhow::anyhow!(
-            "`{image}` is not a valid image reference: {why}. Example: hivemind-demo:v2 or registry.local:5000/team/app:1.4"
-        )
-    };
-    if image.is_empty() || image.len() > 255 {
-        return Err(bad("it must be 1 to 255 characters"));
-    }
-    let (rest, digest) = match image.split_once('@') {
-        Some((r, d)) => (r, Some(d)),
-        None => (image, None),
-    };
-    if let Some(d) = digest {
-        let ok = d.split_once(':').is_some_and(|(alg, hex)| {
-            !alg.is_empty()
-                && alg.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && hex.len() >= 32
-                && hex.chars().all(|c| c.is_ascii_hexdigit())
-        });
-        if !ok {
-            return Err(bad("the digest after @ must look like sha256:<hex>"));
-        }
-    }
-    // A tag is after the last ':' that comes after the last '/'.
-    let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
-    let (name, tag) = match rest[last_slash..].rfind(':') {
-        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
-        None => (rest, None),
-    };
-    if let Some(tag) = tag {
-        let ok = !tag.is_empty()
-            && tag.len() <= 128
-            && tag.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        if !ok {
-            return Err(bad("the tag may hold letters, digits, '_', '.' and '-' (at most 128)"));
-        }
-    }
-    let mut components: Vec<&str> = name.split('/').collect();
-    // A first component with '.', ':' or "localhost" is a registry host.
-    if components.len() > 1 && (components[0].contains(['.', ':']) || components[0] == "localhost") {
-        components.remove(0);
-    }
-    for c in components {
-        let ok = !c.is_empty()
-            && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
-            && c.chars().next().is_some_and(|ch| ch.is_ascii_alphanumeric())
-            && c.chars().last().is_some_and(|ch| ch.is_ascii_alphanumeric());
-        if !ok {
-            return Err(bad("each path component must be lowercase letters and digits, separated by '.', '_' or '-'"));
-        }
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -119,8 +70,18 @@ impl Driver for DockerDriver {
         super::constraints_ignored("docker", resources).into_iter().collect()
     }
 
-    async fn check_image(&self, image: &str) -> Result<()> {
-        check_image(&self.docker, image).await
+    async fn check_image(&self, image: &str, pull: crate::model::PullPolicy) -> Result<()> {
+        self.puller.check(image, pull).await
+    }
+
+    async fn prepare_image(
+        &self,
+        image: &str,
+        pull: crate::model::PullPolicy,
+        progress: super::OnProgress<'_>,
+    ) -> Result<super::Pinned> {
+        // One engine runs every replica: an image built here is pinned by its id.
+        self.puller.prepare(image, pull, true, progress).await
     }
 
     async fn start(&self, spec: &StartSpec) -> Result<Started> {
@@ -288,18 +249,6 @@ pub(super) async fn gather_logs(
     out
 }
 
-/// Checks that `image` is a valid reference the engine has.
-pub(super) async fn check_image(docker: &Docker, image: &str) -> Result<()> {
-    validate_reference(image)?;
-    if docker.inspect_image(image).await.is_err() {
-        bail!(
-            "image `{image}` is not in the local Docker engine, and no registry is reachable from here; \
-             build it first (for the demo app: demo/build-image.sh v1 v2)"
-        );
-    }
-    Ok(())
-}
-
 /// The labels that tell a restart which containers are this server's, and whose.
 pub(super) fn labels(spec: &StartSpec) -> HashMap<String, String> {
     HashMap::from([
@@ -337,10 +286,20 @@ impl DockerDriver {
         what: &str,
     ) -> Result<bollard::models::ContainerCreateResponse> {
         let name = format!("hivemind-{}", spec.id);
-        self.docker
-            .create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), body)
-            .await
-            .with_context(|| format!("creating {what} of {}", spec.image))
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        match self.docker.create_container(Some(options.clone()), body.clone()).await {
+            // The engine lost the image since it was pulled (pruned, or a remote engine
+            // that never had it): pulled again, by its pin, and tried once more.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, message })
+                if message.contains("No such image") =>
+            {
+                tracing::info!("{} lacks {}: pulling it again", self.puller.engine, spec.image);
+                self.puller.pull(&spec.image, &|_| {}).await?;
+                self.docker.create_container(Some(options), body).await
+            }
+            created => created,
+        }
+        .with_context(|| format!("creating {what} of {}", spec.image))
     }
 
     /// Runs a created job container to its end or its timeout; returns its exit code.
@@ -362,34 +321,6 @@ impl DockerDriver {
             Ok(()) => Ok(()),
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
             Err(e) => Err(e.into()),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::validate_reference;
-
-    #[test]
-    fn accepts_real_references() {
-        for ok in [
-            "nginx",
-            "nginx:latest",
-            "hivemind-demo:v2",
-            "library/nginx:1.25-alpine",
-            "localhost:5000/app:1",
-            "registry.example.com/team/app",
-            "app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-        ] {
-            validate_reference(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
-        }
-    }
-
-    #[test]
-    fn refuses_malformed_references() {
-        for bad in ["", "Nginx", "my app:v1", "app:", "app:v1:v2", "-app", "app//x", "app@sha256:xyz", "app:-tag"] {
-            let err = validate_reference(bad).expect_err(bad).to_string();
-            assert!(err.contains("is not a valid image reference"), "{bad}: {err}");
         }
     }
 }

@@ -8,6 +8,7 @@ mod fleet;
 #[cfg(feature = "memory")]
 pub mod memory;
 mod process;
+mod pull;
 mod swarm;
 
 pub use docker::DockerDriver;
@@ -15,6 +16,7 @@ pub use fleet::{Fleet, LaunchSpec, Reconciliation};
 pub use swarm::SwarmDriver;
 
 pub use process::{ProcessDriver, RunAs};
+pub use pull::{DockerConfigKeychain, Keychain, OnProgress, PULL_STALL, Pinned, PullProgress};
 
 use async_trait::async_trait;
 use hivemind_model::model;
@@ -87,8 +89,23 @@ pub trait Driver: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Checks that `image` names something this driver can start, before anything
-    /// changes. The error says what is wrong and how to fix it.
-    async fn check_image(&self, image: &str) -> anyhow::Result<()>;
+    /// changes (with `--pull never`, that it is there). The error says what is wrong
+    /// and how to fix it.
+    async fn check_image(&self, image: &str, pull: crate::model::PullPolicy) -> anyhow::Result<()>;
+
+    /// Makes `image` ready before any replica of it starts: pulled as `pull` says (with
+    /// `progress` told how far), and pinned to what replicas will run. A driver with
+    /// no images runs the image as given.
+    async fn prepare_image(
+        &self,
+        image: &str,
+        pull: crate::model::PullPolicy,
+        progress: OnProgress<'_>,
+    ) -> anyhow::Result<Pinned> {
+        let _ = progress;
+        self.check_image(image, pull).await?;
+        Ok(Pinned { reference: image.to_string(), digest: None, pulled: None })
+    }
 
     /// Whether replicas can answer health probes on a port of their own.
     fn supports_health_port(&self) -> bool;
@@ -132,29 +149,34 @@ pub struct Target {
 }
 
 impl Target {
-    /// Its own driver, or `None` when it runs on the server's own runtime (a name only).
-    pub async fn connect(&self) -> Option<anyhow::Result<std::sync::Arc<dyn Driver>>> {
+    /// Its own driver, pulling with `keychain`'s credentials, or `None` when it runs on
+    /// the server's own runtime (a name only). A remote engine pulls on its own host.
+    pub async fn connect(
+        &self,
+        keychain: std::sync::Arc<dyn Keychain>,
+    ) -> Option<anyhow::Result<std::sync::Arc<dyn Driver>>> {
         use std::sync::Arc;
         let driver: anyhow::Result<Arc<dyn Driver>> = match (&self.docker_host, self.swarm) {
             (None, false) => return None,
-            (None, true) => SwarmDriver::connect().await.map(|d| Arc::new(d) as _),
-            (Some(host), true) => SwarmDriver::connect_to(host).await.map(|d| Arc::new(d) as _),
+            (None, true) => SwarmDriver::connect().await.map(|d| Arc::new(d.with_keychain(keychain)) as _),
+            (Some(host), true) => SwarmDriver::connect_to(host).await.map(|d| Arc::new(d.with_keychain(keychain)) as _),
             (Some(host), false) => DockerDriver::connect_to(host).await.map(|d| {
                 let d = match self.advertise_addr {
                     Some(ip) => d.publishing_on(ip),
                     None => d,
                 };
-                Arc::new(d) as _
+                Arc::new(d.with_keychain(keychain)) as _
             }),
         };
         Some(driver)
     }
 }
 
-/// The default driver: docker when an engine answers, `process` otherwise.
-pub async fn detect(process: ProcessDriver) -> std::sync::Arc<dyn Driver> {
+/// The default driver: docker when an engine answers (pulling with `keychain`'s
+/// credentials), `process` otherwise.
+pub async fn detect(process: ProcessDriver, keychain: std::sync::Arc<dyn Keychain>) -> std::sync::Arc<dyn Driver> {
     match DockerDriver::connect().await {
-        Ok(docker) => std::sync::Arc::new(docker),
+        Ok(docker) => std::sync::Arc::new(docker.with_keychain(keychain)),
         Err(e) => {
             tracing::info!("no Docker engine answered ({e:#}); using the process runtime");
             std::sync::Arc::new(process)

@@ -146,7 +146,7 @@ impl Driver for MemoryDriver {
         "memory"
     }
 
-    async fn check_image(&self, image: &str) -> Result<()> {
+    async fn check_image(&self, image: &str, _: crate::model::PullPolicy) -> Result<()> {
         if behaviour(image).is_none() {
             bail!("memory image `{image}` is not one of ok, sick, crash, slow-start:MS");
         }

@@ -194,7 +194,7 @@ impl Driver for ProcessDriver {
         notes
     }
 
-    async fn check_image(&self, image: &str) -> Result<()> {
+    async fn check_image(&self, image: &str, _: crate::model::PullPolicy) -> Result<()> {
         let words = parse_command(image)?;
         if find_program(&words[0]).is_none() {
             bail!(

@@ -12,7 +12,7 @@
 //! health checks and events); Swarm restarting tasks behind its back would make two
 //! healers fight over one count.
 
-use super::docker::{answer, check_image, client, container_env, gather_logs, labels};
+use super::docker::{answer, client, container_env, gather_logs, labels};
 use super::{Driver, JobOutcome, StartSpec, Started};
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
@@ -30,8 +30,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// How long a replica may take from its service's creation to a running task: the
-/// scheduler, then the node's agent (which tries the registry for the image's tag
-/// before it uses the node's copy; with no registry reachable that fails at once here).
+/// scheduler, then the node's agent (which pulls the image if the node lacks it).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The grace Swarm gives a task that a node other than this manager's stops; on this
@@ -40,6 +39,8 @@ const REMOTE_STOP_GRACE: Duration = Duration::from_secs(10);
 
 pub struct SwarmDriver {
     docker: Docker,
+    /// Pulls on the manager to pin images; the nodes pull the pin with the same credentials.
+    puller: super::pull::Puller,
     /// This engine's node id: its tasks' containers are stopped here, with the grace asked.
     node_id: String,
     /// Node id → the address the router reaches that node at (a node that changes its
@@ -64,7 +65,14 @@ impl SwarmDriver {
         let swarm = answer(&what, docker.info()).await?.swarm.unwrap_or_default();
         manager_check(&what, swarm.local_node_state, swarm.control_available)?;
         let node_id = swarm.node_id.unwrap_or_default();
-        Ok(SwarmDriver { docker, node_id, node_addresses: Default::default() })
+        let puller = super::pull::Puller::new(docker.clone(), what);
+        Ok(SwarmDriver { docker, puller, node_id, node_addresses: Default::default() })
+    }
+
+    /// Pulls (and has the nodes pull) with `keychain`'s credentials.
+    pub fn with_keychain(mut self, keychain: std::sync::Arc<dyn super::Keychain>) -> SwarmDriver {
+        self.puller.keychain = keychain;
+        self
     }
 }
 
@@ -178,8 +186,19 @@ impl Driver for SwarmDriver {
         Vec::new()
     }
 
-    async fn check_image(&self, image: &str) -> Result<()> {
-        check_image(&self.docker, image).await
+    async fn check_image(&self, image: &str, pull: crate::model::PullPolicy) -> Result<()> {
+        self.puller.check(image, pull).await
+    }
+
+    async fn prepare_image(
+        &self,
+        image: &str,
+        pull: crate::model::PullPolicy,
+        progress: super::OnProgress<'_>,
+    ) -> Result<super::Pinned> {
+        // Other nodes cannot run an image by this engine's id: one no registry knows runs
+        // by its name, as given.
+        self.puller.prepare(image, pull, false, progress).await
     }
 
     async fn start(&self, spec: &StartSpec) -> Result<Started> {
@@ -385,9 +404,11 @@ impl Driver for SwarmDriver {
 
 impl SwarmDriver {
     async fn create(&self, service: ServiceSpec, spec: &StartSpec) -> Result<String> {
+        // Every node pulls the image with these credentials (X-Registry-Auth).
+        let (credentials, _) = self.puller.credentials_for(&spec.image).await?;
         let created = self
             .docker
-            .create_service(service, None)
+            .create_service(service, credentials)
             .await
             .with_context(|| format!("creating a Swarm service for {}", spec.image))?;
         created.id.context("the Swarm answered a service creation without an id")

@@ -8,6 +8,7 @@ use crate::model::{
 };
 use anyhow::Result;
 use sqlx::types::Json;
+use std::collections::BTreeMap;
 
 /// Which deployments a list shows.
 #[derive(Debug, Clone, Default)]
@@ -55,7 +56,7 @@ impl<'a> Transition<'a> {
 
 const DEPLOYMENT_COLUMNS: &str = "id, app, name, strategy, spec, target_version, previous, status, phase, progress, message, error, \
      plugin_name, plugin_version, plugin_sha256, attempt, phase_started_at_ms, rollback_kind, promoted, rollback_of, \
-     last_progress_at_ms, winner, hook_runs, created_at_ms, updated_at_ms, promotions";
+     last_progress_at_ms, winner, hook_runs, created_at_ms, updated_at_ms, promotions, images";
 
 #[derive(sqlx::FromRow)]
 struct DeploymentRow {
@@ -83,6 +84,7 @@ struct DeploymentRow {
     last_progress_at_ms: i64,
     winner: Option<String>,
     hook_runs: Json<HookRuns>,
+    images: Json<BTreeMap<String, String>>,
     created_at_ms: i64,
     updated_at_ms: i64,
 }
@@ -112,6 +114,7 @@ impl From<DeploymentRow> for Deployment {
             last_progress_at_ms: r.last_progress_at_ms,
             winner: r.winner,
             hook_runs: r.hook_runs.0,
+            images: r.images.0,
             created_at_ms: r.created_at_ms,
             updated_at_ms: r.updated_at_ms,
         }
@@ -120,7 +123,7 @@ impl From<DeploymentRow> for Deployment {
 
 impl Store {
     pub async fn insert_deployment(&self, d: &Deployment) -> Result<()> {
-        let values = (1..=26).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+        let values = (1..=27).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
         let sql = format!("INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ({values})");
         write_tx!(self, tx => {
             sqlx::query(&sql)
@@ -150,6 +153,7 @@ impl Store {
                 .bind(d.created_at_ms)
                 .bind(d.updated_at_ms)
                 .bind(d.promotions as i64)
+                .bind(Json(&d.images))
                 .execute(&mut *tx)
                 .await?;
         });
@@ -250,6 +254,39 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             insert_event!(tx, id, now, Level::Info, message);
+        });
+        Ok(())
+    }
+
+    /// Sets the deployment's message without an event (a pull's progress, said often),
+    /// which counts as progress for its deadline.
+    pub async fn set_message(&self, id: &str, message: &str) -> Result<()> {
+        let now = now_ms();
+        write_tx!(self, tx => {
+            sqlx::query("UPDATE deployments SET message = $1, updated_at_ms = $2, last_progress_at_ms = $2 WHERE id = $3")
+                .bind(message)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Records what each image of the deployment was pinned to, with the events that say
+    /// so, in one transaction.
+    pub async fn set_images(&self, id: &str, images: &BTreeMap<String, String>, events: &[String]) -> Result<()> {
+        let now = now_ms();
+        write_tx!(self, tx => {
+            sqlx::query("UPDATE deployments SET images = $1, updated_at_ms = $2 WHERE id = $3")
+                .bind(Json(images))
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for message in events {
+                insert_event!(tx, id, now, Level::Info, message);
+            }
         });
         Ok(())
     }

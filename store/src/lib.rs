@@ -20,6 +20,7 @@ pub mod cluster;
 mod deployments;
 mod fence;
 mod migrate;
+mod registries;
 mod replicas;
 mod steps;
 

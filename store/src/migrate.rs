@@ -72,6 +72,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("winner", OptText),
             ("hook_runs", Json),
             ("promotions", Int),
+            ("images", Json),
             ("created_at_ms", Int),
             ("updated_at_ms", Int),
         ],
@@ -95,7 +96,18 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
     ),
     ("pipelines", &[("name", Text), ("spec", Json), ("updated_at_ms", Int)]),
     ("disabled_plugins", &[("name", Text)]),
-    ("plugins", &[("sha256", Text), ("name", Text), ("version", Text), ("installed_at_ms", Int), ("source", Text)]),
+    (
+        "plugins",
+        &[
+            ("sha256", Text),
+            ("name", Text),
+            ("version", Text),
+            ("installed_at_ms", Int),
+            ("source", Text),
+            ("grants", Text),
+        ],
+    ),
+    ("registry_logins", &[("registry", Text), ("username", Text), ("password", Text), ("updated_at_ms", Int)]),
 ];
 
 /// What `copy_to` copied: rows per table.

@@ -80,11 +80,13 @@ fn docker_refuses_malformed_and_missing_images() {
         return;
     }
     let server = Server::start("docker");
-    for (image, expected) in [
-        ("Not A/Valid:Image", "is not a valid image reference"),
-        ("hivemind-demo:does-not-exist", "is not in the local Docker engine"),
+    // A missing image is pulled by default (tests/e2e/images.rs); `--pull never` refuses it
+    // before anything is recorded.
+    for (image, pull, expected) in [
+        ("Not A/Valid:Image", "missing", "is not a valid image reference"),
+        ("hivemind-demo:does-not-exist", "never", "is not in the local Docker engine, and --pull never forbids"),
     ] {
-        let run = server.cli(&["app", "deploy", "--name", "dbad", "--image", image]);
+        let run = server.cli(&["app", "deploy", "--name", "dbad", "--image", image, "--pull", pull]);
         assert_eq!(run.code, 2, "{image}: {run:?}");
         assert!(run.stderr.contains(expected), "{image}: {}", run.stderr);
     }

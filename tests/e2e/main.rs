@@ -25,6 +25,7 @@ mod faults;
 mod hardening;
 mod heal;
 mod hooks;
+mod images;
 mod layers;
 mod parsers;
 mod plugins;

@@ -50,6 +50,7 @@ fn deployment(id: &str, app: &str, created_at_ms: i64) -> Deployment {
             env: Default::default(),
             secrets: Default::default(),
             resources: Default::default(),
+            pinned: Some(format!("img@sha256:{}", "12".repeat(32))),
         }),
         status: Status::InProgress,
         phase: Phase::Deploy,
@@ -66,6 +67,7 @@ fn deployment(id: &str, app: &str, created_at_ms: i64) -> Deployment {
         last_progress_at_ms: created_at_ms,
         winner: None,
         hook_runs: HookRuns::default(),
+        images: Default::default(),
         created_at_ms,
         updated_at_ms: created_at_ms,
     }
@@ -97,6 +99,7 @@ fn every_store_call_answers_the_same_on_sqlite_and_postgres() {
                 env: Default::default(),
                 secrets: Default::default(),
                 resources: Default::default(),
+                pinned: Some(format!("img@sha256:{}", "34".repeat(32))),
             };
             store.set_app_release("web", Some(&release)).await.unwrap();
             assert_eq!(store.next_release_number("web").await.unwrap(), 1, "{dialect}");
@@ -140,6 +143,23 @@ fn every_store_call_answers_the_same_on_sqlite_and_postgres() {
             store.transition("dep-1", Transition::to(Status::RolledBack, "rolled back")).await.unwrap();
             assert!(store.plugin_state_sizes("dep-1").await.unwrap().is_empty(), "{dialect}: state goes at the end");
             store.set_winner("dep-2", "b", "variant b wins").await.unwrap();
+            let pins = [("img:v2".to_string(), format!("img@sha256:{}", "56".repeat(32)))].into();
+            store.set_images("dep-2", &pins, &["img:v2 resolved to sha256:5656…".into()]).await.unwrap();
+            store.set_message("dep-2", "pulling img:v2: 1/2 layers, 3 of 9 MB").await.unwrap();
+            let d2 = store.deployment("dep-2").await.unwrap().unwrap();
+            assert_eq!(
+                (&d2.images, d2.message.as_str()),
+                (&pins, "pulling img:v2: 1/2 layers, 3 of 9 MB"),
+                "{dialect}"
+            );
+            store.set_registry_login("r.example:5000", "ci", "pw1").await.unwrap();
+            store.set_registry_login("r.example:5000", "ci", "pw2").await.unwrap();
+            let login = store.registry_login("r.example:5000").await.unwrap();
+            assert_eq!(login, Some(("ci".to_string(), "pw2".to_string())), "{dialect}: a second login replaces");
+            let logins: Vec<String> =
+                store.registry_logins().await.unwrap().into_iter().map(|l| l.registry + " " + &l.username).collect();
+            assert!(store.remove_registry_login("r.example:5000").await.unwrap(), "{dialect}");
+            assert!(!store.remove_registry_login("r.example:5000").await.unwrap(), "{dialect}");
 
             let events: Vec<(Level, String)> =
                 store.events("dep-1", 0).await.unwrap().into_iter().map(|e| (e.level, e.message)).collect();
@@ -176,7 +196,8 @@ fn every_store_call_answers_the_same_on_sqlite_and_postgres() {
                 (
                     app.split,
                     app.sticky,
-                    app.release.map(|r| r.version),
+                    app.release.map(|r| (r.version, r.pinned)),
+                    logins,
                     events,
                     listed,
                     active,

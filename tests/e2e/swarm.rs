@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// What making the engine a Swarm found.
-struct SwarmSetup {
+pub(crate) struct SwarmSetup {
     /// What `serve --runtime swarm` said while the engine was not a Swarm manager, when
     /// the tests found it so (a fresh machine, CI).
     refusal_before_init: Option<String>,
@@ -38,7 +38,7 @@ extern "C" fn leave_swarm() {
 }
 
 /// Docker answers and is a Swarm manager (made one if it was not), with the demo images.
-fn swarm_ready(test: &str) -> Option<&'static SwarmSetup> {
+pub(crate) fn swarm_ready(test: &str) -> Option<&'static SwarmSetup> {
     if !docker_available(test) {
         return None;
     }

@@ -88,17 +88,19 @@ impl Deployments {
             .fleet
             .driver_for(spec.cloud_provider.as_deref())
             .map_err(|why| UserError::invalid(Field::CloudProvider, why))?;
+        // Pulls come later, in the deployment's first stage, where they show progress.
+        let pull = spec.pull.unwrap_or(self.ground.options.pull);
         if let Some(first) = spec.variants.first() {
             // An A/B test's target is its first variant until a winner is known.
             spec.image = first.image.clone();
             for v in &spec.variants {
                 driver
-                    .check_image(&v.image)
+                    .check_image(&v.image, pull)
                     .await
                     .map_err(|e| UserError::invalid(Field::Variants, format!("variant {}: {e:#}", v.name)))?;
             }
         }
-        driver.check_image(&spec.image).await.map_err(|e| UserError::invalid(Field::Image, format!("{e:#}")))?;
+        driver.check_image(&spec.image, pull).await.map_err(|e| UserError::invalid(Field::Image, format!("{e:#}")))?;
         let mut notes = driver.unsupported(&spec.resources);
         if let Some(port) = spec.health_check_port.filter(|_| !driver.supports_health_port()) {
             notes.push(format!(
@@ -386,6 +388,8 @@ fn new_record(
         last_progress_at_ms: now,
         winner: None,
         hook_runs: crate::model::HookRuns { pinned: pinned_hooks, done: Vec::new() },
+        // A rollback brings back what its release ran, not what the tag names today.
+        images: rollback_of.and_then(|(_, r)| Some((r.image.clone(), r.pinned.clone()?))).into_iter().collect(),
         created_at_ms: now,
         updated_at_ms: now,
     })

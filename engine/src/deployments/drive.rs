@@ -237,6 +237,22 @@ impl Deployments {
     /// outside the lock; the hooks' verdict goes back to the machine.
     async fn act(&self, d: &Deployment, decision: Decision, wake: &Notify, held: Option<Held<'_>>) -> Result<Flow> {
         match decision.next.clone() {
+            Next::PullImages => {
+                drop(held);
+                let verdict = self.pull_images(d).await?;
+                let _decisions = self.ground.decisions.lock().await;
+                if let Err(reason) = verdict
+                    && self.still_in_phase(d).await?
+                {
+                    let mut now = self.ground.store.deployment(&d.id).await?.unwrap_or_else(|| d.clone());
+                    // Paused meanwhile: the failure still acts, as if it were running.
+                    now.status = d.status;
+                    let failed = Event::Images { failure: Some(reason) };
+                    let decision = machine::decide(&now, &failed, now_ms()).expect("images are never refused");
+                    self.apply(&d.id, &decision).await?;
+                }
+                Ok(Flow::Go)
+            }
             Next::RunHooks(stage) => {
                 drop(held);
                 let verdict = self.run_hooks(d, stage).await?;

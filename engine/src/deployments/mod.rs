@@ -1,6 +1,7 @@
 //! The engine's deployments service: admits a deployment (`admit`), drives it by calling
 //! its strategy's `step` until it ends (`drive`, over `machine`), takes the user's
-//! controls between steps (`control`), runs its hooks (`hooks`), and restores the
+//! controls between steps (`control`), pulls and pins its images (`images`), runs its
+//! hooks (`hooks`), and restores the
 //! previous release itself when a rollback fails (`restore`). It also keeps the CI
 //! pipelines' deployment profiles.
 
@@ -8,6 +9,7 @@ mod admit;
 mod control;
 mod drive;
 mod hooks;
+mod images;
 mod restore;
 
 pub use drive::{check_of, machine_outcome, step_context};

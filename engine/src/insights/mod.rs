@@ -48,6 +48,16 @@ impl Insights {
         let _ = writeln!(out, "hivemind_step_duration_seconds_sum {}", steps.sum);
         let _ = writeln!(out, "hivemind_step_duration_seconds_count {cumulative}");
         drop(steps);
+        let pulls = self.ground.counts.pulls.lock().unwrap();
+        let _ = writeln!(out, "# HELP hivemind_image_pulls_total Image pulls from registries, by result.");
+        let _ = writeln!(out, "# TYPE hivemind_image_pulls_total counter");
+        let _ = writeln!(out, "hivemind_image_pulls_total{{result=\"ok\"}} {}", pulls.ok);
+        let _ = writeln!(out, "hivemind_image_pulls_total{{result=\"failed\"}} {}", pulls.failed);
+        let _ = writeln!(out, "# HELP hivemind_image_pull_seconds Time spent pulling images.");
+        let _ = writeln!(out, "# TYPE hivemind_image_pull_seconds summary");
+        let _ = writeln!(out, "hivemind_image_pull_seconds_sum {}", pulls.seconds);
+        let _ = writeln!(out, "hivemind_image_pull_seconds_count {}", pulls.ok + pulls.failed);
+        drop(pulls);
         let _ = writeln!(out, "# HELP hivemind_plugin_load_errors_total Plugin components that failed to load.");
         let _ = writeln!(out, "# TYPE hivemind_plugin_load_errors_total counter");
         let _ = writeln!(out, "hivemind_plugin_load_errors_total {}", self.ground.plugins.load_errors());

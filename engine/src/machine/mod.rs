@@ -118,6 +118,10 @@ pub enum Event {
     Poll,
     /// A step returned.
     Step(Outcome),
+    /// The deployment's images were pulled and pinned, or (`failure`) could not be.
+    Images {
+        failure: Option<String>,
+    },
     /// A stage's hooks ran; `failure` says why they failed, if they did.
     Hooks {
         stage: HookStage,
@@ -191,6 +195,8 @@ impl Change {
 pub enum Next {
     /// Call the strategy's `step` after this delay (a control wakes it sooner).
     Step(Duration),
+    /// Pull and pin the deployment's images, then tell the machine how it went.
+    PullImages,
     /// Run a stage's hooks, then tell the machine how they went.
     RunHooks(HookStage),
     /// The phase is done: the deploy phase completes; a rollback phase ends with the
@@ -259,6 +265,8 @@ pub fn decide(d: &Deployment, event: &Event, now_ms: i64) -> Result<Decision, Re
             Decision::change(change, Next::Idle)
         }
         Event::Step(outcome) => on_step(d, outcome, now_ms),
+        Event::Images { failure: None } => Decision::next(Next::Step(Duration::ZERO)),
+        Event::Images { failure: Some(reason) } => stopped_untouched(d, reason),
         Event::Hooks { stage, failure } => on_hooks(d, *stage, failure.as_deref()),
     })
 }
@@ -269,7 +277,7 @@ pub fn deadline_left_ms(d: &Deployment, now_ms: i64) -> Option<i64> {
     (deadline_ms > 0).then(|| d.last_progress_at_ms + deadline_ms - now_ms)
 }
 
-/// Before a step: the progress deadline, then the pre hooks, then the step.
+/// Before a step: the progress deadline, the images, then the pre hooks, then the step.
 fn poll(d: &Deployment, now_ms: i64) -> Decision {
     if deadline_left_ms(d, now_ms).is_some_and(|left| left < 0) {
         let reason = format!(
@@ -277,6 +285,10 @@ fn poll(d: &Deployment, now_ms: i64) -> Decision {
             d.spec.progress_deadline, d.progress, d.message
         );
         return phase_failed(d, &reason);
+    }
+    // The images are pulled and pinned before anything runs them (pre hooks' jobs too).
+    if d.phase == Phase::Deploy && !d.images_ready() {
+        return Decision::next(Next::PullImages);
     }
     // Pre hooks run before the first step: before any replica or route changes.
     if d.phase == Phase::Deploy && d.rollback_of.is_none() && d.attempt == 0 && due(d, HookStage::Pre) {
@@ -340,16 +352,7 @@ fn on_hooks(d: &Deployment, stage: HookStage, failure: Option<&str>) -> Decision
     let again = Decision::next(Next::Step(Duration::ZERO));
     let Some(reason) = failure else { return again };
     match stage {
-        HookStage::Pre => {
-            let serving = match &d.previous {
-                Some(p) => format!("{} still serves", p.version),
-                None => "the app had no release before".to_string(),
-            };
-            let message = format!("{reason}; the deployment stopped before it changed anything, and {serving}");
-            let change =
-                Change { level: Level::Error, error: Some(reason.to_string()), ..Change::to(Status::Failed, message) };
-            Decision::change(change, Next::Idle)
-        }
+        HookStage::Pre => stopped_untouched(d, reason),
         HookStage::Verify => phase_failed(d, reason),
         HookStage::Post if d.spec.hooks.post_failure == PostHookFailure::Rollback => {
             phase_failed(d, &format!("{reason} (--post-hook-failure rollback)"))
@@ -363,6 +366,18 @@ fn on_hooks(d: &Deployment, stage: HookStage, failure: Option<&str>) -> Decision
         }
         HookStage::Rollback => again,
     }
+}
+
+/// A failure before the first step (a pull, a pre hook): the deployment fails having
+/// changed nothing, and says what still serves.
+fn stopped_untouched(d: &Deployment, reason: &str) -> Decision {
+    let serving = match &d.previous {
+        Some(p) => format!("{} still serves", p.version),
+        None => "the app had no release before".to_string(),
+    };
+    let message = format!("{reason}; the deployment stopped before it changed anything, and {serving}");
+    let change = Change { level: Level::Error, error: Some(reason.to_string()), ..Change::to(Status::Failed, message) };
+    Decision::change(change, Next::Idle)
 }
 
 fn on_control(d: &Deployment, control: Control) -> Result<Decision, Refusal> {

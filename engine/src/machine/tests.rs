@@ -22,6 +22,7 @@ fn record(status: Status) -> Deployment {
             env: Default::default(),
             secrets: Default::default(),
             resources: Default::default(),
+            pinned: None,
         }),
         status,
         phase,
@@ -38,6 +39,7 @@ fn record(status: Status) -> Deployment {
         last_progress_at_ms: NOW - 1_000,
         winner: None,
         hook_runs: Default::default(),
+        images: [("demo:v2".to_string(), format!("demo@sha256:{}", "ab".repeat(32)))].into(),
         created_at_ms: NOW - 20_000,
         updated_at_ms: NOW - 1_000,
     }
@@ -74,6 +76,7 @@ fn outcome(d: &Deployment, event: &Event) -> String {
         Ok(decision) => {
             let next = match decision.next {
                 Next::Step(delay) => format!("step {} ms", delay.as_millis()),
+                Next::PullImages => "pull images".into(),
                 Next::RunHooks(stage) => format!("hooks {}", stage.as_str()),
                 Next::Finish => "finish".into(),
                 Next::Restore(_) => "restore".into(),
@@ -254,6 +257,31 @@ fn hooks_run_before_the_outcome_they_guard() {
     assert_eq!(step(&back, Outcome::Failed("x".into())), Next::RunHooks(HookStage::Rollback));
     back.hook_runs.done.push(HookStage::Rollback);
     assert!(matches!(step(&back, Outcome::Failed("x".into())), Next::Restore(_)));
+}
+
+#[test]
+fn images_are_pulled_before_anything_runs_and_a_failed_pull_changes_nothing() {
+    let mut d = record(Status::InProgress);
+    d.attempt = 0;
+    d.spec.hooks.pre = vec!["command:true".into()];
+    d.images.clear();
+    assert_eq!(decide(&d, &Event::Poll, NOW).unwrap().next, Next::PullImages);
+    let pulled = decide(&d, &Event::Images { failure: None }, NOW).unwrap();
+    assert_eq!((pulled.change, pulled.next), (None, Next::Step(Duration::ZERO)));
+    let failed = decide(&d, &Event::Images { failure: Some("demo:v2 not found".into()) }, NOW).unwrap();
+    let change = failed.change.unwrap();
+    assert_eq!(change.status, Status::Failed);
+    assert_eq!(
+        change.message,
+        "demo:v2 not found; the deployment stopped before it changed anything, and r1 still serves"
+    );
+    assert_eq!(failed.next, Next::Idle);
+    // Pinned, the pre hooks come next; a rollback phase never pulls.
+    d.images.insert("demo:v2".into(), "demo@sha256:00".into());
+    assert_eq!(decide(&d, &Event::Poll, NOW).unwrap().next, Next::RunHooks(HookStage::Pre));
+    let mut back = record(Status::RollingBack);
+    back.images.clear();
+    assert_eq!(decide(&back, &Event::Poll, NOW).unwrap().next, Next::Step(Duration::ZERO));
 }
 
 #[test]

@@ -145,8 +145,10 @@ async fn start(
         data_dir: dir.to_path_buf(),
         acme: None,
         resumed_because: "server restarted".into(),
+        pull: Default::default(),
     };
-    let engine = Engine::new(store.clone(), plugins, Arc::new(fleet), router.clone(), options);
+    let registries = Arc::new(crate::Registries::new(store.clone(), Default::default()));
+    let engine = Engine::new(store.clone(), plugins, Arc::new(fleet), router.clone(), registries, options);
     engine.start().await.unwrap();
     (Arc::new(engine), store, router)
 }

@@ -8,13 +8,14 @@ pub mod front;
 pub mod listen;
 pub mod openapi;
 mod plugins;
+mod registries;
 mod stream;
 
 use crate::api_types::{
     AppView, CertBody, CertInfo, DeploymentView, Diagnosis, MetricsView, PipelineView, ScaleBody, SeriesView,
     StatusView, WinnerBody,
 };
-use crate::engine::{Apps, Catalog, Certificates, Deployments, Insights};
+use crate::engine::{Apps, Catalog, Certificates, Deployments, Insights, Registries};
 use crate::error::{ErrorCode, Field, UserError};
 use crate::model::DeploymentSpec;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -35,6 +36,7 @@ pub struct Api {
     pub certificates: Arc<Certificates>,
     pub catalog: Arc<Catalog>,
     pub insights: Arc<Insights>,
+    pub registries: Arc<Registries>,
     pub plugins_dir: PathBuf,
     /// The bearer token every route but /healthz needs.
     pub token: Arc<auth::Token>,
@@ -144,6 +146,12 @@ api_routes! {
         errors [Invalid(Host), Invalid(Cert)];
     delete "/api/certs/{host}" => remove_cert, "Stop serving a host's certificate", body "", query "", 204 "",
         errors [Invalid(Host), CertNotFound];
+    get "/api/registries" => registries::list, "The registries the server has credentials for (never the passwords)", body "", query "", 200 "RegistryView[]",
+        errors [];
+    put "/api/registries/{registry}" => registries::login, "Keep credentials for pulling images from a registry", body "LoginBody", query "", 200 "RegistryView",
+        errors [Invalid(Registry)];
+    delete "/api/registries/{registry}" => registries::logout, "Forget a registry's credentials", body "", query "", 204 "",
+        errors [Invalid(Registry), RegistryNotFound];
     get "/api/pipelines" => list_pipelines, "List deployment profiles for CI", body "", query "", 200 "PipelineView[]",
         errors [];
     put "/api/pipelines/{name}" => put_pipeline, "Store a deployment profile for CI", body "DeploymentSpec", query "", 200 "PipelineView",

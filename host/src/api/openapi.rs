@@ -4,8 +4,9 @@
 
 use super::{Api, ROUTES};
 use crate::api_types::{
-    AppView, CertBody, CertInfo, ClusterView, DeploymentView, Diagnosis, ErrorBody, MetricsView, PipelineView,
-    PluginDetails, PluginView, PreviewKey, Rotated, ScaleBody, SeriesView, StatusView, WinnerBody,
+    AppView, CertBody, CertInfo, ClusterView, DeploymentView, Diagnosis, ErrorBody, LoginBody, MetricsView,
+    PipelineView, PluginDetails, PluginView, PreviewKey, RegistryView, Rotated, ScaleBody, SeriesView, StatusView,
+    WinnerBody,
 };
 use crate::error::{ErrorCode, Field};
 use crate::model::{AppEvent, DeploymentSpec, Event};
@@ -87,6 +88,8 @@ fn schemas() -> Map<String, Value> {
         ScaleBody,
         CertBody,
         CertInfo,
+        LoginBody,
+        RegistryView,
         AppEvent,
         ClusterView,
         ErrorBody

@@ -46,6 +46,13 @@ pub struct ServerFile {
     /// `connections_per_address = 256`, `connections = 4096`.
     #[serde(default)]
     pub api: ApiFile,
+    /// Image pulls: `[images] pull = "missing"` (or `always`, `never`).
+    #[serde(default)]
+    pub images: ImagesFile,
+    /// Registry credentials for image pulls: `[registries."registry.example.com"]
+    /// username = "ci"`, `password_file = "/etc/hivemind/registry-password"`.
+    #[serde(default)]
+    pub registries: BTreeMap<String, RegistryFile>,
     /// Deployment targets for `--cloud-provider NAME`: `[targets.NAME] docker_host = "..."`,
     /// `runtime = "swarm"`, `advertise_addr = "10.0.0.5"`.
     #[serde(default)]
@@ -91,6 +98,38 @@ impl ApiFile {
             per_address: count("connections_per_address", self.connections_per_address, defaults.per_address)?,
             total: count("connections", self.connections, defaults.total)?,
         })
+    }
+}
+
+/// `[images]` in `server.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesFile {
+    pub pull: Option<crate::model::PullPolicy>,
+}
+
+/// `[registries."HOST"]` in `server.toml`: the password in a file of its own, never in
+/// the config file itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryFile {
+    pub username: String,
+    pub password_file: PathBuf,
+}
+
+impl RegistryFile {
+    pub fn resolve(self, registry: &str) -> anyhow::Result<hivemind_registry::Credentials> {
+        let password = std::fs::read_to_string(&self.password_file).map_err(|e| {
+            anyhow::anyhow!(
+                "[registries.\"{registry}\"] password_file {}: {e}; it holds the password on one line",
+                self.password_file.display()
+            )
+        })?;
+        let password = password.trim_end_matches(['\n', '\r']).to_string();
+        if self.username.is_empty() || password.is_empty() {
+            anyhow::bail!("[registries.\"{registry}\"] needs a username and a non-empty password_file");
+        }
+        Ok(hivemind_registry::Credentials { username: self.username, password })
     }
 }
 

@@ -127,6 +127,12 @@ fn resolve(flags: ServeArgs) -> anyhow::Result<ServeOptions> {
         history_limit: flags.history_limit.or(file.history_limit).unwrap_or(100).max(1),
         max_replicas,
         app_replica_quota: flags.app_replica_quota.or(file.app_replica_quota).unwrap_or(max_replicas.div_ceil(2)),
+        pull: file.images.pull.unwrap_or_default(),
+        registries: file
+            .registries
+            .into_iter()
+            .map(|(name, r)| r.resolve(&name).map(|c| (name.to_ascii_lowercase(), c)))
+            .collect::<anyhow::Result<_>>()?,
         targets: file
             .targets
             .into_iter()

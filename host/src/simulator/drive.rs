@@ -93,6 +93,11 @@ impl Simulation {
             self.apply(&mut record, world, decision.change.as_ref());
             match decision.next {
                 Next::Step(delay) => world.lock().unwrap().advance(delay.as_millis() as u64),
+                // The simulated world's images are there as named: nothing to pull or pin.
+                Next::PullImages => {
+                    let asked: Vec<String> = record.images_asked().into_iter().map(str::to_string).collect();
+                    record.images.extend(asked.into_iter().map(|i| (i.clone(), i)));
+                }
                 // The simulated deployment has no hooks: a stage has nothing to run.
                 Next::RunHooks(stage) => record.hook_runs.done.push(stage),
                 Next::Finish => {
@@ -199,6 +204,7 @@ fn record_of(d: &wit::Deployment) -> Deployment {
         env: Default::default(),
         secrets: Default::default(),
         resources: Default::default(),
+        pinned: None,
     });
     Deployment {
         id: d.id.clone().into(),
@@ -223,6 +229,7 @@ fn record_of(d: &wit::Deployment) -> Deployment {
         last_progress_at_ms: 0,
         winner: None,
         hook_runs: Default::default(),
+        images: Default::default(),
         created_at_ms: 0,
         updated_at_ms: 0,
     }

@@ -60,6 +60,7 @@ error_codes! {
     ReplicaNotFound = "replica_not_found", 404, "the app has no running replica with this id";
     PluginNotFound = "plugin_not_found", 404, "no plugin has this name";
     CertNotFound = "cert_not_found", 404, "no certificate is stored for this host";
+    RegistryNotFound = "registry_not_found", 404, "the server keeps no login for this registry";
     DeploymentInProgress = "deployment_in_progress", 409, "the app has a deployment under way; wait for it or abort it";
     NotPending = "not_pending", 409, "only a pending deployment can be executed";
     HostTaken = "host_taken", 409, "another app is bound to this host and path prefix";

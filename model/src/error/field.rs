@@ -44,7 +44,7 @@ macro_rules! fields {
 
 fields! {
     App = "app", "the app name is not 1 to 63 lowercase letters, digits and '-', starting with a letter";
-    Image = "image", "the image is empty, cannot be found, or is given beside A/B variants";
+    Image = "image", "the image is empty, not a valid reference, not in the engine with --pull never, or is given beside A/B variants";
     Replicas = "replicas", "the replica count is 0, over 100, or over the app's replica quota";
     ReplicaQuota = "replica_quota", "the replica quota is not 1 to the server's --max-replicas";
     Strategy = "strategy", "no installed, enabled strategy plugin has this name";
@@ -76,6 +76,7 @@ fields! {
     HooksRollback = "hooks.rollback", "a rollback hook does not parse, names no usable hook plugin (or another version), or a webhook host not allowed";
     Pipeline = "pipeline", "the pipeline name is not lowercase letters, digits and '-'";
     Host = "host", "the certificate's host name is not valid";
+    Registry = "registry", "the registry is not a host such as registry.example.com or 127.0.0.1:5000, or its login lacks a user name or a password";
     Cert = "cert", "the certificate or its key is refused (not for the host, expired, not a pair)";
     Plugin = "plugin", "the component is empty, over 32 MiB (413), or does not load (not a component, an API version the server does not run, a signature the trust policy refuses, a name taken)";
     Source = "source", "the plugin's source is over 500 characters";

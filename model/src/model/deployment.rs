@@ -19,6 +19,18 @@ pub struct Release {
     pub secrets: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Resources::is_empty")]
     pub resources: Resources,
+    /// The image by content digest (`repo@sha256:…`), as resolved when the deployment
+    /// that made this release ran: what every replica of it runs, whatever the tag in
+    /// `image` names later. None on the process runtime, and for releases older than pins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<String>,
+}
+
+impl Release {
+    /// The reference its replicas start from: the pinned digest, else the image as given.
+    pub fn runs(&self) -> &str {
+        self.pinned.as_deref().unwrap_or(&self.image)
+    }
 }
 
 /// Where a deployment stands.
@@ -182,6 +194,12 @@ pub struct Deployment {
     /// Its hook components, pinned, and the stages whose hooks have run.
     #[serde(default)]
     pub hook_runs: HookRuns,
+    /// Each image it runs, as asked, and the reference it was pinned to when the
+    /// deployment began (`127.0.0.1:5000/web:v1` → `127.0.0.1:5000/web@sha256:…`). Empty
+    /// until its images are pulled and pinned; a rollback starts with the pin of the
+    /// release it brings back.
+    #[serde(default)]
+    pub images: BTreeMap<String, String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -214,7 +232,26 @@ impl Deployment {
             env: self.spec.env.clone(),
             secrets: self.spec.secrets.clone(),
             resources: self.spec.resources.clone(),
+            pinned: self.pinned(&self.spec.image),
         }
+    }
+
+    /// What `image` was pinned to, when it was (and is not already its own pin).
+    fn pinned(&self, image: &str) -> Option<String> {
+        self.images.get(image).filter(|p| *p != image).cloned()
+    }
+
+    /// Every image the deployment runs: its target's, or its variants'.
+    pub fn images_asked(&self) -> Vec<&str> {
+        match self.spec.variants.is_empty() {
+            true => vec![self.spec.image.as_str()],
+            false => self.spec.variants.iter().map(|v| v.image.as_str()).collect(),
+        }
+    }
+
+    /// Whether every image it runs has been pulled and pinned.
+    pub fn images_ready(&self) -> bool {
+        self.images_asked().iter().all(|i| self.images.contains_key(*i))
     }
 
     /// The releases of an A/B test's variants, each with its share of the replicas (at
@@ -230,6 +267,7 @@ impl Deployment {
                 env: self.spec.env.clone(),
                 secrets: self.spec.secrets.clone(),
                 resources: self.spec.resources.clone(),
+                pinned: self.pinned(&v.image),
             })
             .collect()
     }

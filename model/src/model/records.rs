@@ -190,3 +190,13 @@ impl Default for Binding {
         Binding { hosts: Vec::new(), path_prefix: "/".to_string(), redirect_https: false, h2c: false }
     }
 }
+
+/// Credentials stored with `hivemind registry login`, as answers show them: never the
+/// password.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RegistryLogin {
+    /// The registry host (`registry.example.com`, `127.0.0.1:5000`, `docker.io`).
+    pub registry: String,
+    pub username: String,
+    pub updated_at_ms: i64,
+}

@@ -103,6 +103,33 @@ pub struct DeploymentSpec {
     /// without TLS, as gRPC services do). The app keeps its own when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_protocol: Option<BackendProtocol>,
+    /// When the image is pulled from its registry (`--pull`): the server's `[images]
+    /// pull` when absent (`missing` unless configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullPolicy>,
+}
+
+/// When a deployment's images are pulled from their registries.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum PullPolicy {
+    /// When the engine does not have the image.
+    #[default]
+    Missing,
+    /// Every deployment: a moved tag is seen.
+    Always,
+    /// Never: the engine must have the image already.
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Missing => "missing",
+            PullPolicy::Always => "always",
+            PullPolicy::Never => "never",
+        }
+    }
 }
 
 /// What an app's replicas speak.
@@ -321,6 +348,7 @@ impl DeploymentSpec {
             tls: None,
             redirect_https: None,
             backend_protocol: None,
+            pull: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! the test plugins.
 #![allow(dead_code)]
 
+pub mod images;
 pub mod postgres;
 pub mod registry;
 pub mod webdriver;

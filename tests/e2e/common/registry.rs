@@ -66,6 +66,12 @@ impl Registry {
         }
         Some(registry)
     }
+
+    /// Stops the registry, as one that went down: connections to its port are refused.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Registry {

@@ -78,6 +78,16 @@ impl Server {
         server
     }
 
+    /// A server on a new data dir with extra `serve` flags and environment variables of
+    /// its own (`DOCKER_CONFIG`, a `PATH` that finds a credential helper).
+    pub fn start_with_env(runtime: &str, flags: &[&str], env: &[(&str, &str)]) -> Server {
+        let temp = fresh_data_dir();
+        let database = postgres::suite_on_postgres() && !flags.contains(&"--database-url");
+        let mut server = Server::launch(temp.path(), runtime, flags, database, env);
+        server._temp = Some(temp);
+        server
+    }
+
     pub fn start_in(data_dir: &Path, runtime: &str) -> Server {
         Server::start_with(data_dir, runtime, &[])
     }
@@ -87,15 +97,15 @@ impl Server {
         // The suite's second pass runs every server on Postgres: a database per data dir,
         // kept for the servers a test restarts on it.
         let database = postgres::suite_on_postgres() && !flags.contains(&"--database-url");
-        Server::launch(data_dir, runtime, flags, database)
+        Server::launch(data_dir, runtime, flags, database, &[])
     }
 
     /// A server on SQLite in `data_dir`, whichever pass of the suite runs.
     pub fn start_on_sqlite(data_dir: &Path, runtime: &str) -> Server {
-        Server::launch(data_dir, runtime, &[], false)
+        Server::launch(data_dir, runtime, &[], false, &[])
     }
 
-    fn launch(data_dir: &Path, runtime: &str, flags: &[&str], suite_database: bool) -> Server {
+    fn launch(data_dir: &Path, runtime: &str, flags: &[&str], suite_database: bool, env: &[(&str, &str)]) -> Server {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("server.log")).unwrap();
         let database = suite_database.then(|| test_database(data_dir));
         let mut child = Command::new(env!("CARGO_BIN_EXE_hivemind"))
@@ -106,6 +116,7 @@ impl Server {
             // the data dir takes its own lease back at once.
             .args(database.iter().flat_map(|url| ["--database-url", url.as_str(), "--server-name", "test-server"]))
             .env("HIVEMIND_LOG", "hivemind=debug,warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
