@@ -243,11 +243,13 @@ impl Client {
         password: &str,
     ) -> Result<crate::api_types::RegistryView, CliError> {
         let body = crate::api_types::LoginBody { username: username.to_string(), password: password.to_string() };
-        self.send(self.http.put(self.url(&format!("/api/registries/{registry}"))).json(&body)).await
+        let path = format!("/api/registries/{}", registry_path(registry)?);
+        self.send(self.http.put(self.url(&path)).json(&body)).await
     }
 
     pub async fn registry_logout(&self, registry: &str) -> Result<(), CliError> {
-        self.send_raw(self.http.delete(self.url(&format!("/api/registries/{registry}")))).await.map(|_| ())
+        let path = format!("/api/registries/{}", registry_path(registry)?);
+        self.send_raw(self.http.delete(self.url(&path))).await.map(|_| ())
     }
 
     pub async fn registries(&self) -> Result<Vec<crate::api_types::RegistryView>, CliError> {
@@ -307,4 +309,13 @@ impl Client {
     pub async fn plugins(&self) -> Result<Vec<PluginView>, CliError> {
         self.send(self.http.get(self.url("/api/plugins"))).await
     }
+}
+
+/// A registry as the API's path names it (`https://GHCR.io/` is `ghcr.io`).
+fn registry_path(registry: &str) -> Result<String, CliError> {
+    hivemind_registry::normalize_registry(registry).ok_or_else(|| {
+        CliError::Usage(format!(
+            "`{registry}` is not a registry host; write it as images name it, such as registry.example.com or 127.0.0.1:5000"
+        ))
+    })
 }

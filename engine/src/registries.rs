@@ -57,29 +57,23 @@ impl Registries {
 #[async_trait]
 impl Keychain for Registries {
     async fn credentials(&self, registry: &str) -> anyhow::Result<Option<(Credentials, String)>> {
-        if let Some((username, password)) = self.store.registry_login(registry).await? {
+        let registry = hivemind_registry::normalize_registry(registry).unwrap_or_else(|| registry.to_string());
+        if let Some((username, password)) = self.store.registry_login(&registry).await? {
             return Ok(Some((Credentials { username, password }, "registry login".to_string())));
         }
-        if let Some(c) = self.configured.get(registry) {
+        if let Some(c) = self.configured.get(&registry) {
             return Ok(Some((c.clone(), "server.toml".to_string())));
         }
-        crate::runtime::DockerConfigKeychain.credentials(registry).await
+        crate::runtime::DockerConfigKeychain.credentials(&registry).await
     }
 }
 
 /// A registry as logins name it: a host and perhaps a port, no scheme, no path.
 fn check_registry(text: &str) -> Result<String, UserError> {
-    let host = text.trim().trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
-    let ok = !host.is_empty()
-        && !host.contains('/')
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
-    if !ok {
-        return Err(UserError::invalid(
+    hivemind_registry::normalize_registry(text).ok_or_else(|| {
+        UserError::invalid(
             Field::Registry,
-            format!(
-                "`{text}` is not a registry host; write it as images name it, such as registry.example.com or 127.0.0.1:5000"
-            ),
-        ));
-    }
-    Ok(host.to_ascii_lowercase())
+            format!("`{text}` is not a registry host; write it as images name it, such as registry.example.com or 127.0.0.1:5000"),
+        )
+    })
 }

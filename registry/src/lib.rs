@@ -7,7 +7,7 @@ mod docker_config;
 mod reference;
 
 pub use docker_config::{DockerConfig, docker_credentials};
-pub use reference::{registry_of, validate_reference};
+pub use reference::{normalize_registry, registry_of, validate_reference};
 
 /// A user name and its password (or token) for one registry. Never printed: `Debug`
 /// shows the user name only.

@@ -12,6 +12,21 @@ pub fn registry_of(image: &str) -> &str {
     }
 }
 
+/// A registry as credentials are filed under it: its host (and port), lowercase, without
+/// a scheme or a path, and Docker Hub's aliases as `docker.io`, the name `registry_of`
+/// gives its images. `None` when `text` is not a host.
+pub fn normalize_registry(text: &str) -> Option<String> {
+    let text = text.trim().to_ascii_lowercase();
+    let host = text.trim_start_matches("https://").trim_start_matches("http://");
+    let host = host.split('/').next().unwrap_or_default();
+    let ok = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    match host {
+        _ if !ok => None,
+        "index.docker.io" | "registry-1.docker.io" => Some("docker.io".to_string()),
+        host => Some(host.to_string()),
+    }
+}
+
 /// Checks an image reference against Docker's grammar:
 /// `[registry[:port]/]path[:tag][@sha256:digest]`, lowercase path components.
 pub fn validate_reference(image: &str) -> Result<()> {
@@ -82,6 +97,17 @@ mod tests {
         assert_eq!(registry_of("127.0.0.1:5000/demo:v1"), "127.0.0.1:5000");
         assert_eq!(registry_of("registry.example.com/team/app@sha256:ab"), "registry.example.com");
         assert_eq!(registry_of("localhost/app"), "localhost");
+    }
+
+    #[test]
+    fn files_registries_as_images_name_them() {
+        use super::normalize_registry as n;
+        assert_eq!(n("GHCR.io").as_deref(), Some("ghcr.io"));
+        assert_eq!(n("https://127.0.0.1:5000/").as_deref(), Some("127.0.0.1:5000"));
+        assert_eq!(n("https://index.docker.io/v1/").as_deref(), Some("docker.io"));
+        assert_eq!(n("registry-1.docker.io").as_deref(), Some("docker.io"));
+        assert_eq!(n("not a host"), None);
+        assert_eq!(n(""), None);
     }
 
     #[test]

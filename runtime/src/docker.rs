@@ -290,6 +290,16 @@ impl DockerDriver {
         match self.docker.create_container(Some(options.clone()), body.clone()).await {
             // The engine lost the image since it was pulled (pruned, or a remote engine
             // that never had it): pulled again, by its pin, and tried once more.
+            // An image pinned by the engine's id came from no registry: nothing to pull.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, message })
+                if message.contains("No such image") && spec.image.starts_with("sha256:") =>
+            {
+                bail!(
+                    "{} no longer has image {} (built on it, never pushed, and removed since): build it again there and deploy, or push it to a registry",
+                    self.puller.engine,
+                    spec.image
+                )
+            }
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, message })
                 if message.contains("No such image") =>
             {

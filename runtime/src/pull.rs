@@ -32,10 +32,19 @@ pub struct DockerConfigKeychain;
 #[async_trait]
 impl Keychain for DockerConfigKeychain {
     async fn credentials(&self, registry: &str) -> Result<Option<(hivemind_registry::Credentials, String)>> {
-        let registry = registry.to_string();
+        let asked = registry.to_string();
         // A credential helper is a program: it runs off the async threads.
-        let found = tokio::task::spawn_blocking(move || hivemind_registry::docker_credentials(&registry)).await??;
-        Ok(found.map(|c| (c, "Docker's config.json".to_string())))
+        match tokio::task::spawn_blocking(move || hivemind_registry::docker_credentials(&asked)).await? {
+            Ok(found) => Ok(found.map(|c| (c, "Docker's config.json".to_string()))),
+            // A broken config.json or a missing helper must not stop pulls that need no
+            // credentials; one that does is refused, and this line says why.
+            Err(e) => {
+                tracing::warn!(
+                    "registry {registry}: Docker's credentials of the server's user could not be read ({e:#}); pulling without them"
+                );
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -288,7 +297,7 @@ fn explain(image: &str, registry: &str, who: Option<&str>, error: &bollard::erro
             "the registry {registry} did not answer the engine; check that it runs and that the engine's host reaches it"
         )
     } else {
-        format!("pulling {image} from {registry} failed")
+        format!("pulling {image} from {registry} failed; try `docker pull {image}` as the server's user to see more")
     };
     anyhow!("{what} (the engine said: {said})")
 }

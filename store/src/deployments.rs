@@ -263,7 +263,11 @@ impl Store {
     pub async fn set_message(&self, id: &str, message: &str) -> Result<()> {
         let now = now_ms();
         write_tx!(self, tx => {
-            sqlx::query("UPDATE deployments SET message = $1, updated_at_ms = $2, last_progress_at_ms = $2 WHERE id = $3")
+            // Only while it runs: a paused or rolled-back deployment keeps its own message.
+            sqlx::query(
+                "UPDATE deployments SET message = $1, updated_at_ms = $2, last_progress_at_ms = $2 \
+                 WHERE id = $3 AND status = 'in_progress'",
+            )
                 .bind(message)
                 .bind(now)
                 .bind(id)

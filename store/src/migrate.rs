@@ -114,12 +114,12 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
 pub type Copied = Vec<(&'static str, u64)>;
 
 /// Copies everything in the SQLite store `from` into the Postgres store `to`, which must
-/// hold no apps, deployments, pipelines or plugins yet.
+/// hold no apps, deployments, pipelines, plugins or registry logins yet.
 pub async fn copy_to(from: &Store, to: &Store) -> Result<Copied> {
     let (Pool::Sqlite(source), Pool::Postgres(target)) = (&from.pool, &to.pool) else {
         bail!("store migrate copies a SQLite data dir into Postgres");
     };
-    for table in ["apps", "deployments", "pipelines", "plugins"] {
+    for table in ["apps", "deployments", "pipelines", "plugins", "registry_logins"] {
         let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(target).await?;
         if n > 0 {
             bail!(

@@ -388,8 +388,9 @@ fn new_record(
         last_progress_at_ms: now,
         winner: None,
         hook_runs: crate::model::HookRuns { pinned: pinned_hooks, done: Vec::new() },
-        // A rollback brings back what its release ran, not what the tag names today.
-        images: rollback_of.and_then(|(_, r)| Some((r.image.clone(), r.pinned.clone()?))).into_iter().collect(),
+        // A rollback brings back what its release ran (its pin, or the image as named
+        // for a release without one), never what the tag names today.
+        images: rollback_of.map(|(_, r)| (r.image.clone(), r.runs().to_string())).into_iter().collect(),
         created_at_ms: now,
         updated_at_ms: now,
     })

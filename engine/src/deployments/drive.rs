@@ -239,7 +239,7 @@ impl Deployments {
         match decision.next.clone() {
             Next::PullImages => {
                 drop(held);
-                let verdict = self.pull_images(d).await?;
+                let verdict = self.pull_images(d, wake).await?;
                 let _decisions = self.ground.decisions.lock().await;
                 if let Err(reason) = verdict
                     && self.still_in_phase(d).await?
@@ -326,7 +326,7 @@ impl Deployments {
     }
 
     /// Whether the deployment is still where `d` saw it: same status, same phase.
-    async fn unchanged(&self, d: &Deployment) -> Result<bool> {
+    pub(super) async fn unchanged(&self, d: &Deployment) -> Result<bool> {
         let now = self.ground.store.deployment(&d.id).await?;
         Ok(now.is_some_and(|n| n.status == d.status && n.phase == d.phase))
     }

@@ -287,7 +287,9 @@ fn poll(d: &Deployment, now_ms: i64) -> Decision {
         return phase_failed(d, &reason);
     }
     // The images are pulled and pinned before anything runs them (pre hooks' jobs too).
-    if d.phase == Phase::Deploy && !d.images_ready() {
+    // A deployment already past its first step without pins (begun before pins existed)
+    // goes on with its images as named.
+    if d.phase == Phase::Deploy && d.attempt == 0 && !d.images_ready() {
         return Decision::next(Next::PullImages);
     }
     // Pre hooks run before the first step: before any replica or route changes.

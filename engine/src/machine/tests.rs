@@ -282,6 +282,11 @@ fn images_are_pulled_before_anything_runs_and_a_failed_pull_changes_nothing() {
     let mut back = record(Status::RollingBack);
     back.images.clear();
     assert_eq!(decide(&back, &Event::Poll, NOW).unwrap().next, Next::Step(Duration::ZERO));
+    // Past its first step without pins (begun before pins existed): it goes on as named.
+    d.images.clear();
+    d.attempt = 2;
+    d.hook_runs.done.push(HookStage::Pre);
+    assert_eq!(decide(&d, &Event::Poll, NOW).unwrap().next, Next::Step(Duration::ZERO));
 }
 
 #[test]

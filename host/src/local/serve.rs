@@ -131,7 +131,14 @@ fn resolve(flags: ServeArgs) -> anyhow::Result<ServeOptions> {
         registries: file
             .registries
             .into_iter()
-            .map(|(name, r)| r.resolve(&name).map(|c| (name.to_ascii_lowercase(), c)))
+            .map(|(name, r)| {
+                let host = hivemind_registry::normalize_registry(&name).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "[registries.\"{name}\"] is not a registry host, such as registry.example.com or 127.0.0.1:5000"
+                    )
+                })?;
+                r.resolve(&name).map(|c| (host, c))
+            })
             .collect::<anyhow::Result<_>>()?,
         targets: file
             .targets
