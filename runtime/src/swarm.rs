@@ -30,8 +30,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// How long a replica may take from its service's creation to a running task: the
-/// scheduler, then the node's agent (which pulls the image if the node lacks it).
+/// scheduler, then the node's agent.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a task may stay `preparing`, its node pulling the release's pin: a large
+/// image on a slow link to a worker takes longer than a start. A node that cannot pull
+/// rejects the task at once, with Swarm's reason.
+const PREPARE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The grace Swarm gives a task that a node other than this manager's stops; on this
 /// node the driver stops the container itself with the caller's grace first.
@@ -447,6 +452,13 @@ impl SwarmDriver {
                     | TaskState::ORPHANED
                     | TaskState::REMOVE => bail!("its task is {state}: {said}"),
                     TaskState::PENDING if said.contains("no suitable node") => bail!("{said}"),
+                    TaskState::PREPARING if started.elapsed() > PREPARE_TIMEOUT => {
+                        bail!(
+                            "its task is still preparing (its node pulling the image) after {}s: {said}",
+                            PREPARE_TIMEOUT.as_secs()
+                        )
+                    }
+                    TaskState::PREPARING => {}
                     _ if started.elapsed() > START_TIMEOUT => {
                         bail!("its task is still {state} after {}s: {said}", START_TIMEOUT.as_secs())
                     }
