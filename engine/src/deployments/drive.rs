@@ -239,36 +239,14 @@ impl Deployments {
         match decision.next.clone() {
             Next::PullImages => {
                 drop(held);
-                let verdict = self.pull_images(d, wake).await?;
-                let _decisions = self.ground.decisions.lock().await;
-                if let Err(reason) = verdict
-                    && self.still_in_phase(d).await?
-                {
-                    let mut now = self.ground.store.deployment(&d.id).await?.unwrap_or_else(|| d.clone());
-                    // Paused meanwhile: the failure still acts, as if it were running.
-                    now.status = d.status;
-                    let failed = Event::Images { failure: Some(reason) };
-                    let decision = machine::decide(&now, &failed, now_ms()).expect("images are never refused");
-                    self.apply(&d.id, &decision).await?;
-                }
+                let failure = self.pull_images(d, wake).await?.err();
+                self.stage_failed(d, failure.map(|reason| Event::Images { failure: Some(reason) })).await?;
                 Ok(Flow::Go)
             }
             Next::RunHooks(stage) => {
                 drop(held);
-                let verdict = self.run_hooks(d, stage).await?;
-                let _decisions = self.ground.decisions.lock().await;
-                // A failure counts even if the deployment was paused meanwhile: its stage is
-                // recorded as run, so it would not run again.
-                if let Err(reason) = verdict
-                    && self.still_in_phase(d).await?
-                {
-                    let mut now = self.ground.store.deployment(&d.id).await?.unwrap_or_else(|| d.clone());
-                    // Paused meanwhile: the failure still acts, as if it were running.
-                    now.status = d.status;
-                    let failed = Event::Hooks { stage, failure: Some(reason) };
-                    let decision = machine::decide(&now, &failed, now_ms()).expect("hooks are never refused");
-                    self.apply(&d.id, &decision).await?;
-                }
+                let failure = self.run_hooks(d, stage).await?.err();
+                self.stage_failed(d, failure.map(|reason| Event::Hooks { stage, failure: Some(reason) })).await?;
                 Ok(Flow::Go)
             }
             Next::Restore(reason) => {
@@ -305,6 +283,22 @@ impl Deployments {
                 }
             }
         }
+    }
+
+    /// Hands the machine the failure of a stage that ran outside the decisions lock (the
+    /// images, a stage's hooks), if the deployment is still in the phase `d` saw. A
+    /// failure counts even if the deployment was paused meanwhile: the stage is recorded
+    /// as run (hooks) or would fail again (images), so it acts as if it were running.
+    async fn stage_failed(&self, d: &Deployment, failed: Option<Event>) -> Result<()> {
+        let _decisions = self.ground.decisions.lock().await;
+        let Some(failed) = failed else { return Ok(()) };
+        if !self.still_in_phase(d).await? {
+            return Ok(());
+        }
+        let mut now = self.ground.store.deployment(&d.id).await?.unwrap_or_else(|| d.clone());
+        now.status = d.status;
+        let decision = machine::decide(&now, &failed, now_ms()).expect("a stage's failure is never refused");
+        self.apply(&d.id, &decision).await
     }
 
     /// Persists a decision's change and its note; a deployment that ended is counted and
